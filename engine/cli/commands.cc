@@ -1,0 +1,294 @@
+#include "cli/commands.h"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "cli/api_doc.h"
+#include "cli/reporter.h"
+#include "cli/terminal.h"
+#include "core/error.h"
+#include "core/strings.h"
+#include "lua/runbook.h"
+
+namespace rb::cli {
+namespace {
+
+struct Common {
+  std::string journal_path;
+  bool json = false;
+  bool no_color = false;
+};
+
+std::string journal_path(const Common& c) {
+  return c.journal_path.empty() ? Journal::default_path() : c.journal_path;
+}
+
+std::map<std::string, std::string> parse_params(const std::vector<std::string>& kvs) {
+  std::map<std::string, std::string> out;
+  for (const auto& kv : kvs) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError("--param expects name=value, got '" + kv + "'");
+    out[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
+  return out;
+}
+
+std::string when(int64_t ms) {
+  if (!ms) return "-";
+  std::string iso = iso_utc(ms);
+  return iso.substr(0, 10) + " " + iso.substr(11, 8);
+}
+
+std::string took(const RunRecord& r) {
+  if (!r.ended_ms) return "-";
+  return format_duration(Millis(r.ended_ms - r.started_ms));
+}
+
+json run_json(const RunRecord& r) {
+  return json{{"id", r.id}, {"parent_id", r.parent_id}, {"runbook", r.runbook}, {"version", r.version},
+              {"file", r.file}, {"sha256", r.sha256}, {"modules", r.modules},
+              {"git_commit", r.git_commit}, {"git_dirty", r.git_dirty}, {"params", r.params},
+              {"mode", r.mode}, {"offline", r.offline}, {"host", r.host}, {"user", r.user},
+              {"cwd", r.cwd}, {"seed", r.seed}, {"started_ms", r.started_ms}, {"ended_ms", r.ended_ms},
+              {"started", iso_utc(r.started_ms)}, {"duration_ms", r.ended_ms ? r.ended_ms - r.started_ms : 0},
+              {"outcome", r.outcome}, {"error", r.error}, {"exit_code", r.exit_code},
+              {"steps_total", r.steps_total}, {"artifacts", r.artifacts}, {"extra", r.extra}};
+}
+
+int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
+             const std::vector<std::string>& kvs, bool yes, bool verbose) {
+  if (offline && !dry) throw UsageError("--offline goes with --dry-run");
+  Journal journal(journal_path(c));
+  ReporterOptions ro;
+  ro.json = c.json;
+  ro.color = !c.json && use_color(1, c.no_color);
+  ro.tty = !c.json && is_tty(1);
+  ro.verbose = verbose;
+  auto reporter = make_reporter(ro);
+  ExecRequest req;
+  req.file = file;
+  req.params = parse_params(kvs);
+  req.options.mode = dry ? Mode::DryRun : Mode::Live;
+  req.options.offline = offline;
+  req.options.yes = yes;
+  req.options.interactive = is_tty(0) && !c.json;
+  ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
+  if (res.exit_code == kExitUsage) {
+    if (c.json)
+      std::printf("%s\n", json{{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}}.dump().c_str());
+    else
+      std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
+  }
+  return res.exit_code;
+}
+
+int cmd_check(const std::string& file) {
+  Runbook book(builtin_registry());
+  book.load(file);
+  const auto& d = book.decl();
+  std::printf("%s %s — %s\n", d.name.c_str(), d.version.c_str(), d.summary.c_str());
+  if (!d.params.empty()) {
+    std::printf("params:\n");
+    for (const auto& p : d.params)
+      std::printf("  %-14s %-8s%s%s%s%s\n", p.name.c_str(), p.type.c_str(), p.required ? " required" : "",
+                  p.secret ? " secret" : "",
+                  p.def.is_null() || p.secret ? "" : (" default " + (p.def.is_string() ? p.def.get<std::string>() : p.def.dump())).c_str(),
+                  p.doc.empty() ? "" : ("  — " + p.doc).c_str());
+  }
+  std::printf("steps:\n");
+  int i = 0;
+  for (const auto& s : d.steps)
+    std::printf("  %d. %s%s%s\n", ++i, s.name.c_str(),
+                s.retries ? (" (retries " + std::to_string(s.retries) + ")").c_str() : "",
+                s.always ? " (always)" : "");
+  return kExitOk;
+}
+
+int cmd_runs(const Common& c, const std::string& runbook, int limit) {
+  Journal j(journal_path(c));
+  RunFilter f;
+  f.runbook = runbook;
+  f.limit = limit;
+  auto runs = j.runs(f);
+  if (c.json) {
+    for (const auto& r : runs) std::printf("%s\n", run_json(r).dump().c_str());
+    return 0;
+  }
+  if (runs.empty()) {
+    std::printf("no runs in %s\n", j.path().c_str());
+    return 0;
+  }
+  std::printf("%-6s %-24s %-9s %-18s %-12s %-20s %s\n", "RUN", "RUNBOOK", "VERSION", "MODE", "OUTCOME", "STARTED (UTC)", "TOOK");
+  for (const auto& r : runs)
+    std::printf("%-6lld %-24s %-9s %-18s %-12s %-20s %s\n", static_cast<long long>(r.id),
+                truncate(r.runbook, 24).c_str(), truncate(r.version, 9).c_str(),
+                (r.mode + (r.offline ? ",offline" : "") + (r.parent_id ? " of #" + std::to_string(r.parent_id) : "")).c_str(),
+                r.outcome.c_str(), when(r.started_ms).c_str(), took(r).c_str());
+  return 0;
+}
+
+int cmd_show(const Common& c, const std::string& id_text) {
+  Journal j(journal_path(c));
+  int64_t id = resolve_run_id(j, id_text);
+  auto run = j.run(id);
+  auto steps = j.steps(id);
+  auto effects = j.effects(id);
+  auto logs = j.logs(id);
+  if (c.json) {
+    json out = run_json(*run);
+    out["steps"] = json::array();
+    for (const auto& s : steps)
+      out["steps"].push_back({{"idx", s.idx}, {"attempt", s.attempt}, {"name", s.name},
+                              {"outcome", s.outcome}, {"error", s.error}, {"started_ms", s.started_ms},
+                              {"ended_ms", s.ended_ms}});
+    out["effects"] = json::array();
+    for (const auto& e : effects)
+      out["effects"].push_back({{"seq", e.seq}, {"step", e.step_idx}, {"attempt", e.attempt},
+                                {"name", e.name}, {"kind", e.kind}, {"args", e.args},
+                                {"describe", e.describe}, {"state", e.state}, {"result", e.result},
+                                {"preview", e.preview}, {"error", e.error}, {"site", e.site},
+                                {"started_ms", e.started_ms}, {"ended_ms", e.ended_ms}});
+    out["logs"] = json::array();
+    for (const auto& l : logs)
+      out["logs"].push_back({{"seq", l.seq}, {"step", l.step_idx}, {"level", l.level},
+                             {"message", l.message}, {"at_ms", l.at_ms}});
+    std::printf("%s\n", out.dump(2).c_str());
+    return 0;
+  }
+  Style st;
+  st.on = use_color(1, c.no_color);
+  std::printf("%s\n", st.bold("run #" + std::to_string(run->id) + "  " + run->runbook + " " + run->version).c_str());
+  std::printf("  mode      %s%s%s\n", run->mode.c_str(), run->offline ? " (offline)" : "",
+              run->parent_id ? (" — continues run #" + std::to_string(run->parent_id)).c_str() : "");
+  std::printf("  outcome   %s (exit %d)%s\n", run->outcome.c_str(), run->exit_code,
+              run->error.empty() ? "" : ("\n            " + run->error).c_str());
+  std::printf("  started   %s UTC, took %s\n", when(run->started_ms).c_str(), took(*run).c_str());
+  std::printf("  by        %s@%s in %s\n", run->user.c_str(), run->host.c_str(), run->cwd.c_str());
+  std::printf("  file      %s\n  sha256    %s\n", run->file.c_str(), run->sha256.c_str());
+  if (!run->git_commit.empty())
+    std::printf("  git       %s%s\n", run->git_commit.c_str(), run->git_dirty ? " (file modified)" : "");
+  if (!run->params.empty()) std::printf("  params    %s\n", run->params.dump().c_str());
+  if (!run->artifacts.empty()) std::printf("  artifacts %s\n", run->artifacts.c_str());
+  size_t li = 0;
+  auto logs_until = [&](int64_t seq) {
+    while (li < logs.size() && logs[li].seq <= seq) {
+      std::printf("      %s %s\n", logs[li].level == "info" ? "·" : "!", logs[li].message.c_str());
+      ++li;
+    }
+  };
+  for (const auto& s : steps) {
+    std::printf("\n%s  %s%s  — %s%s\n", st.bold("step " + std::to_string(s.idx)).c_str(), s.name.c_str(),
+                s.attempt > 1 ? (" (attempt " + std::to_string(s.attempt) + ")").c_str() : "",
+                s.outcome.c_str(), s.ended_ms ? (", " + format_duration(Millis(s.ended_ms - s.started_ms))).c_str() : "");
+    for (const auto& e : effects) {
+      if (e.step_idx != s.idx || e.attempt != s.attempt) continue;
+      logs_until(e.seq - 1);
+      std::string mark = e.state == "done" ? st.green("✓") : e.state == "failed" ? st.red("✗")
+                       : e.state == "planned" ? st.cyan("~") : st.yellow("?");
+      std::printf("  %s #%lld %s  %s  %s\n", mark.c_str(), static_cast<long long>(e.seq), e.name.c_str(),
+                  e.describe.c_str(),
+                  e.ended_ms ? format_duration(Millis(e.ended_ms - e.started_ms)).c_str() : "(in doubt: began, never finished)");
+      if (!e.preview.is_null()) std::printf("      %s\n", brief(e.preview.is_object() && e.preview.contains("text") ? e.preview["text"] : e.preview).c_str());
+      if (!e.error.empty()) std::printf("      %s\n", st.red(e.error).c_str());
+      else if (!e.result.is_null()) std::printf("      → %s\n", brief(e.result).c_str());
+    }
+    if (s.outcome != "succeeded" && !s.error.empty()) std::printf("  %s\n", st.red(s.error).c_str());
+  }
+  logs_until(INT64_MAX);
+  return 0;
+}
+
+}  // namespace
+
+int64_t resolve_run_id(Journal& j, const std::string& text) {
+  int64_t id = 0;
+  if (text == "last") {
+    auto last = j.last_run_id();
+    if (!last) throw UsageError("the journal " + j.path() + " has no runs yet");
+    id = *last;
+  } else {
+    try {
+      size_t used = 0;
+      id = std::stoll(text, &used);
+      if (used != text.size()) throw std::invalid_argument("x");
+    } catch (const std::exception&) {
+      throw UsageError("'" + text + "' is not a run id (a number, or 'last')");
+    }
+  }
+  if (!j.run(id)) throw UsageError("no run #" + std::to_string(id) + " in " + j.path());
+  return id;
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
+  Common c;
+  auto add_common = [&](CLI::App* sub, bool with_json) {
+    sub->add_option("--journal", c.journal_path, "journal database (default $RUNBOOK_JOURNAL, else $XDG_STATE_HOME/runbook/journal.db)");
+    if (with_json) sub->add_flag("--json", c.json, "one JSON object per line instead of text");
+    sub->add_flag("--no-color", c.no_color, "no colour (also NO_COLOR=1)");
+  };
+
+  std::string file, run_id, runbook_filter;
+  bool dry = false, offline = false, yes = false, verbose = false, markdown = false;
+  std::vector<std::string> params;
+  int limit = 50;
+
+  auto* exec = app.add_subcommand("exec", "run a runbook (live, or --dry-run)");
+  exec->add_option("file", file, "the runbook (.lua)")->required();
+  exec->add_flag("--dry-run,-n", dry, "change nothing: probes run, changes are planned and shown");
+  exec->add_flag("--offline", offline, "with --dry-run: do not probe either");
+  exec->add_option("--param,-p", params, "a parameter, name=value (repeatable)")->take_all();
+  exec->add_flag("--yes,-y", yes, "answer yes to every confirm()");
+  exec->add_flag("--verbose,-v", verbose, "show each effect's result");
+  add_common(exec, true);
+
+  auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
+  check->add_option("file", file, "the runbook (.lua)")->required();
+
+  auto* runs = app.add_subcommand("runs", "list the journal's runs, newest first");
+  runs->add_option("--runbook", runbook_filter, "only runs of this runbook");
+  runs->add_option("--limit", limit, "how many");
+  add_common(runs, true);
+
+  auto* show = app.add_subcommand("show", "one run's steps, effects and results");
+  show->add_option("run", run_id, "run id, or 'last'")->required();
+  add_common(show, true);
+
+  auto* api = app.add_subcommand("api", "the reference of every primitive");
+  api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
+  api->add_flag("--json", c.json, "as JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+  try {
+    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose);
+    if (*check) return cmd_check(file);
+    if (*runs) return cmd_runs(c, runbook_filter, limit);
+    if (*show) return cmd_show(c, run_id);
+    if (*api) {
+      const auto& r = builtin_registry();
+      if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());
+      else std::fputs((markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
+      return 0;
+    }
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "runbook: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "runbook: %s\n", e.what());
+    return kExitFailed;
+  }
+  return kExitUsage;
+}
+
+}  // namespace rb::cli

@@ -1,0 +1,35 @@
+// What an effect's apply/preview may use of the run: its artifact directory, its deadline, the
+// interrupt flag, progress output, per-run module state. Implemented by the dispatcher.
+#pragma once
+#include <string>
+
+#include "core/clock.h"
+#include "core/duration.h"
+#include "core/json.h"
+
+namespace rb {
+
+class EffectContext {
+ public:
+  virtual ~EffectContext() = default;
+  virtual int64_t run_id() const = 0;
+  // <journal dir>/artifacts/<run id>, created on first use. Backups, removed files, snapshots.
+  virtual std::string artifact_dir() = 0;
+  // The current step's deadline; effects never wait past it.
+  virtual SteadyTime deadline() const = 0;
+  // min(timeout, time left in the step).
+  Millis bound(Millis timeout) const;
+  // Throws Interrupted on Ctrl-C, DeadlineExceeded past the step deadline. Call it while waiting.
+  virtual void check_interrupt() const = 0;
+  virtual void progress(const std::string& text) = 0;
+  // A log line attached to the current effect (journaled, shown).
+  virtual void note(const std::string& text) = 0;
+  virtual bool assume_yes() const = 0;
+  virtual bool interactive() const = 0;
+  // Per-run state of one module (the services a runbook defined, say). Survives across calls.
+  virtual json& state(const std::string& module) = 0;
+  // An effect that learns a secret (a password inside a DSN) registers it for redaction.
+  virtual void add_secret(const std::string& secret) = 0;
+};
+
+}  // namespace rb

@@ -1,0 +1,27 @@
+// The one list of effects. `runbook api`, the Lua bindings and the dispatcher all read it, so the
+// reference cannot drift from what runs.
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dispatch/effect.h"
+
+namespace rb {
+
+class Registry {
+ public:
+  // Throws std::logic_error on a duplicate name: two effects with one name is a build defect.
+  void add(Effect e);
+  const Effect* find(const std::string& name) const;
+  std::vector<const Effect*> all() const;  // sorted by name
+
+ private:
+  std::map<std::string, std::unique_ptr<Effect>> effects_;
+};
+
+// The registry with every effect of the build (engine/effects/all.cc).
+const Registry& builtin_registry();
+
+}  // namespace rb

@@ -1,0 +1,48 @@
+// exec{ "prog", "arg", ..., cwd =, env =, stdin =, timeout =, readonly = } — a program by argv,
+// never a shell string.
+#include "core/strings.h"
+#include "effects/effects.h"
+#include "effects/util.h"
+
+namespace rb {
+
+void register_exec(Registry& r) {
+  Effect e;
+  e.name = "exec";
+  e.summary = "Run a program by argv (never through a shell), with a timeout and its output captured";
+  e.kind = Kind::Change;
+  e.rest = "argv";
+  e.checkable = true;
+  e.args = {req("argv", ArgType::List, "program and arguments: exec{ \"systemctl\", \"restart\", \"app\" }"),
+            opt("cwd", ArgType::Path, "working directory"),
+            opt("env", ArgType::Map, "environment variables added to the inherited ones"),
+            opt("stdin", ArgType::String, "text fed to the program's standard input (secrets go here, not in argv)"),
+            opt("timeout", ArgType::Duration, "the program's group gets TERM after this, then KILL", "60s"),
+            opt("grace", ArgType::Duration, "time between TERM and KILL", "3s"),
+            opt("readonly", ArgType::Bool, "true: the program only reads, so it is a probe and runs in dry-run", false)};
+  e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
+  e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
+  e.describe = [](const Args& a) {
+    std::string s = "run " + display_argv(a.strings("argv"));
+    if (a.has("cwd")) s += "  (in " + a.str("cwd") + ")";
+    return s;
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) {
+    os::ProcessSpec spec;
+    spec.argv = a.strings("argv");
+    if (spec.argv.empty()) throw ArgError("bad argument 'argv' to 'exec' (empty)");
+    spec.cwd = a.str_or("cwd", "");
+    spec.env = a.string_map("env");
+    if (a.has("stdin")) spec.stdin_data = a.str("stdin");
+    spec.timeout = a.duration("timeout");
+    spec.grace = a.duration("grace");
+    auto res = run_process_checked(ctx, spec, true, display_argv(spec.argv));
+    return process_json(res);
+  };
+  e.planned = [](const Args&, const json&) {
+    return json{{"code", 0}, {"stdout", ""}, {"stderr", ""}, {"duration", 0}, {"timed_out", false}};
+  };
+  r.add(std::move(e));
+}
+
+}  // namespace rb

@@ -1,0 +1,255 @@
+// http.*: requests over libcurl. GET and HEAD are probes; other methods change the world unless
+// readonly = true. A transport error or a status >= 400 (or not the expected one) fails the call.
+#include <algorithm>
+#include <thread>
+
+#include "core/strings.h"
+#include "effects/effects.h"
+#include "effects/util.h"
+#include "os/http_client.h"
+
+namespace rb {
+namespace {
+
+std::vector<ArgSpec> request_args(bool with_method) {
+  std::vector<ArgSpec> a = {
+      req("url", ArgType::Url, "http:// or https:// URL"),
+      opt("headers", ArgType::Map, "request headers { Name = \"value\" }"),
+      opt("json", ArgType::Any, "a table sent as a JSON body (sets Content-Type)"),
+      opt("body", ArgType::String, "a raw body"),
+      opt("timeout", ArgType::Duration, "for the whole request", "30s"),
+      opt("retries", ArgType::Int, "extra tries on a transport error or a 5xx", 0),
+      opt("retry_delay", ArgType::Duration, "first pause between tries, doubling", "1s"),
+      opt("expect", ArgType::Any, "status (or list of statuses) that counts as success; default: any below 400"),
+      opt("readonly", ArgType::Bool, "true: this request changes nothing (a probe that runs in dry-run)", false),
+      opt("insecure", ArgType::Bool, "skip TLS verification", false)};
+  if (with_method) a.insert(a.begin(), req("method", ArgType::String, "GET, POST, PUT, PATCH, DELETE, HEAD"));
+  return a;
+}
+
+bool status_ok(const Args& a, long status) {
+  const json& exp = a.at("expect");
+  if (exp.is_number()) return status == exp.get<long>();
+  if (exp.is_array()) {
+    for (const auto& s : exp)
+      if (s.is_number() && s.get<long>() == status) return true;
+    return false;
+  }
+  return status > 0 && status < 400;
+}
+
+long planned_status(const Args& a) {
+  const json& exp = a.at("expect");
+  if (exp.is_number()) return exp.get<long>();
+  if (exp.is_array() && !exp.empty() && exp[0].is_number()) return exp[0].get<long>();
+  return 200;
+}
+
+std::string method_of(const Args& a, const std::string& fixed) {
+  std::string m = fixed.empty() ? a.str("method") : fixed;
+  std::transform(m.begin(), m.end(), m.begin(), ::toupper);
+  return m;
+}
+
+json response_json(const os::HttpResponse& resp) {
+  json headers = json::object();
+  for (const auto& [k, v] : resp.headers) headers[k] = v;
+  json out{{"status", resp.status},
+           {"body", resp.body},
+           {"headers", headers},
+           {"elapsed_ms", resp.elapsed.count()}};
+  json parsed = json::parse(resp.body, nullptr, false);
+  if (!parsed.is_discarded() && (parsed.is_object() || parsed.is_array())) out["json"] = parsed;
+  return out;
+}
+
+json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
+  os::HttpRequest req;
+  req.method = method;
+  req.url = a.str("url");
+  for (const auto& [k, v] : a.string_map("headers")) req.headers.emplace_back(k, v);
+  if (a.has("json")) {
+    req.body = a.at("json").dump();
+    req.has_body = true;
+    bool has_ct = false;
+    for (auto& h : req.headers) {
+      std::string k = h.first;
+      std::transform(k.begin(), k.end(), k.begin(), ::tolower);
+      has_ct = has_ct || k == "content-type";
+    }
+    if (!has_ct) req.headers.emplace_back("Content-Type", "application/json");
+  } else if (a.has("body")) {
+    req.body = a.str("body");
+    req.has_body = true;
+  }
+  req.insecure = a.boolean("insecure");
+  int tries = 1 + static_cast<int>(std::max<int64_t>(0, a.integer("retries")));
+  Millis delay = a.duration("retry_delay");
+  os::HttpResponse resp;
+  for (int t = 1; t <= tries; ++t) {
+    req.timeout = ctx.bound(a.duration("timeout"));
+    if (req.timeout.count() <= 0) ctx.check_interrupt();
+    resp = os::http_perform(req, [&] { ctx.check_interrupt(); });
+    bool retryable = !resp.error.empty() || resp.status >= 500;
+    if (!retryable || t == tries) break;
+    ctx.note(method + " " + req.url + ": " +
+             (resp.error.empty() ? "status " + std::to_string(resp.status) : resp.error) +
+             "; try " + std::to_string(t + 1) + " of " + std::to_string(tries) + " in " +
+             format_duration(delay));
+    auto until = std::chrono::steady_clock::now() + delay;
+    while (std::chrono::steady_clock::now() < until) {
+      ctx.check_interrupt();
+      std::this_thread::sleep_for(Millis(20));
+    }
+    delay *= 2;
+  }
+  std::string tries_text = tries > 1 ? " after " + std::to_string(tries) + " tries" : "";
+  if (!resp.error.empty())
+    throw EffectError(method + " " + req.url + ": " + resp.error + tries_text,
+                      json{{"status", 0}, {"error", resp.error}, {"elapsed_ms", resp.elapsed.count()}});
+  json out = response_json(resp);
+  if (!status_ok(a, resp.status))
+    throw EffectError(method + " " + req.url + " returned " + std::to_string(resp.status) +
+                          tries_text + (resp.body.empty() ? "" : ": " + truncate(trim(resp.body), 200)),
+                      out);
+  return out;
+}
+
+void add_method(Registry& r, const std::string& name, const std::string& fixed) {
+  Effect e;
+  e.name = name;
+  bool with_method = fixed.empty();
+  e.summary = with_method ? "An HTTP request with any method"
+                          : "HTTP " + fixed + (fixed == "GET" || fixed == "HEAD" ? " (a probe)" : "");
+  e.kind = (fixed == "GET" || fixed == "HEAD") ? Kind::Probe : Kind::Change;
+  e.args = request_args(with_method);
+  e.positional = {"url"};
+  if (with_method) e.positional = {};
+  e.checkable = true;
+  e.returns = "{ status, body, json (when the body is JSON), headers, elapsed_ms }";
+  e.kind_for = [fixed](const Args& a) {
+    std::string m = method_of(a, fixed);
+    if (m == "GET" || m == "HEAD" || a.boolean("readonly")) return Kind::Probe;
+    return Kind::Change;
+  };
+  e.describe = [fixed](const Args& a) {
+    std::string s = method_of(a, fixed) + " " + a.str("url");
+    if (a.has("json")) s += " " + truncate(a.at("json").dump(), 120);
+    return s;
+  };
+  e.apply = [fixed](EffectContext& ctx, const Args& a) { return do_request(ctx, a, method_of(a, fixed)); };
+  e.planned = [](const Args& a, const json&) {
+    return json{{"status", planned_status(a)}, {"body", ""}, {"json", json::object()},
+                {"headers", json::object()}, {"elapsed_ms", 0}};
+  };
+  r.add(std::move(e));
+}
+
+// One GET; the status, or 0 with the transport error.
+std::pair<long, std::string> probe_once(EffectContext& ctx, const std::string& url, Millis timeout) {
+  os::HttpRequest req;
+  req.url = url;
+  req.timeout = std::max(Millis(1), ctx.bound(timeout));
+  req.connect_timeout = std::min(req.timeout, Millis(5000));
+  auto resp = os::http_perform(req, [&] { ctx.check_interrupt(); });
+  if (!resp.error.empty()) return {0, resp.error};
+  return {resp.status, resp.body};
+}
+
+bool healthy(const Args& a, long status, const std::string& body) {
+  if (!status_ok(a, status)) return false;
+  if (a.has("body_contains")) return body.find(a.str("body_contains")) != std::string::npos;
+  return true;
+}
+
+}  // namespace
+
+void register_http(Registry& r) {
+  add_method(r, "http.get", "GET");
+  add_method(r, "http.head", "HEAD");
+  add_method(r, "http.post", "POST");
+  add_method(r, "http.put", "PUT");
+  add_method(r, "http.patch", "PATCH");
+  add_method(r, "http.delete", "DELETE");
+  add_method(r, "http.request", "");
+
+  {
+    Effect e;
+    e.name = "http.check";
+    e.summary = "One GET: true if it answers with the expected status, false otherwise (never raises for the server's state)";
+    e.args = {req("url", ArgType::Url, "URL"),
+              opt("expect", ArgType::Any, "status or list of statuses", 200),
+              opt("body_contains", ArgType::String, "the body must contain this text"),
+              opt("timeout", ArgType::Duration, "for the request", "5s")};
+    e.positional = {"url"};
+    e.returns = "boolean";
+    e.describe = [](const Args& a) { return "check " + a.str("url"); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto [status, body] = probe_once(ctx, a.str("url"), a.duration("timeout"));
+      return healthy(a, status, body);
+    };
+    e.planned = [](const Args&, const json&) -> json { return true; };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "http.wait_healthy";
+    e.summary = "Poll a URL with backoff until it answers the expected status; fails at the timeout with the last answer";
+    e.kind = Kind::Wait;
+    e.args = {req("url", ArgType::Url, "URL"),
+              opt("expect", ArgType::Any, "status or list of statuses", 200),
+              opt("body_contains", ArgType::String, "the body must contain this text"),
+              opt("timeout", ArgType::Duration, "give up after this", "60s"),
+              opt("interval", ArgType::Duration, "first pause between polls; grows by half up to 5s", "250ms")};
+    e.positional = {"url"};
+    e.returns = "{ status, attempts, waited (ms) }";
+    e.describe = [](const Args& a) {
+      return "wait up to " + format_duration(a.duration("timeout")) + " for " + a.str("url") +
+             " to be healthy";
+    };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      auto [status, body] = probe_once(ctx, a.str("url"), Millis(2000));
+      if (status == 0) return "now: no answer (" + body + ")";
+      return "now: " + std::to_string(status) + (healthy(a, status, body) ? " (healthy)" : " (not healthy)");
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto t0 = std::chrono::steady_clock::now();
+      Millis timeout = a.duration("timeout");
+      auto until = t0 + ctx.bound(timeout);
+      Millis interval = a.duration("interval");
+      std::string last = "no answer yet";
+      int attempts = 0;
+      while (true) {
+        ++attempts;
+        auto left = std::chrono::duration_cast<Millis>(until - std::chrono::steady_clock::now());
+        auto [status, body] = probe_once(ctx, a.str("url"), std::max(Millis(1), std::min(left, Millis(5000))));
+        if (healthy(a, status, body)) {
+          auto waited = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
+          return json{{"status", status}, {"attempts", attempts}, {"waited", waited.count()}};
+        }
+        last = status ? "status " + std::to_string(status) + (body.empty() ? "" : " " + truncate(trim(body), 120))
+                      : body;
+        auto now = std::chrono::steady_clock::now();
+        if (now >= until) break;
+        auto pause_until = std::min(until, now + interval);
+        while (std::chrono::steady_clock::now() < pause_until) {
+          ctx.check_interrupt();
+          auto rest = std::chrono::duration_cast<Millis>(until - std::chrono::steady_clock::now());
+          ctx.progress("waiting for " + a.str("url") + ": " + last + " (" + format_duration(rest) + " left)");
+          std::this_thread::sleep_for(Millis(50));
+        }
+        interval = std::min(Millis(5000), interval + interval / 2);
+      }
+      auto waited = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
+      throw EffectError(a.str("url") + " not healthy after " + format_duration(waited) + " (" +
+                            std::to_string(attempts) + " polls): last " + last,
+                        json{{"status", 0}, {"attempts", attempts}, {"waited", waited.count()}, {"last", last}});
+    };
+    e.planned = [](const Args& a, const json&) {
+      return json{{"status", planned_status(a)}, {"attempts", 0}, {"waited", 0}};
+    };
+    r.add(std::move(e));
+  }
+}
+
+}  // namespace rb

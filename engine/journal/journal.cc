@@ -1,0 +1,494 @@
+#include "journal/journal.h"
+
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+#include "core/clock.h"
+
+namespace rb {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS runs(
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  parent_id INTEGER NOT NULL DEFAULT 0,
+  runbook TEXT NOT NULL, version TEXT NOT NULL, file TEXT NOT NULL, sha256 TEXT NOT NULL,
+  modules TEXT NOT NULL DEFAULT '{}', git_commit TEXT NOT NULL DEFAULT '',
+  git_dirty INTEGER NOT NULL DEFAULT 0, params TEXT NOT NULL DEFAULT '{}',
+  mode TEXT NOT NULL, offline INTEGER NOT NULL DEFAULT 0, host TEXT, user TEXT, cwd TEXT,
+  seed INTEGER NOT NULL DEFAULT 0, started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0,
+  outcome TEXT NOT NULL, error TEXT NOT NULL DEFAULT '', exit_code INTEGER NOT NULL DEFAULT -1,
+  steps_total INTEGER NOT NULL DEFAULT 0, artifacts TEXT NOT NULL DEFAULT '',
+  extra TEXT NOT NULL DEFAULT '{}');
+CREATE INDEX IF NOT EXISTS runs_by_runbook ON runs(runbook, started_ms);
+CREATE TABLE IF NOT EXISTS steps(
+  run_id INTEGER NOT NULL, idx INTEGER NOT NULL, attempt INTEGER NOT NULL, name TEXT NOT NULL,
+  started_ms INTEGER NOT NULL, ended_ms INTEGER NOT NULL DEFAULT 0, outcome TEXT NOT NULL,
+  error TEXT NOT NULL DEFAULT '', PRIMARY KEY(run_id, idx, attempt));
+CREATE TABLE IF NOT EXISTS effects(
+  run_id INTEGER NOT NULL, seq INTEGER NOT NULL, step_idx INTEGER NOT NULL,
+  attempt INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, args TEXT NOT NULL,
+  describe TEXT NOT NULL, state TEXT NOT NULL, result TEXT, preview TEXT,
+  error TEXT NOT NULL DEFAULT '', site TEXT NOT NULL DEFAULT '', started_ms INTEGER NOT NULL,
+  ended_ms INTEGER NOT NULL DEFAULT 0, PRIMARY KEY(run_id, seq));
+CREATE TABLE IF NOT EXISTS logs(
+  run_id INTEGER NOT NULL, seq INTEGER NOT NULL, step_idx INTEGER NOT NULL, level TEXT NOT NULL,
+  message TEXT NOT NULL, at_ms INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS logs_by_run ON logs(run_id);
+)sql";
+
+enum Stmt {
+  kInsertRun,
+  kUpdateRun,
+  kInsertStep,
+  kUpdateStep,
+  kInsertEffect,
+  kUpdateEffect,
+  kInsertLog,
+  kStmtCount
+};
+
+std::string col_text(sqlite3_stmt* s, int i) {
+  const unsigned char* t = sqlite3_column_text(s, i);
+  return t ? reinterpret_cast<const char*>(t) : "";
+}
+
+json col_json(sqlite3_stmt* s, int i) {
+  std::string t = col_text(s, i);
+  if (t.empty()) return nullptr;
+  return json::parse(t, nullptr, false);
+}
+
+void bind_value(sqlite3_stmt* s, int i, const std::string& v) {
+  sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+}
+void bind_value(sqlite3_stmt* s, int i, int64_t v) { sqlite3_bind_int64(s, i, v); }
+void bind_value(sqlite3_stmt* s, int i, const json& v) {
+  if (v.is_null())
+    sqlite3_bind_null(s, i);
+  else
+    bind_value(s, i, v.dump());
+}
+
+struct Reset {
+  sqlite3_stmt* s;
+  ~Reset() {
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+  }
+};
+
+// RAII for ad-hoc query statements.
+struct Query {
+  sqlite3_stmt* s = nullptr;
+  Query(sqlite3* db, const char* sql) {
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db));
+  }
+  ~Query() { sqlite3_finalize(s); }
+  bool step() { return sqlite3_step(s) == SQLITE_ROW; }
+};
+
+RunRecord read_run(sqlite3_stmt* s) {
+  RunRecord r;
+  int i = 0;
+  r.id = sqlite3_column_int64(s, i++);
+  r.parent_id = sqlite3_column_int64(s, i++);
+  r.runbook = col_text(s, i++);
+  r.version = col_text(s, i++);
+  r.file = col_text(s, i++);
+  r.sha256 = col_text(s, i++);
+  r.modules = col_json(s, i++);
+  r.git_commit = col_text(s, i++);
+  r.git_dirty = sqlite3_column_int(s, i++) != 0;
+  r.params = col_json(s, i++);
+  r.mode = col_text(s, i++);
+  r.offline = sqlite3_column_int(s, i++) != 0;
+  r.host = col_text(s, i++);
+  r.user = col_text(s, i++);
+  r.cwd = col_text(s, i++);
+  r.seed = sqlite3_column_int64(s, i++);
+  r.started_ms = sqlite3_column_int64(s, i++);
+  r.ended_ms = sqlite3_column_int64(s, i++);
+  r.outcome = col_text(s, i++);
+  r.error = col_text(s, i++);
+  r.exit_code = sqlite3_column_int(s, i++);
+  r.steps_total = sqlite3_column_int(s, i++);
+  r.artifacts = col_text(s, i++);
+  r.extra = col_json(s, i++);
+  if (r.extra.is_null()) r.extra = json::object();
+  return r;
+}
+
+const char* kRunColumns =
+    "id, parent_id, runbook, version, file, sha256, modules, git_commit, git_dirty, params, mode, "
+    "offline, host, user, cwd, seed, started_ms, ended_ms, outcome, error, exit_code, "
+    "steps_total, artifacts, extra";
+
+}  // namespace
+
+std::string Journal::default_path() {
+  if (const char* p = std::getenv("RUNBOOK_JOURNAL"); p && *p) return p;
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x)
+    return std::string(x) + "/runbook/journal.db";
+  const char* home = std::getenv("HOME");
+  return std::string(home && *home ? home : ".") + "/.local/state/runbook/journal.db";
+}
+
+Journal::Journal(const std::string& path) : path_(path), stmts_(kStmtCount, nullptr) {
+  std::error_code ec;
+  fs::path parent = fs::path(path).parent_path();
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
+      SQLITE_OK) {
+    std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw std::runtime_error("cannot open journal " + path + ": " + msg);
+  }
+  sqlite3_busy_timeout(db_, 5000);
+  try {
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=OFF");
+    Query v(db_, "PRAGMA user_version");
+    int version = v.step() ? sqlite3_column_int(v.s, 0) : 0;
+    if (version > kSchemaVersion)
+      throw std::runtime_error("journal " + path + " has schema version " +
+                               std::to_string(version) + ", newer than this runbook (" +
+                               std::to_string(kSchemaVersion) + ")");
+    if (version < kSchemaVersion) {
+      exec("BEGIN IMMEDIATE");
+      exec(kSchema);
+      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+      exec("COMMIT");
+    }
+  } catch (...) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw;
+  }
+}
+
+Journal::~Journal() {
+  if (!db_) return;
+  if (in_txn_) sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr);
+  for (auto* s : stmts_) sqlite3_finalize(s);
+  sqlite3_close(db_);
+}
+
+void Journal::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    throw std::runtime_error("journal " + path_ + ": " + msg);
+  }
+}
+
+sqlite3_stmt* Journal::stmt(int which, const char* sql) {
+  if (!stmts_[which]) {
+    if (sqlite3_prepare_v2(db_, sql, -1, &stmts_[which], nullptr) != SQLITE_OK)
+      throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
+  }
+  return stmts_[which];
+}
+
+void Journal::ensure_txn() {
+  if (in_txn_) return;
+  exec("BEGIN");
+  in_txn_ = true;
+  txn_started_ms_ = now_epoch_ms();
+}
+
+// synchronous may change only between transactions: a durable write first commits what is
+// batched (no fsync), then writes its row alone in a transaction committed with FULL (one fsync
+// of the WAL).
+void Journal::begin_durable() {
+  commit(false);
+  exec("PRAGMA synchronous=FULL");
+  ensure_txn();
+}
+
+void Journal::commit(bool durable) {
+  if (!in_txn_) return;
+  exec("COMMIT");
+  in_txn_ = false;
+  if (durable) {
+    exec("PRAGMA synchronous=NORMAL");
+    ++durable_commits_;
+  }
+}
+
+// Another process reading the journal (`runbook runs` during a long wait) sees rows at most
+// this late; a crash loses at most this much of probe history, which resume re-reads anyway.
+void Journal::maybe_commit_by_age() {
+  if (in_txn_ && now_epoch_ms() - txn_started_ms_ > 250) commit(false);
+}
+
+void Journal::flush() { commit(false); }
+
+int64_t Journal::begin_run(RunRecord& r) {
+  begin_durable();
+  auto* s = stmt(kInsertRun,
+                 "INSERT INTO runs(parent_id, runbook, version, file, sha256, modules, git_commit, "
+                 "git_dirty, params, mode, offline, host, user, cwd, seed, started_ms, outcome, "
+                 "steps_total, artifacts, extra) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  Reset reset{s};
+  int i = 1;
+  bind_value(s, i++, r.parent_id);
+  bind_value(s, i++, r.runbook);
+  bind_value(s, i++, r.version);
+  bind_value(s, i++, r.file);
+  bind_value(s, i++, r.sha256);
+  bind_value(s, i++, r.modules);
+  bind_value(s, i++, r.git_commit);
+  bind_value(s, i++, static_cast<int64_t>(r.git_dirty));
+  bind_value(s, i++, r.params);
+  bind_value(s, i++, r.mode);
+  bind_value(s, i++, static_cast<int64_t>(r.offline));
+  bind_value(s, i++, r.host);
+  bind_value(s, i++, r.user);
+  bind_value(s, i++, r.cwd);
+  bind_value(s, i++, r.seed);
+  bind_value(s, i++, r.started_ms);
+  bind_value(s, i++, r.outcome);
+  bind_value(s, i++, static_cast<int64_t>(r.steps_total));
+  bind_value(s, i++, r.artifacts);
+  bind_value(s, i++, r.extra);
+  if (sqlite3_step(s) != SQLITE_DONE)
+    throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_) + " in " + sqlite3_expanded_sql(s));
+  r.id = sqlite3_last_insert_rowid(db_);
+  commit(true);
+  return r.id;
+}
+
+void Journal::update_run(const RunRecord& r) {
+  ensure_txn();
+  auto* s = stmt(kUpdateRun,
+                 "UPDATE runs SET ended_ms=?, outcome=?, error=?, exit_code=?, modules=?, "
+                 "git_commit=?, git_dirty=?, artifacts=?, extra=?, steps_total=? WHERE id=?");
+  Reset reset{s};
+  int i = 1;
+  bind_value(s, i++, r.ended_ms);
+  bind_value(s, i++, r.outcome);
+  bind_value(s, i++, r.error);
+  bind_value(s, i++, static_cast<int64_t>(r.exit_code));
+  bind_value(s, i++, r.modules);
+  bind_value(s, i++, r.git_commit);
+  bind_value(s, i++, static_cast<int64_t>(r.git_dirty));
+  bind_value(s, i++, r.artifacts);
+  bind_value(s, i++, r.extra);
+  bind_value(s, i++, static_cast<int64_t>(r.steps_total));
+  bind_value(s, i++, r.id);
+  sqlite3_step(s);
+  commit(false);
+}
+
+void Journal::step_begun(const StepRecord& st) {
+  ensure_txn();
+  auto* s = stmt(kInsertStep,
+                 "INSERT OR REPLACE INTO steps(run_id, idx, attempt, name, started_ms, outcome) "
+                 "VALUES(?,?,?,?,?,?)");
+  Reset reset{s};
+  bind_value(s, 1, st.run_id);
+  bind_value(s, 2, static_cast<int64_t>(st.idx));
+  bind_value(s, 3, static_cast<int64_t>(st.attempt));
+  bind_value(s, 4, st.name);
+  bind_value(s, 5, st.started_ms);
+  bind_value(s, 6, st.outcome);
+  sqlite3_step(s);
+  commit(false);
+}
+
+void Journal::step_ended(const StepRecord& st) {
+  ensure_txn();
+  auto* s = stmt(kUpdateStep,
+                 "UPDATE steps SET ended_ms=?, outcome=?, error=? WHERE run_id=? AND idx=? AND "
+                 "attempt=?");
+  Reset reset{s};
+  bind_value(s, 1, st.ended_ms);
+  bind_value(s, 2, st.outcome);
+  bind_value(s, 3, st.error);
+  bind_value(s, 4, st.run_id);
+  bind_value(s, 5, static_cast<int64_t>(st.idx));
+  bind_value(s, 6, static_cast<int64_t>(st.attempt));
+  sqlite3_step(s);
+  commit(false);
+}
+
+void Journal::effect_begun(const EffectRecord& e, bool durable) {
+  if (durable)
+    begin_durable();
+  else
+    ensure_txn();
+  auto* s = stmt(kInsertEffect,
+                 "INSERT OR REPLACE INTO effects(run_id, seq, step_idx, attempt, name, kind, args, "
+                 "describe, state, preview, site, started_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+  Reset reset{s};
+  int i = 1;
+  bind_value(s, i++, e.run_id);
+  bind_value(s, i++, e.seq);
+  bind_value(s, i++, static_cast<int64_t>(e.step_idx));
+  bind_value(s, i++, static_cast<int64_t>(e.attempt));
+  bind_value(s, i++, e.name);
+  bind_value(s, i++, e.kind);
+  bind_value(s, i++, e.args);
+  bind_value(s, i++, e.describe);
+  bind_value(s, i++, e.state);
+  bind_value(s, i++, e.preview);
+  bind_value(s, i++, e.site);
+  bind_value(s, i++, e.started_ms);
+  if (sqlite3_step(s) != SQLITE_DONE)
+    throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
+  if (durable)
+    commit(true);
+  else
+    maybe_commit_by_age();
+}
+
+void Journal::effect_ended(const EffectRecord& e) {
+  ensure_txn();
+  auto* s = stmt(kUpdateEffect,
+                 "UPDATE effects SET state=?, result=?, preview=?, error=?, ended_ms=? "
+                 "WHERE run_id=? AND seq=?");
+  Reset reset{s};
+  int i = 1;
+  bind_value(s, i++, e.state);
+  bind_value(s, i++, e.result);
+  bind_value(s, i++, e.preview);
+  bind_value(s, i++, e.error);
+  bind_value(s, i++, e.ended_ms);
+  bind_value(s, i++, e.run_id);
+  bind_value(s, i++, e.seq);
+  sqlite3_step(s);
+  // A finished change is committed at once (no fsync: it survives a process crash), so that
+  // resume after a SIGKILL knows it completed. Probes ride along with the next commit.
+  if (e.kind == "change")
+    commit(false);
+  else
+    maybe_commit_by_age();
+}
+
+void Journal::log(const LogRecord& l) {
+  ensure_txn();
+  auto* s = stmt(kInsertLog,
+                 "INSERT INTO logs(run_id, seq, step_idx, level, message, at_ms) "
+                 "VALUES(?,?,?,?,?,?)");
+  Reset reset{s};
+  bind_value(s, 1, l.run_id);
+  bind_value(s, 2, l.seq);
+  bind_value(s, 3, static_cast<int64_t>(l.step_idx));
+  bind_value(s, 4, l.level);
+  bind_value(s, 5, l.message);
+  bind_value(s, 6, l.at_ms);
+  sqlite3_step(s);
+  maybe_commit_by_age();
+}
+
+std::vector<RunRecord> Journal::runs(const RunFilter& f) {
+  flush();
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs";
+  if (!f.runbook.empty()) sql += " WHERE runbook = ?1";
+  sql += " ORDER BY id DESC LIMIT " + std::to_string(f.limit > 0 ? f.limit : 50);
+  Query q(db_, sql.c_str());
+  if (!f.runbook.empty()) bind_value(q.s, 1, f.runbook);
+  std::vector<RunRecord> out;
+  while (q.step()) out.push_back(read_run(q.s));
+  return out;
+}
+
+std::optional<RunRecord> Journal::run(int64_t id) {
+  flush();
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE id = ?1";
+  Query q(db_, sql.c_str());
+  bind_value(q.s, 1, id);
+  if (!q.step()) return std::nullopt;
+  return read_run(q.s);
+}
+
+std::optional<int64_t> Journal::last_run_id() {
+  flush();
+  Query q(db_, "SELECT max(id) FROM runs");
+  if (!q.step() || sqlite3_column_type(q.s, 0) == SQLITE_NULL) return std::nullopt;
+  return sqlite3_column_int64(q.s, 0);
+}
+
+std::vector<StepRecord> Journal::steps(int64_t run_id) {
+  flush();
+  Query q(db_,
+          "SELECT run_id, idx, attempt, name, started_ms, ended_ms, outcome, error FROM steps "
+          "WHERE run_id = ?1 ORDER BY idx, attempt");
+  bind_value(q.s, 1, run_id);
+  std::vector<StepRecord> out;
+  while (q.step()) {
+    StepRecord s;
+    s.run_id = sqlite3_column_int64(q.s, 0);
+    s.idx = sqlite3_column_int(q.s, 1);
+    s.attempt = sqlite3_column_int(q.s, 2);
+    s.name = col_text(q.s, 3);
+    s.started_ms = sqlite3_column_int64(q.s, 4);
+    s.ended_ms = sqlite3_column_int64(q.s, 5);
+    s.outcome = col_text(q.s, 6);
+    s.error = col_text(q.s, 7);
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+std::vector<EffectRecord> Journal::effects(int64_t run_id) {
+  flush();
+  Query q(db_,
+          "SELECT run_id, seq, step_idx, attempt, name, kind, args, describe, state, result, "
+          "preview, error, site, started_ms, ended_ms FROM effects WHERE run_id = ?1 ORDER BY seq");
+  bind_value(q.s, 1, run_id);
+  std::vector<EffectRecord> out;
+  while (q.step()) {
+    EffectRecord e;
+    int i = 0;
+    e.run_id = sqlite3_column_int64(q.s, i++);
+    e.seq = sqlite3_column_int64(q.s, i++);
+    e.step_idx = sqlite3_column_int(q.s, i++);
+    e.attempt = sqlite3_column_int(q.s, i++);
+    e.name = col_text(q.s, i++);
+    e.kind = col_text(q.s, i++);
+    e.args = col_json(q.s, i++);
+    e.describe = col_text(q.s, i++);
+    e.state = col_text(q.s, i++);
+    e.result = col_json(q.s, i++);
+    e.preview = col_json(q.s, i++);
+    e.error = col_text(q.s, i++);
+    e.site = col_text(q.s, i++);
+    e.started_ms = sqlite3_column_int64(q.s, i++);
+    e.ended_ms = sqlite3_column_int64(q.s, i++);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+std::vector<LogRecord> Journal::logs(int64_t run_id) {
+  flush();
+  Query q(db_,
+          "SELECT run_id, seq, step_idx, level, message, at_ms FROM logs WHERE run_id = ?1 "
+          "ORDER BY rowid");
+  bind_value(q.s, 1, run_id);
+  std::vector<LogRecord> out;
+  while (q.step()) {
+    LogRecord l;
+    l.run_id = sqlite3_column_int64(q.s, 0);
+    l.seq = sqlite3_column_int64(q.s, 1);
+    l.step_idx = sqlite3_column_int(q.s, 2);
+    l.level = col_text(q.s, 3);
+    l.message = col_text(q.s, 4);
+    l.at_ms = sqlite3_column_int64(q.s, 5);
+    out.push_back(std::move(l));
+  }
+  return out;
+}
+
+}  // namespace rb

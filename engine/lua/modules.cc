@@ -1,0 +1,85 @@
+#include "lua/modules.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "dispatch/dispatcher.h"
+#include "lua/convert.h"
+#include "lua/sandbox.h"
+
+namespace rb {
+namespace {
+
+std::string concat_args(lua_State* L, int first) {
+  std::string out;
+  int n = lua_gettop(L);
+  for (int i = first; i <= n; ++i) {
+    if (i > first) out += '\t';
+    size_t len = 0;
+    const char* s = luaL_tolstring(L, i, &len);
+    out.append(s, len);
+    lua_pop(L, 1);
+  }
+  return out;
+}
+
+int emit(lua_State* L, const char* level) {
+  std::string msg = concat_args(L, 1);
+  Sandbox* sb = Sandbox::from(L);
+  if (sb->dispatcher) sb->dispatcher->log(level, msg);
+  return 0;
+}
+
+int l_info(lua_State* L) { return emit(L, "info"); }
+int l_warn(lua_State* L) { return emit(L, "warn"); }
+int l_error(lua_State* L) { return emit(L, "error"); }
+int l_debug(lua_State* L) { return emit(L, "debug"); }
+
+int l_json_encode(lua_State* L) {
+  std::string out;
+  std::string err;
+  try {
+    json v = lua_to_json(L, 1, "json.encode argument");
+    bool pretty = lua_toboolean(L, 2);
+    out = pretty ? v.dump(2) : v.dump();
+  } catch (const std::exception& e) {
+    err = e.what();
+  }
+  if (!err.empty()) return luaL_error(L, "json.encode: %s", err.c_str());
+  lua_pushlstring(L, out.data(), out.size());
+  return 1;
+}
+
+int l_json_decode(lua_State* L) {
+  size_t n = 0;
+  const char* s = luaL_checklstring(L, 1, &n);
+  json v = json::parse(s, s + n, nullptr, false);
+  if (v.is_discarded()) return luaL_error(L, "json.decode: not valid JSON");
+  push_json(L, v);
+  return 1;
+}
+
+void set_funcs(lua_State* L, const char* module, const luaL_Reg* fns) {
+  lua_pushglobaltable(L);
+  lua_newtable(L);
+  luaL_setfuncs(L, fns, 0);
+  lua_setfield(L, -2, module);
+  lua_pop(L, 1);
+}
+
+}  // namespace
+
+void install_pure_modules(lua_State* L) {
+  static const luaL_Reg log_fns[] = {
+      {"info", l_info}, {"warn", l_warn}, {"error", l_error}, {"debug", l_debug}, {nullptr, nullptr}};
+  set_funcs(L, "log", log_fns);
+  static const luaL_Reg json_fns[] = {
+      {"encode", l_json_encode}, {"decode", l_json_decode}, {nullptr, nullptr}};
+  set_funcs(L, "json", json_fns);
+  lua_pushglobaltable(L);
+  lua_pushcfunction(L, l_info);
+  lua_setfield(L, -2, "print");
+  lua_pop(L, 1);
+}
+
+}  // namespace rb

@@ -1,0 +1,662 @@
+#include "lua/runbook.h"
+
+#include <limits.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/hash.h"
+#include "core/interrupt.h"
+#include "core/strings.h"
+#include "lua/binding.h"
+#include "lua/convert.h"
+#include "lua/modules.h"
+
+namespace rb {
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kRunbookKey = "runbook.self";
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(path + ": cannot read the runbook file");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+Runbook* self(lua_State* L) {
+  lua_getfield(L, LUA_REGISTRYINDEX, kRunbookKey);
+  auto* r = static_cast<Runbook*>(lua_touserdata(L, -1));
+  lua_pop(L, 1);
+  return r;
+}
+
+std::string where(lua_State* L) {
+  luaL_where(L, 1);
+  std::string w = lua_tostring(L, -1);
+  lua_pop(L, 1);
+  return w;
+}
+
+std::string field_string(lua_State* L, int t, const char* key) {
+  lua_getfield(L, t, key);
+  std::string out = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+  lua_pop(L, 1);
+  return out;
+}
+
+std::string error_message(lua_State* L, int idx) {
+  size_t n = 0;
+  const char* s = luaL_tolstring(L, idx, &n);
+  std::string out(s, n);
+  lua_pop(L, 1);
+  return out;
+}
+
+int traceback(lua_State* L) {
+  // Keep the error value as it is (tables keep their fields); the journal gets the message.
+  return 1;
+}
+
+const std::regex& semver() {
+  static const std::regex re(R"(^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
+  return re;
+}
+
+const char* kParamTypes[] = {"string", "int", "number", "bool", "path", "url", "duration", "list"};
+
+// Text from the command line (or a declared default) -> the typed value, or an error.
+std::optional<json> convert_param(const ParamSpec& p, const json& v, std::string* why) {
+  std::string text = v.is_string() ? v.get<std::string>() : v.dump();
+  if (p.type == "string") {
+    if (!v.is_string() && !v.is_number()) return *why = "a string", std::nullopt;
+    return json(text);
+  }
+  if (p.type == "int") {
+    if (v.is_number_integer()) return v;
+    try {
+      size_t used = 0;
+      long long n = std::stoll(text, &used);
+      if (used == text.size()) return json(static_cast<int64_t>(n));
+    } catch (...) {
+    }
+    return *why = "an integer", std::nullopt;
+  }
+  if (p.type == "number") {
+    if (v.is_number()) return v;
+    try {
+      size_t used = 0;
+      double d = std::stod(text, &used);
+      if (used == text.size()) return json(d);
+    } catch (...) {
+    }
+    return *why = "a number", std::nullopt;
+  }
+  if (p.type == "bool") {
+    if (v.is_boolean()) return v;
+    if (text == "true" || text == "yes" || text == "1" || text == "on") return json(true);
+    if (text == "false" || text == "no" || text == "0" || text == "off") return json(false);
+    return *why = "true or false", std::nullopt;
+  }
+  if (p.type == "path") {
+    if (!v.is_string() || text.empty()) return *why = "a path", std::nullopt;
+    std::error_code ec;
+    fs::path abs = fs::absolute(text, ec);
+    return json(ec ? text : abs.lexically_normal().string());
+  }
+  if (p.type == "url") {
+    static const std::regex re(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$)");
+    if (!v.is_string() || !std::regex_match(text, re))
+      return *why = "a URL like http://host:port/path", std::nullopt;
+    return json(text);
+  }
+  if (p.type == "duration") {
+    if (!v.is_string() || !parse_duration(text)) return *why = "a duration like 30s", std::nullopt;
+    return json(text);
+  }
+  if (p.type == "list") {
+    if (v.is_array()) return v;
+    json arr = json::array();
+    if (!text.empty())
+      for (auto& part : split(text, ',')) arr.push_back(trim(part));
+    return arr;
+  }
+  return *why = "a known type", std::nullopt;
+}
+
+}  // namespace
+
+std::string stdlib_dir() {
+  if (const char* e = std::getenv("RUNBOOK_STDLIB"); e && *e) return e;
+  std::error_code ec;
+#ifdef RUNBOOK_STDLIB_DIR
+  if (fs::is_directory(RUNBOOK_STDLIB_DIR, ec)) return RUNBOOK_STDLIB_DIR;
+#endif
+  char exe[PATH_MAX];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    fs::path p = fs::path(std::string(exe, static_cast<size_t>(n))).parent_path().parent_path() /
+                 "share/runbook/stdlib";
+    if (fs::is_directory(p, ec)) return p.string();
+  }
+#ifdef RUNBOOK_STDLIB_INSTALLED
+  return RUNBOOK_STDLIB_INSTALLED;
+#else
+  return "stdlib";
+#endif
+}
+
+Runbook::Runbook(const Registry& registry, size_t memory_limit)
+    : registry_(registry), memory_limit_(memory_limit) {}
+
+void Runbook::load(const std::string& file) {
+  decl_ = RunbookDecl{};
+  decl_.file = file;
+  std::error_code ec;
+  decl_.abspath = fs::absolute(file, ec).lexically_normal().string();
+  std::string code = read_text(file);
+  decl_.sha256 = sha256_hex(code);
+
+  SandboxOptions so;
+  so.memory_limit = memory_limit_;
+  so.module_dirs = {fs::path(decl_.abspath).parent_path().string(), stdlib_dir()};
+  sandbox_ = std::make_unique<Sandbox>(so);
+  lua_State* L = sandbox_->L();
+  lua_pushlightuserdata(L, this);
+  lua_setfield(L, LUA_REGISTRYINDEX, kRunbookKey);
+  install_effects(L, registry_);
+  install_pure_modules(L);
+  lua_pushglobaltable(L);
+  lua_pushcfunction(L, &Runbook::l_runbook);
+  lua_setfield(L, -2, "runbook");
+  lua_pushcfunction(L, &Runbook::l_step);
+  lua_setfield(L, -2, "step");
+  lua_pop(L, 1);
+
+  // The prelude: friendlier helpers written in Lua on top of the effects (wait.until, ...).
+  std::string prelude = stdlib_dir() + "/prelude.lua";
+  if (fs::is_regular_file(prelude, ec)) {
+    std::string err;
+    if (!sandbox_->load_source(read_text(prelude), "@" + prelude, &err)) throw UsageError(err);
+    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+      std::string msg = error_message(L, -1);
+      lua_pop(L, 1);
+      throw UsageError("stdlib prelude: " + msg);
+    }
+  }
+
+  std::string err;
+  if (!sandbox_->load_source(code, "@" + file, &err)) throw UsageError(err);
+  sandbox_->arm(std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                "declaring the runbook took longer than 10s");
+  int rc = lua_pcall(L, 0, 0, 0);
+  sandbox_->disarm();
+  if (rc != LUA_OK) {
+    std::string msg = error_message(L, -1);
+    lua_pop(L, 1);
+    throw UsageError(msg);
+  }
+  if (!declared_) throw UsageError(file + ": no runbook{ name = ..., version = ... } declaration");
+  if (decl_.steps.empty()) throw UsageError(file + ": declares no step(...)");
+}
+
+int Runbook::l_runbook(lua_State* L) {
+  Runbook* rb = self(L);
+  std::string at = where(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (rb->declared_) return luaL_error(L, "runbook{} is declared twice");
+  static const std::vector<std::string> known = {"name", "version", "summary", "params",
+                                                 "description", "tags", "owner"};
+  std::vector<std::string> problems;
+  lua_pushnil(L);
+  while (lua_next(L, 1)) {
+    std::string key = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+    if (std::find(known.begin(), known.end(), key) == known.end())
+      problems.push_back("unknown field '" + key + "'");
+    lua_pop(L, 1);
+  }
+  auto& d = rb->decl_;
+  d.name = field_string(L, 1, "name");
+  d.version = field_string(L, 1, "version");
+  d.summary = field_string(L, 1, "summary");
+  static const std::regex name_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]*$)");
+  if (d.name.empty())
+    problems.push_back("missing required field 'name'");
+  else if (!std::regex_match(d.name, name_re))
+    problems.push_back("name '" + d.name + "' may hold only letters, digits, '.', '_' and '-'");
+  if (d.version.empty())
+    problems.push_back("missing required field 'version'");
+  else if (!std::regex_match(d.version, semver()))
+    problems.push_back("version '" + d.version + "' is not semver (like 1.2.0)");
+
+  lua_getfield(L, 1, "params");
+  if (!lua_isnil(L, -1)) {
+    if (!lua_istable(L, -1)) {
+      problems.push_back("params must be a table");
+    } else {
+      int pt = lua_gettop(L);
+      lua_pushnil(L);
+      while (lua_next(L, pt)) {
+        if (lua_type(L, -2) != LUA_TSTRING || !lua_istable(L, -1)) {
+          problems.push_back("params: each entry is name = { type = ..., ... }");
+          lua_pop(L, 1);
+          continue;
+        }
+        ParamSpec p;
+        p.name = lua_tostring(L, -2);
+        int t = lua_gettop(L);
+        static const std::vector<std::string> pknown = {"type", "required", "default", "secret",
+                                                        "doc", "choices"};
+        lua_pushnil(L);
+        while (lua_next(L, t)) {
+          std::string k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
+          if (std::find(pknown.begin(), pknown.end(), k) == pknown.end())
+            problems.push_back("param '" + p.name + "': unknown field '" + k + "'");
+          lua_pop(L, 1);
+        }
+        std::string type = field_string(L, t, "type");
+        p.type = type.empty() ? "string" : type;
+        if (std::find(std::begin(kParamTypes), std::end(kParamTypes), p.type) ==
+            std::end(kParamTypes))
+          problems.push_back("param '" + p.name + "': unknown type '" + p.type +
+                             "' (string, int, number, bool, path, url, duration, list)");
+        lua_getfield(L, t, "required");
+        p.required = lua_toboolean(L, -1);
+        lua_getfield(L, t, "secret");
+        p.secret = lua_toboolean(L, -1);
+        lua_pop(L, 2);
+        p.doc = field_string(L, t, "doc");
+        lua_getfield(L, t, "default");
+        try {
+          p.def = lua_to_json(L, -1, "param '" + p.name + "' default");
+        } catch (const std::exception& e) {
+          problems.push_back(e.what());
+        }
+        lua_pop(L, 1);
+        lua_getfield(L, t, "choices");
+        if (lua_istable(L, -1)) {
+          lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
+          for (lua_Integer i = 1; i <= n; ++i) {
+            lua_rawgeti(L, -1, i);
+            if (lua_isstring(L, -1)) p.choices.push_back(lua_tostring(L, -1));
+            lua_pop(L, 1);
+          }
+        }
+        lua_pop(L, 1);
+        if (!p.def.is_null()) {
+          std::string why;
+          if (!convert_param(p, p.def, &why))
+            problems.push_back("param '" + p.name + "': default is not " + why);
+        }
+        d.params.push_back(std::move(p));
+        lua_pop(L, 1);
+      }
+      std::sort(d.params.begin(), d.params.end(),
+                [](const ParamSpec& a, const ParamSpec& b) { return a.name < b.name; });
+    }
+  }
+  lua_pop(L, 1);
+  if (!problems.empty()) {
+    std::string msg = at + " runbook{}: " + join(problems, "; ");
+    return luaL_error(L, "%s", msg.c_str());
+  }
+  rb->declared_ = true;
+  return 0;
+}
+
+// step("name", fn) or step{ "name", timeout = "30s", retries = 2, retry_delay = "5s",
+// always = true, run = fn }
+int Runbook::l_step(lua_State* L) {
+  Runbook* rb = self(L);
+  StepDecl s;
+  s.site = where(L);
+  if (!s.site.empty() && s.site.back() == ' ') s.site.pop_back();
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    s.name = lua_tostring(L, 1);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+  } else if (lua_istable(L, 1)) {
+    lua_rawgeti(L, 1, 1);
+    s.name = lua_isstring(L, -1) ? lua_tostring(L, -1) : field_string(L, 1, "name");
+    lua_pop(L, 1);
+    static const std::vector<std::string> known = {"name", "run", "timeout", "retries",
+                                                   "retry_delay", "always"};
+    lua_pushnil(L);
+    while (lua_next(L, 1)) {
+      if (lua_type(L, -2) == LUA_TSTRING) {
+        std::string k = lua_tostring(L, -2);
+        if (std::find(known.begin(), known.end(), k) == known.end())
+          return luaL_error(L, "step '%s': unknown field '%s' (name, run, timeout, retries, "
+                               "retry_delay, always)", s.name.c_str(), k.c_str());
+      }
+      lua_pop(L, 1);
+    }
+    std::string timeout = field_string(L, 1, "timeout");
+    if (!timeout.empty()) {
+      auto d = parse_duration(timeout);
+      if (!d) return luaL_error(L, "step '%s': timeout '%s' is not a duration like \"30s\"",
+                                s.name.c_str(), timeout.c_str());
+      s.timeout = *d;
+    }
+    std::string delay = field_string(L, 1, "retry_delay");
+    if (!delay.empty()) {
+      auto d = parse_duration(delay);
+      if (!d) return luaL_error(L, "step '%s': retry_delay '%s' is not a duration",
+                                s.name.c_str(), delay.c_str());
+      s.retry_delay = *d;
+    }
+    lua_getfield(L, 1, "retries");
+    if (!lua_isnil(L, -1)) {
+      if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 100)
+        return luaL_error(L, "step '%s': retries must be an integer from 0 to 100", s.name.c_str());
+      s.retries = static_cast<int>(lua_tointeger(L, -1));
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "always");
+    s.always = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    lua_getfield(L, 1, "run");
+    if (!lua_isfunction(L, -1))
+      return luaL_error(L, "step '%s': 'run' must be a function", s.name.c_str());
+  } else {
+    return luaL_error(L, "step expects (name, function) or { name, run = function, ... }");
+  }
+  if (s.name.empty()) return luaL_error(L, "step without a name");
+  s.fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  rb->decl_.steps.push_back(std::move(s));
+  return 0;
+}
+
+json Runbook::resolve_params(const std::map<std::string, std::string>& given,
+                             std::vector<std::string>* secrets) const {
+  std::vector<std::string> problems;
+  json out = json::object();
+  for (const auto& [k, v] : given) {
+    bool known = false;
+    for (const auto& p : decl_.params) known = known || p.name == k;
+    if (!known) {
+      std::string names;
+      for (const auto& p : decl_.params) names += (names.empty() ? "" : ", ") + p.name;
+      problems.push_back("unknown parameter '" + k + "' (this runbook takes: " +
+                         (names.empty() ? std::string("none") : names) + ")");
+    }
+  }
+  for (const auto& p : decl_.params) {
+    json raw;
+    auto it = given.find(p.name);
+    if (it != given.end())
+      raw = it->second;
+    else if (!p.def.is_null())
+      raw = p.def;
+    if (raw.is_null()) {
+      if (p.required)
+        problems.push_back("missing required parameter '" + p.name + "' (" + p.type +
+                           (p.doc.empty() ? "" : ": " + p.doc) + ")");
+      continue;
+    }
+    std::string why;
+    auto value = convert_param(p, raw, &why);
+    if (!value) {
+      problems.push_back("parameter '" + p.name + "' must be " + why + ", got " +
+                         (p.secret ? std::string("(secret)") : "'" + (raw.is_string() ? raw.get<std::string>() : raw.dump()) + "'"));
+      continue;
+    }
+    if (!p.choices.empty() && value->is_string() &&
+        std::find(p.choices.begin(), p.choices.end(), value->get<std::string>()) ==
+            p.choices.end()) {
+      problems.push_back("parameter '" + p.name + "' must be one of " + join(p.choices, ", "));
+      continue;
+    }
+    if (p.secret && secrets && value->is_string()) secrets->push_back(value->get<std::string>());
+    out[p.name] = *value;
+  }
+  if (!problems.empty()) throw UsageError(decl_.file + ": " + join(problems, "\n  "));
+  return out;
+}
+
+Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx,
+                                       const json& params, int attempt) {
+  lua_State* L = sandbox_->L();
+  auto deadline = std::chrono::steady_clock::now() + s.timeout;
+  d.set_step(idx, attempt, deadline);
+  sandbox_->arm(deadline, "step '" + s.name + "' exceeded its timeout of " +
+                              format_duration(s.timeout));
+  sandbox_->in_step = true;
+  lua_pushcfunction(L, traceback);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, s.fn_ref);
+  push_json(L, params);
+  int rc = lua_pcall(L, 1, 0, -3);
+  sandbox_->in_step = false;
+  StepOutcome out;
+  std::string killed = sandbox_->killed();
+  bool interrupted = sandbox_->interrupted() || interrupt_requested();
+  if (rc == LUA_OK) {
+    out.outcome = "succeeded";
+  } else {
+    out.error = killed.empty() ? error_message(L, -1) : killed;
+    if (rc == LUA_ERRMEM && killed.empty()) out.error = "the memory ceiling was reached";
+    out.outcome = interrupted ? "interrupted" : "failed";
+  }
+  lua_settop(L, 0);
+  sandbox_->disarm();
+  d.set_step(idx, attempt, SteadyTime::max());
+  lua_gc(L, LUA_GCCOLLECT);
+  return out;
+}
+
+void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int first) {
+  lua_State* L = sandbox_->L();
+  sandbox_->dispatcher = &d;
+  // `run` describes this run to the runbook (read-only data, no effects).
+  lua_pushglobaltable(L);
+  push_json(L, d.run_info());
+  lua_setfield(L, -2, "run");
+  lua_pop(L, 1);
+  lua_getglobal(L, "math");
+  lua_getfield(L, -1, "randomseed");
+  lua_pushinteger(L, static_cast<lua_Integer>(run.seed));
+  lua_call(L, 1, 0);
+  lua_pop(L, 1);
+
+  Reporter* rep = d.reporter();
+  Journal* j = d.journal();
+  int total = static_cast<int>(decl_.steps.size());
+  std::string failed_error;
+  bool failed = false, interrupted = false;
+  int failed_step = 0;
+  for (int i = first; i <= total; ++i) {
+    const StepDecl& s = decl_.steps[static_cast<size_t>(i - 1)];
+    if ((failed && !s.always) || interrupted) {
+      if (rep) rep->step_end(i, s.name, "skipped", "", Millis(0));
+      continue;
+    }
+    for (int attempt = 1;; ++attempt) {
+      if (rep) rep->step_begin(i, total, s.name, attempt);
+      StepRecord sr{run.id, i, attempt, s.name, now_epoch_ms(), 0, "running", ""};
+      if (j && d.options().mode != Mode::Replay) j->step_begun(sr);
+      auto t0 = std::chrono::steady_clock::now();
+      StepOutcome o = run_step(d, s, i, params, attempt);
+      sr.ended_ms = now_epoch_ms();
+      sr.outcome = o.outcome;
+      sr.error = d.redactor().text(o.error);
+      if (j && d.options().mode != Mode::Replay) j->step_ended(sr);
+      if (rep)
+        rep->step_end(i, s.name, o.outcome, sr.error,
+                      std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0));
+      if (o.outcome == "succeeded") break;
+      if (o.outcome == "interrupted") {
+        interrupted = true;
+        failed_error = sr.error;
+        failed_step = i;
+        break;
+      }
+      bool diverged = sr.error.find("differs from the journal") != std::string::npos ||
+                      sr.error.find("is not in the journal") != std::string::npos;
+      if (attempt <= s.retries && !diverged) {
+        Millis delay = s.retry_delay * (1 << std::min(attempt - 1, 6));
+        d.log("warn", "step " + std::to_string(i) + " failed (attempt " + std::to_string(attempt) +
+                          " of " + std::to_string(s.retries + 1) + "); retrying in " +
+                          format_duration(delay));
+        if (!d.pause(delay)) {
+          interrupted = true;
+          failed_error = "interrupted";
+          failed_step = i;
+          break;
+        }
+        continue;
+      }
+      if (!failed) {
+        failed = true;
+        failed_error = sr.error;
+        failed_step = i;
+      }
+      break;
+    }
+  }
+  run.modules = json::object();
+  for (const auto& [name, sha] : sandbox_->modules()) run.modules[name] = sha;
+  if (interrupted) {
+    run.outcome = "interrupted";
+    run.exit_code = kExitInterrupted;
+    run.error = "interrupted at step " + std::to_string(failed_step) + ": " + failed_error;
+  } else if (failed) {
+    run.outcome = "failed";
+    run.exit_code = kExitFailed;
+    run.error = "step " + std::to_string(failed_step) + " '" +
+                decl_.steps[static_cast<size_t>(failed_step - 1)].name + "' failed: " + failed_error;
+  } else {
+    run.outcome = "succeeded";
+    run.exit_code = kExitOk;
+  }
+}
+
+namespace {
+
+std::string hostname() {
+  char buf[256] = {0};
+  ::gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::string username() {
+  if (const char* u = std::getenv("USER"); u && *u) return u;
+  if (const char* u = std::getenv("LOGNAME"); u && *u) return u;
+  return std::to_string(::getuid());
+}
+
+}  // namespace
+
+ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
+                   const Registry& registry) {
+  ExecResult res;
+  RunRecord run;
+  run.file = req.file;
+  run.mode = mode_name(req.options.mode);
+  run.offline = req.options.offline;
+  run.host = hostname();
+  run.user = username();
+  std::error_code ec;
+  run.cwd = fs::current_path(ec).string();
+  run.parent_id = req.parent_id;
+  run.started_ms = now_epoch_ms();
+  run.seed = req.seed ? req.seed : static_cast<int64_t>(std::random_device{}() & 0x7fffffff);
+  run.extra = req.extra;
+
+  Runbook book(registry, req.memory_limit);
+  json params;
+  std::vector<std::string> secrets;
+  auto fail_usage = [&](const std::string& msg) {
+    // Bad input still leaves a trace: a run whose outcome is "error".
+    run.outcome = "error";
+    run.error = msg;
+    run.exit_code = kExitUsage;
+    run.ended_ms = now_epoch_ms();
+    if (run.runbook.empty()) run.runbook = fs::path(req.file).stem().string();
+    if (run.version.empty()) run.version = "?";
+    if (journal && req.options.mode != Mode::Replay) {
+      journal->begin_run(run);
+      journal->update_run(run);
+    }
+    res.exit_code = kExitUsage;
+    res.run_id = run.id;
+    res.outcome = run.outcome;
+    res.error = msg;
+    return res;
+  };
+  try {
+    book.load(req.file);
+  } catch (const UsageError& e) {
+    try {
+      run.sha256 = sha256_file(req.file);
+    } catch (...) {
+    }
+    return fail_usage(e.what());
+  }
+  const RunbookDecl& d = book.decl();
+  run.runbook = d.name;
+  run.version = d.version;
+  run.file = d.abspath;
+  run.sha256 = d.sha256;
+  run.steps_total = static_cast<int>(d.steps.size());
+  if (!req.expect_sha256.empty() && req.expect_sha256 != d.sha256)
+    return fail_usage(req.file + " has changed since the run (sha256 " +
+                      req.expect_sha256.substr(0, 12) + " then, " + d.sha256.substr(0, 12) +
+                      " now)");
+  try {
+    if (req.typed_params) {
+      params = *req.typed_params;
+      for (const auto& p : d.params)
+        if (p.secret && params.contains(p.name) && params[p.name].is_string())
+          secrets.push_back(params[p.name].get<std::string>());
+    } else {
+      params = book.resolve_params(req.params, &secrets);
+    }
+  } catch (const UsageError& e) {
+    return fail_usage(e.what());
+  }
+
+  RunOptions opts = req.options;
+  if (opts.artifacts_root.empty() && journal)
+    opts.artifacts_root = (fs::path(journal->path()).parent_path() / "artifacts").string();
+  Dispatcher disp(journal, reporter, opts);
+  for (const auto& s : secrets) disp.redactor().add(s);
+  run.params = params;
+  for (const auto& p : d.params)
+    if (p.secret && run.params.contains(p.name)) run.params[p.name] = "***";
+  run.params = disp.redactor().value(run.params);
+  run.outcome = "running";
+  run.artifacts = opts.artifacts_root;
+  if (journal && opts.mode != Mode::Replay) journal->begin_run(run);
+  if (run.id) run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
+  disp.set_run_id(run.id);
+  if (!req.recorded.empty() || opts.mode == Mode::Replay)
+    disp.answer_from(req.recorded, req.answer_through);
+
+  std::vector<std::string> names;
+  for (const auto& s : d.steps) names.push_back(s.name);
+  if (reporter) reporter->run_begin(run, names);
+  book.run_steps(disp, params, run, 1);
+  run.ended_ms = now_epoch_ms();
+  run.error = disp.redactor().text(run.error);
+  if (journal && opts.mode != Mode::Replay) {
+    journal->update_run(run);
+    journal->flush();
+  }
+  if (reporter) reporter->run_end(run);
+  res.exit_code = run.exit_code;
+  res.run_id = run.id;
+  res.outcome = run.outcome;
+  res.error = run.error;
+  return res;
+}
+
+}  // namespace rb

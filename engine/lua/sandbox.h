@@ -1,0 +1,77 @@
+// The Lua interpreter a runbook runs in: an allow-list of the standard library built from
+// nothing, strict globals, `require` of Lua source from stdlib/ and beside the runbook only, a
+// memory ceiling, and a deadline/interrupt hook that pcall cannot swallow.
+#pragma once
+#include <lua.hpp>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace rb {
+
+class Dispatcher;
+
+struct SandboxOptions {
+  size_t memory_limit = 256u << 20;
+  std::vector<std::string> module_dirs;  // searched in order by require
+};
+
+class Sandbox {
+ public:
+  explicit Sandbox(SandboxOptions opts);
+  ~Sandbox();
+  Sandbox(const Sandbox&) = delete;
+  Sandbox& operator=(const Sandbox&) = delete;
+
+  lua_State* L() const { return L_; }
+  static Sandbox* from(lua_State* L);
+
+  // The step deadline. Past it (or on Ctrl-C) the next Lua instruction raises, and keeps raising
+  // until the step's protected call returns: pcall inside the runbook cannot swallow it.
+  void arm(SteadyTime deadline, std::string what);
+  void disarm();
+  // Non-empty once the running step has been stopped (deadline, interrupt, memory, divergence).
+  const std::string& killed() const { return killed_; }
+  void kill(std::string reason);
+  bool interrupted() const { return interrupted_; }
+
+  // Modules loaded by require: name -> sha256 of the source.
+  const std::map<std::string, std::string>& modules() const { return modules_; }
+  const std::vector<std::string>& module_dirs() const { return opts_.module_dirs; }
+
+  // The engine state the bindings reach through the interpreter.
+  Dispatcher* dispatcher = nullptr;
+  bool in_step = false;
+
+  // Loads Lua source (text only) as a function whose environment is the sandbox's globals.
+  // On failure pushes nothing and returns the message ("file:line: ...").
+  bool load_source(const std::string& code, const std::string& chunkname, std::string* error);
+
+  size_t memory_used() const { return used_; }
+
+ private:
+  static void* alloc(void* ud, void* ptr, size_t osize, size_t nsize);
+  static void hook(lua_State* L, lua_Debug* ar);
+  static int l_require(lua_State* L);
+  static int l_pcall(lua_State* L);
+  static int l_xpcall(lua_State* L);
+  static int l_load(lua_State* L);
+  static int l_undefined_global(lua_State* L);
+  void build_globals();
+
+  SandboxOptions opts_;
+  lua_State* L_ = nullptr;
+  size_t used_ = 0;
+  bool over_limit_ = false;
+  SteadyTime deadline_ = SteadyTime::max();
+  std::string deadline_what_;
+  std::string killed_;
+  bool interrupted_ = false;
+  std::map<std::string, std::string> modules_;
+  friend int sandbox_modules_hook(lua_State*);
+};
+
+}  // namespace rb

@@ -1,0 +1,247 @@
+#include "os/process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "core/strings.h"
+
+extern char** environ;
+
+namespace rb::os {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(o.fd) { o.fd = -1; }
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+void append_capped(std::string& buf, const char* data, size_t n, size_t cap) {
+  buf.append(data, n);
+  if (buf.size() > cap + cap / 4) buf.erase(0, buf.size() - cap);  // keep the tail
+}
+
+std::vector<std::string> build_env(const ProcessSpec& spec) {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    std::string kv = *e;
+    std::string key = kv.substr(0, kv.find('='));
+    if (spec.env.count(key)) continue;
+    bool unset = false;
+    for (const auto& u : spec.unset_env) unset = unset || u == key;
+    if (!unset) out.push_back(kv);
+  }
+  for (const auto& [k, v] : spec.env) out.push_back(k + "=" + v);
+  return out;
+}
+
+}  // namespace
+
+std::string which(const std::string& program) {
+  if (program.find('/') != std::string::npos)
+    return ::access(program.c_str(), X_OK) == 0 ? program : "";
+  const char* path = std::getenv("PATH");
+  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
+    std::string full = (dir.empty() ? "." : dir) + "/" + program;
+    struct stat st;
+    if (::stat(full.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(full.c_str(), X_OK) == 0)
+      return full;
+  }
+  return "";
+}
+
+bool stop_group(pid_t pgid, Millis grace, const std::function<bool()>& alive) {
+  ::kill(-pgid, SIGTERM);
+  auto until = Clock::now() + grace;
+  while (Clock::now() < until) {
+    if (!alive()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ::kill(-pgid, SIGKILL);
+  auto hard = Clock::now() + std::chrono::seconds(5);
+  while (Clock::now() < hard) {
+    if (!alive()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return !alive();
+}
+
+ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
+  ProcessResult r;
+  auto t0 = Clock::now();
+  if (spec.argv.empty()) {
+    r.spawn_error = "empty argv";
+    return r;
+  }
+  std::string exe = which(spec.argv[0]);
+  if (exe.empty()) {
+    r.spawn_error = "'" + spec.argv[0] + "' not found" +
+                    (spec.argv[0].find('/') == std::string::npos ? " on PATH" : "");
+    return r;
+  }
+
+  int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) ||
+      ::pipe2(in_pipe, O_CLOEXEC) || ::pipe2(exec_pipe, O_CLOEXEC)) {
+    r.spawn_error = std::string("pipe: ") + std::strerror(errno);
+    return r;
+  }
+  Fd out_r(out_pipe[0]), out_w(out_pipe[1]), err_r(err_pipe[0]), err_w(err_pipe[1]);
+  Fd in_r(in_pipe[0]), in_w(in_pipe[1]), exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
+
+  // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> env_strings = build_env(spec);
+  std::vector<char*> envp, argv;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = spec.argv;
+  for (auto& s : argv_copy) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  Fd devnull_fd(devnull);
+
+  pid_t pid = ::fork();
+  if (pid < 0) {
+    r.spawn_error = std::string("fork: ") + std::strerror(errno);
+    return r;
+  }
+  if (pid == 0) {
+    ::setsid();  // own session and process group: the group is what a timeout stops
+    ::signal(SIGPIPE, SIG_DFL);
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::dup2(spec.stdin_data ? in_r.fd : devnull, 0);
+    ::dup2(out_w.fd, 1);
+    ::dup2(err_w.fd, 2);
+    if (!spec.cwd.empty() && ::chdir(spec.cwd.c_str()) != 0) {
+      int e = errno;
+      (void)!::write(exec_w.fd, "c", 1);
+      (void)!::write(exec_w.fd, &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execve(exe.c_str(), argv.data(), envp.data());
+    int e = errno;
+    (void)!::write(exec_w.fd, "x", 1);
+    (void)!::write(exec_w.fd, &e, sizeof e);
+    ::_exit(127);
+  }
+  out_w.reset();
+  err_w.reset();
+  in_r.reset();
+  exec_w.reset();
+
+  // Did exec succeed? The pipe closes on exec (CLOEXEC) or carries the errno.
+  char what = 0;
+  int err = 0;
+  if (::read(exec_r.fd, &what, 1) == 1) {
+    (void)!::read(exec_r.fd, &err, sizeof err);
+    ::waitpid(pid, nullptr, 0);
+    r.spawn_error = what == 'c' ? "cannot enter directory " + spec.cwd + ": " + std::strerror(err)
+                                : "cannot execute " + exe + ": " + std::strerror(err);
+    return r;
+  }
+
+  // stdin is written in pieces from the poll loop so a child that does not read cannot block us.
+  std::string stdin_buf = spec.stdin_data.value_or("");
+  size_t stdin_off = 0;
+  if (!spec.stdin_data) in_w.reset();
+  ::fcntl(out_r.fd, F_SETFL, O_NONBLOCK);
+  ::fcntl(err_r.fd, F_SETFL, O_NONBLOCK);
+  if (in_w.fd >= 0) ::fcntl(in_w.fd, F_SETFL, O_NONBLOCK);
+
+  int status = 0;
+  bool exited = false;
+  auto alive = [&] {
+    if (exited) return ::kill(-pid, 0) == 0;
+    pid_t w = ::waitpid(pid, &status, WNOHANG);
+    if (w == pid) exited = true;
+    return !exited || ::kill(-pid, 0) == 0;
+  };
+  auto deadline = t0 + spec.timeout;
+  char buf[65536];
+  auto kill_group = [&] {
+    stop_group(pid, spec.grace, alive);
+    if (!exited) {
+      ::waitpid(pid, &status, 0);
+      exited = true;
+    }
+  };
+
+  // After the child exits, output still open (a daemon it left holding the pipe) is read for a
+  // moment more and then abandoned: a background grandchild cannot make the call hang.
+  std::optional<Clock::time_point> drain_until;
+  try {
+    while (true) {
+      if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+      if (exited && !drain_until) drain_until = Clock::now() + std::chrono::milliseconds(200);
+      struct pollfd fds[3];
+      int n = 0;
+      if (out_r.fd >= 0) fds[n++] = {out_r.fd, POLLIN, 0};
+      if (err_r.fd >= 0) fds[n++] = {err_r.fd, POLLIN, 0};
+      if (in_w.fd >= 0 && !exited) fds[n++] = {in_w.fd, POLLOUT, 0};
+      if (n == 0) {
+        if (exited) break;
+        ::poll(nullptr, 0, 20);
+      } else {
+        ::poll(fds, n, exited ? 20 : 50);
+      }
+      for (int i = 0; i < n; ++i) {
+        if (!fds[i].revents) continue;
+        if (fds[i].fd == in_w.fd) {
+          ssize_t w = ::write(in_w.fd, stdin_buf.data() + stdin_off, stdin_buf.size() - stdin_off);
+          if (w > 0) stdin_off += static_cast<size_t>(w);
+          if ((w < 0 && errno != EAGAIN) || stdin_off >= stdin_buf.size()) in_w.reset();
+          continue;
+        }
+        Fd& src = fds[i].fd == out_r.fd ? out_r : err_r;
+        std::string& dst = fds[i].fd == out_r.fd ? r.stdout_text : r.stderr_text;
+        ssize_t got = ::read(src.fd, buf, sizeof buf);
+        if (got > 0)
+          append_capped(dst, buf, static_cast<size_t>(got), spec.max_output);
+        else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+          src.reset();
+      }
+      auto now = Clock::now();
+      if (exited && (out_r.fd < 0 && err_r.fd < 0)) break;
+      if (drain_until && now > *drain_until) break;
+      if (poll) poll(std::chrono::duration_cast<Millis>(now - t0));
+      if (!exited && now > deadline) {
+        r.timed_out = true;
+        kill_group();
+        break;
+      }
+    }
+  } catch (...) {
+    r.interrupted = true;
+    if (!exited) kill_group();
+    throw;
+  }
+  if (!exited) ::waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) {
+    r.code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.signal = WTERMSIG(status);
+    r.code = 128 + r.signal;
+  }
+  r.duration = std::chrono::duration_cast<Millis>(Clock::now() - t0);
+  return r;
+}
+
+}  // namespace rb::os

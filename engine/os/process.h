@@ -1,0 +1,50 @@
+// Child processes: argv only (never a shell), own process group, output captured, a deadline
+// after which the whole group gets TERM and then KILL. RAII: a Process that goes out of scope
+// kills and reaps what it started.
+#pragma once
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/duration.h"
+
+namespace rb::os {
+
+struct ProcessSpec {
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::map<std::string, std::string> env;  // added to (or replacing in) the inherited environment
+  std::vector<std::string> unset_env;
+  std::optional<std::string> stdin_data;  // fed to the child; stdin is /dev/null otherwise
+  Millis timeout{60'000};
+  Millis grace{3'000};  // between TERM and KILL
+  size_t max_output = 4 << 20;  // per stream; the tail is kept beyond this
+};
+
+struct ProcessResult {
+  int code = -1;      // exit code, or 128+signal
+  int signal = 0;     // the signal that ended it, 0 if it exited
+  bool timed_out = false;
+  bool interrupted = false;
+  std::string stdout_text, stderr_text;
+  Millis duration{0};
+  std::string spawn_error;  // non-empty when the program could not be started
+};
+
+// Called every ~50 ms while waiting; throwing from it (Interrupted, DeadlineExceeded) stops the
+// child's group (TERM, grace, KILL) before the exception continues.
+using Poll = std::function<void(Millis elapsed)>;
+
+ProcessResult run_process(const ProcessSpec& spec, const Poll& poll = nullptr);
+
+// Finds a program on PATH (or checks an explicit path); empty if not found.
+std::string which(const std::string& program);
+
+// TERM to the group, wait up to grace for it to die, then KILL. Returns true if it is gone.
+bool stop_group(pid_t pgid, Millis grace, const std::function<bool()>& alive);
+
+}  // namespace rb::os

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Configures and builds into build/ (RelWithDebInfo, -j2 on this 2-core machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j"${JOBS:-2}"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs everything runbook needs to build, test and run its demo on Debian 12. Idempotent.
+set -euo pipefail
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+pkgs=(
+  build-essential cmake pkg-config ccache git ca-certificates
+  liblua5.4-dev libcurl4-openssl-dev libgit2-dev libsqlite3-dev libspdlog-dev libgtest-dev
+  libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev
+  python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
+  nodejs npm procps
+)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's packaged servers must not run as system services for the tests: the tests start
+# their own on free ports. Stop any the install started.
+for svc in redis-server postgresql supervisor; do
+  $SUDO service "$svc" stop >/dev/null 2>&1 || true
+done
+# pm2 comes from the npm registry (the tests drive a real pm2).
+if ! command -v pm2 >/dev/null 2>&1; then
+  $SUDO npm install -g --silent pm2@5 >/dev/null 2>&1 || echo "note: pm2 could not be installed; its tests will be skipped"
+fi

@@ -1,0 +1,176 @@
+// End to end through the binary: exit codes, output, --json, errors as file:line.
+#include <gtest/gtest.h>
+
+#include "support/support.h"
+
+using namespace rb::test;
+
+namespace {
+
+const char* kConfigRollback = R"(
+runbook {
+  name = "config-rollback",
+  version = "1.0.0",
+  summary = "Restore the config directory from the newest backup",
+  params = {
+    root  = { type = "path", required = true, doc = "application root" },
+    url   = { type = "url", default = "http://127.0.0.1:8080/health" },
+    token = { type = "string", secret = true, default = "" },
+    tries = { type = "int", default = 3 },
+  },
+}
+
+step("Back up the current config", function(p)
+  local dir = fs.backup(p.root .. "/config")
+  log.info("backup at " .. dir)
+end)
+
+step{ "Notify the flag service", timeout = "30s", retries = 2, run = function(p)
+  local r = http.post{ url = p.url, json = { flag_name = "x", enabled = false },
+                       headers = { Authorization = "Bearer " .. p.token } }
+  assert(r.status == 200)
+end }
+
+step("Restart", function(p)
+  exec{ "true", timeout = "20s" }
+  http.wait_healthy{ url = p.url, timeout = "10s" }
+end)
+)";
+
+struct Env {
+  TempDir dir;
+  std::map<std::string, std::string> env() const { return {{"RUNBOOK_JOURNAL", dir / "journal.db"}}; }
+};
+
+}  // namespace
+
+TEST(Cli, IssueExampleRunsLiveAndKeepsTheSecretOutOfEverything) {
+  Env e;
+  HttpServer server(e.dir / "srv");
+  write_file(e.dir / "app/config/app.ini", "a=1\n");
+  write_file(e.dir / "rb.lua", kConfigRollback);
+  auto r = run_cli({"exec", e.dir / "rb.lua", "-p", "root=" + e.dir / "app", "-p",
+                    "url=" + server.url("/health"), "-p", "token=s3cr3t-t0ken"},
+                   e.env());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("step 2/3  Notify the flag service"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("✓ succeeded"), std::string::npos);
+  EXPECT_EQ(server.changing_requests(), 1);
+  // The server saw the real token; nothing we wrote did.
+  EXPECT_NE(read_file(e.dir / "srv/requests.log").find("Bearer s3cr3t-t0ken"), std::string::npos);
+  EXPECT_EQ(r.out.find("s3cr3t-t0ken"), std::string::npos);
+  auto show = run_cli({"show", "last", "--json"}, e.env());
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_EQ(show.out.find("s3cr3t-t0ken"), std::string::npos);
+  EXPECT_NE(show.out.find("Bearer ***"), std::string::npos);
+  EXPECT_EQ(read_file(e.dir / "journal.db").find("s3cr3t-t0ken"), std::string::npos);
+}
+
+TEST(Cli, DryRunChangesNothingAndShowsThePlan) {
+  Env e;
+  HttpServer server(e.dir / "srv");
+  server.set_status(503);
+  write_file(e.dir / "app/config/app.ini", "a=1\n");
+  write_file(e.dir / "rb.lua", kConfigRollback);
+  std::string before = sha256_tree(e.dir / "app");
+  auto r = run_cli({"exec", e.dir / "rb.lua", "--dry-run", "-p", "root=" + e.dir / "app", "-p",
+                    "url=" + server.url("/health")},
+                   e.env());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(sha256_tree(e.dir / "app"), before);
+  EXPECT_EQ(server.changing_requests(), 0);
+  EXPECT_NE(r.out.find("~ fs.backup"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("now: 503"), std::string::npos) << r.out;  // the wait's preview probed once
+  EXPECT_NE(r.out.find("nothing was changed"), std::string::npos);
+}
+
+TEST(Cli, MissingAndMalformedParamsAreListedTogetherWithExit2) {
+  Env e;
+  write_file(e.dir / "rb.lua", kConfigRollback);
+  auto r = run_cli({"exec", e.dir / "rb.lua", "-p", "tries=many", "-p", "bogus=1"}, e.env());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("missing required parameter 'root'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("parameter 'tries' must be an integer"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("unknown parameter 'bogus'"), std::string::npos) << r.err;
+  // The journal says so too.
+  auto runs = run_cli({"runs", "--json"}, e.env());
+  EXPECT_NE(runs.out.find("\"outcome\":\"error\""), std::string::npos) << runs.out;
+}
+
+TEST(Cli, SyntaxErrorNamesFileAndLine) {
+  Env e;
+  write_file(e.dir / "bad.lua", "runbook { name = 'x', version = '1.0.0' }\n\nstep('a', function()\n  local x = = 1\nend)\n");
+  auto r = run_cli({"exec", e.dir / "bad.lua"}, e.env());
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("bad.lua:4:"), std::string::npos) << r.err;
+}
+
+TEST(Cli, FailingEffectExits1AndNamesTheEffectAndLine) {
+  Env e;
+  write_file(e.dir / "f.lua", R"(runbook { name = "f", version = "1.0.0" }
+step("one", function() exec{ "sh", "-c", "echo boom >&2; exit 3" } end)
+step("two", function() log.info("never") end)
+)");
+  auto r = run_cli({"exec", e.dir / "f.lua"}, e.env());
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("f.lua:2:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("exec: 'sh' exited 3: boom"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(skipped)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("never"), std::string::npos);
+}
+
+TEST(Cli, JsonPrintsOneEventPerLine) {
+  Env e;
+  write_file(e.dir / "j.lua", R"(runbook { name = "j", version = "1.0.0" }
+step("one", function() fs.exists("/") end)
+)");
+  auto r = run_cli({"exec", e.dir / "j.lua", "--json"}, e.env());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto ev = r.events();
+  ASSERT_GE(ev.size(), 4u) << r.out;
+  EXPECT_EQ(ev.front()["event"], "run_begin");
+  EXPECT_EQ(ev.back()["event"], "run_end");
+  EXPECT_EQ(ev.back()["outcome"], "succeeded");
+  bool saw_effect = false;
+  for (auto& j : ev)
+    if (j["event"] == "effect" && j["name"] == "fs.exists") saw_effect = j["result"] == true;
+  EXPECT_TRUE(saw_effect);
+}
+
+TEST(Cli, RunsAndShowListTheJournal) {
+  Env e;
+  write_file(e.dir / "j.lua", R"(runbook { name = "listed", version = "2.1.0" }
+step("one", function() log.info("hello from the step") end)
+)");
+  ASSERT_EQ(run_cli({"exec", e.dir / "j.lua"}, e.env()).code, 0);
+  ASSERT_EQ(run_cli({"exec", e.dir / "j.lua", "--dry-run"}, e.env()).code, 0);
+  auto runs = run_cli({"runs"}, e.env());
+  EXPECT_NE(runs.out.find("listed"), std::string::npos) << runs.out;
+  EXPECT_NE(runs.out.find("2.1.0"), std::string::npos);
+  EXPECT_NE(runs.out.find("dry-run"), std::string::npos);
+  auto show = run_cli({"show", "1"}, e.env());
+  EXPECT_EQ(show.code, 0);
+  EXPECT_NE(show.out.find("hello from the step"), std::string::npos) << show.out;
+  EXPECT_EQ(run_cli({"show", "99"}, e.env()).code, 2);
+}
+
+TEST(Cli, ApiListsEveryPrimitiveWithKind) {
+  auto r = run_cli({"api"});
+  ASSERT_EQ(r.code, 0);
+  for (const char* name : {"exec{ ... }", "fs.backup(path, dir)", "http.wait_healthy(url)", "confirm(question)"})
+    EXPECT_NE(r.out.find(name), std::string::npos) << name;
+  EXPECT_NE(r.out.find("[change, by arguments]"), std::string::npos);
+}
+
+TEST(Cli, ConfirmWithoutTerminalFailsUnlessYes) {
+  Env e;
+  write_file(e.dir / "c.lua", R"(runbook { name = "c", version = "1.0.0" }
+step("ask", function() confirm("Flush the cache?") log.info("went on") end)
+)");
+  auto no = run_cli({"exec", e.dir / "c.lua"}, e.env());
+  EXPECT_EQ(no.code, 1);
+  EXPECT_NE(no.out.find("--yes"), std::string::npos) << no.out;
+  auto yes = run_cli({"exec", e.dir / "c.lua", "--yes"}, e.env());
+  EXPECT_EQ(yes.code, 0) << yes.out;
+  EXPECT_NE(yes.out.find("went on"), std::string::npos);
+}
