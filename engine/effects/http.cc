@@ -227,10 +227,13 @@ void register_http(Registry& r) {
           auto waited = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
           return json{{"status", status}, {"attempts", attempts}, {"waited", waited.count()}};
         }
-        last = status ? "status " + std::to_string(status) + (body.empty() ? "" : " " + truncate(trim(body), 120))
-                      : body;
+        // A poll cut short by the deadline says nothing new: keep the last real answer.
+        bool cut_short = status == 0 && left < Millis(1000) && last.rfind("status ", 0) == 0;
+        if (!cut_short)
+          last = status ? "status " + std::to_string(status) + (body.empty() ? "" : " " + truncate(trim(body), 120))
+                        : body;
         auto now = std::chrono::steady_clock::now();
-        if (now >= until) break;
+        if (now + Millis(50) >= until) break;
         auto pause_until = std::min(until, now + interval);
         while (std::chrono::steady_clock::now() < pause_until) {
           ctx.check_interrupt();

@@ -131,7 +131,7 @@ int call_effect(lua_State* L) {
   } catch (const Interrupted& err) {
     fatal = "interrupted";
   } catch (const DeadlineExceeded& err) {
-    fatal = err.what();
+    fatal = sb->deadline_what().empty() ? err.what() : sb->deadline_what() + " (in " + e->name + ")";
   } catch (const std::exception& err) {
     failure = e->name + ": " + err.what();
   }

@@ -35,6 +35,8 @@ class Sandbox {
   void disarm();
   // Non-empty once the running step has been stopped (deadline, interrupt, memory, divergence).
   const std::string& killed() const { return killed_; }
+  // "step 'x' exceeded its timeout of 30s": what passing the armed deadline means.
+  const std::string& deadline_what() const { return deadline_what_; }
   void kill(std::string reason);
   bool interrupted() const { return interrupted_; }
 

@@ -182,4 +182,24 @@ std::string sha256_tree(const std::string& dir) {
   return sha256_hex(join(entries, "\n"));
 }
 
+bool Captured::logged(const std::string& needle) const {
+  for (const auto& [level, m] : logs)
+    if (m.find(needle) != std::string::npos) return true;
+  return false;
+}
+
+LuaRun run_lua(const std::string& dir, const std::string& code, Mode mode,
+               const std::map<std::string, std::string>& params, bool offline) {
+  write_file(dir + "/rb.lua", code);
+  Journal journal(dir + "/journal.db");
+  LuaRun run;
+  ExecRequest req;
+  req.file = dir + "/rb.lua";
+  req.params = params;
+  req.options.mode = mode;
+  req.options.offline = offline;
+  run.result = execute(req, &journal, &run.events, builtin_registry());
+  return run;
+}
+
 }  // namespace rb::test

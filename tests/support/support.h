@@ -7,6 +7,8 @@
 #include <vector>
 
 #include "core/json.h"
+#include "dispatch/reporter.h"
+#include "lua/runbook.h"
 
 namespace rb::test {
 
@@ -68,5 +70,30 @@ class HttpServer {
 
 bool wait_for_port(int port, int timeout_ms);
 std::string sha256_tree(const std::string& dir);  // checksum of a whole tree, for "unchanged" tests
+
+// In-process runs: the engine without the CLI, events captured.
+struct Captured : Reporter {
+  std::vector<EffectEvent> effects;
+  std::vector<std::pair<std::string, std::string>> logs;  // level, message
+  std::vector<std::string> step_outcomes;                 // "1:succeeded", ...
+  std::vector<std::string> step_errors;
+  void effect_end(const EffectEvent& e) override { effects.push_back(e); }
+  void log(const std::string& level, const std::string& m) override { logs.emplace_back(level, m); }
+  void step_end(int idx, const std::string&, const std::string& outcome, const std::string& error,
+                Millis) override {
+    step_outcomes.push_back(std::to_string(idx) + ":" + outcome);
+    if (!error.empty()) step_errors.push_back(error);
+  }
+  bool logged(const std::string& needle) const;
+};
+
+struct LuaRun {
+  ExecResult result;
+  Captured events;
+};
+
+// Writes `code` to <dir>/rb.lua and runs it in-process with a journal at <dir>/journal.db.
+LuaRun run_lua(const std::string& dir, const std::string& code, Mode mode = Mode::Live,
+               const std::map<std::string, std::string>& params = {}, bool offline = false);
 
 }  // namespace rb::test
