@@ -369,7 +369,7 @@ void Journal::effect_ended(const EffectRecord& e) {
   sqlite3_step(s);
   // A finished change is committed at once (no fsync: it survives a process crash), so that
   // resume after a SIGKILL knows it completed. Probes ride along with the next commit.
-  if (e.kind == "change")
+  if (e.kind == "change" && e.state != "planned")
     commit(false);
   else
     maybe_commit_by_age();
