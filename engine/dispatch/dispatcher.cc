@@ -233,6 +233,8 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
       return CallResult{true, with_failure(result, failure), ""};
     return CallResult{false, result, failure};
   }
+  // Checkable results always say whether they succeeded, planned ones included.
+  if (e.checkable && result.is_object()) result["ok"] = true;
   return CallResult{true, result, ""};
 }
 
