@@ -1,6 +1,8 @@
 // End to end through the binary: exit codes, output, --json, errors as file:line.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+
 #include "support/support.h"
 
 using namespace rb::test;
@@ -173,4 +175,38 @@ step("ask", function() confirm("Flush the cache?") log.info("went on") end)
   auto yes = run_cli({"exec", e.dir / "c.lua", "--yes"}, e.env());
   EXPECT_EQ(yes.code, 0) << yes.out;
   EXPECT_NE(yes.out.find("went on"), std::string::npos);
+}
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+TEST(Cli, CtrlCStopsAtTheNextSafePointExits130AndJournalsInterrupted) {
+  Env e;
+  write_file(e.dir / "long.lua", R"(runbook { name = "long", version = "1.0.0" }
+step("wait a long time", function() sleep("30s") end)
+step("never", function() log.info("never reached") end)
+)");
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setenv("RUNBOOK_JOURNAL", (e.dir / "journal.db").c_str(), 1);
+    int fd = ::open((e.dir / "out.txt").c_str(), O_WRONLY | O_CREAT, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(RUNBOOK_BIN, RUNBOOK_BIN, "exec", (e.dir / "long.lua").c_str(), nullptr);
+    ::_exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto t0 = std::chrono::steady_clock::now();
+  ::kill(pid, SIGINT);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 130) << read_file(e.dir / "out.txt");
+  auto runs = run_cli({"runs", "--json"}, e.env());
+  EXPECT_NE(runs.out.find("\"outcome\":\"interrupted\""), std::string::npos) << runs.out;
+  EXPECT_EQ(read_file(e.dir / "out.txt").find("never reached"), std::string::npos);
 }
