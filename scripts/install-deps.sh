@@ -8,8 +8,12 @@ pkgs=(
   liblua5.4-dev libcurl4-openssl-dev libgit2-dev libsqlite3-dev libspdlog-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev
   python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
-  nodejs npm procps
+  procps
 )
+# Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
+# Debian's `npm` package cannot be installed beside it ("held broken packages").
+if ! command -v node >/dev/null 2>&1; then pkgs+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then pkgs+=(npm); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -17,7 +21,11 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+    echo "install-deps: apt-get install failed for: ${missing[*]}" >&2
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}" >&2
+    exit 1
+  }
 fi
 # Debian's packaged servers must not run as system services for the tests: the tests start
 # their own on free ports. Stop any the install started.
