@@ -141,6 +141,8 @@ CallResult Dispatcher::answer_recorded(const Effect& e, const Args& args, const 
 
 CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& site) {
   Args args = validate_args(e.name, e.args, std::move(raw_args));
+  if (e.secrets_of)
+    for (const auto& s : e.secrets_of(args)) add_secret(s);
   Kind kind = e.kind_of(args);
   json shown_args = redact_args(e, args);
   Args shown(e.name, shown_args);

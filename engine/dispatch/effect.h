@@ -50,6 +50,9 @@ struct Effect {
   // For resume: after a crash in the middle of this effect, tells from the world whether it took
   // place (true/false), or null when it cannot tell. Optional.
   std::function<json(EffectContext&, const Args&)> verify;
+  // Secrets hidden inside ordinary arguments (the password in a DSN, a token in a URL). The
+  // dispatcher registers them for redaction before the call is journaled, shown or logged.
+  std::function<std::vector<std::string>(const Args&)> secrets_of;
 
   Kind kind_of(const Args& a) const { return kind_for ? kind_for(a) : kind; }
 };
