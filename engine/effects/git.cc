@@ -114,7 +114,8 @@ void add_log(Registry& r) {
     Commit start = resolve_commit(repo.get(), a.str("ref"));
     Revwalk walk;
     check(git_revwalk_new(walk.out(), repo.get()), "cannot walk history");
-    git_revwalk_sorting(walk.get(), GIT_SORT_TIME);
+    // Children before parents even within one second; by date otherwise, as `git log`.
+    git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
     check(git_revwalk_push(walk.get(), git_commit_id(start.get())), "cannot walk from " + a.str("ref"));
     json out = json::array();
     git_oid id;
