@@ -153,6 +153,10 @@ TEST(GitProbe, HeadStatusRevParseLogDiffNames) {
     local names = git.diff_names{ repo = W, from = "v1.0.0" }
     assert(json.encode(names) == '["app.py","legacy.txt","new.py"]', json.encode(names))
     assert(#git.diff_names{ repo = W, from = "v2.0.0", to = "v2.0.1" } == 1)
+    local wt = git.diff_names{ repo = W, from = "HEAD", worktree = true }
+    assert(json.encode(wt) == '["config.ini","staged.py"]', json.encode(wt))
+    local range = git.log{ repo = W, ref = "v1.0.0..HEAD" }
+    assert(#range == 2 and range[2].summary == "release 2", json.encode(range))
   )");
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 
@@ -368,6 +372,28 @@ TEST(GitClean, MovesUntrackedFilesIntoArtifactsIgnoredOnlyWhenAsked) {
   EXPECT_EQ(verify("git.clean", {{"repo", f.work}}), true);
 }
 
+TEST(GitCommit, CommitsEverythingLikeAddAllAndSaysWhenThereIsNothing) {
+  Fixture f;
+  TempDir run;
+  write_file(f.work + "/config.ini", "a=2\n");
+  write_file(f.work + "/wip.py", "wip\n");
+  write_file(f.work + "/debug.log", "ignored\n");
+  git(f.work, "rm -q --cached new.py");
+  sh("rm '" + f.work + "/new.py'");
+  auto r = step(f.dir.path(), run.path(), R"(
+    local c = git.commit{ repo = W, message = "WIP before rollback" }
+    assert(c.committed and json.encode(c.files) == '["config.ini","new.py","wip.py"]', json.encode(c))
+    assert(git.head(W).commit == c.commit)
+    local again = git.commit{ repo = W, message = "nothing" }
+    assert(again.committed == false and again.commit == c.commit)
+  )");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_EQ(git(f.work, "log -1 --format=%s"), "WIP before rollback");
+  EXPECT_EQ(git(f.work, "rev-parse HEAD^"), f.sha("v2.0.1"));
+  EXPECT_EQ(git(f.work, "status --porcelain"), "");
+  EXPECT_EQ(git(f.work, "show HEAD:wip.py"), "wip");
+}
+
 TEST(GitStash, StashesAndSaysWhenThereIsNothing) {
   Fixture f;
   TempDir run;
@@ -491,10 +517,22 @@ TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
     git.tag{ repo = W, name = "rollback-1" }
     local pu = git.push{ repo = W, refspec = "rollback-1" }
     assert(pu.ref == "refs/tags/rollback-1", pu.ref)
+    git.tag{ repo = W, name = "rollback-2", message = "annotated" }
+    local tags = git.push{ repo = W, tags = true }
+    assert(json.encode(tags.pushed) == '["rollback-2"]', json.encode(tags))
+    assert(#git.push{ repo = W, tags = true }.pushed == 0)
     local ok, err = pcall(git.fetch, { repo = W, remote = "upstream" })
     assert(not ok and tostring(err):find("no remote 'upstream'"), tostring(err))
   )");
   EXPECT_EQ(t.result.exit_code, 0) << err_of(t);
+  EXPECT_EQ(git(f.origin, "rev-parse rollback-1"), f.sha("HEAD"));
+  EXPECT_EQ(git(f.origin, "cat-file -t rollback-2"), "tag");
+
+  // A tag the remote has at another commit is never moved by a tags push.
+  git(f.work, "tag -f rollback-1 v1.0.0");
+  auto moved = step(f.dir.path(), run.path(), "git.push{ repo = W, tags = true }");
+  EXPECT_NE(err_of(moved).find("git.push: tags differ on the remote (never moved): rollback-1"), std::string::npos)
+      << err_of(moved);
   EXPECT_EQ(git(f.origin, "rev-parse rollback-1"), f.sha("HEAD"));
 }
 

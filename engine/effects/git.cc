@@ -1,6 +1,8 @@
-// git.*: the repository as probes (head, status, rev_parse, log, diff_names) and ref changes
-// (tag, branch). Work-tree changes are in git_tree.cc, history in git_history.cc, remotes in
+// git.*: the repository as probes (head, status, rev_parse, log, diff_names) and the changes
+// that add to it (commit, tag, branch). Work-tree changes are in git_tree.cc, history in git_history.cc, remotes in
 // git_remote.cc. All in-process through libgit2: no `git` is ever spawned.
+#include <set>
+
 #include "core/clock.h"
 #include "core/error.h"
 #include "effects/effects.h"
@@ -104,19 +106,29 @@ void add_log(Registry& r) {
   Effect e;
   e.name = "git.log";
   e.summary = "Recent commits reachable from a ref, newest first";
-  e.args = {repo_arg(), opt("ref", ArgType::String, "where to start", "HEAD"),
+  e.args = {repo_arg(), opt("ref", ArgType::String, "where to start, or a range \"A..B\" (in B, not in A)", "HEAD"),
             opt("max", ArgType::Int, "at most this many commits", 10)};
   e.positional = {"repo"};
   e.returns = "list of { commit, short, summary, author, email, time (epoch seconds), date (ISO) }";
   e.describe = [](const Args& a) { return "list commits of " + a.str("ref") + " in " + a.str("repo"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
-    Commit start = resolve_commit(repo.get(), a.str("ref"));
+    std::string ref = a.str("ref"), hide;
+    if (auto dots = ref.find(".."); dots != std::string::npos) {
+      hide = ref.substr(0, dots);
+      ref = ref.substr(dots + 2);
+      if (ref.empty()) ref = "HEAD";
+    }
+    Commit start = resolve_commit(repo.get(), ref);
     Revwalk walk;
     check(git_revwalk_new(walk.out(), repo.get()), "cannot walk history");
     // Children before parents even within one second; by date otherwise, as `git log`.
     git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-    check(git_revwalk_push(walk.get(), git_commit_id(start.get())), "cannot walk from " + a.str("ref"));
+    check(git_revwalk_push(walk.get(), git_commit_id(start.get())), "cannot walk from " + ref);
+    if (!hide.empty()) {
+      Commit stop = resolve_commit(repo.get(), hide);
+      check(git_revwalk_hide(walk.get(), git_commit_id(stop.get())), "cannot walk to " + hide);
+    }
     json out = json::array();
     git_oid id;
     int64_t max = a.integer("max");
@@ -143,7 +155,10 @@ void add_diff_names(Registry& r) {
   e.name = "git.diff_names";
   e.summary = "Paths that differ between two revisions";
   e.args = {repo_arg(), req("from", ArgType::String, "the older revision"),
-            opt("to", ArgType::String, "the newer revision", "HEAD")};
+            opt("to", ArgType::String, "the newer revision", "HEAD"),
+            opt("worktree", ArgType::Bool,
+                "compare from with the work tree instead, uncommitted changes included (git diff --name-only <from>)",
+                false)};
   e.positional = {"repo", "from", "to"};
   e.returns = "list of paths, sorted";
   e.describe = [](const Args& a) {
@@ -152,8 +167,22 @@ void add_diff_names(Registry& r) {
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
     Commit from = resolve_commit(repo.get(), a.str("from"));
+    Tree ft = tree_of(from.get());
+    if (a.boolean("worktree")) {
+      require_workdir(repo.get(), a.str("repo"));
+      Diff d;
+      check(git_diff_tree_to_workdir_with_index(d.out(), repo.get(), ft.get(), nullptr),
+            "cannot diff " + a.str("from") + " with the work tree");
+      std::set<std::string> names;
+      for (size_t i = 0; i < git_diff_num_deltas(d.get()); ++i) {
+        const git_diff_delta* dd = git_diff_get_delta(d.get(), i);
+        names.insert(dd->old_file.path);
+        names.insert(dd->new_file.path);
+      }
+      return strings_json({names.begin(), names.end()});
+    }
     Commit to = resolve_commit(repo.get(), a.str("to"));
-    Tree ft = tree_of(from.get()), tt = tree_of(to.get());
+    Tree tt = tree_of(to.get());
     return strings_json(diff_names(repo.get(), ft.get(), tt.get()));
   };
   e.planned = [](const Args&, const json&) { return json::array(); };
@@ -312,9 +341,82 @@ void add_branch(Registry& r) {
   r.add(std::move(e));
 }
 
+// Stages everything (git add -A) in the repository's index, in memory.
+void stage_all(git_index* idx) {
+  check(git_index_add_all(idx, nullptr, GIT_INDEX_ADD_DEFAULT, nullptr, nullptr), "cannot stage the changes");
+  check(git_index_update_all(idx, nullptr, nullptr, nullptr), "cannot stage the deletions");
+}
+
+void add_commit(Registry& r) {
+  Effect e;
+  e.name = "git.commit";
+  e.summary = "Commit on HEAD: every change (all = true, like git add -A) or what is staged; nothing to commit is "
+              "not an error";
+  e.kind = Kind::Change;
+  e.args = {repo_arg(), req("message", ArgType::String, "the commit message"),
+            opt("all", ArgType::Bool, "stage every change first, untracked files included (ignored ones not)", true),
+            opt("allow_empty", ArgType::Bool, "commit even when nothing changed", false)};
+  e.returns = "{ committed = boolean, commit = HEAD after, short, files = {...} }";
+  e.describe = [](const Args& a) { return "commit \"" + a.str("message") + "\" in " + a.str("repo"); };
+  e.preview = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Status st = status(repo.get());
+    std::vector<std::string> files = a.boolean("all") ? st.tracked_changes() : st.staged;
+    if (a.boolean("all")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
+    bool commits = !files.empty() || a.boolean("allow_empty");
+    return json{{"text", commits ? "commits " + std::to_string(files.size()) + " files: " + list_text(files)
+                                 : std::string("nothing to commit")},
+                {"committed", commits}, {"files", strings_json(files)}};
+  };
+  e.apply = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Head h = head(repo.get());
+    Index idx;
+    check(git_repository_index(idx.out(), repo.get()), "cannot read the index");
+    if (a.boolean("all")) {
+      stage_all(idx.get());
+      check(git_index_write(idx.get()), "cannot write the index");
+    }
+    if (git_index_has_conflicts(idx.get())) throw EffectError("the index has unresolved conflicts");
+    git_oid tree_id;
+    check(git_index_write_tree(&tree_id, idx.get()), "cannot write the tree");
+    Tree tree;
+    check(git_tree_lookup(tree.out(), repo.get(), &tree_id), "cannot read the tree");
+    Commit parent;
+    Tree parent_tree;
+    if (!h.unborn) {
+      check(git_commit_lookup(parent.out(), repo.get(), &h.id), "cannot read HEAD");
+      parent_tree = tree_of(parent.get());
+    }
+    auto files = diff_names(repo.get(), parent_tree.get(), tree.get());
+    if (files.empty() && !a.boolean("allow_empty")) {
+      json j{{"committed", false}, {"files", json::array()}};
+      j["commit"] = h.unborn ? json(nullptr) : json(hex(h.id));
+      j["short"] = h.unborn ? json(nullptr) : json(short_hex(h.id));
+      return j;
+    }
+    Signature sig = signature(repo.get());
+    const git_commit* parents[] = {parent.get()};
+    git_oid id;
+    check(git_commit_create(&id, repo.get(), "HEAD", sig.get(), sig.get(), nullptr, a.str("message").c_str(),
+                            tree.get(), h.unborn ? 0 : 1, parents),
+          "cannot commit");
+    return json{{"committed", true}, {"commit", hex(id)}, {"short", short_hex(id)}, {"files", strings_json(files)}};
+  };
+  e.planned = [](const Args&, const json& pv) {
+    bool committed = pv.is_object() && pv.contains("committed") ? pv["committed"].get<bool>() : true;
+    return json{{"committed", committed}, {"commit", kZeroSha}, {"short", kZeroSha.substr(0, 7)},
+                {"files", pv.is_object() && pv.contains("files") ? pv["files"] : json::array()}};
+  };
+  r.add(std::move(e));
+}
+
 }  // namespace
 
 void register_git(Registry& r) {
+  add_commit(r);
   add_head(r);
   add_status(r);
   add_rev_parse(r);

@@ -361,6 +361,81 @@ json push_result(git_repository* repo, const Args& a, const PushPlan& p) {
   return j;
 }
 
+// push{ tags = true }: every local tag the remote lacks. A tag the remote has at another commit
+// refuses the whole push: tags are never moved on a remote by a runbook.
+struct TagsPlan {
+  Remote remote;
+  std::vector<std::string> push, present, differ;
+};
+
+TagsPlan plan_tags(EffectContext& ctx, git_repository* repo, const Args& a, Session& s, const git_remote_callbacks& cb) {
+  TagsPlan p;
+  p.remote = lookup_remote(repo, a.str("remote"));
+  git_strarray names{nullptr, 0};
+  check(git_tag_list(&names, repo), "cannot list tags");
+  std::vector<std::string> tags(names.strings, names.strings + names.count);
+  git_strarray_dispose(&names);
+  connect(ctx, p.remote.get(), GIT_DIRECTION_PUSH, cb, s, a.duration("timeout"));
+  for (const auto& t : tags) {
+    auto local = local_ref(repo, "refs/tags/" + t);
+    auto remote = remote_ref(p.remote.get(), "refs/tags/" + t);
+    if (!remote) p.push.push_back(t);
+    else if (local && git_oid_equal(&*local, &*remote)) p.present.push_back(t);
+    else p.differ.push_back(t);
+  }
+  return p;
+}
+
+json tags_result(const Args& a, const TagsPlan& p) {
+  return json{{"remote", a.str("remote")}, {"url", url_of(p.remote.get())}, {"refspec", "refs/tags/*"},
+              {"pushed", strings_json(p.push)}, {"up_to_date", p.push.empty()}, {"forced", false}};
+}
+
+std::string tags_refusal(const TagsPlan& p) {
+  return p.differ.empty() ? "" : "tags differ on the remote (never moved): " + list_text(p.differ);
+}
+
+json preview_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  TagsPlan p = plan_tags(ctx, repo, a, s, cb);
+  git_remote_disconnect(p.remote.get());
+  json j = tags_result(a, p);
+  std::string text = p.push.empty() ? "every tag is on " + a.str("remote") + " already"
+                                    : "pushes " + std::to_string(p.push.size()) + " tag" +
+                                          (p.push.size() == 1 ? "" : "s") + " to " + a.str("remote") + ": " +
+                                          list_text(p.push);
+  if (!p.differ.empty()) text += "; would be refused: " + tags_refusal(p);
+  j["text"] = text;
+  j["refused"] = !p.differ.empty();
+  return j;
+}
+
+json push_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  TagsPlan p = plan_tags(ctx, repo, a, s, cb);
+  if (!p.differ.empty()) {
+    git_remote_disconnect(p.remote.get());
+    throw EffectError(tags_refusal(p), tags_result(a, p));
+  }
+  if (!p.push.empty()) {
+    std::vector<std::string> specs;
+    for (const auto& t : p.push) specs.push_back("refs/tags/" + t + ":refs/tags/" + t);
+    std::vector<char*> ptrs;
+    for (auto& sp : specs) ptrs.push_back(sp.data());
+    git_strarray arr{ptrs.data(), ptrs.size()};
+    git_push_options po = GIT_PUSH_OPTIONS_INIT;
+    po.callbacks = cb;
+    int rc = git_remote_upload(p.remote.get(), &arr, &po);
+    s.rethrow();
+    check(rc, "push to " + a.str("remote") + " failed");
+    if (!s.rejected.empty()) throw EffectError(a.str("remote") + " refused " + join(s.rejected, "; "));
+  }
+  git_remote_disconnect(p.remote.get());
+  return tags_result(a, p);
+}
+
 void add_push(Registry& r) {
   Effect e;
   e.name = "git.push";
@@ -371,14 +446,19 @@ void add_push(Registry& r) {
             opt("refspec", ArgType::String, "\"main\", \"v1.0.0\" or \"<src>:<dst>\"; default: the current branch"),
             opt("force", ArgType::Bool, "replace a ref that is not an ancestor (with a lease)", false),
             opt("expect", ArgType::String, "the lease: the sha the remote ref must be at (default: as last fetched)"),
+            opt("tags", ArgType::Bool, "push every tag the remote lacks instead (git push --tags); a tag the "
+                "remote has elsewhere refuses the push", false),
             opt("timeout", ArgType::Duration, "to reach the remote's host", "30s")};
-  e.returns = "{ remote, url, refspec, ref, from = remote's previous sha or nil, to, forced, lease, up_to_date }";
+  e.returns = "{ remote, url, refspec, ref, from = remote's previous sha or nil, to, forced, lease, up_to_date }; "
+              "with tags = true: { remote, url, refspec, pushed = {tag names}, up_to_date, forced }";
   e.describe = [](const Args& a) {
+    if (a.boolean("tags")) return "push the tags of " + a.str("repo") + " to " + a.str("remote");
     return "push " + a.str_or("refspec", "the current branch") + " to " + a.str("remote") + " from " + a.str("repo") +
            (a.boolean("force") ? " (force, with lease)" : "");
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
+    if (a.boolean("tags")) return preview_tags(ctx, repo.get(), a);
     Session s(&ctx);
     auto cb = callbacks(s);
     PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
@@ -395,6 +475,10 @@ void add_push(Registry& r) {
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
+    if (a.boolean("tags")) {
+      if (a.has("refspec")) throw EffectError("give refspec or tags = true, not both");
+      return push_tags(ctx, repo.get(), a);
+    }
     Session s(&ctx);
     auto cb = callbacks(s);
     PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
@@ -421,6 +505,10 @@ void add_push(Registry& r) {
     return push_result(repo.get(), a, p);
   };
   e.planned = [](const Args& a, const json& pv) {
+    if (a.boolean("tags"))
+      return json{{"remote", a.str("remote")}, {"url", pv_or(pv, "url", "")}, {"refspec", "refs/tags/*"},
+                  {"pushed", pv_or(pv, "pushed", json::array())}, {"up_to_date", pv_or(pv, "up_to_date", false)},
+                  {"forced", false}};
     return json{{"remote", a.str("remote")}, {"url", pv_or(pv, "url", "")},
                 {"refspec", pv_or(pv, "refspec", a.str_or("refspec", ""))}, {"ref", pv_or(pv, "ref", nullptr)},
                 {"from", pv_or(pv, "from", nullptr)}, {"to", pv_or(pv, "to", kZeroSha)},
@@ -429,6 +517,13 @@ void add_push(Registry& r) {
   };
   e.verify = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
+    if (a.boolean("tags")) {
+      Session s(&ctx);
+      auto cb = callbacks(s);
+      TagsPlan p = plan_tags(ctx, repo.get(), a, s, cb);
+      git_remote_disconnect(p.remote.get());
+      return p.push.empty();
+    }
     Session s(&ctx);
     auto cb = callbacks(s);
     PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
