@@ -331,6 +331,9 @@ TEST(GitReset, HardKeepsABackupRefASnapshotAndTheUntrackedFilesInTheRunsArtifact
   EXPECT_EQ(git(f.work, "status --porcelain"), "?? notes.txt");
   EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v2.0.0"}, {"hard", true}}), true);
   EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v1.0.0"}, {"hard", true}}), false);
+  // HEAD~1 names another commit once the reset has run: verify cannot tell, and says so.
+  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "HEAD~1"}, {"hard", true}}), nullptr);
+  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "main~1"}}), nullptr);
 }
 
 TEST(GitReset, MixedMovesTheBranchAndKeepsTheWorkTree) {

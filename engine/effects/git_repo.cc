@@ -110,6 +110,14 @@ Head head(git_repository* repo) {
   return h;
 }
 
+bool moves_with_head(git_repository* repo, const std::string& rev, bool branch_too) {
+  std::string base = rev.substr(0, rev.find_first_of("~^:@"));
+  if (base.empty() || base == "HEAD") return true;
+  if (!branch_too) return false;
+  Head h = head(repo);
+  return !h.detached && (h.ref == base || h.ref == "refs/heads/" + base);
+}
+
 Commit head_commit(git_repository* repo) {
   Head h = head(repo);
   if (h.unborn) throw EffectError(where(repo) + " has no commits yet");

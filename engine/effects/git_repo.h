@@ -100,6 +100,10 @@ struct Head {
   std::string ref;  // "refs/heads/main", empty when detached
 };
 Head head(git_repository* repo);
+// Whether a revision is relative to HEAD ("HEAD~1", "@"), or with `branch_too` to the branch HEAD
+// is on ("main^" while on main, which a reset moves): once the effect ran it names something
+// else, so verify cannot use it.
+bool moves_with_head(git_repository* repo, const std::string& rev, bool branch_too);
 Commit head_commit(git_repository* repo);  // throws on an unborn HEAD
 
 // Tag names whose target peels to `id`, sorted.

@@ -388,6 +388,7 @@ void add_checkout(Registry& r) {
         if (!same_as_blob(repo.get(), f)) return false;
       return true;
     }
+    if (moves_with_head(repo.get(), a.str("ref"), false)) return nullptr;
     Head h = head(repo.get());
     if (h.unborn || !git_oid_equal(&h.id, git_commit_id(target.get()))) return false;
     std::string branch = local_branch(repo.get(), a.str("ref"));
@@ -518,6 +519,7 @@ void add_reset(Registry& r) {
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
+    if (moves_with_head(repo.get(), a.str("ref"), true)) return nullptr;
     Commit target = resolve_commit(repo.get(), a.str("ref"));
     Head h = head(repo.get());
     return !h.unborn && git_oid_equal(&h.id, git_commit_id(target.get()));
