@@ -397,6 +397,18 @@ TEST(GitCommit, CommitsEverythingLikeAddAllAndSaysWhenThereIsNothing) {
   EXPECT_EQ(git(f.work, "show HEAD:wip.py"), "wip");
 }
 
+TEST(GitClean, WorksInARepositoryWithNoCommitsYet) {
+  TempDir d, run;
+  sh("git init -q -b main '" + d.path() + "/work'");
+  write_file(d / "work/a.txt", "a\n");
+  auto r = step(d.path(), run.path(), R"(
+    local c = git.clean{ repo = W }
+    assert(c.count == 1 and fs.read(c.moved_to .. "/a.txt") == "a\n" and c.backup.ref == nil, json.encode(c))
+  )");
+  EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_FALSE(stdfs::exists(d / "work/a.txt"));
+}
+
 TEST(GitStash, StashesAndSaysWhenThereIsNothing) {
   Fixture f;
   TempDir run;

@@ -230,7 +230,7 @@ void move_head(git_repository* repo, const git_oid& id, const git_oid& expected,
 }
 
 json Backup::to_json() const {
-  json j{{"ref", head_ref}, {"head", head}};
+  json j{{"ref", head_ref.empty() ? json(nullptr) : json(head_ref)}, {"head", head.empty() ? json(nullptr) : json(head)}};
   j["changes_ref"] = changes_ref.empty() ? json(nullptr) : json(changes_ref);
   j["changes"] = changes.empty() ? json(nullptr) : json(changes);
   return j;
@@ -261,6 +261,7 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
   Backup b;
   b.n = next_backup_n(repo, ctx.run_id());
   std::string prefix = backup_prefix(ctx.run_id(), b.n);
+  if (head(repo).unborn) return b;  // no commit to point at; untracked files still go to artifacts
   Commit hc = head_commit(repo);
   std::string msg = "runbook run " + std::to_string(ctx.run_id()) + ": before " + why;
   Reference ref;
