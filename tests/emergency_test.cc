@@ -8,7 +8,7 @@
 
 #include "os/http_client.h"
 #include "os/process.h"
-#include "support.h"
+#include "support/support.h"
 
 namespace rb::test {
 namespace {
