@@ -165,6 +165,9 @@ TEST_F(Pg, QueryCannotWriteEvenWhenAskedTo) {
     fails("DELETE FROM projects", "read-only transaction")
     fails("CREATE TABLE sneaky(x int)", "read-only transaction")
     fails("SELECT 1; DELETE FROM projects", "multiple commands")
+    -- Switching the transaction back to read-write from inside the statement is refused too.
+    fails("DO $$ BEGIN SET TRANSACTION READ WRITE; DELETE FROM projects; END $$", "read-write mode must be set before any query")
+    fails("WITH x AS (SELECT set_config('transaction_read_only', 'off', true)) DELETE FROM projects", "read-only transaction")
     fails("SELECT * FROM no_such_table", "pg.query: relation \"no_such_table\" does not exist")
   )~");
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
@@ -297,6 +300,7 @@ TEST_F(Pg, DryRunOfExecDumpAndRestoreChangesNothingAndPreviewsWithNumbers) {
     assert(f.path == p.dir .. "/other.dump" and f.tables == 2, json.encode(f))
     local r = pg.restore{ dsn = p.dsn, file = p.dir .. "/app.dump" }
     assert(r.restored == p.dir .. "/app.dump" and r.backup, json.encode(r))
+    pg.exec{ dsn = p.dsn, sql = "UPDATE projects SET nope = 1" }
     -- Probes still run: the runbook can look at the real state.
     assert(pg.query{ dsn = p.dsn, sql = "SELECT count(*) AS n FROM projects" }[1].n == 15)
   )~", Mode::DryRun);
@@ -314,16 +318,17 @@ TEST_F(Pg, DryRunOfExecDumpAndRestoreChangesNothingAndPreviewsWithNumbers) {
     EXPECT_EQ(e.status, "planned") << e.name;
     previews.push_back(e.preview.is_object() ? e.preview.value("text", "") : e.preview.dump());
   }
-  ASSERT_EQ(previews.size(), 5u);
+  ASSERT_EQ(previews.size(), 6u);
   EXPECT_NE(previews[0].find("would update 4 rows (counted by running it in a transaction that was rolled back)"),
             std::string::npos) << previews[0];
   EXPECT_NE(previews[1].find("would delete 7 rows"), std::string::npos) << previews[1];
   EXPECT_NE(previews[2].find("about 50 rows (the planner's estimate)"), std::string::npos) << previews[2];
   EXPECT_NE(previews[3].find("dumps database app ("), std::string::npos) << previews[3];
   EXPECT_NE(previews[3].find("2 tables) to " + dir_ / "other.dump"), std::string::npos) << previews[3];
-  EXPECT_NE(previews[4].find("(" ), std::string::npos);
   EXPECT_NE(previews[4].find(", 2 tables) into app ("), std::string::npos) << previews[4];
   EXPECT_NE(previews[4].find("backs up the current database first"), std::string::npos) << previews[4];
+  EXPECT_NE(previews[5].find("would fail: column \"nope\" of relation \"projects\" does not exist"),
+            std::string::npos) << previews[5];
 }
 
 TEST_F(Pg, PasswordNeverReachesJournalOutputOrErrors) {

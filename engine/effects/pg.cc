@@ -294,8 +294,13 @@ json exec_preview(EffectContext& ctx, const Args& a) {
       std::string ignored;
       c.run("ROLLBACK", {}, timeout, &ignored);
     }
-    if (!error.empty())
+    if (!error.empty()) {
+      const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+      if (state && std::string(state) == "55P03")
+        return json{{"text", "cannot count the rows: another transaction holds locks on them"},
+                    {"error", error}};
       return json{{"text", "would fail: " + error}, {"error", error}};
+    }
     int64_t n = std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
     std::string what = verb == "UPDATE" ? "update " : "delete ";
     return json{{"text", "would " + what + plural(n, "row") +
@@ -383,7 +388,6 @@ void register_pg(Registry& r) {
         json out = json::object();
         if (res)
           if (const char* s = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)) out["sqlstate"] = s;
-        if (error.rfind("ERROR:", 0) == 0) error = trim(error.substr(6));
         throw EffectError(error, out);
       }
       return pg::rows_json(res.get());

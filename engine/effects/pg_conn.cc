@@ -334,8 +334,12 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
     *error = "no result";
     return nullptr;
   }
-  if (!succeeded(keep.get()))
-    *error = scrub(one_line(PQresultErrorMessage(keep.get())), secrets_);
+  if (!succeeded(keep.get())) {
+    std::string msg = one_line(PQresultErrorMessage(keep.get()));
+    for (const char* severity : {"ERROR:", "FATAL:"})
+      if (msg.rfind(severity, 0) == 0) msg = trim(msg.substr(std::string(severity).size()));
+    *error = scrub(msg, secrets_);
+  }
   return keep;
 }
 
@@ -348,7 +352,6 @@ ResultPtr Conn::exec(const std::string& sql, const Params& params, Millis timeou
       const char* state = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE);
       if (state) res["sqlstate"] = state;
     }
-    if (error.rfind("ERROR:", 0) == 0) error = trim(error.substr(6));
     throw EffectError(error, res);
   }
   return r;
