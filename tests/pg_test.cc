@@ -2,7 +2,11 @@
 // 127.0.0.1:<free port>): ping, typed query rows, read-only queries, exec with parameters,
 // dump → break → restore, dry-runs that change nothing, and the password kept out of
 // everything the engine writes.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -114,6 +118,31 @@ TEST_F(Pg, DeadServerFailsQueryPromptlyNamingTheCall) {
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   EXPECT_NE(err_of(r).find("pg.query: cannot connect to app@127.0.0.1:" + std::to_string(dead) + "/app"),
             std::string::npos) << err_of(r);
+}
+
+TEST_F(Pg, ServerThatNeverAnswersIsBoundedByTimeoutAndStepDeadline) {
+  // Accepts TCP connections (the kernel's backlog) and never says a word.
+  int s = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(s, 16), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
+  std::string mute = "postgresql://app:pw-mute@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/app";
+  auto t0 = std::chrono::steady_clock::now();
+  std::string code = "runbook { name = 'mute', version = '1.0.0' }\n"
+                     "step('ping', function() assert(pg.ping{ dsn = '" + mute + "', timeout = '700ms' } == false) end)\n"
+                     "step{ 'query', timeout = '1s', run = function() pg.query{ dsn = '" + mute + "', sql = 'SELECT 1' } end }\n";
+  auto r = run_lua(run_dir_.path(), code);
+  auto took = std::chrono::steady_clock::now() - t0;
+  ::close(s);
+  EXPECT_LT(took, std::chrono::seconds(4));
+  ASSERT_EQ(r.events.step_outcomes.size(), 2u);
+  EXPECT_EQ(r.events.step_outcomes[0], "1:succeeded") << err_of(r);
+  EXPECT_NE(err_of(r).find("pg.query: cannot connect to app@127.0.0.1"), std::string::npos) << err_of(r);
+  EXPECT_NE(err_of(r).find("the step's deadline"), std::string::npos) << err_of(r);
 }
 
 TEST_F(Pg, QueryReturnsTypedRowsInColumnOrder) {
