@@ -318,6 +318,10 @@ std::string pyvenv_version(const std::string& venv) {
   return "";
 }
 
+// A dry-run has no snapshot file; this stands in for its path so that a runbook passing it on
+// (pip.restore{ snapshot = r.snapshot }) still reads as intended in the plan.
+std::string planned_snapshot(const Args& a) { return "(dry-run) pip freeze of " + abs_path(a.str("venv")); }
+
 // --- the restore plan: what a snapshot asks for against what is installed ---
 
 // Never pruned: pip freeze leaves them out of every snapshot, and pip needs them.
@@ -331,6 +335,7 @@ struct RestorePlan {
 };
 
 RestorePlan restore_plan(const std::string& venv, const std::string& snapshot) {
+  if (snapshot.find("/(dry-run) pip freeze of ") != std::string::npos) throw EffectError("the snapshot is taken when the run is live");
   if (!exists(snapshot)) throw EffectError("snapshot " + snapshot + " does not exist");
   Requirements req = parse_requirements(read_text(snapshot));
   RestorePlan p;
@@ -461,11 +466,11 @@ void add_pin(Registry& r) {
     if (!bad.empty()) throw EffectError(join(bad, "; "), result);
     return result;
   };
-  e.planned = [](const Args&, const json& pv) {
+  e.planned = [](const Args& a, const json& pv) {
     return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
                 {"unchanged", pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
                 {"also_changed", json::object()},
-                {"snapshot", ""}};
+                {"snapshot", planned_snapshot(a)}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -503,7 +508,7 @@ void add_freeze(Registry& r) {
     return json{{"path", f.path}, {"packages", f.packages}, {"count", f.count}};
   };
   e.planned = [](const Args& a, const json&) {
-    return json{{"path", a.has("to") ? abs_path(a.str("to")) : ""}, {"packages", json::object()}, {"count", 0}};
+    return json{{"path", a.has("to") ? abs_path(a.str("to")) : planned_snapshot(a)}, {"packages", json::object()}, {"count", 0}};
   };
   r.add(std::move(e));
 }
@@ -573,9 +578,9 @@ void add_restore(Registry& r) {
     if (!bad.empty()) throw EffectError(join(bad, "; "), result);
     return result;
   };
-  e.planned = [](const Args&, const json& pv) {
+  e.planned = [](const Args& a, const json& pv) {
     return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"removed", json::object()}, {"kept", json::object()}, {"skipped", 0}, {"snapshot", ""}};
+                {"removed", json::object()}, {"kept", json::object()}, {"skipped", 0}, {"snapshot", planned_snapshot(a)}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -774,9 +779,9 @@ void add_install(Registry& r) {
     if (!bad.empty()) throw EffectError(join(bad, "; "), result);
     return result;
   };
-  e.planned = [](const Args&, const json& pv) {
+  e.planned = [](const Args& a, const json& pv) {
     return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"snapshot", ""}};
+                {"snapshot", planned_snapshot(a)}};
   };
   r.add(std::move(e));
 }

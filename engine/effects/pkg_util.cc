@@ -49,7 +49,11 @@ std::string artifact_path(EffectContext& ctx, const std::string& kind, const std
   std::error_code ec;
   stdfs::create_directories(dir, ec);
   if (ec) throw EffectError("cannot create " + dir + ": " + ec.message());
-  return os::unique_path(dir + "/" + flat + "-" + stamp_local(now_epoch_ms()) + suffix);
+  // The counter goes before the suffix (x-…-2-freeze.txt), so the name keeps its extension.
+  std::string base = dir + "/" + flat + "-" + stamp_local(now_epoch_ms());
+  std::string path = base + suffix;
+  for (int i = 2; exists(path); ++i) path = base + "-" + std::to_string(i) + suffix;
+  return path;
 }
 
 namespace {
