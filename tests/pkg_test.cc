@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <memory>
 
+#include "dispatch/context.h"
+#include "dispatch/registry.h"
 #include "support/support.h"
 
 using namespace rb;
@@ -57,6 +59,30 @@ std::string sh(const std::vector<std::string>& argv, const std::string& cwd = ""
   int rc = ::pclose(f);
   EXPECT_EQ(rc, 0) << cmd << "\n" << out;
   return out;
+}
+
+// What resume hands an effect's verify(): a context with an artifact dir and no deadline.
+struct BareContext : EffectContext {
+  std::string dir;
+  json st = json::object();
+  explicit BareContext(std::string d) : dir(std::move(d)) {}
+  int64_t run_id() const override { return 1; }
+  std::string artifact_dir() override { return dir; }
+  SteadyTime deadline() const override { return SteadyTime::max(); }
+  void check_interrupt() const override {}
+  void progress(const std::string&) override {}
+  void note(const std::string&) override {}
+  bool assume_yes() const override { return true; }
+  bool interactive() const override { return false; }
+  json& state(const std::string&) override { return st; }
+  void add_secret(const std::string&) override {}
+};
+
+json verify(const std::string& effect, json args) {
+  TempDir d;
+  BareContext ctx(d.path());
+  const Effect* e = builtin_registry().find(effect);
+  return e->verify(ctx, validate_args(effect, e->args, std::move(args)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -151,6 +177,14 @@ TEST_F(Pip, PinMovesBetweenVersionsForRealKeepsASnapshotAndRestoresIt) {
   const EffectEvent* pin = event(r, "pip.pin");
   ASSERT_NE(pin, nullptr);
   EXPECT_EQ(pin->status, "ok");
+}
+
+TEST_F(Pip, VerifyTellsFromTheVenvWhetherAPinTookPlace) {
+  json args{{"venv", venv_}, {"packages", {{"rb-schema", "4.23.0"}, {"rb_core", "2.37.2"}}}};
+  EXPECT_EQ(verify("pip.pin", args), false);
+  install({"rb-schema==4.23.0"});
+  EXPECT_EQ(verify("pip.pin", args), true);
+  EXPECT_EQ(verify("pip.pin", json{{"venv", venv_ + "/gone"}, {"packages", {{"x", "1"}}}}), false);
 }
 
 TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
@@ -382,6 +416,17 @@ TEST_F(Npm, PinToAnotherTarballVerifiesAndBacksUpTheLockfile) {
   const EffectEvent* pin = event(r, "npm.pin");
   ASSERT_NE(pin, nullptr);
   EXPECT_EQ(read_file(pin->result["backup"].get<std::string>() + "/package-lock.json"), lock_before);
+}
+
+TEST_F(Npm, VerifyTellsFromNodeModulesWhetherAPinOrCiTookPlace) {
+  TempDir d;
+  std::string dir = project(d);
+  json pin2{{"dir", dir}, {"packages", {{"@rb/left-thing", "file:" + tgz2_}}}};
+  EXPECT_EQ(verify("npm.pin", pin2), false);
+  EXPECT_EQ(verify("npm.pin", json{{"dir", dir}, {"packages", {{"@rb/left-thing", "1.0.0"}}}}), true);
+  EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), true);
+  write_file(dir + "/node_modules/@rb/left-thing/package.json", R"({"name":"@rb/left-thing","version":"0.9.0"})");
+  EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), false);
 }
 
 TEST_F(Npm, DryRunPreviewsAndChangesNothing) {
