@@ -35,7 +35,8 @@ std::string err_of(const LuaRun& r) {
 
 std::string preview_text(const EffectEvent& e) {
   if (e.preview.is_string()) return e.preview.get<std::string>();
-  if (e.preview.is_object() && e.preview.contains("text")) return e.preview["text"].get<std::string>();
+  if (e.preview.is_object() && e.preview.contains("text"))
+    return e.preview["text"].get<std::string>();
   return "";
 }
 
@@ -102,10 +103,13 @@ class Pip : public ::testing::Test {
     // The stdlib venv bundles pip (ensurepip), so this needs no network either.
     sh({"python3", "-m", "venv", venv_});
     install({"rb-schema==4.25.0", "Rb_Core==2.37.2"});
-    for (const auto& e : stdfs::directory_iterator(venv_ + "/lib")) site_ = e.path().string() + "/site-packages";
+    for (const auto& e : stdfs::directory_iterator(venv_ + "/lib"))
+      site_ = e.path().string() + "/site-packages";
     stdfs::create_directories(pristine());
     for (const auto& e : stdfs::directory_iterator(site_))
-      if (ours(e.path())) stdfs::copy(e.path(), pristine() + "/" + e.path().filename().string(), stdfs::copy_options::recursive);
+      if (ours(e.path()))
+        stdfs::copy(e.path(), pristine() + "/" + e.path().filename().string(),
+                    stdfs::copy_options::recursive);
   }
   static void TearDownTestSuite() { root_.reset(); }
   static std::string pristine() { return *root_ / "pristine"; }
@@ -121,18 +125,20 @@ class Pip : public ::testing::Test {
     for (const auto& e : stdfs::directory_iterator(site_))
       if (ours(e.path())) stdfs::remove_all(e.path());
     for (const auto& e : stdfs::directory_iterator(pristine()))
-      stdfs::copy(e.path(), site_ + "/" + e.path().filename().string(), stdfs::copy_options::recursive);
+      stdfs::copy(e.path(), site_ + "/" + e.path().filename().string(),
+                  stdfs::copy_options::recursive);
   }
 
   static void install(const std::vector<std::string>& reqs) {
-    std::vector<std::string> argv = {venv_ + "/bin/python", "-m", "pip", "install", "-q",
-                                     "--no-index", "--find-links", wheels_};
+    std::vector<std::string> argv = {venv_ + "/bin/python", "-m",           "pip",  "install", "-q",
+                                     "--no-index",          "--find-links", wheels_};
     argv.insert(argv.end(), reqs.begin(), reqs.end());
     sh(argv);
   }
 
   LuaRun run(const std::string& body, Mode mode = Mode::Live, const std::string& run_dir = "") {
-    return step(body, {{"venv", venv_}, {"wheels", wheels_}, {"tmp", root_->path()}}, mode, run_dir);
+    return step(body, {{"venv", venv_}, {"wheels", wheels_}, {"tmp", root_->path()}}, mode,
+                run_dir);
   }
 };
 
@@ -205,7 +211,8 @@ TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
     assert(pip.check{ venv = p.venv }.ok)
     assert(pip.versions{ venv = p.venv }["rb-schema"] == "4.25.0")
     pip.freeze{ venv = p.venv }
-  )", {{"venv", venv_}, {"wheels", wheels_}, {"dir", d.path()}}, Mode::DryRun);
+  )",
+                {{"venv", venv_}, {"wheels", wheels_}, {"dir", d.path()}}, Mode::DryRun);
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(venv_), before) << "a dry-run changed the venv";
   EXPECT_FALSE(stdfs::exists(d / "frozen.txt"));
@@ -215,13 +222,15 @@ TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
             "rb-extra not installed → 1.0.0, rb-schema 4.25.0 → 4.23.0, rb_core already at 2.37.2");
   EXPECT_EQ(preview_text(r.events.effects[1]),
             "rb-schema 4.25.0 → 4.23.0, rb-extra not installed → 1.0.0");
-  EXPECT_NE(preview_text(r.events.effects[2]).find("the snapshot is taken when the run is live"), std::string::npos)
+  EXPECT_NE(preview_text(r.events.effects[2]).find("the snapshot is taken when the run is live"),
+            std::string::npos)
       << preview_text(r.events.effects[2]);
   EXPECT_EQ(preview_text(r.events.effects[3]),
             "2 requirements: rb-schema 4.25.0 → 4.23.0; 1 not pinned with == (pip decides)");
   EXPECT_NE(preview_text(r.events.effects[4]).find("writes "), std::string::npos);
-  EXPECT_NE(preview_text(r.events.effects[5]).find("replaces the virtualenv at " + venv_ + " (Python 3."),
-            std::string::npos)
+  EXPECT_NE(
+      preview_text(r.events.effects[5]).find("replaces the virtualenv at " + venv_ + " (Python 3."),
+      std::string::npos)
       << preview_text(r.events.effects[5]);
 }
 
@@ -232,9 +241,11 @@ TEST_F(Pip, PinFailsNamingThePackagesNotAtTheAskedVersion) {
              find_links = p.wheels, no_index = true }
   )");
   EXPECT_EQ(r.result.exit_code, kExitFailed);
-  EXPECT_NE(err_of(r).find("pip.pin: rb_core is 2.37.3 after install, expected 2.37.2"), std::string::npos)
+  EXPECT_NE(err_of(r).find("pip.pin: rb_core is 2.37.3 after install, expected 2.37.2"),
+            std::string::npos)
       << err_of(r);
-  EXPECT_EQ(err_of(r).find("rb-schema is"), std::string::npos) << "only the wrong ones are named: " << err_of(r);
+  EXPECT_EQ(err_of(r).find("rb-schema is"), std::string::npos)
+      << "only the wrong ones are named: " << err_of(r);
 
   // A version no index has: pip's own reason, named after the effect; nothing changes.
   std::string before = sha256_tree(venv_);
@@ -257,7 +268,8 @@ TEST_F(Pip, CheckReportsBrokenRequirements) {
     pip.check{ venv = p.venv }
   )");
   EXPECT_EQ(r.result.exit_code, kExitFailed);
-  EXPECT_NE(err_of(r).find("pip.check: 1 dependency problem: rb-app 1.0.0 has requirement rb-schema>=4.25"),
+  EXPECT_NE(err_of(r).find(
+                "pip.check: 1 dependency problem: rb-app 1.0.0 has requirement rb-schema>=4.25"),
             std::string::npos)
       << err_of(r);
 }
@@ -289,7 +301,8 @@ TEST_F(Pip, InstallFromARequirementsFileVerifiesPinnedLines) {
     local r = pip.install{ venv = p.venv, requirements = p.dir .. "/requirements.txt", find_links = p.wheels, no_index = true }
     assert(r.changed["rb-schema"].to == "4.23.0" and r.changed["rb-extra"].from == nil, json.encode(r))
     assert(fs.exists(r.snapshot))
-  )", {{"venv", venv_}, {"wheels", wheels_}, {"dir", d.path()}});
+  )",
+                {{"venv", venv_}, {"wheels", wheels_}, {"dir", d.path()}});
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 }
 
@@ -304,15 +317,18 @@ TEST_F(Pip, VenvIsCreatedOnceAndAClearedOneIsKept) {
     local fresh = pip.venv{ path = p.dir .. "/env", clear = true, without_pip = true }
     assert(fresh.created and not fs.exists(p.dir .. "/env/marker"))
     assert(fs.read(fresh.previous .. "/marker") == "old", json.encode(fresh))
-  )", {{"dir", d.path()}});
+  )",
+                {{"dir", d.path()}});
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 
-  auto plan = step("pip.venv{ path = p.dir .. '/env' }  pip.venv{ path = p.dir .. '/new' }", {{"dir", d.path()}},
-                   Mode::DryRun);
+  auto plan = step("pip.venv{ path = p.dir .. '/env' }  pip.venv{ path = p.dir .. '/new' }",
+                   {{"dir", d.path()}}, Mode::DryRun);
   ASSERT_EQ(plan.events.effects.size(), 2u);
-  EXPECT_NE(preview_text(plan.events.effects[0]).find("exists already (Python 3."), std::string::npos)
+  EXPECT_NE(preview_text(plan.events.effects[0]).find("exists already (Python 3."),
+            std::string::npos)
       << preview_text(plan.events.effects[0]);
-  EXPECT_NE(preview_text(plan.events.effects[1]).find("creates a virtualenv at " + d.path() + "/new with python3 (Python 3."),
+  EXPECT_NE(preview_text(plan.events.effects[1])
+                .find("creates a virtualenv at " + d.path() + "/new with python3 (Python 3."),
             std::string::npos)
       << preview_text(plan.events.effects[1]);
   EXPECT_FALSE(stdfs::exists(d / "new"));
@@ -320,20 +336,26 @@ TEST_F(Pip, VenvIsCreatedOnceAndAClearedOneIsKept) {
 
 TEST_F(Pip, MissingVenvBadArgumentsAndAMissingPythonFailClearly) {
   TempDir d;
-  auto r = step("pip.pin{ venv = p.dir .. '/nope', packages = { x = '1.0' } }", {{"dir", d.path()}});
-  EXPECT_NE(err_of(r).find("pip.pin: no virtualenv at " + d.path() + "/nope (" + d.path() + "/nope/bin/python is missing)"),
+  auto r =
+      step("pip.pin{ venv = p.dir .. '/nope', packages = { x = '1.0' } }", {{"dir", d.path()}});
+  EXPECT_NE(err_of(r).find("pip.pin: no virtualenv at " + d.path() + "/nope (" + d.path() +
+                           "/nope/bin/python is missing)"),
             std::string::npos)
       << err_of(r);
   auto bad = run("pip.pin{ venv = p.venv, packages = { ['rb-schema'] = '>=4.23' } }");
-  EXPECT_NE(err_of(bad).find("bad argument 'packages' to 'pip.pin' (an exact version like \"4.23.0\" expected for 'rb-schema', got \">=4.23\")"),
+  EXPECT_NE(err_of(bad).find("bad argument 'packages' to 'pip.pin' (an exact version like "
+                             "\"4.23.0\" expected for 'rb-schema', got \">=4.23\")"),
             std::string::npos)
       << err_of(bad);
   auto inject = run("pip.pin{ venv = p.venv, packages = { ['--index-url=http://evil'] = '1.0' } }");
-  EXPECT_NE(err_of(inject).find("bad argument 'packages' to 'pip.pin' (not a package name"), std::string::npos)
+  EXPECT_NE(err_of(inject).find("bad argument 'packages' to 'pip.pin' (not a package name"),
+            std::string::npos)
       << err_of(inject);
   auto t0 = std::chrono::steady_clock::now();
-  auto nopy = step("pip.venv{ path = p.dir .. '/v', python = 'python-that-is-not-here' }", {{"dir", d.path()}});
-  EXPECT_NE(err_of(nopy).find("pip.venv: 'python-that-is-not-here' not found on PATH"), std::string::npos)
+  auto nopy = step("pip.venv{ path = p.dir .. '/v', python = 'python-that-is-not-here' }",
+                   {{"dir", d.path()}});
+  EXPECT_NE(err_of(nopy).find("pip.venv: 'python-that-is-not-here' not found on PATH"),
+            std::string::npos)
       << err_of(nopy);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
@@ -343,7 +365,8 @@ TEST_F(Pip, AnIndexUrlTokenStaysOutOfTheJournalAndTheReport) {
   auto r = step(R"(
     pip.pin{ venv = p.venv, packages = { ["rb-schema"] = "4.23.0" },
              index_url = "https://deploy:s3cr3t-t0ken@127.0.0.1:9/simple", find_links = p.wheels, no_index = true }
-  )", {{"venv", venv_}, {"wheels", wheels_}}, Mode::Live, d.path());
+  )",
+                {{"venv", venv_}, {"wheels", wheels_}}, Mode::Live, d.path());
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   ASSERT_FALSE(r.events.effects.empty());
   for (const auto& e : r.events.effects) {
@@ -372,8 +395,8 @@ class Npm : public ::testing::Test {
     ::setenv("npm_config_update_notifier", "false", 1);
     for (const char* v : {"1.0.0", "2.0.0"}) {
       std::string src = *root_ / (std::string("src-") + v);
-      write_file(src + "/package.json",
-                 std::string(R"({"name":"@rb/left-thing","version":")") + v + R"(","main":"index.js"})");
+      write_file(src + "/package.json", std::string(R"({"name":"@rb/left-thing","version":")") + v +
+                                            R"(","main":"index.js"})");
       write_file(src + "/index.js", std::string("module.exports = '") + v + "';\n");
       sh({"npm", "pack", "--silent", "--pack-destination", root_->path()}, src);
     }
@@ -411,11 +434,13 @@ TEST_F(Npm, PinToAnotherTarballVerifiesAndBacksUpTheLockfile) {
     -- a bare path works too, and pinning back is the same motion
     local back = npm.pin{ dir = p.dir, packages = { ["@rb/left-thing"] = p.tgz1 } }
     assert(back.changed["@rb/left-thing"].to == "1.0.0", json.encode(back))
-  )", {{"dir", dir}, {"tgz1", tgz1_}, {"tgz2", tgz2_}}, Mode::Live, d.path());
+  )",
+                {{"dir", dir}, {"tgz1", tgz1_}, {"tgz2", tgz2_}}, Mode::Live, d.path());
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   const EffectEvent* pin = event(r, "npm.pin");
   ASSERT_NE(pin, nullptr);
-  EXPECT_EQ(read_file(pin->result["backup"].get<std::string>() + "/package-lock.json"), lock_before);
+  EXPECT_EQ(read_file(pin->result["backup"].get<std::string>() + "/package-lock.json"),
+            lock_before);
 }
 
 TEST_F(Npm, VerifyTellsFromNodeModulesWhetherAPinOrCiTookPlace) {
@@ -423,9 +448,11 @@ TEST_F(Npm, VerifyTellsFromNodeModulesWhetherAPinOrCiTookPlace) {
   std::string dir = project(d);
   json pin2{{"dir", dir}, {"packages", {{"@rb/left-thing", "file:" + tgz2_}}}};
   EXPECT_EQ(verify("npm.pin", pin2), false);
-  EXPECT_EQ(verify("npm.pin", json{{"dir", dir}, {"packages", {{"@rb/left-thing", "1.0.0"}}}}), true);
+  EXPECT_EQ(verify("npm.pin", json{{"dir", dir}, {"packages", {{"@rb/left-thing", "1.0.0"}}}}),
+            true);
   EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), true);
-  write_file(dir + "/node_modules/@rb/left-thing/package.json", R"({"name":"@rb/left-thing","version":"0.9.0"})");
+  write_file(dir + "/node_modules/@rb/left-thing/package.json",
+             R"({"name":"@rb/left-thing","version":"0.9.0"})");
   EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), false);
 }
 
@@ -441,20 +468,23 @@ TEST_F(Npm, DryRunPreviewsAndChangesNothing) {
     npm.run{ dir = p.dir, script = "build" }
     npm.run{ dir = p.dir, script = "deploy" }
     assert(npm.versions{ dir = p.dir }["@rb/left-thing"] == "1.0.0")
-  )", {{"dir", dir}, {"tgz2", tgz2_}}, Mode::DryRun);
+  )",
+                {{"dir", dir}, {"tgz2", tgz2_}}, Mode::DryRun);
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(dir), before);
   ASSERT_GE(r.events.effects.size(), 5u);
   EXPECT_EQ(preview_text(r.events.effects[0]), "@rb/left-thing 1.0.0 → 2.0.0");
   EXPECT_EQ(preview_text(r.events.effects[1]),
-            "installs 1 packages from package-lock.json (lockfileVersion 3), replacing node_modules (1 packages now)");
-  EXPECT_NE(preview_text(r.events.effects[2]).find("installs the 1 dependencies package.json declares"),
-            std::string::npos)
+            "installs 1 packages from package-lock.json (lockfileVersion 3), replacing "
+            "node_modules (1 packages now)");
+  EXPECT_NE(
+      preview_text(r.events.effects[2]).find("installs the 1 dependencies package.json declares"),
+      std::string::npos)
       << preview_text(r.events.effects[2]);
   EXPECT_EQ(preview_text(r.events.effects[3]),
             "npm run build: node -e \"console.log('built with ' + require('@rb/left-thing'))\"");
-  EXPECT_EQ(preview_text(r.events.effects[4]),
-            "cannot preview: no script 'deploy' in " + dir + "/package.json (scripts: build, fail)");
+  EXPECT_EQ(preview_text(r.events.effects[4]), "cannot preview: no script 'deploy' in " + dir +
+                                                   "/package.json (scripts: build, fail)");
 }
 
 TEST_F(Npm, CiRebuildsNodeModulesFromTheLockfile) {
@@ -467,12 +497,14 @@ TEST_F(Npm, CiRebuildsNodeModulesFromTheLockfile) {
     assert(r.installed == 1 and r.lockfile == p.dir .. "/package-lock.json", json.encode(r))
     assert(npm.versions{ dir = p.dir }["@rb/left-thing"] == "1.0.0")
     assert(npm.install{ dir = p.dir }.installed == 1)
-  )", {{"dir", dir}});
+  )",
+                {{"dir", dir}});
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 
   stdfs::remove(dir + "/package-lock.json");
   auto nolock = step("npm.ci{ dir = p.dir }", {{"dir", dir}});
-  EXPECT_NE(err_of(nolock).find("npm.ci: no package-lock.json in " + dir + " (npm ci needs one)"), std::string::npos)
+  EXPECT_NE(err_of(nolock).find("npm.ci: no package-lock.json in " + dir + " (npm ci needs one)"),
+            std::string::npos)
       << err_of(nolock);
 }
 
@@ -483,8 +515,10 @@ TEST_F(Npm, RunFailsClearlyForAMissingScriptAndReportsAFailingOne) {
     local f = npm.run{ dir = p.dir, script = "fail", check = false }
     assert(f.ok == false and f.code == 3, json.encode(f))
     npm.run{ dir = p.dir, script = "deploy" }
-  )", {{"dir", dir}});
-  EXPECT_NE(err_of(r).find("npm.run: no script 'deploy' in " + dir + "/package.json (scripts: build, fail)"),
+  )",
+                {{"dir", dir}});
+  EXPECT_NE(err_of(r).find("npm.run: no script 'deploy' in " + dir +
+                           "/package.json (scripts: build, fail)"),
             std::string::npos)
       << err_of(r);
 }
@@ -492,22 +526,30 @@ TEST_F(Npm, RunFailsClearlyForAMissingScriptAndReportsAFailingOne) {
 TEST_F(Npm, BadSpecsAndAMissingNpmFailPromptly) {
   TempDir d;
   std::string dir = project(d);
-  auto range = step("npm.pin{ dir = p.dir, packages = { ['@rb/left-thing'] = '^2.0.0' } }", {{"dir", dir}});
-  EXPECT_NE(err_of(range).find("bad argument 'packages' to 'npm.pin' (an exact version like \"1.2.3\" or a tarball"),
-            std::string::npos)
+  auto range =
+      step("npm.pin{ dir = p.dir, packages = { ['@rb/left-thing'] = '^2.0.0' } }", {{"dir", dir}});
+  EXPECT_NE(
+      err_of(range).find(
+          "bad argument 'packages' to 'npm.pin' (an exact version like \"1.2.3\" or a tarball"),
+      std::string::npos)
       << err_of(range);
-  auto wrong = step("npm.pin{ dir = p.dir, packages = { other = p.tgz } }", {{"dir", dir}, {"tgz", tgz2_}});
-  EXPECT_NE(err_of(wrong).find("npm.pin: " + tgz2_ + " holds @rb/left-thing, not other"), std::string::npos)
+  auto wrong =
+      step("npm.pin{ dir = p.dir, packages = { other = p.tgz } }", {{"dir", dir}, {"tgz", tgz2_}});
+  EXPECT_NE(err_of(wrong).find("npm.pin: " + tgz2_ + " holds @rb/left-thing, not other"),
+            std::string::npos)
       << err_of(wrong);
-  auto nodir = step("npm.pin{ dir = p.dir .. '/none', packages = { x = '1.0.0' } }", {{"dir", dir}});
-  EXPECT_NE(err_of(nodir).find("npm.pin: no such directory: " + dir + "/none"), std::string::npos) << err_of(nodir);
+  auto nodir =
+      step("npm.pin{ dir = p.dir .. '/none', packages = { x = '1.0.0' } }", {{"dir", dir}});
+  EXPECT_NE(err_of(nodir).find("npm.pin: no such directory: " + dir + "/none"), std::string::npos)
+      << err_of(nodir);
 
   std::string path = ::getenv("PATH");
   ::setenv("PATH", "/nonexistent", 1);
   auto t0 = std::chrono::steady_clock::now();
   auto nonpm = step("npm.ci{ dir = p.dir }", {{"dir", dir}});
   ::setenv("PATH", path.c_str(), 1);
-  EXPECT_NE(err_of(nonpm).find("npm.ci: 'npm' not found on PATH"), std::string::npos) << err_of(nonpm);
+  EXPECT_NE(err_of(nonpm).find("npm.ci: 'npm' not found on PATH"), std::string::npos)
+      << err_of(nonpm);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
 }
 

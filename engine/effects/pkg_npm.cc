@@ -42,13 +42,14 @@ std::map<std::string, std::string> node_modules(const std::string& dir) {
   std::map<std::string, std::string> out;
   std::error_code ec;
   std::string nm = dir + "/node_modules";
-  for (auto it = stdfs::directory_iterator(nm, ec); !ec && it != stdfs::directory_iterator(); it.increment(ec)) {
+  for (auto it = stdfs::directory_iterator(nm, ec); !ec && it != stdfs::directory_iterator();
+       it.increment(ec)) {
     std::string fn = it->path().filename().string();
     if (fn.empty() || fn.front() == '.') continue;
     if (fn.front() == '@') {
       std::error_code ec2;
-      for (auto s = stdfs::directory_iterator(it->path(), ec2); !ec2 && s != stdfs::directory_iterator();
-           s.increment(ec2)) {
+      for (auto s = stdfs::directory_iterator(it->path(), ec2);
+           !ec2 && s != stdfs::directory_iterator(); s.increment(ec2)) {
         std::string v = version_in(s->path().string());
         if (!v.empty()) out[fn + "/" + s->path().filename().string()] = v;
       }
@@ -67,9 +68,12 @@ bool valid_name(const std::string& n) {
     if (slash == std::string::npos || slash < 2) return false;
     rest = rest.substr(slash + 1);
   }
-  if (rest.empty() || rest.front() == '.' || rest.front() == '-' || rest.front() == '_') return false;
+  if (rest.empty() || rest.front() == '.' || rest.front() == '-' || rest.front() == '_')
+    return false;
   for (char c : rest)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' && c != '~') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-' &&
+        c != '~')
+      return false;
   return n.size() <= 214;
 }
 
@@ -88,7 +92,9 @@ bool exact_version(const std::string& v) {
   if (i == v.size()) return true;
   if (v[i] != '-' && v[i] != '+') return false;
   for (++i; i < v.size(); ++i)
-    if (!std::isalnum(static_cast<unsigned char>(v[i])) && v[i] != '.' && v[i] != '-' && v[i] != '+') return false;
+    if (!std::isalnum(static_cast<unsigned char>(v[i])) && v[i] != '.' && v[i] != '-' &&
+        v[i] != '+')
+      return false;
   return true;
 }
 
@@ -106,11 +112,13 @@ Manifest manifest_of(EffectContext& ctx, const std::string& path) {
     need_program("tar");
     os::ProcessSpec spec;
     // Depth one only: the tarball's own manifest, not one of a bundled dependency.
-    spec.argv = {"tar", "-xzOf", path, "--wildcards", "--no-wildcards-match-slash", "*/package.json"};
+    spec.argv = {"tar",           "-xzOf", path, "--wildcards", "--no-wildcards-match-slash",
+                 "*/package.json"};
     spec.timeout = Millis(60'000);
     auto res = run_process_checked(ctx, spec, false);
     if (res.code != 0)
-      throw EffectError("cannot read package.json from " + path + ": " + tail_lines(res.stderr_text));
+      throw EffectError("cannot read package.json from " + path + ": " +
+                        tail_lines(res.stderr_text));
     try {
       j = json::parse(res.stdout_text);
     } catch (const std::exception& e) {
@@ -119,8 +127,10 @@ Manifest manifest_of(EffectContext& ctx, const std::string& path) {
   }
   Manifest m;
   if (j.contains("name") && j["name"].is_string()) m.name = j["name"].get<std::string>();
-  if (j.contains("version") && j["version"].is_string()) m.version = j["version"].get<std::string>();
-  if (m.name.empty() || m.version.empty()) throw EffectError(path + " has no name or version in its package.json");
+  if (j.contains("version") && j["version"].is_string())
+    m.version = j["version"].get<std::string>();
+  if (m.name.empty() || m.version.empty())
+    throw EffectError(path + " has no name or version in its package.json");
   return m;
 }
 
@@ -150,10 +160,13 @@ std::vector<Wanted> wanted_of(EffectContext& ctx, const Args& a, const std::stri
                               (v.size() > 7 && v.compare(v.size() - 7, 7, ".tar.gz") == 0))) {
       path = v;
     } else {
-      bad_arg(a, "packages", "an exact version like \"1.2.3\" or a tarball (\"file:/path/x-1.2.3.tgz\") expected for '" +
-                                 name + "', got \"" + value + "\"");
+      bad_arg(a, "packages",
+              "an exact version like \"1.2.3\" or a tarball (\"file:/path/x-1.2.3.tgz\") expected "
+              "for '" +
+                  name + "', got \"" + value + "\"");
     }
-    if (path.empty() || path.front() != '/') path = dir + "/" + path;  // npm reads file: specs from the project
+    if (path.empty() || path.front() != '/')
+      path = dir + "/" + path;  // npm reads file: specs from the project
     path = abs_path(path);
     if (!exists(path)) throw EffectError("the tarball for " + name + " does not exist: " + path);
     Manifest m = manifest_of(ctx, path);
@@ -175,26 +188,33 @@ std::vector<VersionChange> changes_of(const std::map<std::string, std::string>& 
 }
 
 std::vector<ArgSpec> npm_args() {
-  return {opt("registry", ArgType::String, "registry URL (npm_config_registry); may hold a token, kept out of argv and logs"),
-          opt("offline", ArgType::Bool, "true: only npm's cache, never the network", false),
-          opt("prefer_offline", ArgType::Bool, "use cached packages without asking the registry", true),
-          opt("timeout", ArgType::Duration, "for the npm run", "10m")};
+  return {
+      opt("registry", ArgType::String,
+          "registry URL (npm_config_registry); may hold a token, kept out of argv and logs"),
+      opt("offline", ArgType::Bool, "true: only npm's cache, never the network", false),
+      opt("prefer_offline", ArgType::Bool, "use cached packages without asking the registry", true),
+      opt("timeout", ArgType::Duration, "for the npm run", "10m")};
 }
 
 std::vector<std::string> npm_secrets(const Args& a) {
   return a.has("registry") ? url_secrets({a.str("registry")}) : std::vector<std::string>{};
 }
 
-os::ProcessSpec npm_spec(const std::string& dir, const Args& a, const std::vector<std::string>& tail) {
+os::ProcessSpec npm_spec(const std::string& dir, const Args& a,
+                         const std::vector<std::string>& tail) {
   os::ProcessSpec spec;
   spec.argv = {"npm"};
   spec.argv.insert(spec.argv.end(), tail.begin(), tail.end());
   spec.cwd = dir;
-  spec.env = {{"npm_config_audit", "false"}, {"npm_config_fund", "false"},
-              {"npm_config_update_notifier", "false"}, {"npm_config_progress", "false"},
+  spec.env = {{"npm_config_audit", "false"},
+              {"npm_config_fund", "false"},
+              {"npm_config_update_notifier", "false"},
+              {"npm_config_progress", "false"},
               {"NO_UPDATE_NOTIFIER", "1"}};
-  if (a.has("offline") && a.boolean("offline")) spec.env["npm_config_offline"] = "true";
-  else if (a.has("prefer_offline") && a.boolean("prefer_offline")) spec.env["npm_config_prefer_offline"] = "true";
+  if (a.has("offline") && a.boolean("offline"))
+    spec.env["npm_config_offline"] = "true";
+  else if (a.has("prefer_offline") && a.boolean("prefer_offline"))
+    spec.env["npm_config_prefer_offline"] = "true";
   if (a.has("registry")) spec.env["npm_config_registry"] = a.str("registry");
   spec.timeout = a.duration_or("timeout", Millis(10 * 60'000));
   return spec;
@@ -244,7 +264,8 @@ Lock read_lock(const std::string& lockfile) {
   l.version = j.value("lockfileVersion", 1);
   if (j.contains("packages") && j["packages"].is_object()) {
     for (auto it = j["packages"].begin(); it != j["packages"].end(); ++it) {
-      if (it.key().rfind("node_modules/", 0) != 0 || !it->is_object()) continue;  // "" and workspaces
+      if (it.key().rfind("node_modules/", 0) != 0 || !it->is_object())
+        continue;  // "" and workspaces
       LockEntry e;
       e.path = it.key();
       e.version = it->value("version", "");
@@ -255,7 +276,8 @@ Lock read_lock(const std::string& lockfile) {
     }
   } else if (j.contains("dependencies") && j["dependencies"].is_object()) {
     // lockfileVersion 1: nested "dependencies"; each level is a node_modules below its parent.
-    std::function<void(const json&, const std::string&)> walk = [&](const json& deps, const std::string& base) {
+    std::function<void(const json&, const std::string&)> walk = [&](const json& deps,
+                                                                    const std::string& base) {
       for (auto it = deps.begin(); it != deps.end(); ++it) {
         if (!it->is_object()) continue;
         LockEntry e;
@@ -265,7 +287,8 @@ Lock read_lock(const std::string& lockfile) {
         e.optional = it->value("optional", false);
         if (e.version.rfind("file:", 0) == 0) e.version.clear();
         l.entries.push_back(e);
-        if (it->contains("dependencies") && (*it)["dependencies"].is_object()) walk((*it)["dependencies"], e.path + "/");
+        if (it->contains("dependencies") && (*it)["dependencies"].is_object())
+          walk((*it)["dependencies"], e.path + "/");
       }
     };
     walk(j["dependencies"], "");
@@ -274,7 +297,8 @@ Lock read_lock(const std::string& lockfile) {
 }
 
 // Lockfile entries not installed at their locked version, as sentences.
-std::vector<std::string> lock_mismatches(const std::string& dir, const Lock& lock, bool production) {
+std::vector<std::string> lock_mismatches(const std::string& dir, const Lock& lock,
+                                         bool production) {
   std::vector<std::string> out;
   for (const auto& e : lock.entries) {
     if (production && e.dev) continue;
@@ -287,7 +311,8 @@ std::vector<std::string> lock_mismatches(const std::string& dir, const Lock& loc
     if (e.link || e.version.empty()) continue;
     std::string got = version_in(where);
     if (!same_version(got, e.version))
-      out.push_back(name + " is " + (got.empty() ? "unreadable" : got) + ", the lockfile says " + e.version);
+      out.push_back(name + " is " + (got.empty() ? "unreadable" : got) + ", the lockfile says " +
+                    e.version);
   }
   return out;
 }
@@ -308,10 +333,12 @@ size_t counted(const Lock& lock, bool production) {
 void add_versions(Registry& r) {
   Effect e;
   e.name = "npm.versions";
-  e.summary = "Installed Node packages of a project (the top level of node_modules) and their versions";
+  e.summary =
+      "Installed Node packages of a project (the top level of node_modules) and their versions";
   e.args = {req("dir", ArgType::Path, "the project directory (holding node_modules)")};
   e.positional = {"dir"};
-  e.returns = "{ name = version }: { [\"@scope/name\"] = \"1.2.3\", ... }; empty without node_modules";
+  e.returns =
+      "{ name = version }: { [\"@scope/name\"] = \"1.2.3\", ... }; empty without node_modules";
   e.describe = [](const Args& a) { return "read package versions in " + a.str("dir"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -335,7 +362,9 @@ void add_pin(Registry& r) {
             req("packages", ArgType::Map,
                 "{ name = \"1.2.3\" } or a tarball: { name = \"file:/path/name-1.2.3.tgz\" }")};
   for (auto& s : npm_args()) e.args.push_back(s);
-  e.returns = "{ changed = { name = { from =, to = } }, unchanged = { name = version }, backup = directory with package.json and package-lock.json as they were }";
+  e.returns =
+      "{ changed = { name = { from =, to = } }, unchanged = { name = version }, backup = directory "
+      "with package.json and package-lock.json as they were }";
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) {
     std::string s;
@@ -346,7 +375,9 @@ void add_pin(Registry& r) {
     std::string dir = dir_of(a);
     require_project(dir);
     auto changes = changes_of(node_modules(dir), wanted_of(ctx, a, dir));
-    return json{{"text", change_text(changes)}, {"changed", changed_json(changes)}, {"unchanged", unchanged_json(changes)}};
+    return json{{"text", change_text(changes)},
+                {"changed", changed_json(changes)},
+                {"unchanged", unchanged_json(changes)}};
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -365,17 +396,22 @@ void add_pin(Registry& r) {
       auto it = after.find(c.name);
       std::string got = it == after.end() ? "" : it->second;
       done.push_back({c.name, c.from, got});
-      if (got.empty()) bad.push_back(c.name + " is not installed after npm install, expected " + c.to);
-      else if (!same_version(got, c.to)) bad.push_back(c.name + " is " + got + " after npm install, expected " + c.to);
+      if (got.empty())
+        bad.push_back(c.name + " is not installed after npm install, expected " + c.to);
+      else if (!same_version(got, c.to))
+        bad.push_back(c.name + " is " + got + " after npm install, expected " + c.to);
     }
-    json result{{"changed", changed_json(done)}, {"unchanged", unchanged_json(done)}, {"backup", backup}};
+    json result{
+        {"changed", changed_json(done)}, {"unchanged", unchanged_json(done)}, {"backup", backup}};
     if (!bad.empty()) throw EffectError(join(bad, "; "), result);
     return result;
   };
   e.planned = [](const Args&, const json& pv) {
-    return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"unchanged", pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
-                {"backup", ""}};
+    return json{
+        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+        {"unchanged",
+         pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
+        {"backup", ""}};
   };
   e.verify = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -390,7 +426,8 @@ void add_pin(Registry& r) {
   r.add(std::move(e));
 }
 
-// npm ci and npm install share the check afterwards: every lockfile entry is on disk at its version.
+// npm ci and npm install share the check afterwards: every lockfile entry is on disk at its
+// version.
 void add_ci(Registry& r) {
   Effect e;
   e.name = "npm.ci";
@@ -398,13 +435,16 @@ void add_ci(Registry& r) {
       "npm ci: a clean node_modules exactly as package-lock.json says, verified entry by entry "
       "afterwards";
   e.kind = Kind::Change;
-  e.args = {req("dir", ArgType::Path, "the project directory"),
-            opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
+  e.args = {
+      req("dir", ArgType::Path, "the project directory"),
+      opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
   for (auto& s : npm_args()) e.args.push_back(s);
   e.positional = {"dir"};
   e.returns = "{ installed = packages verified against the lockfile, lockfile = its path }";
   e.secrets_of = npm_secrets;
-  e.describe = [](const Args& a) { return "npm ci in " + a.str("dir") + (a.boolean("production") ? " (production)" : ""); };
+  e.describe = [](const Args& a) {
+    return "npm ci in " + a.str("dir") + (a.boolean("production") ? " (production)" : "");
+  };
   e.preview = [](EffectContext&, const Args& a) -> json {
     std::string dir = dir_of(a);
     require_project(dir);
@@ -413,9 +453,11 @@ void add_ci(Registry& r) {
     Lock lock = read_lock(lf);
     size_t n = counted(lock, a.boolean("production"));
     size_t now = node_modules(dir).size();
-    std::string s = "installs " + std::to_string(n) + " packages from " + stdfs::path(lf).filename().string() +
-                    " (lockfileVersion " + std::to_string(lock.version) + ")";
-    s += now ? ", replacing node_modules (" + std::to_string(now) + " packages now)" : " into a new node_modules";
+    std::string s = "installs " + std::to_string(n) + " packages from " +
+                    stdfs::path(lf).filename().string() + " (lockfileVersion " +
+                    std::to_string(lock.version) + ")";
+    s += now ? ", replacing node_modules (" + std::to_string(now) + " packages now)"
+             : " into a new node_modules";
     return json{{"text", s}, {"packages", n}};
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
@@ -430,7 +472,8 @@ void add_ci(Registry& r) {
     Lock lock = read_lock(lf);
     json result{{"installed", counted(lock, a.boolean("production"))}, {"lockfile", lf}};
     auto bad = lock_mismatches(dir, lock, a.boolean("production"));
-    if (!bad.empty()) throw EffectError("node_modules does not match the lockfile: " + first_few(bad), result);
+    if (!bad.empty())
+      throw EffectError("node_modules does not match the lockfile: " + first_few(bad), result);
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
@@ -453,11 +496,14 @@ void add_install(Registry& r) {
       "npm install: the dependencies package.json declares (package.json and the lockfile are "
       "backed up first), verified against the lockfile afterwards";
   e.kind = Kind::Change;
-  e.args = {req("dir", ArgType::Path, "the project directory"),
-            opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
+  e.args = {
+      req("dir", ArgType::Path, "the project directory"),
+      opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
   for (auto& s : npm_args()) e.args.push_back(s);
   e.positional = {"dir"};
-  e.returns = "{ changed = { name = { from =, to = } } at the top of node_modules, installed = count, backup = directory }";
+  e.returns =
+      "{ changed = { name = { from =, to = } } at the top of node_modules, installed = count, "
+      "backup = directory }";
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) { return "npm install in " + a.str("dir"); };
   e.preview = [](EffectContext&, const Args& a) -> json {
@@ -465,7 +511,8 @@ void add_install(Registry& r) {
     json pj = require_project(dir);
     size_t declared = 0;
     for (const char* k : {"dependencies", "devDependencies", "optionalDependencies"})
-      if (pj.contains(k) && pj[k].is_object() && !(a.boolean("production") && std::string(k) == "devDependencies"))
+      if (pj.contains(k) && pj[k].is_object() &&
+          !(a.boolean("production") && std::string(k) == "devDependencies"))
         declared += pj[k].size();
     std::string lf = lockfile_of(dir);
     return "installs the " + std::to_string(declared) + " dependencies package.json declares" +
@@ -487,16 +534,22 @@ void add_install(Registry& r) {
     json changed = json::object();
     for (const auto& [n, v] : after) {
       auto it = before.find(n);
-      if (it == before.end()) changed[n] = json{{"from", nullptr}, {"to", v}};
-      else if (it->second != v) changed[n] = json{{"from", it->second}, {"to", v}};
+      if (it == before.end())
+        changed[n] = json{{"from", nullptr}, {"to", v}};
+      else if (it->second != v)
+        changed[n] = json{{"from", it->second}, {"to", v}};
     }
     for (const auto& [n, v] : before)
       if (!after.count(n)) changed[n] = json{{"from", v}, {"to", nullptr}};
     std::string lf = lockfile_of(dir);
     Lock lock = lf.empty() ? Lock{} : read_lock(lf);
-    json result{{"changed", changed}, {"installed", counted(lock, a.boolean("production"))}, {"backup", backup}};
-    auto bad = lf.empty() ? std::vector<std::string>{} : lock_mismatches(dir, lock, a.boolean("production"));
-    if (!bad.empty()) throw EffectError("node_modules does not match the lockfile: " + first_few(bad), result);
+    json result{{"changed", changed},
+                {"installed", counted(lock, a.boolean("production"))},
+                {"backup", backup}};
+    auto bad = lf.empty() ? std::vector<std::string>{}
+                          : lock_mismatches(dir, lock, a.boolean("production"));
+    if (!bad.empty())
+      throw EffectError("node_modules does not match the lockfile: " + first_few(bad), result);
     return result;
   };
   e.planned = [](const Args&, const json&) {
@@ -511,9 +564,11 @@ std::string script_of(const json& pj, const std::string& dir, const std::string&
     return pj["scripts"][script].get<std::string>();
   std::vector<std::string> names;
   if (pj.contains("scripts") && pj["scripts"].is_object())
-    for (auto it = pj["scripts"].begin(); it != pj["scripts"].end(); ++it) names.push_back(it.key());
-  throw EffectError("no script '" + script + "' in " + dir + "/package.json (" +
-                    (names.empty() ? std::string("it has no scripts") : "scripts: " + join(names, ", ")) + ")");
+    for (auto it = pj["scripts"].begin(); it != pj["scripts"].end(); ++it)
+      names.push_back(it.key());
+  throw EffectError(
+      "no script '" + script + "' in " + dir + "/package.json (" +
+      (names.empty() ? std::string("it has no scripts") : "scripts: " + join(names, ", ")) + ")");
 }
 
 void add_run(Registry& r) {
@@ -526,8 +581,11 @@ void add_run(Registry& r) {
             req("script", ArgType::String, "a script of package.json: \"build\""),
             opt("args", ArgType::List, "arguments passed to the script (after --)"),
             opt("env", ArgType::Map, "environment variables added for the script"),
-            opt("timeout", ArgType::Duration, "the script's group gets TERM after this, then KILL", "10m"),
-            opt("readonly", ArgType::Bool, "true: the script only reads (a smoke test), so it is a probe and runs in dry-run", false)};
+            opt("timeout", ArgType::Duration, "the script's group gets TERM after this, then KILL",
+                "10m"),
+            opt("readonly", ArgType::Bool,
+                "true: the script only reads (a smoke test), so it is a probe and runs in dry-run",
+                false)};
   e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
   e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
   e.describe = [](const Args& a) {

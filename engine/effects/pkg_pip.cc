@@ -131,7 +131,8 @@ bool valid_name(const std::string& n) {
       !std::isalnum(static_cast<unsigned char>(n.back())))
     return false;
   for (char c : n)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-')
+      return false;
   return true;
 }
 
@@ -152,8 +153,9 @@ std::vector<Wanted> wanted_of(const Args& a) {
       ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '!' || c == '+' ||
                   c == '-' || c == '_');
     if (!ok)
-      bad_arg(a, "packages", "an exact version like \"4.23.0\" expected for '" + name + "', got \"" +
-                                 value + "\"");
+      bad_arg(
+          a, "packages",
+          "an exact version like \"4.23.0\" expected for '" + name + "', got \"" + value + "\"");
     out.push_back({name, v});
   }
   if (out.empty()) bad_arg(a, "packages", "no packages given");
@@ -170,10 +172,12 @@ std::vector<VersionChange> changes_of(const Installed& inst, const std::vector<W
 }
 
 std::vector<ArgSpec> index_args() {
-  return {opt("index_url", ArgType::String, "package index (PIP_INDEX_URL); may hold credentials, kept out of argv and logs"),
+  return {opt("index_url", ArgType::String,
+              "package index (PIP_INDEX_URL); may hold credentials, kept out of argv and logs"),
           opt("extra_index_url", ArgType::String, "an additional index (PIP_EXTRA_INDEX_URL)"),
           opt("find_links", ArgType::String, "a directory or URL of wheels to install from"),
-          opt("no_index", ArgType::Bool, "true: never contact an index (offline, with find_links)", false)};
+          opt("no_index", ArgType::Bool, "true: never contact an index (offline, with find_links)",
+              false)};
 }
 
 std::vector<std::string> index_secrets(const Args& a) {
@@ -183,8 +187,8 @@ std::vector<std::string> index_secrets(const Args& a) {
   return url_secrets(urls);
 }
 
-os::ProcessSpec pip_spec(const std::string& venv, const Args& a, const std::vector<std::string>& tail,
-                         bool read_only) {
+os::ProcessSpec pip_spec(const std::string& venv, const Args& a,
+                         const std::vector<std::string>& tail, bool read_only) {
   os::ProcessSpec spec;
   spec.argv = {python_of(venv), "-m", "pip"};
   spec.argv.insert(spec.argv.end(), tail.begin(), tail.end());
@@ -212,7 +216,7 @@ std::vector<std::string> install_flags(const Args& a) {
 
 struct Requirements {
   std::vector<std::pair<std::string, std::string>> pinned;  // name, version (name==version lines)
-  std::vector<std::string> other;                          // -e, URLs, ranges: kept verbatim
+  std::vector<std::string> other;                           // -e, URLs, ranges: kept verbatim
 };
 
 Requirements parse_requirements(const std::string& text) {
@@ -250,7 +254,8 @@ struct Frozen {
 
 // `pip freeze` (without pip/setuptools/wheel: what an operator's own `pip freeze > file` holds,
 // so a snapshot can be fed back to pip by hand too), written to `path` or the run's artifacts.
-Frozen freeze(EffectContext& ctx, const std::string& venv, const Args& a, const std::string& to = "") {
+Frozen freeze(EffectContext& ctx, const std::string& venv, const Args& a,
+              const std::string& to = "") {
   auto res = run_process_checked(ctx, pip_spec(venv, a, {"freeze"}, true), true, "pip freeze");
   Frozen f;
   f.path = to.empty() ? artifact_path(ctx, "pip", venv, "-freeze.txt") : abs_path(to);
@@ -273,7 +278,8 @@ Frozen freeze(EffectContext& ctx, const std::string& venv, const Args& a, const 
 }
 
 // { name = { from =, to = } } for every package whose version differs between two states.
-json diff_json(const Installed& before, const Installed& after, const std::set<std::string>& skip = {}) {
+json diff_json(const Installed& before, const Installed& after,
+               const std::set<std::string>& skip = {}) {
   json out = json::object();
   for (const auto& [norm, d] : after) {
     if (skip.count(norm)) continue;
@@ -284,11 +290,13 @@ json diff_json(const Installed& before, const Installed& after, const std::set<s
       out[d.name] = json{{"from", it->second.version}, {"to", d.version}};
   }
   for (const auto& [norm, d] : before)
-    if (!after.count(norm) && !skip.count(norm)) out[d.name] = json{{"from", d.version}, {"to", nullptr}};
+    if (!after.count(norm) && !skip.count(norm))
+      out[d.name] = json{{"from", d.version}, {"to", nullptr}};
   return out;
 }
 
-// After an install: the packages not at the asked version, as "x is 1.0 after install, expected 2.0".
+// After an install: the packages not at the asked version, as "x is 1.0 after install,
+// expected 2.0".
 std::vector<std::string> mismatches(const Installed& inst, const std::vector<Wanted>& wanted,
                                     const std::string& when) {
   std::vector<std::string> out;
@@ -320,7 +328,9 @@ std::string pyvenv_version(const std::string& venv) {
 
 // A dry-run has no snapshot file; this stands in for its path so that a runbook passing it on
 // (pip.restore{ snapshot = r.snapshot }) still reads as intended in the plan.
-std::string planned_snapshot(const Args& a) { return "(dry-run) pip freeze of " + abs_path(a.str("venv")); }
+std::string planned_snapshot(const Args& a) {
+  return "(dry-run) pip freeze of " + abs_path(a.str("venv"));
+}
 
 // --- the restore plan: what a snapshot asks for against what is installed ---
 
@@ -335,7 +345,8 @@ struct RestorePlan {
 };
 
 RestorePlan restore_plan(const std::string& venv, const std::string& snapshot) {
-  if (snapshot.find("/(dry-run) pip freeze of ") != std::string::npos) throw EffectError("the snapshot is taken when the run is live");
+  if (snapshot.find("/(dry-run) pip freeze of ") != std::string::npos)
+    throw EffectError("the snapshot is taken when the run is live");
   if (!exists(snapshot)) throw EffectError("snapshot " + snapshot + " does not exist");
   Requirements req = parse_requirements(read_text(snapshot));
   RestorePlan p;
@@ -360,9 +371,9 @@ std::string extras_text(const std::vector<Dist>& extras) {
 }
 
 std::string restore_text(const RestorePlan& p, bool prune) {
-  std::string s = p.changes.empty()
-                      ? "already matches the snapshot (" + std::to_string(p.wanted.size()) + " packages)"
-                      : change_text(p.changes);
+  std::string s = p.changes.empty() ? "already matches the snapshot (" +
+                                          std::to_string(p.wanted.size()) + " packages)"
+                                    : change_text(p.changes);
   if (!p.extras.empty())
     s += "; " + std::to_string(p.extras.size()) + " not in the snapshot " +
          (prune ? "removed: " : "kept (prune = true removes them): ") + extras_text(p.extras);
@@ -381,8 +392,9 @@ void add_versions(Registry& r) {
   Effect e;
   e.name = "pip.versions";
   e.summary = "Installed Python packages of a virtualenv and their versions";
-  e.args = {req("venv", ArgType::Path, "the virtualenv's directory"),
-            opt("packages", ArgType::List, "only these names; the result is keyed by them as given")};
+  e.args = {
+      req("venv", ArgType::Path, "the virtualenv's directory"),
+      opt("packages", ArgType::List, "only these names; the result is keyed by them as given")};
   e.positional = {"venv"};
   e.returns =
       "{ name = version }, keyed by the normalized name (pydantic-core), the package's own "
@@ -410,10 +422,12 @@ void add_pin(Registry& r) {
       "Install exact versions of packages in a virtualenv (a freeze snapshot is kept first), "
       "then verify each is at the asked version";
   e.kind = Kind::Change;
-  e.args = {req("venv", ArgType::Path, "the virtualenv's directory"),
-            req("packages", ArgType::Map, "{ name = \"exact version\" }: { jsonschema = \"4.23.0\" }")};
+  e.args = {
+      req("venv", ArgType::Path, "the virtualenv's directory"),
+      req("packages", ArgType::Map, "{ name = \"exact version\" }: { jsonschema = \"4.23.0\" }")};
   for (auto& s : index_args()) e.args.push_back(s);
-  e.args.push_back(opt("no_deps", ArgType::Bool, "true: install only these, not their dependencies", false));
+  e.args.push_back(
+      opt("no_deps", ArgType::Bool, "true: install only these, not their dependencies", false));
   e.args.push_back(opt("timeout", ArgType::Duration, "for pip install", "10m"));
   e.returns =
       "{ changed = { name = { from =, to = } }, unchanged = { name = version }, also_changed = "
@@ -440,15 +454,18 @@ void add_pin(Registry& r) {
     Installed before = installed(venv);
     auto changes = changes_of(before, wanted);
     Frozen snap = freeze(ctx, venv, a);
-    ctx.note("pip freeze snapshot (" + size_word(snap.count, "package", "packages") + ") saved to " + snap.path);
+    ctx.note("pip freeze snapshot (" + size_word(snap.count, "package", "packages") +
+             ") saved to " + snap.path);
     std::vector<std::string> specs;
     for (const auto& c : changes)
-      if (c.from.empty() || !same_version(c.from, c.to)) specs.push_back(normalize(c.name) + "==" + c.to);
+      if (c.from.empty() || !same_version(c.from, c.to))
+        specs.push_back(normalize(c.name) + "==" + c.to);
     if (!specs.empty()) {
       auto tail = install_flags(a);
       if (a.boolean("no_deps")) tail.push_back("--no-deps");
       tail.insert(tail.end(), specs.begin(), specs.end());
-      run_process_checked(ctx, pip_spec(venv, a, tail, false), true, "pip install " + join(specs, " "));
+      run_process_checked(ctx, pip_spec(venv, a, tail, false), true,
+                          "pip install " + join(specs, " "));
     }
     Installed after = installed(venv);
     std::vector<VersionChange> done;
@@ -467,10 +484,12 @@ void add_pin(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"unchanged", pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
-                {"also_changed", json::object()},
-                {"snapshot", planned_snapshot(a)}};
+    return json{
+        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+        {"unchanged",
+         pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
+        {"also_changed", json::object()},
+        {"snapshot", planned_snapshot(a)}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -483,7 +502,9 @@ void add_pin(Registry& r) {
 void add_freeze(Registry& r) {
   Effect e;
   e.name = "pip.freeze";
-  e.summary = "Save `pip freeze` of a virtualenv as a snapshot file (in the run's artifacts unless `to` is given)";
+  e.summary =
+      "Save `pip freeze` of a virtualenv as a snapshot file (in the run's artifacts unless `to` is "
+      "given)";
   e.args = {req("venv", ArgType::Path, "the virtualenv's directory"),
             opt("to", ArgType::Path, "write the snapshot here instead (then it is a change)"),
             opt("timeout", ArgType::Duration, "for pip freeze", "2m")};
@@ -508,7 +529,9 @@ void add_freeze(Registry& r) {
     return json{{"path", f.path}, {"packages", f.packages}, {"count", f.count}};
   };
   e.planned = [](const Args& a, const json&) {
-    return json{{"path", a.has("to") ? abs_path(a.str("to")) : planned_snapshot(a)}, {"packages", json::object()}, {"count", 0}};
+    return json{{"path", a.has("to") ? abs_path(a.str("to")) : planned_snapshot(a)},
+                {"packages", json::object()},
+                {"count", 0}};
   };
   r.add(std::move(e));
 }
@@ -521,12 +544,13 @@ void add_restore(Registry& r) {
       "(without dependency resolution: the snapshot is the whole set); with prune, also remove "
       "packages the snapshot does not list";
   e.kind = Kind::Change;
-  e.args = {req("venv", ArgType::Path, "the virtualenv's directory"),
-            req("snapshot", ArgType::Path, "a pip freeze file (pip.freeze's or pip.pin's snapshot)"),
-            opt("prune", ArgType::Bool,
-                "true: uninstall packages not in the snapshot (pip, setuptools, wheel are never "
-                "removed); default false keeps them and says so",
-                false)};
+  e.args = {
+      req("venv", ArgType::Path, "the virtualenv's directory"),
+      req("snapshot", ArgType::Path, "a pip freeze file (pip.freeze's or pip.pin's snapshot)"),
+      opt("prune", ArgType::Bool,
+          "true: uninstall packages not in the snapshot (pip, setuptools, wheel are never "
+          "removed); default false keeps them and says so",
+          false)};
   for (auto& s : index_args()) e.args.push_back(s);
   e.args.push_back(opt("timeout", ArgType::Duration, "for each pip run", "10m"));
   e.returns =
@@ -534,7 +558,8 @@ void add_restore(Registry& r) {
       "version }, skipped = lines not restored (-e, URLs), snapshot = freeze taken before }";
   e.secrets_of = index_secrets;
   e.describe = [](const Args& a) {
-    return "restore " + a.str("venv") + " to " + a.str("snapshot") + (a.boolean("prune") ? " (prune)" : "");
+    return "restore " + a.str("venv") + " to " + a.str("snapshot") +
+           (a.boolean("prune") ? " (prune)" : "");
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -569,8 +594,11 @@ void add_restore(Registry& r) {
       run_process_checked(ctx, pip_spec(venv, a, tail, false), true, "pip uninstall");
     }
     Installed after = installed(venv);
-    json result{{"changed", diff_json(before, after)}, {"removed", removed}, {"kept", kept},
-                {"skipped", p.skipped}, {"snapshot", snap.path}};
+    json result{{"changed", diff_json(before, after)},
+                {"removed", removed},
+                {"kept", kept},
+                {"skipped", p.skipped},
+                {"snapshot", snap.path}};
     auto bad = mismatches(after, p.wanted, "after restore");
     if (prune)
       for (const auto& d : p.extras)
@@ -579,8 +607,12 @@ void add_restore(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"removed", json::object()}, {"kept", json::object()}, {"skipped", 0}, {"snapshot", planned_snapshot(a)}};
+    return json{
+        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+        {"removed", json::object()},
+        {"kept", json::object()},
+        {"skipped", 0},
+        {"snapshot", planned_snapshot(a)}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -614,9 +646,10 @@ void add_check(Registry& r) {
                             tail_lines(res.stderr_text.empty() ? res.stdout_text : res.stderr_text),
                         json{{"problems", problems}});
     std::vector<std::string> first;
-    for (size_t i = 0; i < problems.size() && i < 3; ++i) first.push_back(problems[i].get<std::string>());
-    throw EffectError(size_word(problems.size(), "dependency problem", "dependency problems") + ": " +
-                          join(first, "; ") + (problems.size() > 3 ? "; …" : ""),
+    for (size_t i = 0; i < problems.size() && i < 3; ++i)
+      first.push_back(problems[i].get<std::string>());
+    throw EffectError(size_word(problems.size(), "dependency problem", "dependency problems") +
+                          ": " + join(first, "; ") + (problems.size() > 3 ? "; …" : ""),
                       json{{"problems", problems}});
   };
   e.planned = [](const Args&, const json&) { return json{{"problems", json::array()}}; };
@@ -630,14 +663,17 @@ void add_venv(Registry& r) {
       "Create a virtualenv (python -m venv) if it does not exist; clear = true replaces an "
       "existing one, whose old directory is kept in the run's artifacts";
   e.kind = Kind::Change;
-  e.args = {req("path", ArgType::Path, "the virtualenv's directory"),
-            opt("python", ArgType::String, "the interpreter that creates it", "python3"),
-            opt("clear", ArgType::Bool, "true: replace an existing virtualenv with an empty one", false),
-            opt("system_site_packages", ArgType::Bool, "give it access to the system's packages", false),
-            opt("without_pip", ArgType::Bool, "skip installing pip into it", false),
-            opt("timeout", ArgType::Duration, "for python -m venv", "5m")};
+  e.args = {
+      req("path", ArgType::Path, "the virtualenv's directory"),
+      opt("python", ArgType::String, "the interpreter that creates it", "python3"),
+      opt("clear", ArgType::Bool, "true: replace an existing virtualenv with an empty one", false),
+      opt("system_site_packages", ArgType::Bool, "give it access to the system's packages", false),
+      opt("without_pip", ArgType::Bool, "skip installing pip into it", false),
+      opt("timeout", ArgType::Duration, "for python -m venv", "5m")};
   e.positional = {"path"};
-  e.returns = "{ path, python = <path>/bin/python, version, created = boolean, previous = artifact path of a cleared venv or nil }";
+  e.returns =
+      "{ path, python = <path>/bin/python, version, created = boolean, previous = artifact path of "
+      "a cleared venv or nil }";
   e.describe = [](const Args& a) {
     return (a.boolean("clear") ? "recreate virtualenv " : "create virtualenv ") + a.str("path");
   };
@@ -647,7 +683,8 @@ void add_venv(Registry& r) {
       std::string what = "Python " + pyvenv_version(path) + ", " +
                          size_word(installed(path).size(), "package", "packages");
       if (!a.boolean("clear")) return "exists already (" + what + "); left as it is";
-      return "replaces the virtualenv at " + path + " (" + what + "; the old one is kept in the run's artifacts)";
+      return "replaces the virtualenv at " + path + " (" + what +
+             "; the old one is kept in the run's artifacts)";
     }
     std::error_code ec;
     if (exists(path) && !stdfs::is_empty(path, ec))
@@ -665,8 +702,11 @@ void add_venv(Registry& r) {
     json previous = nullptr;
     if (exists(python_of(path))) {
       if (!a.boolean("clear"))
-        return json{{"path", path}, {"python", python_of(path)}, {"version", pyvenv_version(path)},
-                    {"created", false}, {"previous", nullptr}};
+        return json{{"path", path},
+                    {"python", python_of(path)},
+                    {"version", pyvenv_version(path)},
+                    {"created", false},
+                    {"previous", nullptr}};
     } else if (std::error_code ec; exists(path) && !stdfs::is_empty(path, ec)) {
       throw EffectError(path + " exists and is not a virtualenv (no bin/python)");
     }
@@ -691,15 +731,25 @@ void add_venv(Registry& r) {
     spec.timeout = a.duration("timeout");
     run_process_checked(ctx, spec, true, "python -m venv");
     if (!exists(python_of(path)))
-      throw EffectError(a.str("python") + " -m venv finished but " + python_of(path) + " is missing");
-    return json{{"path", path}, {"python", python_of(path)}, {"version", pyvenv_version(path)},
-                {"created", true}, {"previous", previous}};
+      throw EffectError(a.str("python") + " -m venv finished but " + python_of(path) +
+                        " is missing");
+    return json{{"path", path},
+                {"python", python_of(path)},
+                {"version", pyvenv_version(path)},
+                {"created", true},
+                {"previous", previous}};
   };
   e.planned = [](const Args& a, const json&) {
     std::string path = abs_path(a.str("path"));
-    return json{{"path", path}, {"python", python_of(path)}, {"version", ""}, {"created", true}, {"previous", nullptr}};
+    return json{{"path", path},
+                {"python", python_of(path)},
+                {"version", ""},
+                {"created", true},
+                {"previous", nullptr}};
   };
-  e.verify = [](EffectContext&, const Args& a) -> json { return exists(python_of(abs_path(a.str("path")))); };
+  e.verify = [](EffectContext&, const Args& a) -> json {
+    return exists(python_of(abs_path(a.str("path"))));
+  };
   r.add(std::move(e));
 }
 
@@ -712,14 +762,18 @@ void add_install(Registry& r) {
   e.kind = Kind::Change;
   e.args = {req("venv", ArgType::Path, "the virtualenv's directory"),
             opt("requirements", ArgType::Path, "a requirements file (pip install -r)"),
-            opt("packages", ArgType::List, "requirement strings: { \"requests>=2.31\", \"jsonschema==4.23.0\" }")};
+            opt("packages", ArgType::List,
+                "requirement strings: { \"requests>=2.31\", \"jsonschema==4.23.0\" }")};
   for (auto& s : index_args()) e.args.push_back(s);
   e.args.push_back(opt("no_deps", ArgType::Bool, "true: do not install dependencies", false));
   e.args.push_back(opt("timeout", ArgType::Duration, "for pip install", "10m"));
-  e.returns = "{ changed = { name = { from =, to = } } (from or to nil when added or removed), snapshot = freeze taken before }";
+  e.returns =
+      "{ changed = { name = { from =, to = } } (from or to nil when added or removed), snapshot = "
+      "freeze taken before }";
   e.secrets_of = index_secrets;
   e.describe = [](const Args& a) {
-    std::string what = a.has("requirements") ? "-r " + a.str("requirements") : join(a.strings("packages"), " ");
+    std::string what =
+        a.has("requirements") ? "-r " + a.str("requirements") : join(a.strings("packages"), " ");
     return "pip install " + what + " in " + a.str("venv");
   };
   auto requested = [](const Args& a) {
@@ -727,11 +781,13 @@ void add_install(Registry& r) {
       bad_arg(a, "requirements", "give either requirements (a file) or packages (a list)");
     std::string text;
     if (a.has("requirements")) {
-      if (!exists(a.str("requirements"))) throw EffectError(a.str("requirements") + " does not exist");
+      if (!exists(a.str("requirements")))
+        throw EffectError(a.str("requirements") + " does not exist");
       text = read_text(a.str("requirements"));
     } else {
       for (const auto& p : a.strings("packages")) {
-        if (trim(p).empty() || trim(p).front() == '-') bad_arg(a, "packages", "not a requirement: \"" + p + "\"");
+        if (trim(p).empty() || trim(p).front() == '-')
+          bad_arg(a, "packages", "not a requirement: \"" + p + "\"");
         text += p + "\n";
       }
     }
@@ -746,14 +802,17 @@ void add_install(Registry& r) {
     size_t same = 0;
     for (const auto& [name, ver] : req.pinned) {
       const Dist* d = find(inst, name);
-      if (d && same_version(d->version, ver)) ++same;
-      else changes.push_back({name, d ? d->version : "", ver});
+      if (d && same_version(d->version, ver))
+        ++same;
+      else
+        changes.push_back({name, d ? d->version : "", ver});
     }
     size_t total = req.pinned.size() + req.other.size();
     std::string s = size_word(total, "requirement", "requirements") + ": ";
     s += changes.empty() ? "no pinned version differs" : change_text(changes);
     if (same) s += "; " + std::to_string(same) + " already at their version";
-    if (!req.other.empty()) s += "; " + std::to_string(req.other.size()) + " not pinned with == (pip decides)";
+    if (!req.other.empty())
+      s += "; " + std::to_string(req.other.size()) + " not pinned with == (pip decides)";
     return json{{"text", s}, {"changed", changed_json(changes)}};
   };
   e.apply = [requested](EffectContext& ctx, const Args& a) -> json {
@@ -780,8 +839,9 @@ void add_install(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{{"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-                {"snapshot", planned_snapshot(a)}};
+    return json{
+        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+        {"snapshot", planned_snapshot(a)}};
   };
   r.add(std::move(e));
 }

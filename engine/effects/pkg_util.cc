@@ -59,7 +59,8 @@ std::string artifact_path(EffectContext& ctx, const std::string& kind, const std
 namespace {
 
 std::string version_core(std::string v) {
-  while (!v.empty() && (v.front() == ' ' || v.front() == '=' || v.front() == 'v' || v.front() == 'V'))
+  while (!v.empty() &&
+         (v.front() == ' ' || v.front() == '=' || v.front() == 'v' || v.front() == 'V'))
     v.erase(0, 1);
   while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.pop_back();
   return v;
