@@ -133,17 +133,11 @@ step("Set the environment rollback mode", function(p)
   if p.method ~= "env" then return end
   -- `export` in an operator's shell never reaches a running app; the env file it reads does.
   local file = C.under(p.env_file, p.app_dir, ".env")
-  local text = fs.exists(file) and fs.read(file) or ""
-  local line = "FEATURE_FLAG_ROLLBACK_MODE_ENABLED=true"
-  local replaced, n = text:gsub("[^\n]*FEATURE_FLAG_ROLLBACK_MODE_ENABLED=[^\n]*", line)
-  if n == 0 then
-    replaced = text .. ((text == "" or text:sub(-1) == "\n") and "" or "\n") .. line .. "\n"
-  end
-  if replaced ~= text then
-    fs.write(file, replaced)   -- the old file is kept as an artifact
-    state.done[#state.done + 1] = "rollback mode set in " .. file
-  else
+  local how = C.set_env_var(file, "FEATURE_FLAG_ROLLBACK_MODE_ENABLED", "true")
+  if how == "unchanged" then
     log.info("rollback mode already set in " .. file)
+  else
+    state.done[#state.done + 1] = "rollback mode " .. how .. " in " .. file
   end
 end)
 

@@ -104,6 +104,31 @@ function C.ident(name)
   return '"' .. name .. '"'
 end
 
+-- Sets KEY=value in an env file. Env files hold secrets, so the file's content never passes
+-- through the runbook (where it would be journaled): grep probes for the line, sed edits it in
+-- place, and fs.backup keeps a copy first. Keys and values are checked, so sed sees no
+-- metacharacters. Returns "unchanged", "set" or "added".
+function C.set_env_var(file, key, value)
+  value = tostring(value)
+  if not key:match("^[%a_][%w_]*$") then error("env key '" .. key .. "' is not a plain name", 0) end
+  if not value:match("^[%w%._:@%-]*$") then error("env value for " .. key .. " has characters this edit refuses", 0) end
+  local line = key .. "=" .. value
+  if not fs.exists(file) or (fs.stat(file).size or 0) == 0 then
+    fs.write(file, line .. "\n")
+    return "added"
+  end
+  local same = exec{ "grep", "-qxE", "(export +)?" .. line, file, readonly = true, check = false }
+  if same.code == 0 then return "unchanged" end
+  fs.backup(file)
+  local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
+  if present.code == 0 then
+    exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
+    return "set"
+  end
+  exec{ "sed", "-i", "$a " .. line, file }
+  return "added"
+end
+
 -- Services -------------------------------------------------------------------------------------
 
 -- Declares a service from a runbook's params. `spec` holds the process-backend details
