@@ -95,7 +95,7 @@ end)
 
 -- "Tag current state" and "Backup database" from the best practices, before anything changes.
 step("Back up before changing anything", function(p)
-  if p.method == "investigate" or p.method == "flag" or p.method == "emergency" then
+  if p.method == "investigate" or p.method == "flag" or p.method == "emergency" or p.method == "env" then
     return log.info("method " .. p.method .. " changes neither code nor data")
   end
   if p.method == "git" or p.method == "files" then
@@ -103,7 +103,7 @@ step("Back up before changing anything", function(p)
              message = "before rollback: " .. p.reason }
   end
   local db = db_path(p)
-  if fs.exists(db) then
+  if p.method ~= "files" and fs.exists(db) then
     -- The online backup API, not `cp` of a file the running app may be writing.
     state.db_backup = p.app_dir .. "/data/pcm_ops_tools_backup_" .. C.stamp():gsub("-", "_") .. ".db"
     sqlite.backup{ db = db, to = state.db_backup }
