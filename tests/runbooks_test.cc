@@ -140,6 +140,14 @@ const std::map<std::string, std::vector<Case>>& cases() {
          {"git.branch", "git.cherry_pick"}},
         {"analyze", with(sprint, {{"level", "analyze"}}), false, {"fs.write"}},
     };
+    // The lead's general emergency rollback (runbooks/emergency.lua), aimed at this fixture
+    // instead of the demo environment.
+    m["emergency.lua"] = {
+        {"to the last good release", {{"app", "{app}"}, {"good_ref", "v1.0.0"}, {"health", "{url}/health"},
+                                      {"config", "{app}/backend/config"}, {"db", "{app}/data/pcm_ops_tools.db"},
+                                      {"backups", "{fx}/emergency-backups"}}, false,
+         {"git.tag", "service.stop", "fs.backup", "sqlite.backup", "git.checkout", "service.start"}},
+    };
     m["pre-sprint-check.lua"] = {
         {"checks and checkpoint", {{"repo", "{app}"}, {"venv", "{app}/backend/venv"}, {"frontend_dir", ""},
                                    {"test_cmd", "python3,-c,print('3 passed')"}, {"incremental", "true"}}, false,

@@ -3,31 +3,19 @@
 -- previewed in a dry-run and redacted; this file only builds arguments and formats text.
 local C = {}
 
--- UTC "YYYYmmdd-HHMMSS" from epoch seconds (the sandbox has no os.date; time.now() is
--- journaled, so a replay names the same backups).
+-- UTC "YYYYmmdd-HHMMSS" (time.now() is journaled, so a replay names the same backups). Without
+-- an argument, the same stamp for the whole run: a run's tag, branch and backup names match.
+local run_time
 function C.stamp(t)
-  t = math.floor(t or time.now())
-  local days, secs = t // 86400, t % 86400
-  -- civil_from_days (Howard Hinnant): proleptic Gregorian, valid for any epoch day.
-  local z = days + 719468
-  local era = (z >= 0 and z or z - 146096) // 146097
-  local doe = z - era * 146097
-  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-  local y = yoe + era * 400
-  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-  local mp = (5 * doy + 2) // 153
-  local d = doy - (153 * mp + 2) // 5 + 1
-  local m = mp < 10 and mp + 3 or mp - 9
-  if m <= 2 then y = y + 1 end
-  return string.format("%04d%02d%02d-%02d%02d%02d", y, m, d, secs // 3600, secs % 3600 // 60, secs % 60)
+  if not t then
+    run_time = run_time or time.now()
+    t = run_time
+  end
+  return time.format(t, "%Y%m%d-%H%M%S")
 end
 
 -- "2025-06-22 10:04:05 UTC" for log entries and reports.
-function C.iso(t)
-  local s = C.stamp(t)
-  return string.format("%s-%s-%s %s:%s:%s UTC", s:sub(1, 4), s:sub(5, 6), s:sub(7, 8),
-                       s:sub(10, 11), s:sub(12, 13), s:sub(14, 15))
-end
+function C.iso(t) return time.format(t or time.now(), "%Y-%m-%d %H:%M:%S UTC") end
 
 function C.minutes(seconds) return string.format("%.1f min", seconds / 60) end
 
