@@ -23,7 +23,9 @@ runbook {
     count_tables = { type = "list", default = "users,appointments,payments", doc = "tables whose row counts are compared before and after" },
     service_name = { type = "string", default = "backend-v2" },
     worker_service = { type = "string", default = "celery-worker", doc = "stopped during a data rollback" },
-    backend = { type = "string", default = "compose", choices = { "process", "systemd", "supervisor", "pm2", "compose" } },
+    backend = { type = "string", default = "compose", choices = { "systemd", "supervisor", "pm2", "compose" },
+                doc = "the services' manager (their names are the manager's names)" },
+    compose_file = { type = "path", doc = "docker-compose.yml (default <app_dir>/docker-compose.yml)" },
     health_url = { type = "url", default = "http://127.0.0.1:8000/health" },
     healthy_within = { type = "duration", default = "90s" },
   },
@@ -56,7 +58,11 @@ local function counts(p)
 end
 
 local function svc(p, name)
-  service.define{ name = name, backend = p.backend }
+  local def = { name = name, backend = p.backend }
+  if p.backend == "compose" then
+    def.config, def.cwd = C.under(p.compose_file, p.app_dir, "docker-compose.yml"), p.app_dir
+  end
+  service.define(def)
   return name
 end
 

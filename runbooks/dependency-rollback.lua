@@ -126,8 +126,8 @@ step{ "Clear caches and build a fresh environment", timeout = "20m", run = funct
   for _, c in ipairs(caches) do
     if fs.exists(c) then fs.remove(c) end
   end
-  if fs.exists(venv) then fs.remove(venv) end
-  pip.venv{ path = venv }
+  -- clear = true keeps the old venv in the artifacts instead of `rm -rf venv`.
+  pip.venv{ path = venv, clear = true }
   state.done[#state.done + 1] = "fresh venv at " .. venv
 end }
 
@@ -142,14 +142,17 @@ step{ "Install the packages", timeout = "20m", run = function(p)
     state.done[#state.done + 1] = "pinned " .. C.pins_text(pins)
     return
   end
-  -- L2 / L3: reinstall everything from requirements.txt (restored at L2), then make sure the
-  -- rollback versions won.
-  local reqs = backend_dir .. "/requirements.txt"
-  if state.backup and fs.exists(state.backup .. "/pip-freeze-backup.txt") then
-    reqs = state.backup .. "/pip-freeze-backup.txt"   -- exact versions from before the deploy
+  -- L2 / L3: reinstall everything, then make sure the rollback versions won. The backup's
+  -- freeze has the exact versions from before the deploy; requirements.txt may hold ranges.
+  local freeze = state.backup and (state.backup .. "/pip-freeze-backup.txt")
+  if freeze and fs.exists(freeze) then
+    pip.restore{ venv = venv, snapshot = freeze, find_links = index.find_links, no_index = index.no_index }
+    state.done[#state.done + 1] = "reinstalled from " .. freeze
+  else
+    local reqs = backend_dir .. "/requirements.txt"
+    pip.install{ venv = venv, requirements = reqs, find_links = index.find_links, no_index = index.no_index }
+    state.done[#state.done + 1] = "reinstalled from " .. reqs
   end
-  pip.restore{ venv = venv, snapshot = reqs, find_links = index.find_links, no_index = index.no_index }
-  state.done[#state.done + 1] = "reinstalled from " .. reqs
   pip.pin{ venv = venv, packages = pins, find_links = index.find_links, no_index = index.no_index }
   if p.level == "L3" and p.with_frontend then
     -- npm ci installs exactly the lockfile (the source's `rm -rf node_modules; npm install`

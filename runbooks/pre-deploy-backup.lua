@@ -59,11 +59,8 @@ step("Freeze the virtualenv", function(p)
   if not fs.exists(state.venv .. "/bin/python") then
     return log.warn("no virtualenv at " .. state.venv .. ": no freeze taken")
   end
-  local snap = pip.freeze{ venv = state.venv }
-  local lines = {}
-  for _, name in ipairs(C.keys(snap.packages)) do lines[#lines + 1] = name .. "==" .. snap.packages[name] end
-  fs.write(state.dir .. "/pip-freeze-backup.txt", table.concat(lines, "\n") .. "\n")
-  log.info(#lines .. " packages frozen")
+  local snap = pip.freeze{ venv = state.venv, to = state.dir .. "/pip-freeze-backup.txt" }
+  log.info(tostring(snap.count) .. " packages frozen")
 end)
 
 -- Instead of a generated rollback.sh (an unreviewed shell script with global pip), the backup

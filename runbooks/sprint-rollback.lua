@@ -97,12 +97,7 @@ step{ "Collect failure evidence", timeout = "20m", run = function(p)
   local r, out, failed = run_tests(p)
   fs.write(dir .. "/test_failures.txt", out)
   if p.level == "analyze" then
-    local snap = fs.exists(venv(p) .. "/bin/python") and pip.freeze{ venv = venv(p) } or nil
-    if snap then
-      local pk = {}
-      for _, n in ipairs(C.keys(snap.packages)) do pk[#pk + 1] = n .. "==" .. snap.packages[n] end
-      fs.write(dir .. "/pip_freeze.txt", table.concat(pk, "\n") .. "\n")
-    end
+    if fs.exists(venv(p) .. "/bin/python") then pip.freeze{ venv = venv(p), to = dir .. "/pip_freeze.txt" } end
     if p.frontend_dir ~= "" and fs.exists(p.repo .. "/" .. p.frontend_dir .. "/package.json") then
       fs.write(dir .. "/npm_list.json", json.encode(npm.versions{ dir = p.repo .. "/" .. p.frontend_dir }, true) .. "\n")
     end
@@ -212,7 +207,7 @@ step{ "Reinstall dependencies", timeout = "20m", run = function(p)
   -- clean -x moved an in-tree venv to the artifacts: build a fresh one.
   if not fs.exists(v .. "/bin/python") then pip.venv{ path = v } end
   local reqs = p.repo .. "/" .. p.backend_dir .. "/requirements.txt"
-  if fs.exists(reqs) then pip.restore{ venv = v, snapshot = reqs } end
+  if fs.exists(reqs) then pip.install{ venv = v, requirements = reqs } end
   if p.frontend_dir ~= "" and fs.exists(p.repo .. "/" .. p.frontend_dir .. "/package-lock.json") then
     npm.ci{ dir = p.repo .. "/" .. p.frontend_dir }
   end

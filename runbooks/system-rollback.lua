@@ -39,7 +39,8 @@ runbook {
     compose_file = { type = "path", doc = "docker-compose.yml (mode=image; default <repo>/docker-compose.yml)" },
     image = { type = "string", default = "", doc = "image to roll back, e.g. ghcr.io/your-org/backend-v2 (mode=image)" },
     image_tag = { type = "string", default = "", doc = "the previous tag (mode=image)" },
-    backend = { type = "string", default = "compose", choices = { "process", "systemd", "supervisor", "pm2", "compose" } },
+    backend = { type = "string", default = "compose", choices = { "systemd", "supervisor", "pm2", "compose" },
+                doc = "the services' manager (their names are the manager's names)" },
     app_services = { type = "list", default = "backend-v2,frontend-v2", doc = "services stopped and started by a complete rollback" },
     health = { type = "list", default = "http://127.0.0.1:8000/health,http://127.0.0.1:8000/api/v2/health,http://127.0.0.1:3000",
                doc = "endpoints that must answer afterwards" },
@@ -52,7 +53,11 @@ local state = { done = {}, defined = {} }
 
 local function svc(p, name)
   if not state.defined[name] then
-    service.define{ name = name, backend = p.backend }
+    local def = { name = name, backend = p.backend }
+    if p.backend == "compose" then
+      def.config, def.cwd = C.under(p.compose_file, p.repo, "docker-compose.yml"), p.repo
+    end
+    service.define(def)
     state.defined[name] = true
   end
   return name
@@ -174,7 +179,7 @@ step("Roll the configuration back", function(p)
       log.info(img .. ":" .. tag .. " -> " .. img .. ":" .. p.image_tag)
       return img .. ":" .. p.image_tag
     end)
-    if n == 0 then error(p.image .. ":<tag> not found in " .. compose, 0) end
+    if n == 0 and not run.offline then error(p.image .. ":<tag> not found in " .. compose, 0) end
     if new ~= text then
       fs.write(compose, new)
       state.done[#state.done + 1] = "image " .. p.image .. " at " .. p.image_tag

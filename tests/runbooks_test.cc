@@ -53,7 +53,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"L2 restore from backup", with(dep, {{"level", "L2"}}), false,
          {"fs.restore", "pip.restore", "pip.pin", "service.start"}},
         {"L3 fresh environment", with(dep, {{"level", "L3"}}), false,
-         {"fs.remove", "pip.venv", "pip.restore", "npm.ci"}},
+         {"fs.remove", "pip.venv", "pip.install", "pip.pin", "npm.ci"}},
     };
     m["pre-deploy-backup.lua"] = {
         {"backup", {{"app_dir", "{app}"}, {"sqlite_db", "{app}/data/pcm_ops_tools.db"},
@@ -240,7 +240,7 @@ class Fixture {
   void build_repo() {
     const std::string& a = app_;
     write_file(a + "/.gitignore",
-               "backend/venv/\nbackups/\ndata/\nlogs/\n.env\n.env.backup\nrollbacks/\nnode_modules/\n"
+               "backend/venv/\nbackups/\ndata/\nlogs/\n.env\n.env.backup\nrollbacks/\nnode_modules/\n.next/\n"
                "app.db\nbackup_db_*.db\ndumps/\nmigrations/\n__pycache__/\nALEMBIC_RAN\n");
     write_file(a + "/backend/requirements.txt", "jsonschema==4.25.0\npydantic-core==2.37.2\n");
     write_file(a + "/backend/app.py", "print('app v1.0.0')\n");
@@ -311,6 +311,8 @@ class Fixture {
                "DROP INDEX IF EXISTS idx_new_index;\nALTER TABLE projects DROP COLUMN IF EXISTS new_column;\n");
     write_file(a + "/dumps/backup.dump", "PGDMP fixture\n");
     fs::create_directories(fx_ + "/wheels");
+    write_file(a + "/backend/__pycache__/app.cpython-311.pyc", "cache");
+    write_file(a + "/frontend/.next/BUILD_ID", "stale");
   }
 
   TempDir tmp_;

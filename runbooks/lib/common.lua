@@ -167,9 +167,17 @@ function C.check_endpoints(urls, headers)
   return failed
 end
 
-function C.require_endpoints(urls, headers)
-  local failed = C.check_endpoints(urls, headers)
-  if #failed > 0 then error("not answering correctly: " .. table.concat(failed, ", "), 0) end
+-- After a (re)start: every URL must come to answer below 400 within `timeout`. A wait, not a
+-- one-shot check, so a dry-run (where the restart was only planned) looks once and goes on.
+function C.require_endpoints(urls, headers, timeout)
+  for _, u in ipairs(urls or {}) do
+    if not C.empty(u) then
+      wait["until"](function()
+        local r = http.get{ url = u, headers = headers, check = false, timeout = "10s" }
+        return r.ok ~= false and (r.status or 0) > 0 and r.status < 400
+      end, { timeout = timeout or "30s", interval = "1s", what = u .. " to answer" })
+    end
+  end
 end
 
 -- Records -------------------------------------------------------------------------------------
