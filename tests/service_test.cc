@@ -13,6 +13,8 @@
 #include <thread>
 
 #include "core/strings.h"
+#include "dispatch/dispatcher.h"
+#include "dispatch/registry.h"
 #include "os/process.h"
 #include "os/procfs.h"
 #include "support/support.h"
@@ -551,4 +553,39 @@ TEST_F(Svc, ProcSignal_RefusesPid1TheRunbookAndItsParent_KillAfterEndsATermIgnor
                "assert(#k.killed == 1 and #k.exited == 1, json.encode(k))\n");
   ASSERT_EQ(t.result.exit_code, 0) << err_of(t);
   EXPECT_FALSE(alive(stubborn.pid()));
+}
+
+TEST_F(Svc, Verify_TellsResumeWhetherTheServiceIsInTheTargetState) {
+  Dispatcher disp(nullptr, nullptr, RunOptions{});
+  const Registry& reg = builtin_registry();
+  auto call = [&](const std::string& name, json args) {
+    auto r = disp.call(*reg.find(name), std::move(args), "test");
+    EXPECT_TRUE(r.ok) << name << ": " << r.error;
+    return r.result;
+  };
+  call("service.define", {{"name", "v"}, {"argv", {"sh", "-c", "while :; do sleep 1; done", dir_.path()}}, {"settle", "100ms"}});
+  const Effect* start = reg.find("service.start");
+  const Effect* stop = reg.find("service.stop");
+  Args a = validate_args("service.start", start->args, {{"name", "v"}});
+  EXPECT_EQ(start->verify(disp, a), false);
+  EXPECT_EQ(stop->verify(disp, a), true);
+  pid_t pid = call("service.start", {{"name", "v"}})["pid"].get<pid_t>();
+  EXPECT_EQ(start->verify(disp, a), true);
+  EXPECT_EQ(stop->verify(disp, a), false);
+  call("service.stop", {{"name", "v"}});
+  EXPECT_EQ(stop->verify(disp, a), true);
+  EXPECT_FALSE(alive(pid));
+}
+
+TEST_F(Svc, Define_SecretLookingEnvValuesAreRedactedFromTheJournal) {
+  auto r = run(R"lua(
+    local d = service.define{ name = "s", argv = { "true" },
+                              env = { DB_PASSWORD = "hunter2-xyz", DATABASE_URL = "postgres://app:pw-in-url-777@db/app", PORT = "8080" } }
+    print(d.env.PORT)
+  )lua");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  std::string shown = event_of(r, "service.define")->result.dump();
+  EXPECT_EQ(shown.find("hunter2-xyz"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("pw-in-url-777"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("8080"), std::string::npos) << shown;
 }

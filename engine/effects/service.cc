@@ -4,6 +4,7 @@
 // The backends (service_process.cc, service_cli.cc) only act; this file decides whether to.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
@@ -82,6 +83,32 @@ ServiceDef parse_def(const Args& a) {
       if (a.has(only)) bad_arg(eff, only, "only the process backend keeps a " + std::string(only));
   }
   return d;
+}
+
+// Values of the environment a service gets that are secrets by their name (DB_PASSWORD,
+// API_TOKEN), and passwords inside URLs: redacted from the journal and the output.
+std::vector<std::string> env_secrets(const Args& a) {
+  std::vector<std::string> out;
+  auto url_password = [&](const std::string& v) {
+    auto scheme = v.find("://");
+    auto at = v.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme == std::string::npos || at == std::string::npos) return;
+    std::string userinfo = v.substr(scheme + 3, at - scheme - 3);
+    auto colon = userinfo.find(':');
+    if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
+  };
+  if (a.has("env") && a.at("env").is_object()) {
+    for (const auto& [k, v] : a.string_map("env")) {
+      std::string key = k;
+      std::transform(key.begin(), key.end(), key.begin(), ::toupper);
+      for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"})
+        if (key.find(word) != std::string::npos && !v.empty()) out.push_back(v);
+      url_password(v);
+    }
+  }
+  for (const char* k : {"health", "serverurl"})
+    if (a.has(k) && a.at(k).is_string()) url_password(a.str(k));
+  return out;
 }
 
 std::string pid_text(pid_t pid) { return pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""; }
@@ -194,6 +221,7 @@ json apply_verb(EffectContext& ctx, const Args& a, Verb v) {
   if (v != Verb::Start) r["previous_pid"] = pid_json(cur.pid);
   if (v == Verb::Stop) {
     r["pid"] = pid_json(cur.pid);
+    if (!now.stale) r.erase("detail");  // "no pidfile" after a stop says nothing new
     if (now.running())
       throw EffectError(d.name + " still runs after stop: " + state_text(now), r);
   } else if (!now.running() && now.state != "starting") {
@@ -380,6 +408,7 @@ void register_service(Registry& r) {
     e.describe = [](const Args& a) {
       return "define service " + a.str("name") + " (" + a.str("backend") + ")";
     };
+    e.secrets_of = env_secrets;
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       ServiceDef d = parse_def(a);
       json& all = ctx.state("service");
