@@ -114,7 +114,7 @@ std::vector<std::string> env_secrets(const Args& a) {
 std::string pid_text(pid_t pid) { return pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""; }
 
 std::string state_text(const ServiceStatus& s) {
-  std::string t = s.state + pid_text(s.pid);
+  std::string t = s.state + pid_text(s.pid) + (s.detail == "planned" ? " (as planned)" : "");
   if (s.stale) t += " [" + s.detail + "]";
   return t;
 }
@@ -156,8 +156,20 @@ std::string target_of(Verb v) { return v == Verb::Stop ? "stopped" : "running"; 
 json preview_of(EffectContext& ctx, const Args& a, Verb v) {
   ServiceDef d = lookup(ctx, a);
   auto be = make_backend(d.backend);
-  ServiceStatus cur = be->status(ctx, d);
+  ServiceStatus cur;
+  // Previews run only in dry-run, where earlier changes were planned, not made: the state an
+  // earlier planned start/stop leaves is what this one starts from.
+  json& plan = ctx.state("service.plan");
+  if (plan.contains(d.name)) {
+    cur.state = plan[d.name]["state"].get<std::string>();
+    cur.pid = plan[d.name]["pid"].get<pid_t>();
+    if (plan[d.name]["planned"].get<bool>()) cur.detail = "planned";
+  } else {
+    cur = be->status(ctx, d);
+  }
   bool noop = (v == Verb::Start && cur.running()) || (v == Verb::Stop && !cur.running() && cur.state != "starting");
+  plan[d.name] = noop ? json{{"state", cur.state}, {"pid", cur.pid}, {"planned", cur.detail == "planned"}}
+                      : json{{"state", target_of(v)}, {"pid", 0}, {"planned", true}};
   std::string text = d.name + ": " + state_text(cur) + " → " +
                      (v == Verb::Restart && cur.running() ? "restarted, running" : target_of(v));
   if (noop) text = d.name + ": " + state_text(cur) + " already; nothing to do";
