@@ -346,3 +346,18 @@ TEST(Redis, ThePasswordNeverReachesTheJournalOrTheJsonOutput) {
   }
   EXPECT_TRUE(stdfs::exists(d / "journal.db"));
 }
+
+TEST(Redis, TheStepDeadlineBoundsAHungServer) {
+  Silent hung;
+  std::string code =
+      "runbook { name = 'redis', version = '1.0.0' }\n"
+      "step{ 'read', timeout = '1s', run = function()\n"
+      "  redis.get{ url = 'redis://127.0.0.1:" + std::to_string(hung.port) + "/0', key = 'k' }  -- its own timeout is 5s\n"
+      "end }\n";
+  TempDir run_dir;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_lua(run_dir.path(), code);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+  EXPECT_NE(r.result.exit_code, 0);
+  EXPECT_NE(err_of(r).find("step 'read' exceeded its timeout of 1.0s (in redis.get)"), std::string::npos) << err_of(r);
+}

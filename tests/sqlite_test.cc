@@ -92,6 +92,8 @@ void backup_while_writing(bool wal) {
       while (!stop) {
         c.exec("INSERT INTO events(payload) VALUES (printf('%.300d', abs(random() % 1000000)))");
         ++commits;
+        // A busy application: hundreds of commits a second.
+        std::this_thread::sleep_for(std::chrono::microseconds(500));
       }
     } catch (const std::exception& e) {
       writer_error = e.what();
@@ -280,6 +282,13 @@ TEST(Sqlite, ALockedDatabaseFailsWithinTheTimeout) {
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_NE(err_of(r).find("locked"), std::string::npos) << err_of(r);
   EXPECT_LT(took, std::chrono::seconds(5));
+  t0 = std::chrono::steady_clock::now();
+  auto b = step(d, "sqlite.backup{ db = p.dir .. '/app.db', to = p.dir .. '/b.db', timeout = '500ms' }");
+  EXPECT_NE(err_of(b).find("sqlite.backup: "), std::string::npos) << err_of(b);
+  EXPECT_NE(err_of(b).find("locked"), std::string::npos) << err_of(b);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  EXPECT_FALSE(stdfs::exists(d / "b.db"));
+  EXPECT_FALSE(stdfs::exists(d / "b.db.partial"));
   holder.exec("ROLLBACK");
   Conn c(d / "app.db");
   EXPECT_EQ(c.count("users"), 100);
@@ -315,4 +324,24 @@ TEST(Sqlite, DryRunLeavesTheFileByteForByteAndPreviewsWithNumbers) {
   EXPECT_NE(previews.find("posts=50, users=100"), std::string::npos) << previews;
   EXPECT_NE(previews.find("users=101"), std::string::npos) << previews;
   EXPECT_NE(previews.find("KiB"), std::string::npos) << previews;
+}
+
+TEST(Sqlite, TheStepDeadlineBoundsTheWaitForALock) {
+  TempDir d;
+  make_app_db(d / "app.db");
+  Conn holder(d / "app.db");
+  holder.exec("BEGIN EXCLUSIVE");
+  std::string code =
+      "runbook { name = 'sqlite', version = '1.0.0', params = { dir = { type = 'path' } } }\n"
+      "step{ 'clean', timeout = '1s', run = function(p)\n"
+      "  sqlite.exec{ db = p.dir .. '/app.db', sql = 'DELETE FROM users' }  -- its own timeout is 30s\n"
+      "end }\n";
+  TempDir run_dir;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_lua(run_dir.path(), code, Mode::Live, {{"dir", d.path()}});
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+  EXPECT_NE(r.result.exit_code, 0);
+  EXPECT_NE(err_of(r).find("step 'clean' exceeded its timeout of 1.0s (in sqlite.exec)"), std::string::npos)
+      << err_of(r);
+  holder.exec("ROLLBACK");
 }

@@ -154,6 +154,7 @@ Copied backup_file(EffectContext& ctx, const Args& a, const std::string& from, c
     Db dst(tmp, OpenMode::Create, busy_wait(ctx, a), stopper(ctx));
     sqlite::BackupHooks hooks;
     hooks.stop = stopper(ctx);
+    hooks.max_wait = busy_wait(ctx, a);
     hooks.progress = [&](int remaining, int total) {
       ctx.progress("backing up " + from + ": " + std::to_string(total - remaining) + "/" +
                    std::to_string(total) + " pages");
@@ -424,6 +425,7 @@ void register_sqlite(Registry& r) {
           Db dst(db, OpenMode::Create, busy_wait(ctx, a), stopper(ctx));
           sqlite::BackupHooks hooks;
           hooks.stop = stopper(ctx);
+          hooks.max_wait = busy_wait(ctx, a);
           sqlite::backup_copy(src, dst, hooks);
         };
         try {

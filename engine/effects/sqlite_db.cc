@@ -35,7 +35,7 @@ std::string utf8(std::string s) {
   return json::parse(dumped).get<std::string>();
 }
 
-void pause_briefly() { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }
+void pause_briefly() { std::this_thread::sleep_for(std::chrono::milliseconds(2)); }
 
 }  // namespace
 
@@ -228,15 +228,25 @@ void backup_copy(Db& from, Db& to, const BackupHooks& hooks, int pages) {
       if (b) sqlite3_backup_finish(b);
     }
   } guard{b};
+  // The lock waits are ours, in short polls: SQLite's busy handler backs off to 100 ms sleeps
+  // and loses every race against a busy writer. Restored after the copy.
+  sqlite3_busy_timeout(from.get(), 0);
+  sqlite3_busy_timeout(to.get(), 0);
   int steps = 0, restarts = 0;
+  auto progressed = std::chrono::steady_clock::now();
   for (;;) {
     if (hooks.stop && hooks.stop()) throw EffectError("backup of " + from.path() + " interrupted");
     int rc = sqlite3_backup_step(b, pages);
     if (rc == SQLITE_DONE) break;
     if ((rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED) {
+      if (std::chrono::steady_clock::now() - progressed > hooks.max_wait)
+        throw EffectError("backup of " + from.path() + " into " + to.path() +
+                          ": database is locked (another connection held it for " +
+                          format_duration(hooks.max_wait) + ")");
       pause_briefly();
       continue;
     }
+    progressed = std::chrono::steady_clock::now();
     if (rc != SQLITE_OK) {
       guard.b = nullptr;
       sqlite3_backup_finish(b);
@@ -253,6 +263,8 @@ void backup_copy(Db& from, Db& to, const BackupHooks& hooks, int pages) {
   }
   guard.b = nullptr;
   int rc = sqlite3_backup_finish(b);
+  sqlite3_busy_timeout(from.get(), static_cast<int>(hooks.max_wait.count()));
+  sqlite3_busy_timeout(to.get(), static_cast<int>(hooks.max_wait.count()));
   if (rc != SQLITE_OK)
     throw EffectError("backup of " + from.path() + " into " + to.path() + " failed: " + to.errmsg());
 }

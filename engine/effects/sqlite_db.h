@@ -76,6 +76,8 @@ std::vector<std::string> integrity_problems(Db& db, bool quick, int max = 20);
 // the rest in one step. `stop` is asked between steps (and while the source is locked).
 struct BackupHooks {
   std::function<bool()> stop;
+  // How long to keep trying while the other side holds a lock, without any progress.
+  Millis max_wait{30000};
   std::function<void(int remaining, int total)> progress;
 };
 void backup_copy(Db& from, Db& to, const BackupHooks& hooks, int pages = 256);
