@@ -162,6 +162,26 @@ namespace {
 
 std::string error_text(const Effect& e, const std::string& what) { return e.name + ": " + what; }
 
+// Equal as values: objects compare by key, whatever their order (a Lua table's keys come out in
+// an order that differs from one process to the next).
+bool same_value(const json& a, const json& b) {
+  if (a.is_object() && b.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      auto f = b.find(it.key());
+      if (f == b.end() || !same_value(*it, *f)) return false;
+    }
+    return true;
+  }
+  if (a.is_array() && b.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!same_value(a[i], b[i])) return false;
+    return true;
+  }
+  return a == b;
+}
+
 // "rb.lua:12:" (as Lua gives it) -> "rb.lua:12", for messages.
 std::string at(std::string site) {
   if (!site.empty() && site.back() == ':') site.pop_back();
@@ -185,7 +205,7 @@ const EffectRecord* Dispatcher::recorded_at(int64_t seq) const {
 
 void Dispatcher::check_same(const EffectRecord* rec, const Effect& e, const json& shown_args,
                             const std::string& site) {
-  if (rec && rec->name == e.name && rec->args == shown_args) return;
+  if (rec && rec->name == e.name && same_value(rec->args, shown_args)) return;
   json d{{"step", step_idx_}, {"step_name", step_name_}, {"attempt", attempt_}, {"effect", seq_},
          {"actual", {{"name", e.name}, {"args", shown_args}, {"site", site}}}};
   std::string msg;
