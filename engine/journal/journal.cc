@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "core/clock.h"
+#include "core/strings.h"
 
 namespace rb {
 namespace fs = std::filesystem;
@@ -176,11 +177,24 @@ Journal::Journal(const std::string& path) : path_(path), stmts_(kStmtCount, null
   }
   sqlite3_busy_timeout(db_, 5000);
   try {
-    exec("PRAGMA journal_mode=WAL");
+    // Switching a new file to WAL takes an exclusive lock and does not wait for it: two
+    // processes opening a fresh journal at once (a run, and `runbook runs` watching it) retry.
+    for (int tries = 0;; ++tries) {
+      int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 250) exec("PRAGMA journal_mode=WAL");
+      sqlite3_sleep(20);
+    }
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=OFF");
-    Query v(db_, "PRAGMA user_version");
-    int version = v.step() ? sqlite3_column_int(v.s, 0) : 0;
+    // Each query is finished before the next statement: a statement left open holds a read
+    // snapshot, and upgrading it to a write fails at once (no busy wait) if another process
+    // wrote meanwhile.
+    auto user_version = [&] {
+      Query v(db_, "PRAGMA user_version");
+      return v.step() ? sqlite3_column_int(v.s, 0) : 0;
+    };
+    int version = user_version();
     if (version > kSchemaVersion)
       throw std::runtime_error("journal " + path + " has schema version " +
                                std::to_string(version) + ", newer than this runbook (" +
@@ -189,8 +203,7 @@ Journal::Journal(const std::string& path) : path_(path), stmts_(kStmtCount, null
       exec("BEGIN IMMEDIATE");
       try {
         // Another process may have migrated it while we waited for the lock.
-        Query again(db_, "PRAGMA user_version");
-        version = again.step() ? sqlite3_column_int(again.s, 0) : 0;
+        version = user_version();
         if (version == 0) {
           exec(kSchema);
           version = 1;
@@ -222,7 +235,8 @@ void Journal::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw std::runtime_error("journal " + path_ + ": " + msg);
+    std::string what = sql;
+    throw std::runtime_error("journal " + path_ + ": " + msg + " (" + trim(what.substr(0, 40)) + ")");
   }
 }
 

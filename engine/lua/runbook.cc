@@ -631,7 +631,9 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
     if (run.runbook.empty()) run.runbook = fs::path(req.file).stem().string();
     if (run.version.empty()) run.version = "?";
     run.plan_id.clear();
-    if (journal && req.options.mode != Mode::Replay) {
+    // A refused resume leaves the journal as it was: the run it would continue is still the
+    // one to resume.
+    if (journal && req.options.mode != Mode::Replay && !req.resume) {
       journal->begin_run(run);
       journal->update_run(run);
     }
