@@ -164,12 +164,9 @@ step("Move the code back", function(p)
     git.checkout{ repo = p.app_dir, ref = p.good_ref, paths = files }
     state.done[#state.done + 1] = "restored " .. #files .. " files from " .. p.good_ref
     if p.commit then
-      -- Only the rolled-back files are committed (the source's `git add .` took everything).
-      local add = { "git", "add", "--" }
-      for _, f in ipairs(files) do add[#add + 1] = f end
-      add.cwd = p.app_dir
-      exec(add)
-      exec{ "git", "commit", "-m", "Partial rollback to " .. p.good_ref .. ": " .. p.reason, cwd = p.app_dir }
+      -- Only the rolled-back files are committed (checkout staged them); the source's
+      -- `git add .` took whatever else was lying in the tree.
+      git.commit{ repo = p.app_dir, message = "Partial rollback to " .. p.good_ref .. ": " .. p.reason, all = false }
       state.done[#state.done + 1] = "committed the partial rollback"
     end
   end
