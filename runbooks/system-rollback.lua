@@ -46,6 +46,8 @@ runbook {
                doc = "endpoints that must answer afterwards" },
     validate = { type = "list", default = "", doc = "a read-only validation argv run in repo afterwards, e.g. python,scripts/health_check_all.py,--fail-on-warn" },
     healthy_within = { type = "duration", default = "120s" },
+    monitor_for = { type = "duration", default = "0s", doc = "Monitoring After Rollback: watch health and the error log this long, e.g. 60m" },
+    app_log = { type = "path", doc = "the application log watched for ERROR lines (default <repo>/logs/app.log)" },
   },
 }
 
@@ -224,6 +226,11 @@ step{ "Validate", timeout = "15m", run = function(p)
     argv.cwd, argv.readonly, argv.timeout = p.repo, true, "15m"
     exec(argv)
   end
+end }
+
+step{ "Monitor after the rollback", timeout = "4h", run = function(p)
+  C.monitor{ urls = p.health, duration = p.monitor_for, interval = "30s",
+             log_file = C.under(p.app_log, p.repo, "logs/app.log"), needles = { "ERROR" } }
 end }
 
 step{ "Incident report", always = true, run = function(p)

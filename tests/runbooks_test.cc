@@ -84,7 +84,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
     m["node-api-rollback.lua"] = {
         {"info", {{"repo", "{app}"}, {"base_url", "{url}"}, {"mode", "info"},
                   {"app_log", "{app}/logs/pcm_ops_tools.log"}}, false, {}},
-        {"code", with(node, {{"mode", "code"}, {"dsn", ""}}), true,
+        {"code", with(node, {{"mode", "code"}, {"dsn", ""}, {"monitor_for", "30m"}}), true,
          {"http.post", "git.checkout", "npm.ci", "npm.run", "service.restart"}},
         {"queue workers", with(node, {{"mode", "queue"}, {"dsn", ""}}), true,
          {"service.stop", "git.checkout", "npm.run", "service.start"}},
@@ -92,6 +92,9 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"cache flush", with(node, {{"mode", "cache"}, {"cache_pattern", ""}}), true, {"redis.flush"}},
         {"frontend", with(node, {{"mode", "frontend"}, {"dsn", ""}}), true, {"git.checkout", "npm.ci", "service.restart"}},
         {"schema down migration", with(node, {{"mode", "schema"}, {"down_sql", "{app}/migrations/down.sql"}}), true,
+         {"pg.dump", "http.post", "pg.exec"}},
+        {"data correction", with(node, {{"mode", "data"}, {"since", "2025-11-07 10:00:00"},
+                                        {"data_sql", "{app}/migrations/fix.sql"}}), true,
          {"pg.dump", "http.post", "pg.exec"}},
         {"restore from dump", with(node, {{"mode", "restore"}, {"dump", "{app}/dumps/backup.dump"}}), true,
          {"pg.dump", "pg.restore"}},
@@ -115,7 +118,8 @@ const std::map<std::string, std::vector<Case>>& cases() {
     const std::vector<std::pair<std::string, std::string>> sys = {
         {"repo", "{app}"}, {"health", "{url}/health,{url}/api/v2/health"}, {"good_ref", "v1.0.0"}};
     m["system-rollback.lua"] = {
-        {"revert", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}}), false, {"git.tag", "git.revert"}},
+        {"revert", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}, {"monitor_for", "60m"},
+                              {"app_log", "{app}/logs/pcm_ops_tools.log"}}), false, {"git.tag", "git.revert"}},
         {"reset with backup branch and push", with(sys, {{"mode", "reset"}, {"push", "true"}}), false,
          {"git.tag", "git.branch", "git.reset", "git.push"}},
         {"complete system", with(sys, {{"mode", "system"}}), true,
@@ -310,6 +314,7 @@ class Fixture {
     write_file(a + "/migrations/down.sql",
                "DROP INDEX IF EXISTS idx_new_index;\nALTER TABLE projects DROP COLUMN IF EXISTS new_column;\n");
     write_file(a + "/dumps/backup.dump", "PGDMP fixture\n");
+    write_file(a + "/migrations/fix.sql", "UPDATE projects SET state = 'live' WHERE id IN (1, 2, 3)\n");
     fs::create_directories(fx_ + "/wheels");
     write_file(a + "/backend/__pycache__/app.cpython-311.pyc", "cache");
     write_file(a + "/frontend/.next/BUILD_ID", "stale");
