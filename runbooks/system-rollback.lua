@@ -3,7 +3,8 @@
 -- Rollbacks (backend image tag), 4 Configuration Rollback (environment variables),
 -- Service-by-Service Rollback Instructions (auth, payments, booking, notifications,
 -- integrations), Emergency Recovery Procedures (complete system and partial service scripts),
--- Post-Rollback Validation, Rollback Verification Checklist. Database steps: alembic-rollback.lua.
+-- Post-Rollback Validation, Monitoring After Rollback, Rollback Verification Checklist, Incident
+-- Report Template. Database steps: alembic-rollback.lua.
 local C = require "lib.common"
 
 -- What the partial-rollback script and the service instructions name for each service.
