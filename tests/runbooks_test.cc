@@ -325,9 +325,18 @@ class Fixture {
   std::unique_ptr<HttpServer> server_;
 };
 
+// Built once for the whole binary (a venv takes seconds) and torn down by the environment, so
+// the HTTP server is stopped and the temp dir removed even when a test fails.
+std::unique_ptr<Fixture> g_fixture;
+
+struct FixtureEnvironment : ::testing::Environment {
+  void TearDown() override { g_fixture.reset(); }
+};
+const auto* const kFixtureEnv = ::testing::AddGlobalTestEnvironment(new FixtureEnvironment);
+
 Fixture& fixture() {
-  static Fixture* f = new Fixture();  // built once for the whole binary; TempDir outlives tests
-  return *f;
+  if (!g_fixture) g_fixture = std::make_unique<Fixture>();
+  return *g_fixture;
 }
 
 std::vector<std::string> runbook_files() {
