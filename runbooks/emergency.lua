@@ -79,16 +79,21 @@ step{ "Start the app and wait until it is healthy", timeout = "3m", run = functi
   service.start(p.service)
   local r = http.wait_healthy{ url = p.health, timeout = p.healthy_within }
   state.healthy_at = time.now()
-  log.info(string.format("healthy after %.1fs of polling", (r.elapsed_ms or 0) / 1000))
+  if not run.dry_run then
+    log.info(string.format("healthy after %.1fs of polling", (r.elapsed_ms or 0) / 1000))
+  end
 end }
 
 step("Verify the rollback", function(p)
   local head = git.head{ repo = p.app }
-  if head.commit ~= state.target and not run.dry_run then
-    error("HEAD is " .. head.short .. ", not " .. p.good_ref)
+  local h = http.get{ url = p.health, timeout = "5s", check = false }
+  if run.dry_run then
+    -- The probes above saw the world before the planned changes: nothing to verify yet.
+    log.info("would verify that HEAD is " .. p.good_ref .. " and " .. p.health .. " answers 200")
+    return
   end
-  local h = http.get{ url = p.health, timeout = "5s" }
-  if h.status ~= 200 and not run.dry_run then error("health answers " .. h.status) end
+  if head.commit ~= state.target then error("HEAD is " .. head.short .. ", not " .. p.good_ref) end
+  if h.status ~= 200 then error("health answers " .. tostring(h.status) .. " after the rollback") end
   local version = h.json and h.json.version
   log.info("serving " .. tostring(version or "?") .. " at " .. head.short)
   state.after = { short = head.short, version = version }
@@ -98,11 +103,12 @@ step{ "Summary", always = true, run = function(p)
   local lines = {
     "emergency rollback of " .. p.service .. " to " .. p.good_ref,
     "  before:  " .. (state.before and (state.before.short .. " health " .. tostring(state.before.health)) or "?"),
-    "  after:   " .. (state.after and (state.after.short .. " serving " .. tostring(state.after.version)) or "not reached"),
+    "  after:   " .. (state.after and (state.after.short .. " serving " .. tostring(state.after.version))
+                      or (run.dry_run and "(dry-run: nothing changed)" or "not reached")),
     "  tag:     " .. (state.tag or "none"),
     "  backups: " .. (#state.backups > 0 and table.concat(state.backups, ", ") or "none"),
   }
-  if state.started and state.healthy_at then
+  if state.started and state.healthy_at and not run.dry_run then
     lines[#lines + 1] = string.format("  time to healthy: %.1fs", state.healthy_at - state.started)
   end
   if not state.after and not run.dry_run then
