@@ -73,7 +73,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"git", with(ff, {{"method", "git"}, {"good_ref", "v1.0.0"}}), false,
          {"git.tag", "sqlite.backup", "service.stop", "git.checkout", "service.start"}},
         {"files", with(ff, {{"method", "files"}, {"good_ref", "v1.0.0"}, {"commit", "true"}}), false,
-         {"git.tag", "git.checkout", "git.commit"}},
+         {"git.tag", "git.checkout"}},
         {"database", with(ff, {{"method", "database"}, {"restore_from", "{app}/data/pcm_ops_tools_backup_20250101_000000.db"}}), false,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
     };
