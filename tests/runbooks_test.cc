@@ -456,19 +456,20 @@ TEST(Runbooks, DryRunOfEveryProcedureChangesNothing) {
           ADD_FAILURE() << "a change effect was performed in a dry-run: " << e.dump();
       }
       EXPECT_EQ(r.code, 0) << failure << (failure.empty() ? r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) + r.err : "");
-      if (r.code != 0) continue;
-      for (const auto& name : c.planned)
-        EXPECT_TRUE(planned.count(name)) << "the dry-run planned no " << name << "; planned: " << [&] {
-          std::string s;
-          for (const auto& p : planned) s += p + " ";
-          return s;
-        }();
+      std::string planned_text;
+      for (const auto& p : planned) planned_text += p + " ";
+      if (r.code == 0)
+        for (const auto& name : c.planned)
+          EXPECT_TRUE(planned.count(name)) << "the dry-run planned no " << name << "; planned: " << planned_text;
+      std::string now = sha256_tree(fx.fx());
+      EXPECT_EQ(now, before) << "this dry-run changed the fixture";
+      before = now;  // one culprit is named once, not every case after it
+      EXPECT_EQ(fx.server().changing_requests(), requests_before) << "this dry-run sent POST/PUT/DELETE";
+      requests_before = fx.server().changing_requests();
       // Secrets never reach the output (the journal's redaction has its own tests).
       EXPECT_EQ(r.out.find("fixture-s3cret-token"), std::string::npos);
       EXPECT_EQ(r.out.find("pw@127.0.0.1"), std::string::npos);
     }
   }
-  EXPECT_EQ(sha256_tree(fx.fx()), before) << "a dry-run changed the fixture";
   EXPECT_FALSE(fs::exists(fx.app() + "/ALEMBIC_RAN")) << "a dry-run ran an alembic downgrade";
-  EXPECT_EQ(fx.server().changing_requests(), requests_before) << "a dry-run sent POST/PUT/DELETE";
 }
