@@ -458,9 +458,10 @@ TEST(Runbooks, DryRunOfEveryProcedureChangesNothing) {
       EXPECT_EQ(r.code, 0) << failure << (failure.empty() ? r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) + r.err : "");
       std::string planned_text;
       for (const auto& p : planned) planned_text += p + " ";
-      if (r.code == 0)
+      if (r.code == 0) {
         for (const auto& name : c.planned)
           EXPECT_TRUE(planned.count(name)) << "the dry-run planned no " << name << "; planned: " << planned_text;
+      }
       std::string now = sha256_tree(fx.fx());
       EXPECT_EQ(now, before) << "this dry-run changed the fixture";
       before = now;  // one culprit is named once, not every case after it
