@@ -26,6 +26,8 @@ runbook {
     backend_url = { type = "url", default = "http://127.0.0.1:8000/health" },
     frontend_url = { type = "url", default = "http://127.0.0.1:3000" },
     restart = { type = "bool", default = true, doc = "L1: stop and restart the dev services" },
+    clean_ignored = { type = "bool", default = false,
+                      doc = "L1: clean ignored files too (the source's clean -fdx): .env, local data, venv and node_modules go to the run's artifacts and are rebuilt" },
     evidence_dir = { type = "path", doc = "where reports go (default <repo>/rollbacks)" },
     severity = { type = "string", default = "High", choices = { "Critical", "High", "Medium", "Low" } },
     cause = { type = "string", default = "unknown", doc = "for the rollback metrics" },
@@ -162,8 +164,18 @@ step{ "Roll back", timeout = "10m", run = function(p)
     end
     -- reset and clean keep a backup ref and move what they remove into the run's artifacts.
     git.reset{ repo = p.repo, ref = to, hard = true }
-    git.clean{ repo = p.repo, ignored = true }
-    state.done[#state.done + 1] = "reset to " .. to .. " and cleaned"
+    git.clean{ repo = p.repo, ignored = p.clean_ignored }
+    -- Python caches by name (the source's `find -name __pycache__ -exec rm -rf`), outside the
+    -- venv and node_modules; moved to the artifacts like everything else removed here.
+    local found = exec{ "find", p.repo, "(", "-name", "venv", "-o", "-name", "node_modules", "-o", "-name", ".git", ")",
+                        "-prune", "-o", "-type", "d", "-name", "__pycache__", "-print",
+                        readonly = true, timeout = "2m" }
+    local caches = 0
+    for dir in (found.stdout or ""):gmatch("[^\n]+") do
+      if fs.exists(dir) then fs.remove(dir); caches = caches + 1 end
+    end
+    state.done[#state.done + 1] = "reset to " .. to .. ", cleaned" .. (p.clean_ignored and " (ignored files too)" or "") ..
+      ", " .. caches .. " __pycache__ removed"
   elseif p.level == "L2" then
     git.checkout{ repo = p.repo, ref = p.baseline }
     local retry = "refactor/sprint-" .. p.sprint .. "-retry"

@@ -136,7 +136,9 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"frontend_url", "{url}/"}, {"evidence_dir", "{fx}/rollbacks"}, {"venv", "{app}/backend/venv"}};
     m["sprint-rollback.lua"] = {
         {"L1 full", with(sprint, {{"level", "L1"}}), false,
-         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "service.start"}},
+         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "fs.remove", "pip.install", "service.start"}},
+        {"L1 full, ignored files too", with(sprint, {{"level", "L1"}, {"clean_ignored", "true"}, {"restart", "false"}}), false,
+         {"git.reset", "git.clean"}},
         {"L2 sprint", with(sprint, {{"level", "L2"}, {"sprint", "3"}}), false, {"fs.write", "git.branch", "git.checkout"}},
         {"L3 selective", with(sprint, {{"level", "L3"}, {"files", "routers/auth.py,services/payment_service.py"}}), false,
          {"git.checkout"}},
