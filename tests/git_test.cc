@@ -32,7 +32,9 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
-std::string git(const std::string& repo, const std::string& args) { return sh("git -C '" + repo + "' " + args); }
+std::string git(const std::string& repo, const std::string& args) {
+  return sh("git -C '" + repo + "' " + args);
+}
 
 // dir/origin.git (bare) and dir/work (a clone) with three tagged releases on main:
 //   v1.0.0: app.py "v1", config.ini, legacy.txt   v2.0.0: app.py "v2", new.py, no legacy.txt
@@ -70,7 +72,9 @@ struct Fixture {
     git(repo, "add -A");
     git(repo, "commit -q -m '" + msg + "'");
   }
-  std::string sha(const std::string& rev) const { return git(work, "rev-parse '" + rev + "^{commit}'"); }
+  std::string sha(const std::string& rev) const {
+    return git(work, "rev-parse '" + rev + "^{commit}'");
+  }
 };
 
 // Runs `body` as one step; `p.dir` is the fixture's directory, W its work tree, O its origin.
@@ -97,7 +101,8 @@ const EffectEvent* event(const LuaRun& r, const std::string& name, size_t nth = 
 std::string preview_text(const EffectEvent* e) {
   if (!e) return "(no such effect)";
   if (e->preview.is_string()) return e->preview.get<std::string>();
-  if (e->preview.is_object() && e->preview.contains("text")) return e->preview["text"].get<std::string>();
+  if (e->preview.is_object() && e->preview.contains("text"))
+    return e->preview["text"].get<std::string>();
   return e->preview.dump();
 }
 
@@ -132,9 +137,11 @@ TEST(GitProbe, HeadStatusRevParseLogDiffNames) {
   write_file(f.work + "/notes.txt", "scratch\n");
   write_file(f.work + "/staged.py", "x\n");
   git(f.work, "add staged.py");
-  auto r = step(f.dir.path(), run.path(), R"(
+  auto r = step(f.dir.path(), run.path(),
+                R"(
     local h = git.head{ repo = W }
-    assert(h.commit == ")" + f.sha("HEAD") + R"(", h.commit)
+    assert(h.commit == ")" +
+                    f.sha("HEAD") + R"(", h.commit)
     assert(h.short == h.commit:sub(1, 7))
     assert(h.ref == "refs/heads/main" and h.branch == "main" and h.detached == false, json.encode(h))
     assert(h.tag == "v2.0.1", tostring(h.tag))
@@ -143,8 +150,10 @@ TEST(GitProbe, HeadStatusRevParseLogDiffNames) {
     assert(#s.modified == 1 and s.modified[1] == "config.ini", json.encode(s))
     assert(#s.untracked == 1 and s.untracked[1] == "notes.txt", json.encode(s))
     assert(#s.staged == 1 and s.staged[1] == "staged.py", json.encode(s))
-    assert(git.rev_parse{ repo = W, ref = "HEAD~1" } == ")" + f.sha("v2.0.0") + R"(")
-    assert(git.rev_parse{ repo = W, ref = "v1.0.0" } == ")" + f.sha("v1.0.0") + R"(", "an annotated tag means its commit")
+    assert(git.rev_parse{ repo = W, ref = "HEAD~1" } == ")" +
+                    f.sha("v2.0.0") + R"(")
+    assert(git.rev_parse{ repo = W, ref = "v1.0.0" } == ")" +
+                    f.sha("v1.0.0") + R"(", "an annotated tag means its commit")
     local log = git.log{ repo = W, max = 2 }
     assert(#log == 2, #log)
     assert(log[1].summary == "release 2.0.1: the bad one" and log[2].summary == "release 2", json.encode(log))
@@ -153,6 +162,10 @@ TEST(GitProbe, HeadStatusRevParseLogDiffNames) {
     local names = git.diff_names{ repo = W, from = "v1.0.0" }
     assert(json.encode(names) == '["app.py","legacy.txt","new.py"]', json.encode(names))
     assert(#git.diff_names{ repo = W, from = "v2.0.0", to = "v2.0.1" } == 1)
+    local wt = git.diff_names{ repo = W, from = "HEAD", worktree = true }
+    assert(json.encode(wt) == '["config.ini","staged.py"]', json.encode(wt))
+    local range = git.log{ repo = W, ref = "v1.0.0..HEAD" }
+    assert(#range == 2 and range[2].summary == "release 2", json.encode(range))
   )");
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 
@@ -169,14 +182,20 @@ TEST(GitProbe, NotARepoAndUnknownRefAreClearErrors) {
   Fixture f;
   TempDir run, plain;
   auto r = step(f.dir.path(), run.path(), "git.head{ repo = '" + plain.path() + "' }");
-  EXPECT_NE(err_of(r).find("git.head: " + plain.path() + " is not a git repository"), std::string::npos) << err_of(r);
+  EXPECT_NE(err_of(r).find("git.head: " + plain.path() + " is not a git repository"),
+            std::string::npos)
+      << err_of(r);
   auto u = step(f.dir.path(), run.path(), "git.checkout{ repo = W, ref = 'v9.9.9' }");
-  EXPECT_NE(err_of(u).find("git.checkout: unknown ref 'v9.9.9' in " + f.work), std::string::npos) << err_of(u);
+  EXPECT_NE(err_of(u).find("git.checkout: unknown ref 'v9.9.9' in " + f.work), std::string::npos)
+      << err_of(u);
   auto m = step(f.dir.path(), run.path(), "git.status{ repo = p.dir .. '/missing' }");
-  EXPECT_NE(err_of(m).find("git.status: " + f.dir.path() + "/missing does not exist"), std::string::npos) << err_of(m);
+  EXPECT_NE(err_of(m).find("git.status: " + f.dir.path() + "/missing does not exist"),
+            std::string::npos)
+      << err_of(m);
   // A subdirectory of a repository is not the repository: a reset must never climb to a parent.
   sh("mkdir -p '" + f.work + "/sub'");
-  auto s = step(f.dir.path(), run.path(), "git.reset{ repo = W .. '/sub', ref = 'v1.0.0', hard = true }");
+  auto s = step(f.dir.path(), run.path(),
+                "git.reset{ repo = W .. '/sub', ref = 'v1.0.0', hard = true }");
   EXPECT_NE(err_of(s).find("is not a git repository"), std::string::npos) << err_of(s);
   EXPECT_EQ(f.sha("HEAD"), f.sha("v2.0.1"));
 }
@@ -203,12 +222,15 @@ TEST(GitRefs, TagRefusesAnExistingOneUnlessForceAndBranchDoesNotMoveHead) {
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(f.sha("emergency-backup"), f.sha("v1.0.0"));
   EXPECT_EQ(git(f.work, "cat-file -t before-rollback"), "tag");
-  EXPECT_EQ(git(f.work, "tag -l --format='%(contents:subject)' before-rollback"), "state before the rollback");
+  EXPECT_EQ(git(f.work, "tag -l --format='%(contents:subject)' before-rollback"),
+            "state before the rollback");
   EXPECT_EQ(f.sha("backup/x"), f.sha("v2.0.0"));
   EXPECT_EQ(git(f.work, "symbolic-ref HEAD"), "refs/heads/main");
-  EXPECT_EQ(verify("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}, {"ref", "v1.0.0"}}), true);
+  EXPECT_EQ(verify("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}, {"ref", "v1.0.0"}}),
+            true);
   EXPECT_EQ(verify("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}}), false);
-  EXPECT_EQ(verify("git.branch", {{"repo", f.work}, {"name", "backup/x"}, {"ref", "v2.0.0"}}), true);
+  EXPECT_EQ(verify("git.branch", {{"repo", f.work}, {"name", "backup/x"}, {"ref", "v2.0.0"}}),
+            true);
   EXPECT_EQ(verify("git.branch", {{"repo", f.work}, {"name", "backup/none"}}), false);
 }
 
@@ -240,7 +262,8 @@ TEST(GitCheckout, RefusedOverUncommittedChangesUnlessStash) {
   TempDir run;
   write_file(f.work + "/app.py", "hand edit in production\n");
   auto r = step(f.dir.path(), run.path(), "git.checkout{ repo = W, ref = 'v2.0.0' }");
-  EXPECT_NE(err_of(r).find("git.checkout: uncommitted changes to app.py; commit them, or pass stash = true"),
+  EXPECT_NE(err_of(r).find(
+                "git.checkout: uncommitted changes to app.py; commit them, or pass stash = true"),
             std::string::npos)
       << err_of(r);
   EXPECT_EQ(read_file(f.work + "/app.py"), "hand edit in production\n");
@@ -262,7 +285,8 @@ TEST(GitCheckout, UntrackedFileInTheWayIsRefusedAndKept) {
   TempDir run;
   write_file(f.work + "/legacy.txt", "someone's notes\n");
   auto r = step(f.dir.path(), run.path(), "git.checkout{ repo = W, ref = 'v1.0.0' }");
-  EXPECT_NE(err_of(r).find("local files are in the way: legacy.txt"), std::string::npos) << err_of(r);
+  EXPECT_NE(err_of(r).find("local files are in the way: legacy.txt"), std::string::npos)
+      << err_of(r);
   EXPECT_EQ(read_file(f.work + "/legacy.txt"), "someone's notes\n");
   EXPECT_EQ(f.sha("HEAD"), f.sha("v2.0.1"));
   EXPECT_EQ(read_file(f.work + "/app.py"), "v3 bad\n");
@@ -287,19 +311,21 @@ TEST(GitCheckout, PathsRestoreFilesFromARefAndKeepWhatTheyOverwrite) {
   // The index follows, as with `git checkout <ref> -- <paths>`: the restore is staged.
   EXPECT_EQ(git(f.work, "diff --cached --name-only"), "app.py");
   EXPECT_EQ(git(f.work, "diff --name-only"), "");
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v1.0.0"}, {"paths", {"app.py"}}}), true);
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}, {"paths", {"app.py"}}}), false);
+  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v1.0.0"}, {"paths", {"app.py"}}}),
+            true);
+  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}, {"paths", {"app.py"}}}),
+            false);
 }
 
 TEST(GitReset, HardKeepsABackupRefASnapshotAndTheUntrackedFilesInTheRunsArtifacts) {
   Fixture f;
   TempDir run;
   std::string bad = f.sha("HEAD");
-  write_file(f.work + "/config.ini", "a=hand-tuned\n");   // tracked, uncommitted
-  write_file(f.work + "/staged.py", "staged only\n");     // new, staged: a hard reset removes it
+  write_file(f.work + "/config.ini", "a=hand-tuned\n");  // tracked, uncommitted
+  write_file(f.work + "/staged.py", "staged only\n");    // new, staged: a hard reset removes it
   git(f.work, "add staged.py");
-  write_file(f.work + "/legacy.txt", "local notes\n");    // untracked, in the way of v1.0.0
-  write_file(f.work + "/notes.txt", "keep me\n");         // untracked, not in the way
+  write_file(f.work + "/legacy.txt", "local notes\n");  // untracked, in the way of v1.0.0
+  write_file(f.work + "/notes.txt", "keep me\n");       // untracked, not in the way
   auto r = step(f.dir.path(), run.path(), R"(
     local r = git.reset{ repo = W, ref = "v1.0.0", hard = true }
     assert(r.mode == "hard" and r.commit == git.rev_parse(W, "v1.0.0"), json.encode(r))
@@ -327,6 +353,9 @@ TEST(GitReset, HardKeepsABackupRefASnapshotAndTheUntrackedFilesInTheRunsArtifact
   EXPECT_EQ(git(f.work, "status --porcelain"), "?? notes.txt");
   EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v2.0.0"}, {"hard", true}}), true);
   EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v1.0.0"}, {"hard", true}}), false);
+  // HEAD~1 names another commit once the reset has run: verify cannot tell, and says so.
+  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "HEAD~1"}, {"hard", true}}), nullptr);
+  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "main~1"}}), nullptr);
 }
 
 TEST(GitReset, MixedMovesTheBranchAndKeepsTheWorkTree) {
@@ -368,6 +397,40 @@ TEST(GitClean, MovesUntrackedFilesIntoArtifactsIgnoredOnlyWhenAsked) {
   EXPECT_EQ(verify("git.clean", {{"repo", f.work}}), true);
 }
 
+TEST(GitCommit, CommitsEverythingLikeAddAllAndSaysWhenThereIsNothing) {
+  Fixture f;
+  TempDir run;
+  write_file(f.work + "/config.ini", "a=2\n");
+  write_file(f.work + "/wip.py", "wip\n");
+  write_file(f.work + "/debug.log", "ignored\n");
+  git(f.work, "rm -q --cached new.py");
+  sh("rm '" + f.work + "/new.py'");
+  auto r = step(f.dir.path(), run.path(), R"(
+    local c = git.commit{ repo = W, message = "WIP before rollback" }
+    assert(c.committed and json.encode(c.files) == '["config.ini","new.py","wip.py"]', json.encode(c))
+    assert(git.head(W).commit == c.commit)
+    local again = git.commit{ repo = W, message = "nothing" }
+    assert(again.committed == false and again.commit == c.commit)
+  )");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_EQ(git(f.work, "log -1 --format=%s"), "WIP before rollback");
+  EXPECT_EQ(git(f.work, "rev-parse HEAD^"), f.sha("v2.0.1"));
+  EXPECT_EQ(git(f.work, "status --porcelain"), "");
+  EXPECT_EQ(git(f.work, "show HEAD:wip.py"), "wip");
+}
+
+TEST(GitClean, WorksInARepositoryWithNoCommitsYet) {
+  TempDir d, run;
+  sh("git init -q -b main '" + d.path() + "/work'");
+  write_file(d / "work/a.txt", "a\n");
+  auto r = step(d.path(), run.path(), R"(
+    local c = git.clean{ repo = W }
+    assert(c.count == 1 and fs.read(c.moved_to .. "/a.txt") == "a\n" and c.backup.ref == nil, json.encode(c))
+  )");
+  EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_FALSE(stdfs::exists(d / "work/a.txt"));
+}
+
 TEST(GitStash, StashesAndSaysWhenThereIsNothing) {
   Fixture f;
   TempDir run;
@@ -392,7 +455,8 @@ TEST(GitHistory, RevertCommitsTheUndoAndRefusesAConflictLeavingTheTreeClean) {
   // Reverting release 2 conflicts (app.py changed again in 2.0.1): refused, nothing touched.
   auto c = step(f.dir.path(), run.path(), "git.revert{ repo = W, commit = 'v1.0.0..v2.0.0' }");
   EXPECT_NE(err_of(c).find("git.revert: reverting "), std::string::npos) << err_of(c);
-  EXPECT_NE(err_of(c).find("conflicts in app.py; nothing was changed"), std::string::npos) << err_of(c);
+  EXPECT_NE(err_of(c).find("conflicts in app.py; nothing was changed"), std::string::npos)
+      << err_of(c);
   EXPECT_EQ(f.sha("HEAD"), bad);
   EXPECT_EQ(git(f.work, "status --porcelain"), "");
   EXPECT_EQ(read_file(f.work + "/app.py"), "v3 bad\n");
@@ -406,7 +470,8 @@ TEST(GitHistory, RevertCommitsTheUndoAndRefusesAConflictLeavingTheTreeClean) {
     assert(git.status(W).clean)
   )");
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
-  EXPECT_NE(git(f.work, "log -1 --format=%B").find("This reverts commit " + bad + "."), std::string::npos);
+  EXPECT_NE(git(f.work, "log -1 --format=%B").find("This reverts commit " + bad + "."),
+            std::string::npos);
   EXPECT_EQ(git(f.work, "rev-parse HEAD^"), bad);
   EXPECT_EQ(verify("git.revert", {{"repo", f.work}, {"commit", bad}}), true);
   EXPECT_EQ(verify("git.revert", {{"repo", f.work}, {"commit", "v2.0.0"}}), false);
@@ -421,16 +486,20 @@ TEST(GitHistory, CherryPickAppliesAHotfixFromAnotherBranch) {
   Fixture::commit(f.work, "hotfix: add fix.py");
   std::string fix = f.sha("HEAD");
   git(f.work, "checkout -q main");
-  auto r = step(f.dir.path(), run.path(), R"(
+  auto r = step(f.dir.path(), run.path(),
+                R"(
     local r = git.cherry_pick{ repo = W, commit = "hotfix" }
-    assert(r.picked[1] == ")" + fix + R"(" and r.files[1] == "fix.py", json.encode(r))
+    assert(r.picked[1] == ")" +
+                    fix + R"(" and r.files[1] == "fix.py", json.encode(r))
     assert(fs.read(W .. "/fix.py") == "fixed = True\n")
-    local again = git.cherry_pick{ repo = W, commit = ")" + fix + R"(" }
+    local again = git.cherry_pick{ repo = W, commit = ")" +
+                    fix + R"(" }
     assert(#again.skipped == 1 and again.commit == r.commit, "picking it twice changes nothing")
   )");
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(git(f.work, "log -1 --format=%an"), "Tester");
-  EXPECT_NE(git(f.work, "log -1 --format=%B").find("(cherry picked from commit " + fix + ")"), std::string::npos);
+  EXPECT_NE(git(f.work, "log -1 --format=%B").find("(cherry picked from commit " + fix + ")"),
+            std::string::npos);
   EXPECT_EQ(git(f.work, "rev-parse HEAD^"), f.sha("v2.0.1"));
   EXPECT_EQ(verify("git.cherry_pick", {{"repo", f.work}, {"commit", fix}}), true);
 }
@@ -464,8 +533,11 @@ TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
 
   // We rewrite our last commit and try to force it: the lease does not hold.
   git(f.work, "commit -q --amend -m 'fix 1, reworded'");
-  auto refused = step(f.dir.path(), run.path(), "git.push{ repo = W, refspec = 'main', force = true }");
-  EXPECT_NE(err_of(refused).find("git.push: refs/heads/main on origin is at " + theirs.substr(0, 7)), std::string::npos)
+  auto refused =
+      step(f.dir.path(), run.path(), "git.push{ repo = W, refspec = 'main', force = true }");
+  EXPECT_NE(
+      err_of(refused).find("git.push: refs/heads/main on origin is at " + theirs.substr(0, 7)),
+      std::string::npos)
       << err_of(refused);
   EXPECT_NE(err_of(refused).find("someone pushed since"), std::string::npos) << err_of(refused);
   EXPECT_EQ(git(f.origin, "rev-parse main"), theirs);
@@ -475,7 +547,8 @@ TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
   EXPECT_NE(err_of(plain).find("fetch first"), std::string::npos) << err_of(plain);
   EXPECT_EQ(git(f.origin, "rev-parse main"), theirs);
 
-  // After a fetch we have seen their commit; forcing over it is now a decision, and the lease holds.
+  // After a fetch we have seen their commit; forcing over it is now a decision, and the lease
+  // holds.
   auto forced = step(f.dir.path(), run.path(), R"(
     git.fetch{ repo = W }
     local pu = git.push{ repo = W, refspec = "main", force = true }
@@ -491,10 +564,23 @@ TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
     git.tag{ repo = W, name = "rollback-1" }
     local pu = git.push{ repo = W, refspec = "rollback-1" }
     assert(pu.ref == "refs/tags/rollback-1", pu.ref)
+    git.tag{ repo = W, name = "rollback-2", message = "annotated" }
+    local tags = git.push{ repo = W, tags = true }
+    assert(json.encode(tags.pushed) == '["rollback-2"]', json.encode(tags))
+    assert(#git.push{ repo = W, tags = true }.pushed == 0)
     local ok, err = pcall(git.fetch, { repo = W, remote = "upstream" })
     assert(not ok and tostring(err):find("no remote 'upstream'"), tostring(err))
   )");
   EXPECT_EQ(t.result.exit_code, 0) << err_of(t);
+  EXPECT_EQ(git(f.origin, "rev-parse rollback-1"), f.sha("HEAD"));
+  EXPECT_EQ(git(f.origin, "cat-file -t rollback-2"), "tag");
+
+  // A tag the remote has at another commit is never moved by a tags push.
+  git(f.work, "tag -f rollback-1 v1.0.0");
+  auto moved = step(f.dir.path(), run.path(), "git.push{ repo = W, tags = true }");
+  EXPECT_NE(err_of(moved).find("git.push: tags differ on the remote (never moved): rollback-1"),
+            std::string::npos)
+      << err_of(moved);
   EXPECT_EQ(git(f.origin, "rev-parse rollback-1"), f.sha("HEAD"));
 }
 
@@ -506,7 +592,8 @@ TEST(GitRemote, AnUnreachableHostFailsPromptly) {
   auto t0 = std::chrono::steady_clock::now();
   auto r = step(f.dir.path(), run.path(), "git.fetch{ repo = W, remote = 'dead', timeout = '2s' }");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
-  EXPECT_NE(err_of(r).find("git.fetch: cannot reach 127.0.0.1:" + std::to_string(port)), std::string::npos)
+  EXPECT_NE(err_of(r).find("git.fetch: cannot reach 127.0.0.1:" + std::to_string(port)),
+            std::string::npos)
       << err_of(r);
 }
 
@@ -545,7 +632,8 @@ TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
     assert(#fe.updated == 1, json.encode(fe))
     local pu = git.push{ repo = W, refspec = "main", force = true }
     assert(pu.refspec == "+refs/heads/main:refs/heads/main", pu.refspec)
-  )", Mode::DryRun);
+  )",
+                Mode::DryRun);
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(f.dir.path()), before) << "a dry run changed the repositories";
   EXPECT_EQ(f.sha("HEAD"), head);
@@ -555,28 +643,47 @@ TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
     }
   }
 
-  std::string h7 = head.substr(0, 7), v2 = f.sha("v2.0.0").substr(0, 7), v1 = f.sha("v1.0.0").substr(0, 7);
+  std::string h7 = head.substr(0, 7), v2 = f.sha("v2.0.0").substr(0, 7),
+              v1 = f.sha("v1.0.0").substr(0, 7);
   EXPECT_EQ(preview_text(event(r, "git.tag")), "tag emergency-backup → " + h7 + " (v2.0.1)");
   EXPECT_EQ(preview_text(event(r, "git.checkout")),
-            "HEAD " + h7 + " (v2.0.1) → " + v2 + " (v2.0.0), 1 file changes; would be refused: uncommitted "
-            "changes to config.ini (stash = true stashes them)");
-  EXPECT_NE(preview_text(event(r, "git.checkout", 1)).find("stashes uncommitted changes to config.ini first"),
+            "HEAD " + h7 + " (v2.0.1) → " + v2 +
+                " (v2.0.0), 1 file changes; would be refused: uncommitted "
+                "changes to config.ini (stash = true stashes them)");
+  EXPECT_NE(preview_text(event(r, "git.checkout", 1))
+                .find("stashes uncommitted changes to config.ini first"),
             std::string::npos);
-  EXPECT_EQ(preview_text(event(r, "git.checkout", 2)), "restores 1 file from " + v1 + " (v1.0.0): app.py");
+  EXPECT_EQ(preview_text(event(r, "git.checkout", 2)),
+            "restores 1 file from " + v1 + " (v1.0.0): app.py");
   std::string reset = preview_text(event(r, "git.reset"));
-  EXPECT_EQ(reset.find("HEAD " + h7 + " (v2.0.1) → " + v1 + " (v1.0.0), 3 files change; backs up HEAD to "
-                       "refs/runbook/backup/"), 0u) << reset;
-  EXPECT_NE(reset.find("uncommitted changes to config.ini to refs/runbook/backup/"), std::string::npos) << reset;
-  EXPECT_NE(reset.find("moves untracked legacy.txt (in the way) to the run's artifacts"), std::string::npos) << reset;
+  EXPECT_EQ(reset.find("HEAD " + h7 + " (v2.0.1) → " + v1 +
+                       " (v1.0.0), 3 files change; backs up HEAD to "
+                       "refs/runbook/backup/"),
+            0u)
+      << reset;
+  EXPECT_NE(reset.find("uncommitted changes to config.ini to refs/runbook/backup/"),
+            std::string::npos)
+      << reset;
+  EXPECT_NE(reset.find("moves untracked legacy.txt (in the way) to the run's artifacts"),
+            std::string::npos)
+      << reset;
   std::string revert = preview_text(event(r, "git.revert"));
-  EXPECT_NE(revert.find("reverts " + h7 + " \"release 2.0.1: the bad one\""), std::string::npos) << revert;
-  EXPECT_NE(revert.find("would be refused: uncommitted changes to config.ini"), std::string::npos) << revert;
-  EXPECT_NE(preview_text(event(r, "git.clean")).find("moves 2 paths to the run's artifacts: legacy.txt, stray/file.txt"),
-            std::string::npos) << preview_text(event(r, "git.clean"));
-  EXPECT_NE(preview_text(event(r, "git.fetch")).find("updates 1 ref from origin: refs/remotes/origin/main"),
-            std::string::npos) << preview_text(event(r, "git.fetch"));
-  EXPECT_NE(preview_text(event(r, "git.push")).find("would be refused: refs/heads/main on origin is at"),
-            std::string::npos) << preview_text(event(r, "git.push"));
+  EXPECT_NE(revert.find("reverts " + h7 + " \"release 2.0.1: the bad one\""), std::string::npos)
+      << revert;
+  EXPECT_NE(revert.find("would be refused: uncommitted changes to config.ini"), std::string::npos)
+      << revert;
+  EXPECT_NE(preview_text(event(r, "git.clean"))
+                .find("moves 2 paths to the run's artifacts: legacy.txt, stray/file.txt"),
+            std::string::npos)
+      << preview_text(event(r, "git.clean"));
+  EXPECT_NE(preview_text(event(r, "git.fetch"))
+                .find("updates 1 ref from origin: refs/remotes/origin/main"),
+            std::string::npos)
+      << preview_text(event(r, "git.fetch"));
+  EXPECT_NE(
+      preview_text(event(r, "git.push")).find("would be refused: refs/heads/main on origin is at"),
+      std::string::npos)
+      << preview_text(event(r, "git.push"));
 }
 
 TEST(GitDryRun, RevertPreviewFindsAConflictWithoutWritingObjects) {
@@ -586,7 +693,8 @@ TEST(GitDryRun, RevertPreviewFindsAConflictWithoutWritingObjects) {
   auto r = step(f.dir.path(), run.path(), R"(
     git.revert{ repo = W, commit = "v2.0.0" }
     git.revert{ repo = W, commit = "v2.0.1" }
-  )", Mode::DryRun);
+  )",
+                Mode::DryRun);
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(f.dir.path()), before);
   std::string conflict = preview_text(event(r, "git.revert", 0));

@@ -45,6 +45,19 @@ const EffectEvent* event_of(const LuaRun& r, const std::string& name, size_t n =
 
 bool alive(pid_t pid) { return os::is_alive(pid); }
 
+// Waits until each process runs the program (its exec done: python3 reading app.py), rather than
+// sleeping a guess that a loaded machine overruns.
+void wait_exec(const std::vector<pid_t>& pids, const std::string& needle = "app.py") {
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  for (pid_t pid : pids) {
+    while (std::chrono::steady_clock::now() < until) {
+      std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+      if (cmd.find("python") != std::string::npos && cmd.find(needle) != std::string::npos) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+}
+
 bool wait_gone(pid_t pid, int ms = 5000) {
   for (int i = 0; i < ms / 20; ++i) {
     if (!alive(pid)) return true;
@@ -471,7 +484,7 @@ TEST_F(Svc, ComposeBackend_IssuesExactCommands_NoDockerHere) {
 TEST_F(Svc, ProcFind_ListsRealProcessesNeverTheRunbookOrItsAncestors) {
   write_file(dir_ / "app.py", "import time\ntime.sleep(300)\n");
   Child target({"sh", "-c", "cd " + dir_.path() + " && exec python3 app.py"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  wait_exec({target.pid()});
   auto r = run(R"lua(
     local found = proc.find{ argv_match = "app%.py", cwd = p.dir }
     assert(#found == 1, json.encode(found))
@@ -496,7 +509,8 @@ TEST_F(Svc, ProcSignal_HitsOnlyWhatExeAndCwdNarrowTo_NotDecoysWithThePatternElse
   // Same cwd, "app.py" only as an argument of a shell; and the same program in another directory.
   Child decoy_arg({"sh", "-c", "cd " + a + " && exec sh -c 'while :; do sleep 1; done' app.py"});
   Child decoy_cwd({"sh", "-c", "cd " + b + " && exec python3 app.py"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  wait_exec({target.pid(), decoy_cwd.pid()});
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // decoy_arg: a shell, nothing to wait for
   auto r = run(R"lua(
     local all = proc.find{ argv_match = "app%.py", user = "root" }
     local dir_hits = 0
@@ -515,7 +529,7 @@ TEST_F(Svc, ProcSignal_HitsOnlyWhatExeAndCwdNarrowTo_NotDecoysWithThePatternElse
 TEST_F(Svc, ProcSignal_DryRunListsWhoWouldBeHitAndSignalsNobody) {
   write_file(dir_ / "app.py", "import time\ntime.sleep(300)\n");
   Child target({"sh", "-c", "cd " + dir_.path() + " && exec python3 app.py"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  wait_exec({target.pid()});
   auto r = run(R"lua(
     local s = proc.signal{ argv_match = "app%.py", cwd = p.dir, signal = "KILL" }
     assert(#s.signalled == 1 and s.planned, json.encode(s))

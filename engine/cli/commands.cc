@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "cli/api_doc.h"
+#include "cli/history.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
 #include "core/error.h"
@@ -260,6 +261,24 @@ int run_cli(int argc, char** argv) {
   show->add_option("run", run_id, "run id, or 'last'")->required();
   add_common(show, true);
 
+  std::string against;
+  ResumeFlags rf;
+  auto* replay = app.add_subcommand("replay", "run a journaled run again with every effect answered from the journal: nothing is performed");
+  replay->add_option("run", run_id, "run id, or 'last'")->required();
+  replay->add_option("--against", against, "replay this (changed) file against the journal and show where it departs");
+  replay->add_flag("--verbose,-v", verbose, "show each effect's result");
+  add_common(replay, true);
+
+  auto* resume = app.add_subcommand("resume", "continue a failed or crashed live run: what completed is answered from the journal, the rest is performed");
+  resume->add_option("run", run_id, "run id, or 'last'")->required();
+  resume->add_flag("--assume-done", rf.assume_done, "a change in doubt (begun, never finished) took place: go on after it");
+  resume->add_flag("--redo", rf.redo, "a change in doubt did not take place: perform it again");
+  resume->add_flag("--allow-param-change", rf.allow_param_change, "resume with parameters other than the original's (journaled)");
+  resume->add_option("--param,-p", rf.params, "a parameter, name=value: secret ones must be given again")->take_all();
+  resume->add_flag("--yes,-y", rf.yes, "answer yes to every confirm()");
+  resume->add_flag("--verbose,-v", verbose, "show each effect's result");
+  add_common(resume, true);
+
   auto* api = app.add_subcommand("api", "the reference of every primitive");
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
@@ -275,6 +294,9 @@ int run_cli(int argc, char** argv) {
     if (*check) return cmd_check(file);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);
+    HistoryCommon hc{c.journal_path, c.json, c.no_color, verbose};
+    if (*replay) return cmd_replay(hc, run_id, against);
+    if (*resume) return cmd_resume(hc, run_id, rf);
     if (*api) {
       const auto& r = builtin_registry();
       if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());

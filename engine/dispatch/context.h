@@ -30,6 +30,8 @@ class EffectContext {
   virtual json& state(const std::string& module) = 0;
   // An effect that learns a secret (a password inside a DSN) registers it for redaction.
   virtual void add_secret(const std::string& secret) = 0;
+  // During verify (resume after a crash): when the effect in doubt began, epoch ms; 0 otherwise.
+  virtual int64_t doubt_began_ms() const { return 0; }
 };
 
 }  // namespace rb

@@ -1,5 +1,8 @@
 #include "dispatch/dispatcher.h"
 
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -24,17 +27,68 @@ Millis EffectContext::bound(Millis timeout) const {
 }
 
 Dispatcher::Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts)
-    : journal_(journal), reporter_(reporter), opts_(std::move(opts)) {}
+    : journal_(journal), reporter_(reporter), opts_(std::move(opts)) {
+  if (const char* c = std::getenv("RUNBOOK_CRASH_AT"); c && *c) {
+    std::string spec = c;
+    auto colon = spec.find(':');
+    if (colon != std::string::npos) {
+      crash_when_ = spec.substr(0, colon);
+      crash_seq_ = std::atoll(spec.c_str() + colon + 1);
+    }
+  }
+}
 
-void Dispatcher::set_step(int idx, int attempt, SteadyTime deadline) {
+void Dispatcher::set_step(int idx, int attempt, SteadyTime deadline, const std::string& name) {
   step_idx_ = idx;
   attempt_ = attempt;
   deadline_ = deadline;
+  if (!name.empty()) step_name_ = name;
 }
 
 void Dispatcher::answer_from(std::vector<EffectRecord> recorded, int64_t answer_through) {
   recorded_ = std::move(recorded);
+  std::sort(recorded_.begin(), recorded_.end(),
+            [](const EffectRecord& a, const EffectRecord& b) { return a.seq < b.seq; });
   answer_through_ = answer_through;
+}
+
+void Dispatcher::recorded_run(std::vector<StepRecord> steps, std::string outcome,
+                              std::pair<int, int> live_attempt) {
+  recorded_steps_.clear();
+  for (auto& s : steps) recorded_steps_[{s.idx, s.attempt}] = std::move(s);
+  recorded_outcome_ = std::move(outcome);
+  live_attempt_ = live_attempt;
+}
+
+ResumePoint resume_point(const std::vector<StepRecord>& steps,
+                         const std::vector<EffectRecord>& effects) {
+  ResumePoint p;
+  for (const auto& e : effects)
+    if (e.state == "begun") {
+      p.in_doubt_seq = e.seq;
+      p.answer_through = e.seq - 1;
+      p.step = e.step_idx;
+      p.attempt = e.attempt;
+      return p;
+    }
+  // The step attempt that went wrong: the first one not succeeded that was not retried.
+  std::map<int, int> last_attempt;
+  for (const auto& s : steps) last_attempt[s.idx] = std::max(last_attempt[s.idx], s.attempt);
+  for (const auto& s : steps)
+    if (s.outcome != "succeeded" && s.attempt == last_attempt[s.idx]) {
+      p.step = s.idx;
+      p.attempt = s.attempt;
+      break;
+    }
+  auto before = [&](const EffectRecord& e) {
+    return p.step == 0 || std::make_pair(e.step_idx, e.attempt) < std::make_pair(p.step, p.attempt);
+  };
+  for (const auto& e : effects) {
+    bool in_it = e.step_idx == p.step && e.attempt == p.attempt;
+    if (before(e) || (in_it && e.kind != "probe" && e.state == "done"))
+      p.answer_through = std::max(p.answer_through, e.seq);
+  }
+  return p;
 }
 
 std::string Dispatcher::artifact_dir() {
@@ -62,15 +116,19 @@ void Dispatcher::progress(const std::string& text) {
 void Dispatcher::note(const std::string& text) { log("info", text); }
 
 json Dispatcher::run_info() const {
-  return json{{"id", run_id_},
-              {"mode", opts_.mode == Mode::DryRun ? "dry-run" : mode_name(opts_.mode)},
-              {"dry_run", opts_.mode == Mode::DryRun},
+  std::string mode = !opts_.seen_mode.empty()         ? opts_.seen_mode
+                     : opts_.mode == Mode::DryRun ? "dry-run"
+                                                  : mode_name(opts_.mode);
+  return json{{"id", opts_.seen_id ? opts_.seen_id : run_id_},
+              {"mode", mode},
+              {"dry_run", mode == "dry-run"},
               {"offline", opts_.offline},
               {"replay", opts_.mode == Mode::Replay}};
 }
 
 bool Dispatcher::pause(Millis d) {
-  if (opts_.mode != Mode::Live) return !interrupt_requested();
+  // A replay, and the answered prefix of a resume, wait for nothing.
+  if (opts_.mode != Mode::Live || seq_ < answer_through_) return !interrupt_requested();
   auto until = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < until) {
     if (interrupt_requested()) return false;
@@ -104,6 +162,32 @@ namespace {
 
 std::string error_text(const Effect& e, const std::string& what) { return e.name + ": " + what; }
 
+// Equal as values: objects compare by key, whatever their order (a Lua table's keys come out in
+// an order that differs from one process to the next).
+bool same_value(const json& a, const json& b) {
+  if (a.is_object() && b.is_object()) {
+    if (a.size() != b.size()) return false;
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      auto f = b.find(it.key());
+      if (f == b.end() || !same_value(*it, *f)) return false;
+    }
+    return true;
+  }
+  if (a.is_array() && b.is_array()) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i)
+      if (!same_value(a[i], b[i])) return false;
+    return true;
+  }
+  return a == b;
+}
+
+// "rb.lua:12:" (as Lua gives it) -> "rb.lua:12", for messages.
+std::string at(std::string site) {
+  if (!site.empty() && site.back() == ':') site.pop_back();
+  return site;
+}
+
 json with_failure(json result, const std::string& error) {
   if (!result.is_object()) result = json{{"value", result}};
   result["ok"] = false;
@@ -113,30 +197,191 @@ json with_failure(json result, const std::string& error) {
 
 }  // namespace
 
+const EffectRecord* Dispatcher::recorded_at(int64_t seq) const {
+  auto it = std::lower_bound(recorded_.begin(), recorded_.end(), seq,
+                             [](const EffectRecord& r, int64_t s) { return r.seq < s; });
+  return it != recorded_.end() && it->seq == seq ? &*it : nullptr;
+}
+
+void Dispatcher::check_same(const EffectRecord* rec, const Effect& e, const json& shown_args,
+                            const std::string& site) {
+  if (rec && rec->name == e.name && same_value(rec->args, shown_args)) return;
+  json d{{"step", step_idx_}, {"step_name", step_name_}, {"attempt", attempt_}, {"effect", seq_},
+         {"actual", {{"name", e.name}, {"args", shown_args}, {"site", site}}}};
+  std::string msg;
+  if (!rec) {
+    d["reason"] = "extra";
+    d["expected"] = nullptr;
+    msg = "effect #" + std::to_string(seq_) + " " + e.name + " " + shown_args.dump() + " at " +
+          at(site) + " is not in the journal: the original run made only " +
+          std::to_string(recorded_.size()) + " effects";
+  } else {
+    d["reason"] = "differs";
+    d["expected"] = {{"name", rec->name}, {"args", rec->args}, {"site", rec->site},
+                     {"step", rec->step_idx}};
+    msg = "effect #" + std::to_string(seq_) + " differs from the journal\n  expected: " +
+          rec->name + " " + rec->args.dump() + "  (at " + at(rec->site) + ")\n  actual:   " +
+          e.name + " " + shown_args.dump() + "  (at " + at(site) + ")";
+  }
+  if (divergence_.is_null()) divergence_ = d;
+  throw Divergence(msg);
+}
+
+// The original run's step attempt ended right after this effect by an interrupt or its deadline:
+// end it the same way, so the runbook goes down the same path (a pcall does not see it).
+void Dispatcher::reproduce_ending(const EffectRecord& rec) const {
+  std::pair<int, int> attempt{rec.step_idx, rec.attempt};
+  if (attempt == live_attempt_) return;
+  auto it = recorded_steps_.find(attempt);
+  if (it == recorded_steps_.end()) return;
+  for (const auto& r : recorded_)
+    if (r.seq > rec.seq && r.step_idx == rec.step_idx && r.attempt == rec.attempt) return;
+  const StepRecord& s = it->second;
+  if (s.outcome == "interrupted") throw Interrupted("interrupted");
+  if (s.error.find("exceeded its timeout") != std::string::npos)
+    throw DeadlineExceeded(rec.error.empty() ? s.error : rec.error);
+}
+
+CallResult Dispatcher::finish_answer(const Effect& e, const Args& args, EffectRecord rec,
+                                     EffectEvent& ev) {
+  ++answered_;
+  ev.status = rec.state == "done" ? "ok" : rec.state;
+  ev.preview = rec.preview;
+  ev.result = rec.result;
+  ev.error = rec.error;
+  ev.duration = Millis(rec.ended_ms > rec.started_ms ? rec.ended_ms - rec.started_ms : 0);
+  if (journal_ && run_id_ && opts_.mode != Mode::Replay) {
+    // The resumed run's journal is whole: its answered prefix is copied, marked as done by the
+    // run that did it.
+    EffectRecord copy = rec;
+    copy.run_id = run_id_;
+    copy.step_idx = step_idx_;
+    copy.attempt = attempt_;
+    if (copy.origin.empty() || copy.origin == "journal") {
+      copy.origin_run = rec.origin_run ? rec.origin_run : rec.run_id;
+      copy.origin = "journal";
+    }
+    journal_->effect_copied(copy);
+  }
+  if (reporter_) reporter_->effect_end(ev);
+  // The same value the live call returned then (see the end of perform()).
+  if (rec.state == "failed") {
+    reproduce_ending(rec);
+    if (e.checkable && !args.boolean("check", true))
+      return CallResult{true, with_failure(rec.result, rec.error), ""};
+    return CallResult{false, rec.result, rec.error};
+  }
+  reproduce_ending(rec);
+  json result = rec.result;
+  if (e.checkable && result.is_object()) result["ok"] = true;
+  return CallResult{true, result, ""};
+}
+
 CallResult Dispatcher::answer_recorded(const Effect& e, const Args& args, const json& shown_args,
                                        const std::string& site, EffectEvent& ev) {
-  const EffectRecord* rec = nullptr;
-  for (const auto& r : recorded_)
-    if (r.seq == seq_) rec = &r;
-  if (!rec)
-    throw Divergence("effect #" + std::to_string(seq_) + " " + e.name + " at " + site +
-                     " is not in the journal: the original run made only " +
-                     std::to_string(recorded_.size()) + " effects");
-  if (rec->name != e.name || rec->args != shown_args)
-    throw Divergence("effect #" + std::to_string(seq_) + " differs from the journal\n  expected: " +
-                     rec->name + " " + rec->args.dump() + "  (at " + rec->site + ")\n  actual:   " +
-                     e.name + " " + shown_args.dump() + "  (at " + site + ")");
-  ev.status = rec->state == "done" ? "ok" : rec->state;
-  ev.preview = rec->preview;
-  ev.result = rec->result;
-  ev.error = rec->error;
-  ev.duration = Millis(rec->ended_ms - rec->started_ms);
-  if (reporter_) reporter_->effect_end(ev);
-  if (rec->state == "failed") {
-    if (args.boolean("check", true)) return CallResult{false, rec->result, rec->error};
-    return CallResult{true, rec->result, ""};
+  const EffectRecord* rec = recorded_at(seq_);
+  bool incomplete = recorded_outcome_ != "succeeded" && recorded_outcome_ != "failed";
+  if (!rec && opts_.mode == Mode::Replay && incomplete && seq_ > recorded_count()) {
+    // The journal ends here: the original run was interrupted or its process died.
+    throw Interrupted("the journal ends here (the original run " +
+                      (recorded_outcome_.empty() ? std::string("stopped") : recorded_outcome_) +
+                      " after effect #" + std::to_string(seq_ - 1) + ")");
   }
-  return CallResult{true, rec->result, ""};
+  check_same(rec, e, shown_args, site);
+  if (rec->state == "begun" || rec->state.empty())
+    throw Interrupted("the journal ends here: effect #" + std::to_string(seq_) + " " + e.name +
+                      " began and never finished (the original run's process died)");
+  return finish_answer(e, args, *rec, ev);
+}
+
+CallResult Dispatcher::settle_in_doubt(const Effect& e, const Args& args, Kind kind,
+                                       const json& shown_args, const std::string& site,
+                                       EffectEvent& ev, const EffectRecord& rec) {
+  int64_t performer = rec.origin_run ? rec.origin_run : rec.run_id;
+  std::string what = "effect #" + std::to_string(seq_) + " " + e.name + " (" + ev.describe +
+                     ") at " + at(site) + ", begun in run #" + std::to_string(performer) + " at " +
+                     iso_utc(rec.started_ms);
+  // Probes, waits and prompts change nothing: doing them again is safe.
+  if (kind != Kind::Change) {
+    log("info", what + ", never finished; it changes nothing, so it is done again");
+    return perform(e, args, kind, shown_args, site, ev, "redone", performer);
+  }
+  auto answer_done = [&](const std::string& origin, json result) {
+    EffectRecord done = rec;
+    done.state = "done";
+    done.result = redactor_.value(result);
+    done.error.clear();
+    done.origin = origin;
+    done.origin_run = performer;
+    done.ended_ms = now_epoch_ms();
+    return finish_answer(e, args, done, ev);
+  };
+  auto assumed_result = [&](const char* flag) {
+    json r = e.planned ? e.planned(args, nullptr) : json::object();
+    if (!r.is_object()) r = json{{"value", r}};
+    r.erase("planned");
+    r[flag] = true;
+    return r;
+  };
+  if (opts_.in_doubt == InDoubt::AssumeDone) {
+    log("warn", what + ", never finished; --assume-done: taken as done, not repeated");
+    return answer_done("assumed", assumed_result("assumed"));
+  }
+  if (opts_.in_doubt == InDoubt::Redo) {
+    log("warn", what + ", never finished; --redo: performed again");
+    return perform(e, args, kind, shown_args, site, ev, "redone", performer);
+  }
+  json found = nullptr;
+  std::string why_not;
+  if (e.verify) {
+    doubt_began_ms_ = rec.started_ms;
+    try {
+      found = e.verify(*this, args);
+    } catch (const std::exception& err) {
+      why_not = err.what();
+      found = nullptr;
+    }
+    doubt_began_ms_ = 0;
+  }
+  bool took_place = (found.is_boolean() && found.get<bool>()) ||
+                    (found.is_object() && found.value("done", false));
+  if (took_place) {
+    json result = found.is_object() && found.contains("result") ? found["result"]
+                                                                 : assumed_result("verified");
+    if (result.is_object()) result["verified"] = true;
+    log("info", what + ", never finished; checked: it took place, so it is not repeated");
+    return answer_done("verified", result);
+  }
+  if ((found.is_boolean() && !found.get<bool>()) || (found.is_object() && found.contains("done"))) {
+    log("info", what + ", never finished; checked: it did not take place, so it is performed now");
+    return perform(e, args, kind, shown_args, site, ev, "redone", performer);
+  }
+  // Nothing can tell: stop, leave it in doubt in this run's journal too, and ask.
+  std::string reason = !e.verify ? e.name + " cannot tell from the world whether it took place"
+                       : why_not.empty()
+                           ? e.name + "'s check could not tell whether it took place"
+                           : e.name + "'s check failed: " + why_not;
+  in_doubt_stop_ = {{"effect", seq_}, {"name", e.name}, {"args", shown_args},
+                    {"describe", ev.describe}, {"site", site}, {"run", performer},
+                    {"began", iso_utc(rec.started_ms)}, {"reason", reason},
+                    {"choices", {"--assume-done", "--redo"}}};
+  if (journal_ && run_id_) {
+    EffectRecord copy = rec;
+    copy.run_id = run_id_;
+    copy.state = "begun";
+    copy.origin = "in-doubt";
+    copy.origin_run = performer;
+    journal_->effect_copied(copy);
+    journal_->flush();
+  }
+  throw InDoubtError(what + " never finished, and " + reason + ".\n  args: " +
+                     shown_args.dump() +
+                     "\n  Look at the world, then resume again with --assume-done (it took "
+                     "place: go on after it) or --redo (perform it again).");
+}
+
+void Dispatcher::crash_point(const char* when) const {
+  if (crash_seq_ == seq_ && crash_when_ == when) ::raise(SIGKILL);
 }
 
 CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& site) {
@@ -159,7 +404,19 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   bool answered = opts_.mode == Mode::Replay || seq_ <= answer_through_;
   if (reporter_) reporter_->effect_begin(ev);
   if (answered) return answer_recorded(e, args, shown_args, site, ev);
+  if (seq_ == answer_through_ + 1 && opts_.mode == Mode::Live) {
+    const EffectRecord* rec = recorded_at(seq_);
+    if (rec && rec->state == "begun") {
+      check_same(rec, e, shown_args, site);
+      return settle_in_doubt(e, args, kind, shown_args, site, ev, *rec);
+    }
+  }
+  return perform(e, args, kind, shown_args, site, ev, "", 0);
+}
 
+CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
+                               const json& shown_args, const std::string& site, EffectEvent& ev,
+                               const std::string& origin, int64_t origin_run) {
   bool planned = opts_.mode == Mode::DryRun && (kind != Kind::Probe || opts_.offline);
   EffectRecord rec;
   rec.run_id = run_id_;
@@ -173,8 +430,11 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   rec.site = site;
   rec.state = planned ? "planned" : "begun";
   rec.started_ms = now_epoch_ms();
+  rec.origin = origin;
+  rec.origin_run = origin_run;
   // Write-ahead: a live change is on disk before it acts.
   if (journal_) journal_->effect_begun(rec, kind == Kind::Change && !planned);
+  if (!planned) crash_point("before");
 
   auto t0 = std::chrono::steady_clock::now();
   CallResult out;
@@ -208,6 +468,7 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   } catch (const std::exception& err) {
     failure = error_text(e, err.what());
   }
+  if (!planned) crash_point("after");
   failure = redactor_.text(failure);
   result = redactor_.value(result);
 
@@ -221,6 +482,7 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   rec.error = failure;
   rec.ended_ms = now_epoch_ms();
   if (journal_) journal_->effect_ended(rec);
+  if (!planned) crash_point("done");
   if (reporter_) reporter_->effect_end(ev);
 
   // Interruption and deadlines end the step whatever check says; they are re-raised here, after

@@ -20,12 +20,21 @@ namespace rb {
 enum class Mode { Live, DryRun, Replay };
 const char* mode_name(Mode m, bool offline = false);
 
+// What a resume does with a change that had begun but not finished when the process died.
+// Verify: ask the effect's verify() and stop to ask the operator when it cannot tell.
+enum class InDoubt { Verify, AssumeDone, Redo };
+
 struct RunOptions {
   Mode mode = Mode::Live;
   bool offline = false;      // dry-run without probes
   bool yes = false;          // --yes: confirm() answers yes
   bool interactive = false;  // a terminal to ask on
   std::string artifacts_root;
+  // Replay and resume: the run the runbook believes it is in (`run.id`, `run.mode`), the
+  // original's, so that a runbook looking at them takes the same path. 0 / "": this run's own.
+  int64_t seen_id = 0;
+  std::string seen_mode;
+  InDoubt in_doubt = InDoubt::Verify;
 };
 
 struct CallResult {
@@ -40,6 +49,28 @@ class Divergence : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Resume met a change that may or may not have taken place and nothing can tell which: the
+// operator must choose (--assume-done or --redo). Fatal to the step, like a divergence.
+class InDoubtError : public Divergence {
+ public:
+  using Divergence::Divergence;
+};
+
+// Where a resume goes live: effects with seq <= answer_through are answered from the journal;
+// in_doubt_seq (if not 0) began and never finished. `step`/`attempt` is the step attempt where the
+// original run went wrong (0 when it crashed between steps).
+struct ResumePoint {
+  int64_t answer_through = 0;
+  int64_t in_doubt_seq = 0;
+  int step = 0, attempt = 0;
+};
+// Everything completed before the step attempt that went wrong is answered; inside it, what came
+// before its last completed change (so the path to that change is the same) — the probes after it
+// are read again live, since the operator may have fixed what they saw. A change in doubt stops
+// the answering just before it.
+ResumePoint resume_point(const std::vector<StepRecord>& steps,
+                         const std::vector<EffectRecord>& effects);
+
 class Dispatcher : public EffectContext {
  public:
   Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts);
@@ -50,12 +81,26 @@ class Dispatcher : public EffectContext {
   Reporter* reporter() { return reporter_; }
   Journal* journal() { return journal_; }
   void set_run_id(int64_t id) { run_id_ = id; }
-  void set_step(int idx, int attempt, SteadyTime deadline);
+  void set_step(int idx, int attempt, SteadyTime deadline, const std::string& name = "");
   int64_t effects_called() const { return seq_; }
 
   // Effects with seq <= answer_through are answered from `recorded` (replay, and the replayed
   // prefix of a resume); later ones are live. In Replay mode every effect must be recorded.
+  // A recorded change that began and never finished at seq answer_through + 1 is in doubt
+  // (resume): see RunOptions::in_doubt.
   void answer_from(std::vector<EffectRecord> recorded, int64_t answer_through);
+  // The recorded run's step attempts and outcome, so that an answered effect ends its step the
+  // way it did then (interrupted, past its deadline), and a replay stops where the journal ends.
+  // `live_attempt` (resume): the step attempt that goes live, whose ending is not reproduced.
+  void recorded_run(std::vector<StepRecord> steps, std::string outcome,
+                    std::pair<int, int> live_attempt = {0, 0});
+  int64_t recorded_count() const { return static_cast<int64_t>(recorded_.size()); }
+  int64_t answered() const { return answered_; }
+  // Set when a replay or resume departed from the journal: step, effect, expected, actual.
+  const json& divergence() const { return divergence_; }
+  void set_divergence(json d) { divergence_ = std::move(d); }
+  // Set when a resume stopped at a change in doubt: the effect, its args, the choices.
+  const json& in_doubt_stop() const { return in_doubt_stop_; }
 
   // Validates, then performs, plans or answers the effect. ArgError and Divergence propagate;
   // Interrupted and DeadlineExceeded propagate after being journaled; an EffectError becomes
@@ -80,11 +125,23 @@ class Dispatcher : public EffectContext {
   bool interactive() const override { return opts_.interactive; }
   json& state(const std::string& module) override;
   void add_secret(const std::string& secret) override { redactor_.add(secret); }
+  int64_t doubt_began_ms() const override { return doubt_began_ms_; }
 
  private:
   json redact_args(const Effect& e, const Args& a) const;
+  const EffectRecord* recorded_at(int64_t seq) const;
+  void check_same(const EffectRecord* rec, const Effect& e, const json& shown_args,
+                  const std::string& site);
   CallResult answer_recorded(const Effect& e, const Args& args, const json& shown_args,
                              const std::string& site, EffectEvent& ev);
+  CallResult settle_in_doubt(const Effect& e, const Args& args, Kind kind, const json& shown_args,
+                             const std::string& site, EffectEvent& ev, const EffectRecord& rec);
+  CallResult perform(const Effect& e, const Args& args, Kind kind, const json& shown_args,
+                     const std::string& site, EffectEvent& ev, const std::string& origin,
+                     int64_t origin_run);
+  CallResult finish_answer(const Effect& e, const Args& args, EffectRecord rec, EffectEvent& ev);
+  void reproduce_ending(const EffectRecord& rec) const;
+  void crash_point(const char* when) const;
 
   Journal* journal_;
   Reporter* reporter_;
@@ -99,6 +156,19 @@ class Dispatcher : public EffectContext {
   std::map<std::string, json> state_;
   std::vector<EffectRecord> recorded_;
   int64_t answer_through_ = 0;
+  int64_t answered_ = 0;
+  std::map<std::pair<int, int>, StepRecord> recorded_steps_;
+  std::string recorded_outcome_;
+  std::pair<int, int> live_attempt_{0, 0};
+  std::string step_name_;
+  json divergence_;
+  json in_doubt_stop_;
+  int64_t doubt_began_ms_ = 0;
+  // Test hook (RUNBOOK_CRASH_AT="before:7" | "after:7" | "done:7"): SIGKILL this process just
+  // before effect 7 acts, just after it acted (before its end is journaled), or just after its
+  // end is journaled. The crash tests of resume use it to die at exact effect boundaries.
+  std::string crash_when_;
+  int64_t crash_seq_ = 0;
 };
 
 }  // namespace rb

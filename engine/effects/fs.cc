@@ -99,6 +99,32 @@ std::vector<std::string> glob_paths(const std::string& pattern) {
 
 void add(Registry& r, Effect e) { r.add(std::move(e)); }
 
+// Content of a file or tree (names, types and file contents), to tell whether a copy finished.
+std::string tree_digest(const std::string& p) {
+  std::error_code ec;
+  if (!exists(p)) return "";
+  if (!stdfs::is_directory(stdfs::symlink_status(p, ec))) {
+    if (stdfs::is_symlink(stdfs::symlink_status(p, ec))) return "L " + stdfs::read_symlink(p, ec).string();
+    return "F " + sha256_file(p);
+  }
+  std::vector<std::string> lines;
+  for (auto it = stdfs::recursive_directory_iterator(p, ec);
+       !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+    std::string rel = stdfs::relative(it->path(), p, ec).generic_string();
+    if (it->is_symlink(ec))
+      lines.push_back("L " + rel + " " + stdfs::read_symlink(it->path(), ec).string());
+    else if (it->is_directory(ec))
+      lines.push_back("D " + rel);
+    else
+      lines.push_back("F " + rel + " " + sha256_file(it->path().string()));
+  }
+  std::sort(lines.begin(), lines.end());
+  return "D " + sha256_hex(join(lines, "\n"));
+}
+
+// verify(): took place, with the result the runbook would have had.
+json verified(json result) { return json{{"done", true}, {"result", std::move(result)}}; }
+
 }  // namespace
 
 void register_fs(Registry& r) {
@@ -196,6 +222,16 @@ void register_fs(Registry& r) {
     e.planned = [](const Args& a, const json&) {
       return json{{"path", abs_path(a.str("path"))}, {"bytes", a.str("content").size()}};
     };
+    // The write is atomic (rename): the file holds either the old content or all of the new.
+    e.verify = [](EffectContext&, const Args& a) -> json {
+      return guarded([&]() -> json {
+        std::string p = a.str("path");
+        std::error_code ec;
+        if (!stdfs::is_regular_file(p, ec) || os::read_file(p) != a.str("content")) return false;
+        return verified(json{{"path", abs_path(p)}, {"bytes", a.str("content").size()},
+                             {"previous", nullptr}});
+      });
+    };
     add(r, std::move(e));
   }
   {
@@ -217,6 +253,11 @@ void register_fs(Registry& r) {
       return abs_path(a.str("path"));
     };
     e.planned = [](const Args& a, const json&) -> json { return abs_path(a.str("path")); };
+    e.verify = [](EffectContext&, const Args& a) -> json {
+      std::error_code ec;
+      if (!stdfs::is_directory(a.str("path"), ec)) return false;
+      return verified(abs_path(a.str("path")));
+    };
     add(r, std::move(e));
   }
   {
@@ -242,6 +283,14 @@ void register_fs(Registry& r) {
       });
     };
     e.planned = [](const Args& a, const json&) { return json{{"path", abs_path(a.str("to"))}}; };
+    // Done when the destination holds exactly the source (a half-finished copy does not).
+    e.verify = [](EffectContext&, const Args& a) -> json {
+      return guarded([&]() -> json {
+        if (!exists(a.str("from")) || !exists(a.str("to"))) return false;
+        if (tree_digest(a.str("from")) != tree_digest(a.str("to"))) return false;
+        return verified(json{{"path", abs_path(a.str("to"))}, {"previous", nullptr}});
+      });
+    };
     add(r, std::move(e));
   }
   {
@@ -261,6 +310,12 @@ void register_fs(Registry& r) {
       return json{{"removed", !to.is_null()}, {"moved_to", to}};
     };
     e.planned = [](const Args&, const json&) { return json{{"removed", true}}; };
+    // The path is moved away whole (a rename, or copy then delete across file systems): gone
+    // means done. Where it went is in the interrupted run's artifact directory.
+    e.verify = [](EffectContext&, const Args& a) -> json {
+      if (exists(a.str("path"))) return false;
+      return verified(json{{"removed", true}, {"moved_to", nullptr}});
+    };
     add(r, std::move(e));
   }
   {
@@ -300,8 +355,21 @@ void register_fs(Registry& r) {
       });
     };
     e.planned = [](const Args& a, const json&) -> json { return backup_name(a); };
-    e.verify = [](EffectContext&, const Args& a) -> json {
-      return json(nullptr);  // a timestamped name cannot be re-derived after a crash
+    // The backup's name has the time in it, so look for one made since the effect began whose
+    // content equals the source's (a half-made copy does not count; it stays, named, unused).
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      return guarded([&]() -> json {
+        if (!exists(a.str("path"))) return nullptr;
+        std::string pattern = backup_name(a);
+        pattern = pattern.substr(0, pattern.rfind(".bak-") + 5);
+        std::string since = ctx.doubt_began_ms() ? stamp_local(ctx.doubt_began_ms() - 1000) : "";
+        std::string want = tree_digest(a.str("path"));
+        for (const auto& cand : glob_paths(pattern + "*")) {
+          if (cand.substr(pattern.size(), since.size()) < since) continue;
+          if (tree_digest(cand) == want) return verified(cand);
+        }
+        return false;
+      });
     };
     add(r, std::move(e));
   }

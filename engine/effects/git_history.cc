@@ -66,7 +66,8 @@ struct Replay {
 };
 
 // Applies the commits one by one on top of HEAD, as new commits that no ref points at yet.
-Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool revert, unsigned mainline) {
+Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool revert,
+              unsigned mainline) {
   const char* verb = revert ? "reverting" : "cherry-picking";
   Commit current = head_commit(repo);
   Replay r;
@@ -78,8 +79,9 @@ Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool re
     std::string what = short_hex(id) + " \"" + summary_of(pick.get()) + "\"";
     Index idx;
     git_merge_options mo = GIT_MERGE_OPTIONS_INIT;
-    int rc = revert ? git_revert_commit(idx.out(), repo, pick.get(), current.get(), mainline, &mo)
-                    : git_cherrypick_commit(idx.out(), repo, pick.get(), current.get(), mainline, &mo);
+    int rc = revert
+                 ? git_revert_commit(idx.out(), repo, pick.get(), current.get(), mainline, &mo)
+                 : git_cherrypick_commit(idx.out(), repo, pick.get(), current.get(), mainline, &mo);
     check(rc, std::string(verb) + " " + what);
     if (git_index_has_conflicts(idx.get())) {
       auto paths = conflicts_in(idx.get());
@@ -106,8 +108,8 @@ Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool re
     const git_signature* author = revert ? committer.get() : git_commit_author(pick.get());
     const git_commit* parents[] = {current.get()};
     git_oid made;
-    check(git_commit_create(&made, repo, nullptr, author, committer.get(), nullptr, msg.c_str(), tree.get(), 1,
-                            parents),
+    check(git_commit_create(&made, repo, nullptr, author, committer.get(), nullptr, msg.c_str(),
+                            tree.get(), 1, parents),
           "cannot commit " + std::string(revert ? "the revert of " : "the cherry-pick of ") + what);
     r.made.push_back({id, made, summary_of(pick.get())});
     Commit next;
@@ -140,18 +142,22 @@ void add_history_effect(Registry& r, bool revert) {
   std::string key = revert ? "reverted" : "picked";
   Effect e;
   e.name = revert ? "git.revert" : "git.cherry_pick";
-  e.summary = revert ? "Commit the undoing of a commit (or a range A..B, newest first); refused on conflict, "
-                       "leaving the tree untouched"
-                     : "Apply a commit (or a range A..B, oldest first) on HEAD as new commits; refused on "
-                       "conflict, leaving the tree untouched";
+  e.summary =
+      revert
+          ? "Commit the undoing of a commit (or a range A..B, newest first); refused on conflict, "
+            "leaving the tree untouched"
+          : "Apply a commit (or a range A..B, oldest first) on HEAD as new commits; refused on "
+            "conflict, leaving the tree untouched";
   e.kind = Kind::Change;
-  e.args = {repo_arg(), req("commit", ArgType::String, "a commit, or a range \"A..B\""),
-            opt("mainline", ArgType::Int, "for a merge commit: the parent (1-based) to diff against", 0)};
+  e.args = {
+      repo_arg(), req("commit", ArgType::String, "a commit, or a range \"A..B\""),
+      opt("mainline", ArgType::Int, "for a merge commit: the parent (1-based) to diff against", 0)};
   e.returns = "{ commit = new HEAD, short, " + key + " = {shas}, commits = { { commit, " +
               (revert ? "reverts" : "picks") + ", summary } }, files, skipped = {shas already " +
               (revert ? "undone" : "applied") + "} }";
   e.describe = [revert](const Args& a) {
-    return std::string(revert ? "revert " : "cherry-pick ") + a.str("commit") + " in " + a.str("repo");
+    return std::string(revert ? "revert " : "cherry-pick ") + a.str("commit") + " in " +
+           a.str("repo");
   };
   e.preview = [revert, key](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -183,10 +189,12 @@ void add_history_effect(Registry& r, bool revert) {
     try {
       Replay rp = replay(repo.get(), commits, revert, static_cast<unsigned>(a.integer("mainline")));
       auto files = changed_between(repo.get(), rp.start, rp.final);
-      text += " as " + std::to_string(rp.made.size()) + " new commit" + (rp.made.size() == 1 ? "" : "s") + ", " +
-              std::to_string(files.size()) + (files.size() == 1 ? " file changes" : " files change");
-      if (!rp.skipped.empty()) text += "; " + std::to_string(rp.skipped.size()) + " already " +
-                                       (revert ? "undone" : "applied");
+      text += " as " + std::to_string(rp.made.size()) + " new commit" +
+              (rp.made.size() == 1 ? "" : "s") + ", " + std::to_string(files.size()) +
+              (files.size() == 1 ? " file changes" : " files change");
+      if (!rp.skipped.empty())
+        text += "; " + std::to_string(rp.skipped.size()) + " already " +
+                (revert ? "undone" : "applied");
       j["files"] = strings_json(files);
       j["skipped"] = strings_json(rp.skipped);
       j["refused"] = false;
@@ -202,8 +210,9 @@ void add_history_effect(Registry& r, bool revert) {
     require_workdir(repo.get(), a.str("repo"));
     auto dirty = status(repo.get(), false, false).tracked_changes();
     if (!dirty.empty())
-      throw EffectError("uncommitted changes to " + list_text(dirty) + "; commit or stash them first",
-                        json{{"uncommitted", strings_json(dirty)}});
+      throw EffectError(
+          "uncommitted changes to " + list_text(dirty) + "; commit or stash them first",
+          json{{"uncommitted", strings_json(dirty)}});
     auto commits = commits_of(repo.get(), a.str("commit"), revert);
     Replay rp = replay(repo.get(), commits, revert, static_cast<unsigned>(a.integer("mainline")));
     if (!git_oid_equal(&rp.final, &rp.start)) {
@@ -211,21 +220,30 @@ void add_history_effect(Registry& r, bool revert) {
       check(git_commit_lookup(fc.out(), repo.get(), &rp.final), "cannot read the new commit");
       Tree ft = tree_of(fc.get());
       safe_checkout(repo.get(), ft.get());
-      move_head(repo.get(), rp.final, rp.start,
-                std::string(revert ? "revert: " : "cherry-pick: ") + a.str("commit") + " (runbook)");
+      move_head(
+          repo.get(), rp.final, rp.start,
+          std::string(revert ? "revert: " : "cherry-pick: ") + a.str("commit") + " (runbook)");
     }
     json done = json::array(), list = json::array();
     for (const auto& m : rp.made) {
       done.push_back(hex(m.from));
-      list.push_back(json{{"commit", hex(m.made)}, {revert ? "reverts" : "picks", hex(m.from)}, {"summary", m.summary}});
+      list.push_back(json{{"commit", hex(m.made)},
+                          {revert ? "reverts" : "picks", hex(m.from)},
+                          {"summary", m.summary}});
     }
-    return json{{"commit", hex(rp.final)}, {"short", short_hex(rp.final)}, {key, done}, {"commits", list},
+    return json{{"commit", hex(rp.final)},
+                {"short", short_hex(rp.final)},
+                {key, done},
+                {"commits", list},
                 {"files", strings_json(changed_between(repo.get(), rp.start, rp.final))},
                 {"skipped", strings_json(rp.skipped)}};
   };
   e.planned = [key](const Args&, const json& pv) {
-    return json{{"commit", kZeroSha}, {"short", kZeroSha.substr(0, 7)}, {key, pv_or(pv, key, json::array())},
-                {"commits", json::array()}, {"files", pv_or(pv, "files", json::array())},
+    return json{{"commit", kZeroSha},
+                {"short", kZeroSha.substr(0, 7)},
+                {key, pv_or(pv, key, json::array())},
+                {"commits", json::array()},
+                {"files", pv_or(pv, "files", json::array())},
                 {"skipped", pv_or(pv, "skipped", json::array())}};
   };
   e.verify = [revert](EffectContext&, const Args& a) -> json {

@@ -57,7 +57,8 @@ std::string where(git_repository* repo) {
 }
 
 void require_workdir(git_repository* repo, const std::string& path) {
-  if (git_repository_is_bare(repo)) throw EffectError(path + " is a bare repository (no work tree)");
+  if (git_repository_is_bare(repo))
+    throw EffectError(path + " is a bare repository (no work tree)");
 }
 
 std::string hex(const git_oid& id) {
@@ -108,6 +109,14 @@ Head head(git_repository* repo) {
   check(git_reference_peel(target.out(), ref.get(), GIT_OBJECT_COMMIT), "cannot resolve HEAD");
   h.id = *git_object_id(target.get());
   return h;
+}
+
+bool moves_with_head(git_repository* repo, const std::string& rev, bool branch_too) {
+  std::string base = rev.substr(0, rev.find_first_of("~^:@"));
+  if (base.empty() || base == "HEAD") return true;
+  if (!branch_too) return false;
+  Head h = head(repo);
+  return !h.detached && (h.ref == base || h.ref == "refs/heads/" + base);
 }
 
 Commit head_commit(git_repository* repo) {
@@ -176,10 +185,12 @@ Status status(git_repository* repo, bool ignored, bool recurse_untracked) {
   StatusList list;
   check(git_status_list_new(list.out(), repo, &o), "cannot read the status of " + where(repo));
   Status s;
-  constexpr unsigned kIndex = GIT_STATUS_INDEX_NEW | GIT_STATUS_INDEX_MODIFIED | GIT_STATUS_INDEX_DELETED |
-                              GIT_STATUS_INDEX_RENAMED | GIT_STATUS_INDEX_TYPECHANGE;
-  constexpr unsigned kWork = GIT_STATUS_WT_MODIFIED | GIT_STATUS_WT_DELETED | GIT_STATUS_WT_TYPECHANGE |
-                             GIT_STATUS_WT_RENAMED | GIT_STATUS_WT_UNREADABLE;
+  constexpr unsigned kIndex = GIT_STATUS_INDEX_NEW | GIT_STATUS_INDEX_MODIFIED |
+                              GIT_STATUS_INDEX_DELETED | GIT_STATUS_INDEX_RENAMED |
+                              GIT_STATUS_INDEX_TYPECHANGE;
+  constexpr unsigned kWork = GIT_STATUS_WT_MODIFIED | GIT_STATUS_WT_DELETED |
+                             GIT_STATUS_WT_TYPECHANGE | GIT_STATUS_WT_RENAMED |
+                             GIT_STATUS_WT_UNREADABLE;
   for (size_t i = 0; i < git_status_list_entrycount(list.get()); ++i) {
     const git_status_entry* e = git_status_byindex(list.get(), i);
     const git_diff_delta* d = e->index_to_workdir ? e->index_to_workdir : e->head_to_index;
@@ -208,13 +219,14 @@ Signature signature(git_repository* repo) {
   return s;
 }
 
-void move_head(git_repository* repo, const git_oid& id, const git_oid& expected, const std::string& why) {
+void move_head(git_repository* repo, const git_oid& id, const git_oid& expected,
+               const std::string& why) {
   Reference h;
   check(git_reference_lookup(h.out(), repo, "HEAD"), "cannot read HEAD");
   if (git_reference_type(h.get()) == GIT_REFERENCE_SYMBOLIC) {
     Reference out;
-    check(git_reference_create_matching(out.out(), repo, git_reference_symbolic_target(h.get()), &id, 1,
-                                        &expected, why.c_str()),
+    check(git_reference_create_matching(out.out(), repo, git_reference_symbolic_target(h.get()),
+                                        &id, 1, &expected, why.c_str()),
           "cannot move " + std::string(git_reference_symbolic_target(h.get())));
   } else {
     check(git_repository_set_head_detached(repo, &id), "cannot move HEAD");
@@ -222,7 +234,8 @@ void move_head(git_repository* repo, const git_oid& id, const git_oid& expected,
 }
 
 json Backup::to_json() const {
-  json j{{"ref", head_ref}, {"head", head}};
+  json j{{"ref", head_ref.empty() ? json(nullptr) : json(head_ref)},
+         {"head", head.empty() ? json(nullptr) : json(head)}};
   j["changes_ref"] = changes_ref.empty() ? json(nullptr) : json(changes_ref);
   j["changes"] = changes.empty() ? json(nullptr) : json(changes);
   return j;
@@ -253,11 +266,12 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
   Backup b;
   b.n = next_backup_n(repo, ctx.run_id());
   std::string prefix = backup_prefix(ctx.run_id(), b.n);
+  if (head(repo).unborn) return b;  // no commit to point at; untracked files still go to artifacts
   Commit hc = head_commit(repo);
   std::string msg = "runbook run " + std::to_string(ctx.run_id()) + ": before " + why;
   Reference ref;
-  check(git_reference_create(ref.out(), repo, (prefix + "/head").c_str(), git_commit_id(hc.get()), 0,
-                             msg.c_str()),
+  check(git_reference_create(ref.out(), repo, (prefix + "/head").c_str(), git_commit_id(hc.get()),
+                             0, msg.c_str()),
         "cannot record the backup ref " + prefix + "/head");
   b.head_ref = prefix + "/head";
   b.head = hex(*git_commit_id(hc.get()));
@@ -274,7 +288,8 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
   for (const auto& p : st.tracked_changes()) {
     std::error_code ec;
     bool present = stdfs::exists(stdfs::symlink_status(wd + "/" + p, ec));
-    rc = present ? git_index_add_bypath(idx.get(), p.c_str()) : git_index_remove_bypath(idx.get(), p.c_str());
+    rc = present ? git_index_add_bypath(idx.get(), p.c_str())
+                 : git_index_remove_bypath(idx.get(), p.c_str());
     if (rc < 0) break;
   }
   if (rc >= 0) rc = git_index_write_tree(&tree_id, idx.get());
@@ -286,9 +301,10 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
   Signature sig = signature(repo);
   const git_commit* parents[] = {hc.get()};
   git_oid cid;
-  std::string cmsg = msg + ": uncommitted changes to " + std::to_string(st.tracked_changes().size()) +
-                     " tracked files\n";
-  check(git_commit_create(&cid, repo, nullptr, sig.get(), sig.get(), nullptr, cmsg.c_str(), t.get(), 1, parents),
+  std::string cmsg = msg + ": uncommitted changes to " +
+                     std::to_string(st.tracked_changes().size()) + " tracked files\n";
+  check(git_commit_create(&cid, repo, nullptr, sig.get(), sig.get(), nullptr, cmsg.c_str(), t.get(),
+                          1, parents),
         "cannot commit the snapshot of uncommitted changes");
   Reference cref;
   check(git_reference_create(cref.out(), repo, (prefix + "/changes").c_str(), &cid, 0, msg.c_str()),
@@ -298,8 +314,8 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
   return b;
 }
 
-std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const std::string& what, int n,
-                              const std::vector<std::string>& paths) {
+std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const std::string& what,
+                              int n, const std::vector<std::string>& paths) {
   std::error_code ec;
   std::string root = stdfs::absolute(ctx.artifact_dir(), ec).lexically_normal().string();
   std::string base = os::unique_path(root + "/git-" + what + "-" + std::to_string(n));
@@ -312,8 +328,9 @@ std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const st
     try {
       os::move_path(wd + "/" + rel, base + "/" + rel);
     } catch (const std::exception& e) {
-      throw EffectError(std::string(e.what()) + " (already moved: " + std::to_string(moved.size()) + ")",
-                        json{{"moved", moved}, {"moved_to", base}});
+      throw EffectError(
+          std::string(e.what()) + " (already moved: " + std::to_string(moved.size()) + ")",
+          json{{"moved", moved}, {"moved_to", base}});
     }
     moved.push_back(rel);
     // Like `git clean -d`: directories the move emptied go too (rmdir refuses non-empty ones).
@@ -324,8 +341,8 @@ std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const st
 }
 
 // Collects the paths a checkout reports as conflicts (local changes or untracked files in the way).
-static int collect_conflict(git_checkout_notify_t, const char* path, const git_diff_file*, const git_diff_file*,
-                     const git_diff_file*, void* payload) {
+static int collect_conflict(git_checkout_notify_t, const char* path, const git_diff_file*,
+                            const git_diff_file*, const git_diff_file*, void* payload) {
   static_cast<std::vector<std::string>*>(payload)->push_back(path);
   return 0;
 }
@@ -352,7 +369,7 @@ void safe_checkout(git_repository* repo, git_tree* target) {
   int rc = git_checkout_tree(repo, reinterpret_cast<git_object*>(target), &o);
   if (rc == GIT_ECONFLICT || (rc < 0 && !paths.empty()))
     throw EffectError("local files are in the way: " + list_text(paths) +
-                      " (move them, or git.clean them into the run's artifacts)",
+                          " (move them, or git.clean them into the run's artifacts)",
                       json{{"in_the_way", strings_json(paths)}});
   check(rc, "checkout failed");
 }

@@ -86,7 +86,7 @@ std::string where(git_repository* repo);
 
 std::string hex(const git_oid& id);
 std::string short_hex(const git_oid& id);  // 7 characters
-extern const std::string kZeroSha;          // placeholder in planned results
+extern const std::string kZeroSha;         // placeholder in planned results
 
 // A revision ("HEAD~1", "v1.0.0", a sha, "origin/main") to the commit it names.
 Commit resolve_commit(git_repository* repo, const std::string& rev);
@@ -100,6 +100,10 @@ struct Head {
   std::string ref;  // "refs/heads/main", empty when detached
 };
 Head head(git_repository* repo);
+// Whether a revision is relative to HEAD ("HEAD~1", "@"), or with `branch_too` to the branch HEAD
+// is on ("main^" while on main, which a reset moves): once the effect ran it names something
+// else, so verify cannot use it.
+bool moves_with_head(git_repository* repo, const std::string& rev, bool branch_too);
 Commit head_commit(git_repository* repo);  // throws on an unborn HEAD
 
 // Tag names whose target peels to `id`, sorted.
@@ -111,10 +115,10 @@ std::string label(git_repository* repo, const git_oid& id);
 std::vector<std::string> diff_names(git_repository* repo, git_tree* from, git_tree* to);
 
 struct Status {
-  std::vector<std::string> modified;    // tracked, changed in the work tree (incl. deleted)
-  std::vector<std::string> staged;      // changed in the index
-  std::vector<std::string> untracked;   // files (dirs recursed unless asked otherwise)
-  std::vector<std::string> ignored;     // only when asked for; dirs end with '/'
+  std::vector<std::string> modified;   // tracked, changed in the work tree (incl. deleted)
+  std::vector<std::string> staged;     // changed in the index
+  std::vector<std::string> untracked;  // files (dirs recursed unless asked otherwise)
+  std::vector<std::string> ignored;    // only when asked for; dirs end with '/'
   std::vector<std::string> conflicted;
   bool tracked_dirty() const { return !modified.empty() || !staged.empty() || !conflicted.empty(); }
   // Tracked paths with uncommitted changes, each once.
@@ -127,7 +131,8 @@ Signature signature(git_repository* repo);
 
 // Moves HEAD (the branch it points at, or HEAD itself when detached) to `id`, checking that it
 // still is at `expected` (compare-and-swap).
-void move_head(git_repository* repo, const git_oid& id, const git_oid& expected, const std::string& why);
+void move_head(git_repository* repo, const git_oid& id, const git_oid& expected,
+               const std::string& why);
 
 // Guard rail for reset --hard and clean: refs/runbook/backup/<run>/<n>/head at HEAD, and when
 // tracked files have uncommitted changes, a snapshot commit of them at .../<n>/changes.
@@ -144,8 +149,8 @@ Backup make_backup(EffectContext& ctx, git_repository* repo, const std::string& 
 // Moves work-tree paths (relative, dirs may end with '/') into <artifacts>/git-<what>-<n>/,
 // keeping their relative paths, and removes directories the move left empty. Returns the
 // directory they went to.
-std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const std::string& what, int n,
-                              const std::vector<std::string>& paths);
+std::string move_to_artifacts(EffectContext& ctx, git_repository* repo, const std::string& what,
+                              int n, const std::vector<std::string>& paths);
 
 // Files a safe checkout of `target` would refuse to overwrite (read-only: a libgit2 dry run).
 std::vector<std::string> checkout_conflicts(git_repository* repo, git_tree* target);

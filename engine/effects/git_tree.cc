@@ -36,13 +36,15 @@ json commit_json(const git_oid& id) { return json{{"commit", hex(id)}, {"short",
 void add_stash(Registry& r) {
   Effect e;
   e.name = "git.stash";
-  e.summary = "Stash uncommitted changes (and untracked files if asked); nothing to stash is not an error";
+  e.summary =
+      "Stash uncommitted changes (and untracked files if asked); nothing to stash is not an error";
   e.kind = Kind::Change;
   e.args = {repo_arg(), opt("message", ArgType::String, "the stash's message"),
             opt("untracked", ArgType::Bool, "stash untracked files too", false)};
   e.returns = "{ stashed = boolean, commit = the stash's sha or nil, ref = \"refs/stash\", files }";
   e.describe = [](const Args& a) {
-    return "stash the changes in " + a.str("repo") + (a.boolean("untracked") ? " (with untracked files)" : "");
+    return "stash the changes in " + a.str("repo") +
+           (a.boolean("untracked") ? " (with untracked files)" : "");
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -52,7 +54,8 @@ void add_stash(Registry& r) {
     if (a.boolean("untracked")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
     json j{{"stashed", !files.empty()}, {"files", strings_json(files)}};
     j["text"] = files.empty() ? "nothing to stash"
-                              : "stashes changes to " + plural(files.size(), "file", "files") + ": " + list_text(files);
+                              : "stashes changes to " + plural(files.size(), "file", "files") +
+                                    ": " + list_text(files);
     return j;
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
@@ -64,16 +67,24 @@ void add_stash(Registry& r) {
     Signature sig = signature(repo.get());
     std::string msg = a.str_or("message", "runbook run " + std::to_string(ctx.run_id()));
     git_oid id;
-    int rc = git_stash_save(&id, repo.get(), sig.get(), msg.c_str(),
-                            a.boolean("untracked") ? GIT_STASH_INCLUDE_UNTRACKED : GIT_STASH_DEFAULT);
+    int rc =
+        git_stash_save(&id, repo.get(), sig.get(), msg.c_str(),
+                       a.boolean("untracked") ? GIT_STASH_INCLUDE_UNTRACKED : GIT_STASH_DEFAULT);
     if (rc == GIT_ENOTFOUND)
-      return json{{"stashed", false}, {"commit", nullptr}, {"ref", "refs/stash"}, {"files", json::array()}};
+      return json{
+          {"stashed", false}, {"commit", nullptr}, {"ref", "refs/stash"}, {"files", json::array()}};
     check(rc, "cannot stash the changes in " + a.str("repo"));
-    return json{{"stashed", true}, {"commit", hex(id)}, {"ref", "refs/stash"}, {"files", strings_json(files)}};
+    return json{{"stashed", true},
+                {"commit", hex(id)},
+                {"ref", "refs/stash"},
+                {"files", strings_json(files)}};
   };
   e.planned = [](const Args&, const json& pv) {
-    bool stashed = pv_or(pv, "stashed", true).is_boolean() ? pv_or(pv, "stashed", true).get<bool>() : true;
-    return json{{"stashed", stashed}, {"commit", stashed ? json(kZeroSha) : json(nullptr)}, {"ref", "refs/stash"},
+    bool stashed =
+        pv_or(pv, "stashed", true).is_boolean() ? pv_or(pv, "stashed", true).get<bool>() : true;
+    return json{{"stashed", stashed},
+                {"commit", stashed ? json(kZeroSha) : json(nullptr)},
+                {"ref", "refs/stash"},
                 {"files", pv_or(pv, "files", json::array())}};
   };
   r.add(std::move(e));
@@ -84,7 +95,8 @@ void add_stash(Registry& r) {
 // "main" or "refs/heads/main" when it names a local branch, else "".
 std::string local_branch(git_repository* repo, const std::string& ref) {
   git_oid id;
-  if (ref.rfind("refs/heads/", 0) == 0) return git_reference_name_to_id(&id, repo, ref.c_str()) == 0 ? ref : "";
+  if (ref.rfind("refs/heads/", 0) == 0)
+    return git_reference_name_to_id(&id, repo, ref.c_str()) == 0 ? ref : "";
   std::string full = "refs/heads/" + ref;
   return git_reference_name_to_id(&id, repo, full.c_str()) == 0 ? full : "";
 }
@@ -102,7 +114,8 @@ struct FileEntry {
 };
 
 // The files (blobs and links) under `paths` in `tree`; throws naming a path the tree lacks.
-std::vector<FileEntry> files_under(git_tree* tree, const std::vector<std::string>& paths, const std::string& ref) {
+std::vector<FileEntry> files_under(git_tree* tree, const std::vector<std::string>& paths,
+                                   const std::string& ref) {
   std::vector<FileEntry> out;
   for (const auto& raw : paths) {
     std::string p = normalize_path(raw);
@@ -113,9 +126,11 @@ std::vector<FileEntry> files_under(git_tree* tree, const std::vector<std::string
       out.push_back({p, *git_tree_entry_id(te.get()), git_tree_entry_filemode(te.get())});
       continue;
     }
-    if (git_tree_entry_type(te.get()) != GIT_OBJECT_TREE) continue;  // a submodule: not ours to write
+    if (git_tree_entry_type(te.get()) != GIT_OBJECT_TREE)
+      continue;  // a submodule: not ours to write
     Tree sub;
-    check(git_tree_lookup(sub.out(), git_tree_owner(tree), git_tree_entry_id(te.get())), "cannot read " + p);
+    check(git_tree_lookup(sub.out(), git_tree_owner(tree), git_tree_entry_id(te.get())),
+          "cannot read " + p);
     struct Walk {
       std::string base;
       std::vector<FileEntry>* out;
@@ -137,7 +152,8 @@ std::vector<FileEntry> files_under(git_tree* tree, const std::vector<std::string
 // Whether the work-tree file already holds exactly the blob (filters applied, as git compares).
 bool same_as_blob(git_repository* repo, const FileEntry& f) {
   git_oid id;
-  if (git_repository_hashfile(&id, repo, f.path.c_str(), GIT_OBJECT_BLOB, f.path.c_str()) < 0) return false;
+  if (git_repository_hashfile(&id, repo, f.path.c_str(), GIT_OBJECT_BLOB, f.path.c_str()) < 0)
+    return false;
   return git_oid_equal(&id, &f.id);
 }
 
@@ -156,7 +172,8 @@ void write_blob(git_repository* repo, const FileEntry& f) {
     std::string target(static_cast<const char*>(git_blob_rawcontent(blob.get())),
                        static_cast<size_t>(git_blob_rawsize(blob.get())));
     stdfs::remove(dest, ec);
-    if (::symlink(target.c_str(), dest.c_str()) != 0) throw EffectError("cannot create symlink " + dest);
+    if (::symlink(target.c_str(), dest.c_str()) != 0)
+      throw EffectError("cannot create symlink " + dest);
     return;
   }
   git_buf buf = GIT_BUF_INIT;
@@ -177,7 +194,8 @@ json restore_paths(EffectContext& ctx, git_repository* repo, const Args& a) {
   Commit target = resolve_commit(repo, a.str("ref"));
   Tree tree = tree_of(target.get());
   const git_oid& tid = *git_commit_id(target.get());
-  auto files = files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
+  auto files =
+      files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
   Index idx;
   check(git_repository_index(idx.out(), repo), "cannot read the index");
   json written = json::array(), saved = json::array();
@@ -189,8 +207,9 @@ json restore_paths(EffectContext& ctx, git_repository* repo, const Args& a) {
     if (differs && exists_in_worktree(repo, f.path) &&
         git_status_file(&st, repo, f.path.c_str()) == 0 && st != GIT_STATUS_CURRENT) {
       if (saved_to.empty())
-        saved_to = os::unique_path(stdfs::absolute(ctx.artifact_dir(), ec).lexically_normal().string() +
-                                   "/git-checkout-" + short_hex(tid));
+        saved_to =
+            os::unique_path(stdfs::absolute(ctx.artifact_dir(), ec).lexically_normal().string() +
+                            "/git-checkout-" + short_hex(tid));
       std::string to = saved_to + "/" + f.path;
       try {
         stdfs::create_directories(stdfs::path(to).parent_path(), ec);
@@ -207,8 +226,9 @@ json restore_paths(EffectContext& ctx, git_repository* repo, const Args& a) {
     check(git_index_add_bypath(idx.get(), f.path.c_str()), "cannot update the index for " + f.path);
   }
   check(git_index_write(idx.get()), "cannot write the index");
-  json j{{"ref", a.str("ref")}, {"commit", hex(tid)}, {"short", short_hex(tid)},
-         {"paths", strings_json(a.strings("paths"))}, {"files", written}, {"saved", saved}};
+  json j{{"ref", a.str("ref")},     {"commit", hex(tid)},
+         {"short", short_hex(tid)}, {"paths", strings_json(a.strings("paths"))},
+         {"files", written},        {"saved", saved}};
   j["saved_to"] = saved_to.empty() ? json(nullptr) : json(saved_to);
   return j;
 }
@@ -217,7 +237,8 @@ json preview_restore(git_repository* repo, const Args& a) {
   Commit target = resolve_commit(repo, a.str("ref"));
   Tree tree = tree_of(target.get());
   const git_oid& tid = *git_commit_id(target.get());
-  auto files = files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
+  auto files =
+      files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
   std::vector<std::string> change, keep;
   for (const auto& f : files) {
     if (same_as_blob(repo, f)) continue;
@@ -227,10 +248,12 @@ json preview_restore(git_repository* repo, const Args& a) {
         st != GIT_STATUS_CURRENT)
       keep.push_back(f.path);
   }
-  std::string text = change.empty() ? "files already as in " + label(repo, tid) + "; nothing changes"
-                                    : "restores " + plural(change.size(), "file", "files") + " from " +
-                                          label(repo, tid) + ": " + list_text(change);
-  if (!keep.empty()) text += "; uncommitted content of " + list_text(keep) + " is kept in the run's artifacts";
+  std::string text = change.empty()
+                         ? "files already as in " + label(repo, tid) + "; nothing changes"
+                         : "restores " + plural(change.size(), "file", "files") + " from " +
+                               label(repo, tid) + ": " + list_text(change);
+  if (!keep.empty())
+    text += "; uncommitted content of " + list_text(keep) + " is kept in the run's artifacts";
   return json{{"text", text}, {"commit", hex(tid)}, {"files", strings_json(change)}};
 }
 
@@ -281,17 +304,24 @@ json checkout_result(git_repository* repo, const Args& a, const CheckoutPlan& p)
 void add_checkout(Registry& r) {
   Effect e;
   e.name = "git.checkout";
-  e.summary = "Move HEAD to a ref (a branch, or detached), or restore `paths` from a ref; refuses over "
-              "uncommitted changes unless stash = true";
+  e.summary =
+      "Move HEAD to a ref (a branch, or detached), or restore `paths` from a ref; refuses over "
+      "uncommitted changes unless stash = true";
   e.kind = Kind::Change;
-  e.args = {repo_arg(), req("ref", ArgType::String, "a branch, tag or commit"),
-            opt("paths", ArgType::List, "restore only these files or directories from ref (partial rollback)"),
-            opt("stash", ArgType::Bool, "stash uncommitted changes first instead of refusing", false)};
-  e.returns = "{ ref, commit, short, branch or nil, detached, previous = { commit, short, ref }, files (count), "
-              "changed = {...}, stash = sha or nil }; with paths: { ref, commit, paths, files, saved, saved_to }";
+  e.args = {
+      repo_arg(), req("ref", ArgType::String, "a branch, tag or commit"),
+      opt("paths", ArgType::List,
+          "restore only these files or directories from ref (partial rollback)"),
+      opt("stash", ArgType::Bool, "stash uncommitted changes first instead of refusing", false)};
+  e.returns =
+      "{ ref, commit, short, branch or nil, detached, previous = { commit, short, ref }, files "
+      "(count), "
+      "changed = {...}, stash = sha or nil }; with paths: { ref, commit, paths, files, saved, "
+      "saved_to }";
   e.describe = [](const Args& a) {
     if (a.has("paths"))
-      return "restore " + list_text(a.strings("paths"), 3) + " from " + a.str("ref") + " in " + a.str("repo");
+      return "restore " + list_text(a.strings("paths"), 3) + " from " + a.str("ref") + " in " +
+             a.str("repo");
     return "check out " + a.str("ref") + " in " + a.str("repo");
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
@@ -307,7 +337,8 @@ void add_checkout(Registry& r) {
     auto dirty = p.st.tracked_changes();
     if (!dirty.empty() && !a.boolean("stash")) {
       refused = true;
-      text += "; would be refused: uncommitted changes to " + list_text(dirty) + " (stash = true stashes them)";
+      text += "; would be refused: uncommitted changes to " + list_text(dirty) +
+              " (stash = true stashes them)";
     } else if (!dirty.empty()) {
       text += "; stashes uncommitted changes to " + list_text(dirty) + " first";
     }
@@ -337,7 +368,8 @@ void add_checkout(Registry& r) {
                           json{{"uncommitted", strings_json(dirty)}});
       Signature sig = signature(repo.get());
       git_oid sid;
-      std::string msg = "runbook run " + std::to_string(ctx.run_id()) + ": before checkout of " + a.str("ref");
+      std::string msg =
+          "runbook run " + std::to_string(ctx.run_id()) + ": before checkout of " + a.str("ref");
       check(git_stash_save(&sid, repo.get(), sig.get(), msg.c_str(), GIT_STASH_DEFAULT),
             "cannot stash the uncommitted changes");
       stash = hex(sid);
@@ -355,9 +387,11 @@ void add_checkout(Registry& r) {
                         err.result());
     }
     if (!p.branch.empty())
-      check(git_repository_set_head(repo.get(), p.branch.c_str()), "cannot switch HEAD to " + p.branch);
+      check(git_repository_set_head(repo.get(), p.branch.c_str()),
+            "cannot switch HEAD to " + p.branch);
     else
-      check(git_repository_set_head_detached(repo.get(), &p.tid), "cannot detach HEAD at " + short_hex(p.tid));
+      check(git_repository_set_head_detached(repo.get(), &p.tid),
+            "cannot detach HEAD at " + short_hex(p.tid));
     json j = checkout_result(repo.get(), a, p);
     j["stash"] = stash;
     return j;
@@ -388,6 +422,7 @@ void add_checkout(Registry& r) {
         if (!same_as_blob(repo.get(), f)) return false;
       return true;
     }
+    if (moves_with_head(repo.get(), a.str("ref"), false)) return nullptr;
     Head h = head(repo.get());
     if (h.unborn || !git_oid_equal(&h.id, git_commit_id(target.get()))) return false;
     std::string branch = local_branch(repo.get(), a.str("ref"));
@@ -438,14 +473,18 @@ std::string backup_ref_text(int64_t run_id, int n) {
 void add_reset(Registry& r) {
   Effect e;
   e.name = "git.reset";
-  e.summary = "Move HEAD (and its branch) to a ref; hard = true also resets the work tree, after a backup ref, a "
-              "snapshot of uncommitted changes, and moving untracked files in the way to the run's artifacts";
+  e.summary =
+      "Move HEAD (and its branch) to a ref; hard = true also resets the work tree, after a backup "
+      "ref, a "
+      "snapshot of uncommitted changes, and moving untracked files in the way to the run's "
+      "artifacts";
   e.kind = Kind::Change;
   e.args = {repo_arg(), req("ref", ArgType::String, "where HEAD goes"),
             opt("hard", ArgType::Bool, "reset the index and work tree too (guarded)", false),
             opt("soft", ArgType::Bool, "move HEAD only, keep the index", false)};
-  e.returns = "{ ref, commit, short, previous = { commit, short }, mode, files, changed, "
-              "backup = { ref, head, changes_ref, changes } or nil, moved = {...}, moved_to }";
+  e.returns =
+      "{ ref, commit, short, previous = { commit, short }, mode, files, changed, "
+      "backup = { ref, head, changes_ref, changes } or nil, moved = {...}, moved_to }";
   e.describe = [](const Args& a) {
     return "reset " + a.str("repo") + " to " + a.str("ref") + (a.boolean("hard") ? " (hard)" : "");
   };
@@ -457,10 +496,15 @@ void add_reset(Registry& r) {
     Commit hc = head_commit(repo.get());
     Tree ot = tree_of(hc.get()), nt = tree_of(target.get());
     auto changed = diff_names(repo.get(), ot.get(), nt.get());
-    std::string text = "HEAD " + label(repo.get(), *git_commit_id(hc.get())) + " → " + label(repo.get(), tid) +
-                       ", " + plural(changed.size(), "file changes", "files change");
-    json j{{"commit", hex(tid)}, {"mode", mode_name(reset_mode(a))}, {"previous", commit_json(*git_commit_id(hc.get()))},
-           {"files", changed.size()}, {"changed", strings_json(changed)}, {"moved", json::array()}};
+    std::string text = "HEAD " + label(repo.get(), *git_commit_id(hc.get())) + " → " +
+                       label(repo.get(), tid) + ", " +
+                       plural(changed.size(), "file changes", "files change");
+    json j{{"commit", hex(tid)},
+           {"mode", mode_name(reset_mode(a))},
+           {"previous", commit_json(*git_commit_id(hc.get()))},
+           {"files", changed.size()},
+           {"changed", strings_json(changed)},
+           {"moved", json::array()}};
     if (reset_mode(a) == GIT_RESET_HARD) {
       int n = next_backup_n(repo.get(), ctx.run_id());
       std::string prefix = backup_ref_text(ctx.run_id(), n);
@@ -471,8 +515,10 @@ void add_reset(Registry& r) {
       auto way = untracked_in_the_way(repo.get(), nt.get());
       if (!way.empty())
         text += "; moves untracked " + list_text(way) + " (in the way) to the run's artifacts";
-      j["backup"] = json{{"ref", prefix + "/head"}, {"head", hex(*git_commit_id(hc.get()))},
-                         {"changes_ref", dirty.empty() ? json(nullptr) : json(prefix + "/changes")}};
+      j["backup"] =
+          json{{"ref", prefix + "/head"},
+               {"head", hex(*git_commit_id(hc.get()))},
+               {"changes_ref", dirty.empty() ? json(nullptr) : json(prefix + "/changes")}};
       j["moved"] = strings_json(way);
     }
     j["text"] = text;
@@ -487,10 +533,16 @@ void add_reset(Registry& r) {
     Tree ot = tree_of(hc.get()), nt = tree_of(target.get());
     auto changed = diff_names(repo.get(), ot.get(), nt.get());
     git_reset_t mode = reset_mode(a);
-    json j{{"ref", a.str("ref")}, {"commit", hex(tid)}, {"short", short_hex(tid)},
-           {"previous", commit_json(*git_commit_id(hc.get()))}, {"mode", mode_name(mode)},
-           {"files", changed.size()}, {"changed", strings_json(changed)},
-           {"backup", nullptr}, {"moved", json::array()}, {"moved_to", nullptr}};
+    json j{{"ref", a.str("ref")},
+           {"commit", hex(tid)},
+           {"short", short_hex(tid)},
+           {"previous", commit_json(*git_commit_id(hc.get()))},
+           {"mode", mode_name(mode)},
+           {"files", changed.size()},
+           {"changed", strings_json(changed)},
+           {"backup", nullptr},
+           {"moved", json::array()},
+           {"moved_to", nullptr}};
     git_checkout_options co = GIT_CHECKOUT_OPTIONS_INIT;
     if (mode == GIT_RESET_HARD) {
       Backup b = make_backup(ctx, repo.get(), "reset --hard to " + a.str("ref"));
@@ -509,15 +561,22 @@ void add_reset(Registry& r) {
   };
   e.planned = [](const Args& a, const json& pv) {
     std::string commit = pv_str(pv, "commit", kZeroSha);
-    json j{{"ref", a.str("ref")}, {"commit", commit}, {"short", commit.substr(0, 7)},
-           {"previous", pv_or(pv, "previous", json{{"commit", nullptr}})}, {"mode", mode_name(reset_mode(a))},
-           {"files", pv_or(pv, "files", 0)}, {"changed", pv_or(pv, "changed", json::array())},
-           {"backup", pv_or(pv, "backup", nullptr)}, {"moved", pv_or(pv, "moved", json::array())}};
-    j["moved_to"] = j["moved"].empty() ? json(nullptr) : json("(the run's artifacts)/git-reset-<n>");
+    json j{{"ref", a.str("ref")},
+           {"commit", commit},
+           {"short", commit.substr(0, 7)},
+           {"previous", pv_or(pv, "previous", json{{"commit", nullptr}})},
+           {"mode", mode_name(reset_mode(a))},
+           {"files", pv_or(pv, "files", 0)},
+           {"changed", pv_or(pv, "changed", json::array())},
+           {"backup", pv_or(pv, "backup", nullptr)},
+           {"moved", pv_or(pv, "moved", json::array())}};
+    j["moved_to"] =
+        j["moved"].empty() ? json(nullptr) : json("(the run's artifacts)/git-reset-<n>");
     return j;
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
+    if (moves_with_head(repo.get(), a.str("ref"), true)) return nullptr;
     Commit target = resolve_commit(repo.get(), a.str("ref"));
     Head h = head(repo.get());
     return !h.unborn && git_oid_equal(&h.id, git_commit_id(target.get()));
@@ -538,11 +597,15 @@ std::vector<std::string> clean_paths(git_repository* repo, bool ignored) {
 void add_clean(Registry& r) {
   Effect e;
   e.name = "git.clean";
-  e.summary = "Remove untracked files (and ignored ones if asked) by moving them into the run's artifacts, "
-              "after a backup ref";
+  e.summary =
+      "Remove untracked files (and ignored ones if asked) by moving them into the run's artifacts, "
+      "after a backup ref";
   e.kind = Kind::Change;
-  e.args = {repo_arg(), opt("ignored", ArgType::Bool, "ignored files too (like git clean -x)", false)};
-  e.returns = "{ moved = {...}, count, moved_to = artifact directory or nil, backup = { ref, head, ... } or nil }";
+  e.args = {repo_arg(),
+            opt("ignored", ArgType::Bool, "ignored files too (like git clean -x)", false)};
+  e.returns =
+      "{ moved = {...}, count, moved_to = artifact directory or nil, backup = { ref, head, ... } "
+      "or nil }";
   e.describe = [](const Args& a) {
     return "clean " + a.str("repo") + (a.boolean("ignored") ? " (ignored files too)" : "") +
            ", keeping what it removes in the run's artifacts";
@@ -557,15 +620,19 @@ void add_clean(Registry& r) {
       return j;
     }
     std::string prefix = backup_ref_text(ctx.run_id(), next_backup_n(repo.get(), ctx.run_id()));
-    j["text"] = "moves " + plural(paths.size(), "path", "paths") + " to the run's artifacts: " + list_text(paths, 10) +
-                "; backs up HEAD to " + prefix + "/head";
+    j["text"] = "moves " + plural(paths.size(), "path", "paths") +
+                " to the run's artifacts: " + list_text(paths, 10) + "; backs up HEAD to " +
+                prefix + "/head";
     return j;
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
     require_workdir(repo.get(), a.str("repo"));
     auto paths = clean_paths(repo.get(), a.boolean("ignored"));
-    json j{{"moved", strings_json(paths)}, {"count", paths.size()}, {"moved_to", nullptr}, {"backup", nullptr}};
+    json j{{"moved", strings_json(paths)},
+           {"count", paths.size()},
+           {"moved_to", nullptr},
+           {"backup", nullptr}};
     if (paths.empty()) return j;
     Backup b = make_backup(ctx, repo.get(), "clean");
     j["backup"] = b.to_json();
@@ -574,9 +641,11 @@ void add_clean(Registry& r) {
   };
   e.planned = [](const Args&, const json& pv) {
     json moved = pv_or(pv, "moved", json::array());
-    return json{{"moved", moved}, {"count", moved.size()},
-                {"moved_to", moved.empty() ? json(nullptr) : json("(the run's artifacts)/git-clean-<n>")},
-                {"backup", nullptr}};
+    return json{
+        {"moved", moved},
+        {"count", moved.size()},
+        {"moved_to", moved.empty() ? json(nullptr) : json("(the run's artifacts)/git-clean-<n>")},
+        {"backup", nullptr}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);

@@ -5,14 +5,17 @@
 #include <stdexcept>
 
 #include "core/clock.h"
+#include "core/strings.h"
 
 namespace rb {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = Journal::kSchemaVersion;
 
+// Version 2 (this one) is version 1 plus the columns added by kMigrations[0]; a new journal is
+// made by creating version 1 and migrating it, so old and new journals end up with one shape.
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS runs(
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,6 +45,21 @@ CREATE TABLE IF NOT EXISTS logs(
 CREATE INDEX IF NOT EXISTS logs_by_run ON logs(run_id);
 )sql";
 
+// kMigrations[i] takes a journal from version i+1 to i+2.
+const char* kMigrations[] = {
+    // 2: resume (who continued a run, which process ran it, which effects were answered from an
+    // earlier run's journal) and plans (a plan executes at most once: the unique index).
+    R"sql(
+ALTER TABLE runs ADD COLUMN resumed_by INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN pid INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN plan_id TEXT NOT NULL DEFAULT '';
+CREATE UNIQUE INDEX IF NOT EXISTS runs_plan_once ON runs(plan_id) WHERE plan_id != '';
+ALTER TABLE effects ADD COLUMN origin TEXT NOT NULL DEFAULT '';
+ALTER TABLE effects ADD COLUMN origin_run INTEGER NOT NULL DEFAULT 0;
+)sql",
+};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion - 1);
+
 enum Stmt {
   kInsertRun,
   kUpdateRun,
@@ -50,6 +68,7 @@ enum Stmt {
   kInsertEffect,
   kUpdateEffect,
   kInsertLog,
+  kCopyEffect,
   kStmtCount
 };
 
@@ -122,13 +141,18 @@ RunRecord read_run(sqlite3_stmt* s) {
   r.artifacts = col_text(s, i++);
   r.extra = col_json(s, i++);
   if (r.extra.is_null()) r.extra = json::object();
+  if (r.modules.is_null()) r.modules = json::object();
+  if (r.params.is_null()) r.params = json::object();
+  r.resumed_by = sqlite3_column_int64(s, i++);
+  r.pid = sqlite3_column_int64(s, i++);
+  r.plan_id = col_text(s, i++);
   return r;
 }
 
 const char* kRunColumns =
     "id, parent_id, runbook, version, file, sha256, modules, git_commit, git_dirty, params, mode, "
     "offline, host, user, cwd, seed, started_ms, ended_ms, outcome, error, exit_code, "
-    "steps_total, artifacts, extra";
+    "steps_total, artifacts, extra, resumed_by, pid, plan_id";
 
 }  // namespace
 
@@ -153,20 +177,44 @@ Journal::Journal(const std::string& path) : path_(path), stmts_(kStmtCount, null
   }
   sqlite3_busy_timeout(db_, 5000);
   try {
-    exec("PRAGMA journal_mode=WAL");
+    // Switching a new file to WAL takes an exclusive lock and does not wait for it: two
+    // processes opening a fresh journal at once (a run, and `runbook runs` watching it) retry.
+    for (int tries = 0;; ++tries) {
+      int rc = sqlite3_exec(db_, "PRAGMA journal_mode=WAL", nullptr, nullptr, nullptr);
+      if (rc == SQLITE_OK) break;
+      if ((rc != SQLITE_BUSY && rc != SQLITE_LOCKED) || tries >= 250) exec("PRAGMA journal_mode=WAL");
+      sqlite3_sleep(20);
+    }
     exec("PRAGMA synchronous=NORMAL");
     exec("PRAGMA foreign_keys=OFF");
-    Query v(db_, "PRAGMA user_version");
-    int version = v.step() ? sqlite3_column_int(v.s, 0) : 0;
+    // Each query is finished before the next statement: a statement left open holds a read
+    // snapshot, and upgrading it to a write fails at once (no busy wait) if another process
+    // wrote meanwhile.
+    auto user_version = [&] {
+      Query v(db_, "PRAGMA user_version");
+      return v.step() ? sqlite3_column_int(v.s, 0) : 0;
+    };
+    int version = user_version();
     if (version > kSchemaVersion)
       throw std::runtime_error("journal " + path + " has schema version " +
                                std::to_string(version) + ", newer than this runbook (" +
                                std::to_string(kSchemaVersion) + ")");
     if (version < kSchemaVersion) {
       exec("BEGIN IMMEDIATE");
-      exec(kSchema);
-      exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
-      exec("COMMIT");
+      try {
+        // Another process may have migrated it while we waited for the lock.
+        version = user_version();
+        if (version == 0) {
+          exec(kSchema);
+          version = 1;
+        }
+        for (; version < kSchemaVersion; ++version) exec(kMigrations[version - 1]);
+        exec(("PRAGMA user_version=" + std::to_string(kSchemaVersion)).c_str());
+        exec("COMMIT");
+      } catch (...) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw;
+      }
     }
   } catch (...) {
     sqlite3_close(db_);
@@ -187,7 +235,8 @@ void Journal::exec(const char* sql) {
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
     std::string msg = err ? err : "unknown error";
     sqlite3_free(err);
-    throw std::runtime_error("journal " + path_ + ": " + msg);
+    std::string what = sql;
+    throw std::runtime_error("journal " + path_ + ": " + msg + " (" + trim(what.substr(0, 40)) + ")");
   }
 }
 
@@ -238,7 +287,8 @@ int64_t Journal::begin_run(RunRecord& r) {
   auto* s = stmt(kInsertRun,
                  "INSERT INTO runs(parent_id, runbook, version, file, sha256, modules, git_commit, "
                  "git_dirty, params, mode, offline, host, user, cwd, seed, started_ms, outcome, "
-                 "steps_total, artifacts, extra) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                 "steps_total, artifacts, extra, pid, plan_id) "
+                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   Reset reset{s};
   int i = 1;
   bind_value(s, i++, r.parent_id);
@@ -261,8 +311,18 @@ int64_t Journal::begin_run(RunRecord& r) {
   bind_value(s, i++, static_cast<int64_t>(r.steps_total));
   bind_value(s, i++, r.artifacts);
   bind_value(s, i++, r.extra);
-  if (sqlite3_step(s) != SQLITE_DONE)
-    throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_) + " in " + sqlite3_expanded_sql(s));
+  bind_value(s, i++, r.pid);
+  bind_value(s, i++, r.plan_id);
+  if (sqlite3_step(s) != SQLITE_DONE) {
+    std::string msg = sqlite3_errmsg(db_);
+    if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE && !r.plan_id.empty()) {
+      exec("ROLLBACK");
+      in_txn_ = false;
+      exec("PRAGMA synchronous=NORMAL");
+      throw std::runtime_error("plan " + r.plan_id + " has already been executed");
+    }
+    throw std::runtime_error("journal: " + msg);
+  }
   r.id = sqlite3_last_insert_rowid(db_);
   commit(true);
   return r.id;
@@ -329,7 +389,8 @@ void Journal::effect_begun(const EffectRecord& e, bool durable) {
     ensure_txn();
   auto* s = stmt(kInsertEffect,
                  "INSERT OR REPLACE INTO effects(run_id, seq, step_idx, attempt, name, kind, args, "
-                 "describe, state, preview, site, started_ms) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)");
+                 "describe, state, preview, site, started_ms, origin, origin_run) "
+                 "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   Reset reset{s};
   int i = 1;
   bind_value(s, i++, e.run_id);
@@ -344,6 +405,8 @@ void Journal::effect_begun(const EffectRecord& e, bool durable) {
   bind_value(s, i++, e.preview);
   bind_value(s, i++, e.site);
   bind_value(s, i++, e.started_ms);
+  bind_value(s, i++, e.origin);
+  bind_value(s, i++, e.origin_run);
   if (sqlite3_step(s) != SQLITE_DONE)
     throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
   if (durable)
@@ -375,6 +438,56 @@ void Journal::effect_ended(const EffectRecord& e) {
     maybe_commit_by_age();
 }
 
+void Journal::effect_copied(const EffectRecord& e) {
+  ensure_txn();
+  auto* s = stmt(kCopyEffect,
+                 "INSERT OR REPLACE INTO effects(run_id, seq, step_idx, attempt, name, kind, args, "
+                 "describe, state, result, preview, error, site, started_ms, ended_ms, origin, "
+                 "origin_run) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  Reset reset{s};
+  int i = 1;
+  bind_value(s, i++, e.run_id);
+  bind_value(s, i++, e.seq);
+  bind_value(s, i++, static_cast<int64_t>(e.step_idx));
+  bind_value(s, i++, static_cast<int64_t>(e.attempt));
+  bind_value(s, i++, e.name);
+  bind_value(s, i++, e.kind);
+  bind_value(s, i++, e.args);
+  bind_value(s, i++, e.describe);
+  bind_value(s, i++, e.state);
+  bind_value(s, i++, e.result);
+  bind_value(s, i++, e.preview);
+  bind_value(s, i++, e.error);
+  bind_value(s, i++, e.site);
+  bind_value(s, i++, e.started_ms);
+  bind_value(s, i++, e.ended_ms);
+  bind_value(s, i++, e.origin);
+  bind_value(s, i++, e.origin_run);
+  if (sqlite3_step(s) != SQLITE_DONE)
+    throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
+  maybe_commit_by_age();
+}
+
+void Journal::mark_resumed(int64_t original, int64_t by) {
+  ensure_txn();
+  Query q(db_,
+          "UPDATE runs SET resumed_by = ?1, outcome = CASE outcome WHEN 'running' THEN 'crashed' "
+          "ELSE outcome END, error = CASE outcome WHEN 'running' THEN 'the process ended without "
+          "finishing the run (found by resume)' ELSE error END WHERE id = ?2");
+  bind_value(q.s, 1, by);
+  bind_value(q.s, 2, original);
+  sqlite3_step(q.s);
+  commit(false);
+}
+
+std::optional<int64_t> Journal::run_of_plan(const std::string& plan_id) {
+  flush();
+  Query q(db_, "SELECT id FROM runs WHERE plan_id = ?1");
+  bind_value(q.s, 1, plan_id);
+  if (!q.step()) return std::nullopt;
+  return sqlite3_column_int64(q.s, 0);
+}
+
 void Journal::log(const LogRecord& l) {
   ensure_txn();
   auto* s = stmt(kInsertLog,
@@ -393,11 +506,13 @@ void Journal::log(const LogRecord& l) {
 
 std::vector<RunRecord> Journal::runs(const RunFilter& f) {
   flush();
-  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs";
-  if (!f.runbook.empty()) sql += " WHERE runbook = ?1";
-  sql += " ORDER BY id DESC LIMIT " + std::to_string(f.limit > 0 ? f.limit : 50);
+  std::string sql = std::string("SELECT ") + kRunColumns +
+                    " FROM runs WHERE (?1 = '' OR runbook = ?1) AND started_ms >= ?2";
+  sql += f.oldest_first ? " ORDER BY id" : " ORDER BY id DESC";
+  if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
   Query q(db_, sql.c_str());
-  if (!f.runbook.empty()) bind_value(q.s, 1, f.runbook);
+  bind_value(q.s, 1, f.runbook);
+  bind_value(q.s, 2, f.since_ms);
   std::vector<RunRecord> out;
   while (q.step()) out.push_back(read_run(q.s));
   return out;
@@ -445,7 +560,8 @@ std::vector<EffectRecord> Journal::effects(int64_t run_id) {
   flush();
   Query q(db_,
           "SELECT run_id, seq, step_idx, attempt, name, kind, args, describe, state, result, "
-          "preview, error, site, started_ms, ended_ms FROM effects WHERE run_id = ?1 ORDER BY seq");
+          "preview, error, site, started_ms, ended_ms, origin, origin_run FROM effects "
+          "WHERE run_id = ?1 ORDER BY seq");
   bind_value(q.s, 1, run_id);
   std::vector<EffectRecord> out;
   while (q.step()) {
@@ -466,6 +582,9 @@ std::vector<EffectRecord> Journal::effects(int64_t run_id) {
     e.site = col_text(q.s, i++);
     e.started_ms = sqlite3_column_int64(q.s, i++);
     e.ended_ms = sqlite3_column_int64(q.s, i++);
+    e.origin = col_text(q.s, i++);
+    e.origin_run = sqlite3_column_int64(q.s, i++);
+    if (e.args.is_null()) e.args = json::object();
     out.push_back(std::move(e));
   }
   return out;

@@ -33,6 +33,9 @@ struct RunRecord {
   int steps_total = 0;
   std::string artifacts;
   json extra = json::object();  // free-form: plan fingerprints, resume notes
+  int64_t resumed_by = 0;       // the run that continued this one, 0 if none
+  int64_t pid = 0;              // the process that ran it (resume refuses a run still going)
+  std::string plan_id;          // the saved plan this live run executed (at most one run each)
 };
 
 struct StepRecord {
@@ -60,6 +63,12 @@ struct EffectRecord {
   std::string error;
   std::string site;  // file:line of the call
   int64_t started_ms = 0, ended_ms = 0;
+  // Who performed it. "" = this run; "journal" = answered from the journal of origin_run (the
+  // replayed prefix of a resume); "verified" = in doubt after a crash, found done by verify;
+  // "assumed" = in doubt, --assume-done; "redone" = in doubt, performed again; "in-doubt" = in
+  // doubt and left so (the resume stopped to ask).
+  std::string origin;
+  int64_t origin_run = 0;  // the run that performed it, when origin is not ""
 };
 
 struct LogRecord {
@@ -72,7 +81,9 @@ struct LogRecord {
 
 struct RunFilter {
   std::string runbook;
-  int limit = 50;
+  int limit = 50;          // 0: all
+  int64_t since_ms = 0;    // only runs started at or after this time
+  bool oldest_first = false;
 };
 
 class Journal {
@@ -85,6 +96,7 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   static std::string default_path();
+  static constexpr int kSchemaVersion = 2;
   const std::string& path() const { return path_; }
 
   int64_t begin_run(RunRecord& run);  // sets run.id
@@ -94,6 +106,12 @@ class Journal {
   // durable = true: the row is on disk (fsync) when this returns. Used for change effects.
   void effect_begun(const EffectRecord& e, bool durable);
   void effect_ended(const EffectRecord& e);
+  // A whole row at once (an effect a resume answered from an earlier run's journal).
+  void effect_copied(const EffectRecord& e);
+  // `original` was continued by `by`; a run the process left "running" becomes "crashed".
+  void mark_resumed(int64_t original, int64_t by);
+  // The live run that executed this plan, if any.
+  std::optional<int64_t> run_of_plan(const std::string& plan_id);
   void log(const LogRecord& l);
   // Commits whatever is batched. Called at step boundaries and at the end of a run.
   void flush();

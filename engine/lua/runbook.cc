@@ -423,11 +423,54 @@ json Runbook::resolve_params(const std::map<std::string, std::string>& given,
   return out;
 }
 
+json Runbook::override_params(const json& base, const std::map<std::string, std::string>& given,
+                              const std::optional<std::vector<std::string>>& secrets_given,
+                              std::vector<std::string>* secrets, json* changes) const {
+  std::vector<std::string> problems;
+  json out = base.is_object() ? base : json::object();
+  for (const auto& [k, text] : given) {
+    const ParamSpec* spec = nullptr;
+    for (const auto& p : decl_.params)
+      if (p.name == k) spec = &p;
+    if (!spec) {
+      problems.push_back("unknown parameter '" + k + "'");
+      continue;
+    }
+    std::string why;
+    auto value = convert_param(*spec, json(text), &why);
+    if (!value) {
+      problems.push_back("parameter '" + k + "' must be " + why);
+      continue;
+    }
+    if (!spec->secret && changes && (!out.contains(k) || out[k] != *value))
+      (*changes)[k] = json{{"from", out.contains(k) ? out[k] : json(nullptr)}, {"to", *value}};
+    out[k] = *value;
+  }
+  for (const auto& p : decl_.params) {
+    if (!p.secret || !out.contains(p.name)) continue;
+    bool defaulted = secrets_given && !p.def.is_null() &&
+                     std::find(secrets_given->begin(), secrets_given->end(), p.name) ==
+                         secrets_given->end();
+    if (out[p.name] == "***" && !given.count(p.name) && defaulted) {
+      std::string why;
+      if (auto v = convert_param(p, p.def, &why)) out[p.name] = *v;
+    }
+    if (out[p.name] == "***" && !given.count(p.name)) {
+      problems.push_back("parameter '" + p.name + "' is secret and the journal does not keep it: " +
+                         "give it again with --param " + p.name + "=...");
+      continue;
+    }
+    if (secrets && out[p.name].is_string()) secrets->push_back(out[p.name].get<std::string>());
+  }
+  if (!problems.empty()) throw UsageError(decl_.file + ": " + join(problems, "\n  "));
+  return out;
+}
+
 Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx,
                                        const json& params, int attempt) {
   lua_State* L = sandbox_->L();
   auto deadline = std::chrono::steady_clock::now() + s.timeout;
-  d.set_step(idx, attempt, deadline);
+  d.set_step(idx, attempt, deadline, s.name);
   sandbox_->arm(deadline, "step '" + s.name + "' exceeded its timeout of " +
                               format_duration(s.timeout));
   sandbox_->in_step = true;
@@ -438,7 +481,8 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   sandbox_->in_step = false;
   StepOutcome out;
   std::string killed = sandbox_->killed();
-  bool interrupted = sandbox_->interrupted() || interrupt_requested();
+  // A replay ends an interrupted original's step the same way (the dispatcher raises Interrupted).
+  bool interrupted = sandbox_->interrupted() || interrupt_requested() || killed == "interrupted";
   if (rc == LUA_OK) {
     out.outcome = "succeeded";
   } else {
@@ -471,11 +515,11 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
   Journal* j = d.journal();
   int total = static_cast<int>(decl_.steps.size());
   std::string failed_error;
-  bool failed = false, interrupted = false;
+  bool failed = false, interrupted = false, halted = false;
   int failed_step = 0;
   for (int i = first; i <= total; ++i) {
     const StepDecl& s = decl_.steps[static_cast<size_t>(i - 1)];
-    if ((failed && !s.always) || interrupted) {
+    if ((failed && !s.always) || interrupted || halted) {
       if (rep) rep->step_end(i, s.name, "skipped", "", Millis(0));
       continue;
     }
@@ -499,8 +543,10 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
         failed_step = i;
         break;
       }
-      bool diverged = sr.error.find("differs from the journal") != std::string::npos ||
-                      sr.error.find("is not in the journal") != std::string::npos;
+      // A divergence or a change in doubt stops the whole run: not even `always` steps run,
+      // since the world is not where the journal says and the operator must look first.
+      bool diverged = !d.divergence().is_null() || !d.in_doubt_stop().is_null();
+      if (diverged) halted = true;
       if (attempt <= s.retries && !diverged) {
         Millis delay = s.retry_delay * (1 << std::min(attempt - 1, 6));
         d.log("warn", "step " + std::to_string(i) + " failed (attempt " + std::to_string(attempt) +
@@ -566,7 +612,9 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   run.user = username();
   std::error_code ec;
   run.cwd = fs::current_path(ec).string();
+  if (req.resume) run.mode = "resume";
   run.parent_id = req.parent_id;
+  run.pid = static_cast<int64_t>(::getpid());
   run.started_ms = now_epoch_ms();
   run.seed = req.seed ? req.seed : static_cast<int64_t>(std::random_device{}() & 0x7fffffff);
   run.extra = req.extra;
@@ -582,7 +630,10 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
     run.ended_ms = now_epoch_ms();
     if (run.runbook.empty()) run.runbook = fs::path(req.file).stem().string();
     if (run.version.empty()) run.version = "?";
-    if (journal && req.options.mode != Mode::Replay) {
+    run.plan_id.clear();
+    // A refused resume leaves the journal as it was: the run it would continue is still the
+    // one to resume.
+    if (journal && req.options.mode != Mode::Replay && !req.resume) {
       journal->begin_run(run);
       journal->update_run(run);
     }
@@ -607,18 +658,47 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   run.file = d.abspath;
   run.sha256 = d.sha256;
   run.steps_total = static_cast<int>(d.steps.size());
+  if (req.source_info) req.source_info(run);
   if (!req.expect_sha256.empty() && req.expect_sha256 != d.sha256)
     return fail_usage(req.file + " has changed since the run (sha256 " +
                       req.expect_sha256.substr(0, 12) + " then, " + d.sha256.substr(0, 12) +
                       " now)");
+  json param_changes = json::object();
   try {
-    if (req.typed_params) {
+    if (req.typed_params && req.resume) {
+      params = book.override_params(*req.typed_params, req.params, req.secrets_given, &secrets,
+                                    &param_changes);
+      json given = json::array();
+      for (const auto& p : d.params)
+        if (p.secret && (req.params.count(p.name) ||
+                         (req.secrets_given &&
+                          std::find(req.secrets_given->begin(), req.secrets_given->end(),
+                                    p.name) != req.secrets_given->end())))
+          given.push_back(p.name);
+      run.extra["secrets_given"] = given;
+      if (!param_changes.empty() && !req.allow_param_change) {
+        std::string list;
+        for (auto it = param_changes.begin(); it != param_changes.end(); ++it)
+          list += "\n  " + it.key() + ": " + it.value()["from"].dump() + " then, " +
+                  it.value()["to"].dump() + " now";
+        res.param_changes = param_changes;
+        return fail_usage("the parameters differ from the run being resumed:" + list +
+                          "\n  (--allow-param-change resumes with them anyway; the change is "
+                          "journaled)");
+      }
+    } else if (req.typed_params) {
       params = *req.typed_params;
       for (const auto& p : d.params)
         if (p.secret && params.contains(p.name) && params[p.name].is_string())
           secrets.push_back(params[p.name].get<std::string>());
     } else {
       params = book.resolve_params(req.params, &secrets);
+      // So that a resume knows which secrets came from the command line and must be given
+      // again, and which the declared default supplied.
+      json given = json::array();
+      for (const auto& p : d.params)
+        if (p.secret && req.params.count(p.name)) given.push_back(p.name);
+      run.extra["secrets_given"] = given;
     }
   } catch (const UsageError& e) {
     return fail_usage(e.what());
@@ -635,11 +715,29 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   run.params = disp.redactor().value(run.params);
   run.outcome = "running";
   run.artifacts = opts.artifacts_root;
-  if (journal && opts.mode != Mode::Replay) journal->begin_run(run);
+  if (!param_changes.empty()) run.extra["param_changes"] = disp.redactor().value(param_changes);
+  if (opts.mode == Mode::Live && !req.resume) run.plan_id = req.plan_id;
+  if (journal && opts.mode != Mode::Replay) {
+    try {
+      journal->begin_run(run);
+    } catch (const std::runtime_error& e) {
+      if (run.plan_id.empty()) throw;
+      return fail_usage(e.what());
+    }
+    if (req.resume && req.parent_id) journal->mark_resumed(req.parent_id, run.id);
+  }
   if (run.id) run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
   disp.set_run_id(run.id);
   if (!req.recorded.empty() || opts.mode == Mode::Replay)
     disp.answer_from(req.recorded, req.answer_through);
+  disp.recorded_run(req.recorded_steps, req.recorded_outcome, req.live_attempt);
+  if (!param_changes.empty()) {
+    std::string list;
+    for (auto it = param_changes.begin(); it != param_changes.end(); ++it)
+      list += (list.empty() ? "" : ", ") + it.key() + " " + it.value()["from"].dump() + " → " +
+              it.value()["to"].dump();
+    disp.log("warn", "resumed with changed parameters (--allow-param-change): " + list);
+  }
 
   std::vector<std::string> names;
   for (const auto& s : d.steps) names.push_back(s.name);
@@ -647,6 +745,27 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   book.run_steps(disp, params, run, 1);
   run.ended_ms = now_epoch_ms();
   run.error = disp.redactor().text(run.error);
+  if (opts.mode == Mode::Replay && disp.divergence().is_null()) {
+    // The replay may also depart by doing less than the original, or ending otherwise.
+    bool complete = req.recorded_outcome == "succeeded" || req.recorded_outcome == "failed";
+    std::string then = req.recorded_outcome == "running" || req.recorded_outcome == "crashed"
+                           ? "interrupted"
+                           : req.recorded_outcome;
+    if (complete && disp.effects_called() < disp.recorded_count()) {
+      const EffectRecord& next = req.recorded[static_cast<size_t>(disp.effects_called())];
+      disp.set_divergence(json{{"reason", "missing"},
+                               {"effect", next.seq},
+                               {"step", next.step_idx},
+                               {"expected", {{"name", next.name}, {"args", next.args},
+                                             {"site", next.site}, {"step", next.step_idx}}},
+                               {"actual", nullptr}});
+    } else if (!req.recorded_outcome.empty() && then != run.outcome) {
+      disp.set_divergence(json{{"reason", "outcome"},
+                               {"effect", disp.effects_called()},
+                               {"expected", {{"outcome", req.recorded_outcome}}},
+                               {"actual", {{"outcome", run.outcome}, {"error", run.error}}}});
+    }
+  }
   if (journal && opts.mode != Mode::Replay) {
     journal->update_run(run);
     journal->flush();
@@ -656,6 +775,11 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   res.run_id = run.id;
   res.outcome = run.outcome;
   res.error = run.error;
+  res.divergence = disp.divergence();
+  res.in_doubt = disp.in_doubt_stop();
+  res.param_changes = param_changes;
+  res.effects = disp.effects_called();
+  res.answered = disp.answered();
   return res;
 }
 

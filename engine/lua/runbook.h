@@ -2,6 +2,7 @@
 // validated, its steps run in order through the dispatcher. `execute` is the whole of one run,
 // shared by exec, replay and resume.
 #pragma once
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -63,6 +64,14 @@ class Runbook {
   // every problem at once. Secret values are added to `secrets`.
   json resolve_params(const std::map<std::string, std::string>& given,
                       std::vector<std::string>* secrets) const;
+  // A resume's parameters: the original's (`base`, secrets redacted), with `given` applied on
+  // top. Secret ones must be given again (the journal never had them). Non-secret values that
+  // differ from the original are listed in `changes` as { name: { from, to } }.
+  // A secret the original took from its declared default (not in `secrets_given`, the names
+  // given on its command line) takes it again.
+  json override_params(const json& base, const std::map<std::string, std::string>& given,
+                       const std::optional<std::vector<std::string>>& secrets_given,
+                       std::vector<std::string>* secrets, json* changes) const;
 
   struct StepOutcome {
     std::string outcome;  // succeeded failed interrupted skipped
@@ -85,22 +94,43 @@ class Runbook {
 
 struct ExecRequest {
   std::string file;
-  std::map<std::string, std::string> params;  // --param text
+  std::map<std::string, std::string> params;  // --param text (resume: changes to the original's)
   std::optional<json> typed_params;           // replay/resume: the journal's values
   RunOptions options;
   int64_t parent_id = 0;
   int64_t seed = 0;  // 0: a fresh one
   std::vector<EffectRecord> recorded;  // answered instead of performed (replay/resume)
   int64_t answer_through = 0;
-  std::string expect_sha256;  // replay: refuse a different file
+  // The recorded run's steps and outcome (replay/resume), and the step attempt a resume takes
+  // live; see Dispatcher::recorded_run.
+  std::vector<StepRecord> recorded_steps;
+  std::string recorded_outcome;
+  std::pair<int, int> live_attempt{0, 0};
+  std::string expect_sha256;  // replay/resume: refuse a different file
+  // Resume: the run is journaled as mode "resume", linked to parent_id (which is marked resumed);
+  // parameters other than the original's are refused unless allow_param_change.
+  bool resume = false;
+  bool allow_param_change = false;
+  // Resume: the secret parameters the original was given on its command line (its extra's
+  // "secrets_given"); nullopt when not recorded.
+  std::optional<std::vector<std::string>> secrets_given;
+  std::string plan_id;  // a live run executing a saved plan (at most one run per plan)
   json extra = json::object();
   size_t memory_limit = 256u << 20;
+  // Called once the runbook is loaded, before the run is journaled: fills in what the Lua layer
+  // cannot know (the CLI reads the file's git commit with libgit2 here).
+  std::function<void(RunRecord&)> source_info;
 };
 
 struct ExecResult {
   int exit_code = kExitOk;
   int64_t run_id = 0;
   std::string outcome, error;
+  json divergence;       // replay/resume departed from the journal (see Dispatcher::divergence)
+  json in_doubt;         // resume stopped at a change in doubt
+  json param_changes;    // resume: { name: { from, to } }
+  int64_t effects = 0;   // effects called
+  int64_t answered = 0;  // of which answered from the journal
 };
 
 ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,

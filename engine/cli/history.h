@@ -1,0 +1,60 @@
+// The commands that read the journal back: replay, resume, report, stats, and plan files for
+// exec. Each is a function called by commands.cc once CLI11 has parsed the line.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "journal/journal.h"
+
+namespace rb::cli {
+
+struct HistoryCommon {
+  std::string journal_path;
+  bool json = false;
+  bool no_color = false;
+  bool verbose = false;
+};
+
+std::string journal_path_of(const HistoryCommon& c);
+
+// Fills run.git_commit / git_dirty (and extra.git) when the runbook file is inside a git
+// repository: HEAD's commit and whether the file differs from it (libgit2).
+void git_source_info(RunRecord& run);
+
+// The run the runbook saw as `run.id`: a resume's original, followed back to the first run.
+int64_t root_run_id(Journal& j, const RunRecord& r);
+
+int cmd_replay(const HistoryCommon& c, const std::string& run, const std::string& against);
+
+struct ResumeFlags {
+  std::vector<std::string> params;  // name=value
+  bool assume_done = false, redo = false, allow_param_change = false, yes = false;
+};
+int cmd_resume(const HistoryCommon& c, const std::string& run, const ResumeFlags& f);
+
+int cmd_report(const HistoryCommon& c, const std::string& run, const std::string& format,
+               const std::string& out_file);
+int cmd_stats(const HistoryCommon& c, const std::string& since);
+
+// The incident record of a run (and of the runs that resumed it), as data; report renders it.
+json report_json(Journal& j, int64_t run_id);
+std::string report_markdown(const json& report);
+
+// exec --dry-run --save-plan: writes the plan of a finished dry-run.
+void save_plan(Journal& j, int64_t dry_run_id, const std::string& path);
+// exec --plan: checks the plan still holds (file, parameters, probe results, planned changes)
+// by dry-running again without journaling. Returns the drift (empty when it holds); fills
+// plan_id and the parameters to execute with.
+struct PlanCheck {
+  std::string plan_id;
+  json drift = json::array();
+  json params;          // typed, as planned
+  int64_t executed_by = 0;  // a run that already executed it
+};
+PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string& file,
+                     const std::map<std::string, std::string>& given);
+
+}  // namespace rb::cli
