@@ -166,7 +166,7 @@ step("Move the code back", function(p)
     if p.commit then
       -- Only the rolled-back files are committed (checkout staged them); the source's
       -- `git add .` took whatever else was lying in the tree.
-      C.git_commit(p.app_dir, "Partial rollback to " .. p.good_ref .. ": " .. p.reason, false)
+      git.commit{ repo = p.app_dir, message = "Partial rollback to " .. p.good_ref .. ": " .. p.reason, all = false }
       state.done[#state.done + 1] = "committed the partial rollback"
     end
   end

@@ -135,7 +135,7 @@ step{ "Save the current work", run = function(p)
   if p.level == "L2" then
     -- The WIP commit and a backup branch: the failed sprint stays one `git checkout` away.
     if state.dirty then
-      C.git_commit(p.repo, "WIP: Sprint " .. p.sprint .. " before rollback", true)
+      git.commit{ repo = p.repo, message = "WIP: Sprint " .. p.sprint .. " before rollback", all = true }
       state.done[#state.done + 1] = "WIP commit"
     end
     state.backup = "backup/sprint-" .. p.sprint .. "-" .. C.stamp():gsub("-", "_")
@@ -196,7 +196,7 @@ step{ "Roll back", timeout = "10m", run = function(p)
   elseif p.level == "recover" then
     if p.failed_branch ~= "" then
       log.info("commits on " .. p.failed_branch .. " since " .. p.baseline .. ":")
-      for _, c in ipairs(C.commits_since(p.repo, p.baseline, p.failed_branch, 50)) do
+      for _, c in ipairs(git.log{ repo = p.repo, ref = p.baseline .. ".." .. p.failed_branch, max = 50 }) do
         log.info("  " .. tostring(c.commit):sub(1, 10) .. " " .. tostring(c.summary))
       end
     end

@@ -13,6 +13,7 @@
 // A runbook without a case here fails the test by name: a new runbook must come with its fixture.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -43,9 +44,14 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"backend_url", "{url}/health"},
         {"frontend_url", "{url}/api/health"},
         {"critical", "{url}/api/calculations/test"}};
+    // base params with some added or replaced
     auto with = [](std::vector<std::pair<std::string, std::string>> base,
-                   std::vector<std::pair<std::string, std::string>> more) {
-      base.insert(base.end(), more.begin(), more.end());
+                   const std::vector<std::pair<std::string, std::string>>& more) {
+      for (const auto& kv : more) {
+        auto it = std::find_if(base.begin(), base.end(), [&](const auto& b) { return b.first == kv.first; });
+        if (it != base.end()) it->second = kv.second;
+        else base.push_back(kv);
+      }
       return base;
     };
     m["dependency-rollback.lua"] = {
@@ -72,8 +78,10 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"env rollback mode", with(ff, {{"method", "env"}}), false, {"fs.backup", "exec", "service.restart"}},
         {"git", with(ff, {{"method", "git"}, {"good_ref", "v1.0.0"}}), false,
          {"git.tag", "sqlite.backup", "service.stop", "git.checkout", "service.start"}},
+        {"git over uncommitted work", with(ff, {{"app_dir", "{dirty}"}, {"method", "git"}, {"good_ref", "v1.0.0"}}), false,
+         {"git.tag", "git.stash", "git.checkout"}},
         {"files", with(ff, {{"method", "files"}, {"good_ref", "v1.0.0"}, {"commit", "true"}}), false,
-         {"git.tag", "git.checkout"}},
+         {"git.tag", "git.checkout", "git.commit"}},
         {"database", with(ff, {{"method", "database"}, {"restore_from", "{app}/data/pcm_ops_tools_backup_20250101_000000.db"}}), false,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
     };
@@ -145,6 +153,10 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"recover commits", with(sprint, {{"level", "recover"}, {"commits", "{bad}"}, {"failed_branch", "main"}}), false,
          {"git.branch", "git.cherry_pick"}},
         {"analyze", with(sprint, {{"level", "analyze"}}), false, {"fs.write"}},
+        {"L2 sprint over uncommitted work", with(sprint, {{"repo", "{dirty}"}, {"level", "L2"}, {"sprint", "4"}}), false,
+         {"git.commit", "git.branch", "git.checkout"}},
+        {"L3 selective over uncommitted work", with(sprint, {{"repo", "{dirty}"}, {"level", "L3"}, {"files", "routers/auth.py"}}), false,
+         {"git.stash", "git.checkout"}},
     };
     // The lead's general emergency rollback (runbooks/emergency.lua), aimed at this fixture
     // instead of the demo environment.
@@ -239,6 +251,7 @@ class Fixture {
     rep("{fx}", fx_);
     rep("{url}", server_->url(""));
     rep("{bad}", bad_);
+    rep("{dirty}", dirty_);
     return v;
   }
 
@@ -286,6 +299,13 @@ class Fixture {
     run_ok({"git", "remote", "add", "origin", fx_ + "/origin.git"}, a);
     run_ok({"git", "push", "-q", "origin", "main", "baseline", "--tags"}, a);
     run_ok({"git", "fetch", "-q", "origin"}, a);
+    // A second checkout with uncommitted work on the server: what stash, WIP commits and
+    // backup branches are for.
+    dirty_ = fx_ + "/dirty";
+    run_ok({"git", "clone", "-q", a, dirty_}, fx_);
+    run_ok({"git", "branch", "-q", "baseline", "origin/baseline"}, dirty_);
+    write_file(dirty_ + "/routers/auth.py", "# auth: a hotfix made on the server\n");
+    write_file(dirty_ + "/notes.txt", "untracked notes\n");
   }
 
   void build_untracked() {
@@ -323,7 +343,7 @@ class Fixture {
   }
 
   TempDir tmp_;
-  std::string fx_, state_, app_, bad_;
+  std::string fx_, state_, app_, bad_, dirty_;
   std::unique_ptr<HttpServer> server_;
 };
 

@@ -117,25 +117,6 @@ function C.set_env_var(file, key, value)
   return "added"
 end
 
--- A commit of what is staged (all = false) or of every change (all = true, like `git add -A`).
--- git.commit where the engine has it; otherwise git itself, by argv.
-function C.git_commit(repo, message, all)
-  if git.commit then return git.commit{ repo = repo, message = message, all = all } end
-  if all then exec{ "git", "add", "-A", cwd = repo } end
-  return exec{ "git", "commit", "-m", message, cwd = repo }
-end
-
--- Commits on `branch` that `base` lacks (`git log base..branch`), newest first.
-function C.commits_since(repo, base, branch, max)
-  local known = {}
-  for _, c in ipairs(git.log{ repo = repo, ref = base, max = 5000 }) do known[c.commit] = true end
-  local out = {}
-  for _, c in ipairs(git.log{ repo = repo, ref = branch, max = max or 50 }) do
-    if not known[c.commit] then out[#out + 1] = c end
-  end
-  return out
-end
-
 -- Services -------------------------------------------------------------------------------------
 
 -- Declares a service from a runbook's params. `spec` holds the process-backend details
