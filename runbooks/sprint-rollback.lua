@@ -143,7 +143,8 @@ step{ "Save the current work", run = function(p)
     state.done[#state.done + 1] = "backup branch " .. state.backup
   elseif state.dirty then
     local why = p.level == "L1" and "EMERGENCY: state before rollback " .. C.stamp()
-      or "Backup before " .. p.level .. " rollback: " .. table.concat(p.files, " ")
+      or p.level == "L3" and "Backup before selective rollback: " .. table.concat(p.files, " ")
+      or "Backup before recovering " .. table.concat(p.commits, " ")
     git.stash{ repo = p.repo, message = why, untracked = true }
     state.done[#state.done + 1] = "stashed: " .. why
   end
@@ -200,8 +201,9 @@ step{ "Roll back", timeout = "10m", run = function(p)
         log.info("  " .. tostring(c.commit):sub(1, 10) .. " " .. tostring(c.summary))
       end
     end
+    -- The recovery branch starts from the known good state, so only the chosen commits are on it.
     local branch = "recovery/" .. C.stamp():gsub("-", "_")
-    git.branch{ repo = p.repo, name = branch, ref = "HEAD" }
+    git.branch{ repo = p.repo, name = branch, ref = p.baseline }
     git.checkout{ repo = p.repo, ref = branch }
     state.done[#state.done + 1] = "branch " .. branch
     for _, c in ipairs(p.commits) do

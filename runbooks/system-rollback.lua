@@ -102,8 +102,17 @@ step("Assess and record the current state", function(p)
 end)
 
 -- "Create emergency backup": a tag on what is deployed, before anything moves.
-step("Tag an emergency backup", function(p)
+step("Check out the branch and tag an emergency backup", function(p)
   if p.mode == "image" or p.mode == "env" then return end
+  if p.mode == "revert" or p.mode == "reset" or p.mode == "system" then
+    -- The source's `git checkout main` first: the branch that is reverted or reset, and pushed,
+    -- is the one named (a checkout over uncommitted work is refused).
+    local head = git.head{ repo = p.repo }
+    if head.ref ~= "refs/heads/" .. p.branch then
+      git.checkout{ repo = p.repo, ref = p.branch }
+      state.done[#state.done + 1] = "checked out " .. p.branch
+    end
+  end
   state.tag = "emergency-backup-" .. C.stamp()
   git.tag{ repo = p.repo, name = state.tag, ref = "HEAD", message = "before " .. p.mode .. " rollback" }
   state.done[#state.done + 1] = "tagged " .. state.tag
