@@ -82,6 +82,8 @@ const std::map<std::string, std::vector<Case>>& cases() {
          {"git.tag", "git.stash", "git.checkout"}},
         {"files", with(ff, {{"method", "files"}, {"good_ref", "v1.0.0"}, {"commit", "true"}}), false,
          {"git.tag", "git.checkout", "git.commit"}},
+        {"database from the newest backup", with(ff, {{"method", "database"}}), false,
+         {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
         {"database", with(ff, {{"method", "database"}, {"restore_from", "{app}/data/pcm_ops_tools_backup_20250101_000000.db"}}), false,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
     };
