@@ -176,8 +176,9 @@ step("Invalidate the cache", function(p)
   if p.mode ~= "cache" then return end
   if not redis.ping{ url = p.redis_url } then error("Redis does not answer PING", 0) end
   if C.empty(p.cache_pattern) then
-    -- The nuclear option: asks for confirmation (or --yes) and reports the key count first.
-    redis.flush{ url = p.redis_url }
+    -- The nuclear option: the operator confirms (or runs with --yes); the count is in the preview.
+    confirm("Flush every key of the cache database (" .. p.severity .. " rollback)?")
+    redis.flush{ url = p.redis_url, confirm = true }
     state.done[#state.done + 1] = "Redis database flushed"
   else
     -- SCAN in batches, never `KEYS pattern | xargs DEL`, which blocks a production server.

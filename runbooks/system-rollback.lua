@@ -202,8 +202,9 @@ end)
 
 step("Clear caches", function(p)
   if p.mode ~= "services" or not C.contains(p.services, "auth") or C.empty(p.redis_url) then return end
-  -- FLUSHDB of the auth cache database only; the flush asks for confirmation (or --yes).
-  redis.flush{ url = p.redis_url }
+  -- FLUSHDB of the auth cache database only (not FLUSHALL), after the operator confirms (or --yes).
+  confirm("Flush the auth cache database?")
+  redis.flush{ url = p.redis_url, confirm = true }
   state.done[#state.done + 1] = "auth cache flushed"
 end)
 
