@@ -13,7 +13,7 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 health="http://127.0.0.1:$port/health"
 cleanup() {
-  "$bin" exec "$root/runbooks/demo/stop.lua" -p "app=$work/demo/app" -p "health=$health" \
+  "$bin" exec "$root/runbooks/demo/app.lua" -p action=stop -p "app=$work/demo/app" -p "health=$health" \
     --journal "$work/stop.db" >/dev/null 2>&1 || true
   rm -rf "$work"
 }

@@ -50,7 +50,7 @@ class Demo : public ::testing::Test {
   }
   void TearDown() override {
     if (!up_) return;
-    run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/demo/stop.lua", "--param",
+    run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/demo/app.lua", "--param", "action=stop", "--param",
              "app=" + dir_ + "/app", "--param", "health=" + url(), "--journal", tmp_ / "stop.db"});
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/health"; }

@@ -21,7 +21,7 @@ if [ -e "$dir" ]; then
     exit 2
   fi
   if [ -f "$dir/run/demo-app.pid" ]; then
-    "$runbook" exec "$here/stop.lua" --param "app=$dir/app" --param "health=$health" \
+    "$runbook" exec "$here/app.lua" --param action=stop --param "app=$dir/app" --param "health=$health" \
       --journal "$dir/setup-journal.db" >/dev/null || true
   fi
   rm -rf "$dir"
@@ -33,10 +33,19 @@ touch "$dir/.runbook-demo"
 g() { git -C "$dir/app" -c user.name="Demo Deployer" -c user.email=deploy@demo.invalid \
         -c init.defaultBranch=main -c commit.gpgsign=false -c tag.gpgsign=false "$@"; }
 g init -q
-cp "$here/app_v1.py" "$dir/app/app.py"
+cp "$here/app.py" "$dir/app/app.py"
 printf 'flask-free demo app; see app.py\n' > "$dir/app/README"
 g add -A && g commit -qm "Release 1.0.0" && g tag -a v1.0.0 -m "v1.0.0" && g tag last-good
-cp "$here/app_v2.py" "$dir/app/app.py"
+# The bad release: it expects a column that the database does not have (a migration that never
+# ran), so every health check fails.
+python3 - "$dir/app/app.py" <<'PY'
+import sys
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace('VERSION = "1.0.0"', 'VERSION = "1.1.0"')
+s = s.replace('FROM projects"', 'FROM projects WHERE archived = 0"')
+open(p, "w").write(s)
+PY
 g commit -qam "Release 1.1.0: only count live projects" && g tag -a v1.1.0 -m "v1.1.0"
 
 # Config and data, outside the repository as in production.
@@ -52,7 +61,7 @@ db.commit()
 PY
 
 # The app, started the way production runs it: a supervised process, through runbook itself.
-"$runbook" exec "$here/start.lua" --param "app=$dir/app" --param "health=$health" \
+"$runbook" exec "$here/app.lua" --param "app=$dir/app" --param "health=$health" \
   --journal "$dir/setup-journal.db" >/dev/null
 code=$(python3 -c 'import sys,urllib.request,urllib.error
 try: print(urllib.request.urlopen(sys.argv[1], timeout=5).status)

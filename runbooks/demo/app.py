@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""The demo application, release v1.0.0 (good): a small HTTP service with a health endpoint.
+"""The demo application: a small HTTP service with a health endpoint. This is release v1.0.0
+(good); setup.sh derives the bad release v1.1.0 from it.
 
 It reads its config (JSON) and its SQLite database, as a real app would; /health answers 200
 only when both are usable. Started by runbook's `process` service backend.
