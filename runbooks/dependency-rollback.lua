@@ -154,6 +154,7 @@ step{ "Install the packages", timeout = "20m", run = function(p)
     state.done[#state.done + 1] = "reinstalled from " .. reqs
   end
   pip.pin{ venv = venv, packages = pins, find_links = index.find_links, no_index = index.no_index }
+  state.done[#state.done + 1] = "pinned " .. C.pins_text(pins)
   if p.level == "L3" and p.with_frontend then
     -- npm ci installs exactly the lockfile (the source's `rm -rf node_modules; npm install`
     -- could resolve different versions).

@@ -164,12 +164,9 @@ step("Move the code back", function(p)
     git.checkout{ repo = p.app_dir, ref = p.good_ref, paths = files }
     state.done[#state.done + 1] = "restored " .. #files .. " files from " .. p.good_ref
     if p.commit then
-      -- Only the rolled-back files are committed (the source's `git add .` took everything).
-      local add = { "git", "add", "--" }
-      for _, f in ipairs(files) do add[#add + 1] = f end
-      add.cwd = p.app_dir
-      exec(add)
-      exec{ "git", "commit", "-m", "Partial rollback to " .. p.good_ref .. ": " .. p.reason, cwd = p.app_dir }
+      -- Only the rolled-back files are committed (checkout staged them); the source's
+      -- `git add .` took whatever else was lying in the tree.
+      git.commit{ repo = p.app_dir, message = "Partial rollback to " .. p.good_ref .. ": " .. p.reason, all = false }
       state.done[#state.done + 1] = "committed the partial rollback"
     end
   end
@@ -180,9 +177,15 @@ step("Restore the database", function(p)
   local db = db_path(p)
   local from = p.restore_from
   if C.empty(from) then
-    from = fs.latest(p.app_dir .. "/data", "pcm_ops_tools_backup_*.db")
-    -- Never "restore" the copy this run just took of the broken database.
-    if from and from == state.db_backup then from = nil end
+    -- The newest backup that is not the copy this run just took of the broken database.
+    local best, best_t
+    for _, f in ipairs(fs.glob(p.app_dir .. "/data/pcm_ops_tools_backup_*.db")) do
+      if f ~= state.db_backup then
+        local t = fs.stat(f).mtime or 0
+        if not best or t > best_t or (t == best_t and f > best) then best, best_t = f, t end
+      end
+    end
+    from = best
   end
   if from then
     sqlite.restore{ db = db, from = from }   -- keeps the current file first

@@ -12,8 +12,8 @@ runbook {
   summary = "Roll back the Node API: code, queue workers, Redis cache, frontend, or the PostgreSQL schema/data",
   params = {
     mode = { type = "string", default = "code",
-             choices = { "code", "queue", "cache", "frontend", "schema", "restore", "backup", "info" },
-             doc = "code: checkout stable + npm ci + build + pm2 restart (4.1, 11.1); queue: worker code only (4.2); cache: Redis flush or invalidate (4.3); frontend (4.4); schema: down-migration SQL (5.1 method 1); restore: database from a dump (5.1 method 2); backup: dump and keep the last N (11.2); info: gather only (3)" },
+             choices = { "code", "queue", "cache", "frontend", "schema", "data", "restore", "backup", "info" },
+             doc = "code: checkout stable + npm ci + build + pm2 restart (4.1, 11.1); queue: worker code only (4.2); cache: Redis flush or invalidate (4.3); frontend (4.4); schema: down-migration SQL (5.1 method 1); data: list the records changed since a time and apply a correcting statement (5.2); restore: database from a dump (5.1 method 2); backup: dump and keep the last N (11.2); info: gather only (3)" },
     severity = { type = "string", default = "P1", choices = { "P0", "P1", "P2", "P3" },
                  doc = "P0 <15 min, P1 <30 min, P2 <1 h; P3 is investigated, not rolled back" },
     repo = { type = "path", default = ".", doc = "the API's git checkout" },
@@ -35,6 +35,9 @@ runbook {
     dsn = { type = "string", secret = true, default = "", doc = "PostgreSQL DSN (schema, restore, backup, info)" },
     down_sql = { type = "path", doc = "the down migration to apply (mode=schema)" },
     dump = { type = "path", doc = "the dump to restore (mode=restore)" },
+    since = { type = "string", default = "", doc = "mode=data: list rows of the first verify table updated after this time ('2025-11-07 10:00:00')" },
+    data_sql = { type = "path", doc = "mode=data: one correcting statement (UPDATE ... WHERE id IN (...)) applied after the dump" },
+    monitor_for = { type = "duration", default = "0s", doc = "extended monitoring after the rollback (6.2), e.g. 30m" },
     backup_dir = { type = "path", doc = "where dumps go (default <repo>/backups/database)" },
     keep = { type = "int", default = 10, doc = "dumps kept by mode=backup" },
     verify_tables = { type = "list", default = "projects", doc = "tables whose row counts are checked" },
@@ -50,7 +53,8 @@ local function api(p, path) return (p.base_url:gsub("/+$", "")) .. path end
 local function hdr(p) return not C.empty(p.token) and { Authorization = "Bearer " .. p.token } or nil end
 local function post(p, path) return http.post{ url = api(p, path), headers = hdr(p), timeout = "30s" } end
 local function needs_code(p) return p.mode == "code" or p.mode == "queue" or p.mode == "frontend" end
-local function needs_db(p) return p.mode == "schema" or p.mode == "restore" or p.mode == "backup" end
+local function needs_db(p) return p.mode == "schema" or p.mode == "data" or p.mode == "restore" or p.mode == "backup" end
+local function writes_db(p) return p.mode == "schema" or p.mode == "data" or p.mode == "restore" end
 
 local function pm2(name)
   service.define{ name = name, backend = "pm2" }
@@ -82,6 +86,7 @@ step("Checkpoint 1: gather information", function(p)
   if needs_code(p) and C.empty(p.stable_ref) then error("mode " .. p.mode .. " needs stable_ref", 0) end
   if needs_db(p) and C.empty(p.dsn) then error("mode " .. p.mode .. " needs dsn", 0) end
   if p.mode == "schema" and C.empty(p.down_sql) then error("mode schema needs down_sql", 0) end
+  if p.mode == "data" and C.empty(p.data_sql) and p.since == "" then error("mode data needs since or data_sql", 0) end
   if p.mode == "restore" and C.empty(p.dump) then error("mode restore needs dump", 0) end
   local head = git.head{ repo = p.repo }
   state.head = head.commit
@@ -126,7 +131,7 @@ end }
 -- Pausing the queues and maintenance mode: new jobs and writes stop before code or data move.
 step("Pause queues and writes", function(p)
   if p.mode == "info" or p.mode == "backup" then return end
-  if p.mode == "schema" or p.mode == "restore" then
+  if writes_db(p) then
     post(p, "/api/maintenance/enable")
     state.maintenance = true
     state.done[#state.done + 1] = "maintenance mode on"
@@ -134,7 +139,7 @@ step("Pause queues and writes", function(p)
   if p.queue_control and p.mode ~= "cache" then
     local r = http.post{ url = api(p, "/api/queue/pause-all"), headers = hdr(p), check = false }
     if r.ok == false then
-      if p.mode == "schema" or p.mode == "restore" then error("could not pause the queues: " .. tostring(r.error), 0) end
+      if writes_db(p) then error("could not pause the queues: " .. tostring(r.error), 0) end
       log.warn("could not pause queues: " .. tostring(r.error))
     else
       state.paused = true
@@ -171,8 +176,9 @@ step("Invalidate the cache", function(p)
   if p.mode ~= "cache" then return end
   if not redis.ping{ url = p.redis_url } then error("Redis does not answer PING", 0) end
   if C.empty(p.cache_pattern) then
-    -- The nuclear option: asks for confirmation (or --yes) and reports the key count first.
-    redis.flush{ url = p.redis_url }
+    -- The nuclear option: the operator confirms (or runs with --yes); the count is in the preview.
+    confirm("Flush every key of the cache database (" .. p.severity .. " rollback)?")
+    redis.flush{ url = p.redis_url, confirm = true }
     state.done[#state.done + 1] = "Redis database flushed"
   else
     -- SCAN in batches, never `KEYS pattern | xargs DEL`, which blocks a production server.
@@ -185,12 +191,25 @@ step("Invalidate the cache", function(p)
   if p.warm then post(p, "/api/cache/warm"); state.done[#state.done + 1] = "cache warm-up requested" end
 end)
 
-step{ "Roll the schema back", timeout = "30m", run = function(p)
+step{ "Roll the schema or data back", timeout = "30m", run = function(p)
   if p.mode == "schema" then
     -- A file of statements written for this rollback; nothing is built from strings here.
     local r = pg.exec{ dsn = p.dsn, sql = fs.read(p.down_sql) }
     state.done[#state.done + 1] = "down migration " .. p.down_sql .. " applied"
     log.info("affected: " .. tostring(r.affected))
+  elseif p.mode == "data" then
+    if p.since ~= "" then
+      local t = C.ident(p.verify_tables[1])
+      local rows = pg.query{ dsn = p.dsn, sql = "SELECT * FROM " .. t .. " WHERE updated_at > $1 LIMIT 100",
+                             params = { p.since } }
+      log.info(#rows .. " rows of " .. p.verify_tables[1] .. " changed since " .. p.since .. " (first 100)")
+      for i = 1, math.min(#rows, 10) do log.info("  " .. json.encode(rows[i])) end
+    end
+    if not C.empty(p.data_sql) then
+      -- pg.exec's dry-run counts the rows it would touch in a transaction that is rolled back.
+      local r = pg.exec{ dsn = p.dsn, sql = fs.read(p.data_sql) }
+      state.done[#state.done + 1] = tostring(r.affected) .. " rows corrected by " .. p.data_sql
+    end
   elseif p.mode == "restore" then
     -- pg.restore dumps the current database first; with the dump above that makes two copies.
     pg.restore{ dsn = p.dsn, file = p.dump, clean = true }
@@ -220,7 +239,7 @@ step{ "Checkpoint 2: health, smoke tests, connections", timeout = "15m", run = f
   end
   if not C.empty(p.dsn) then
     if not pg.ping{ dsn = p.dsn } then error("PostgreSQL does not answer", 0) end
-    if p.mode == "schema" or p.mode == "restore" then
+    if writes_db(p) then
       local after = row_counts(p)
       for t, n in pairs(after) do
         log.info(string.format("%s: %s rows before, %s after", t, tostring((state.rows_before or {})[t]), tostring(n)))
@@ -245,6 +264,12 @@ step{ "Leave maintenance mode and resume the queues", always = true, run = funct
     post(p, "/api/queue/resume-all")
   end
   state.done[#state.done + 1] = "queues resumed"
+end }
+
+step{ "Extended monitoring", timeout = "4h", run = function(p)
+  if p.mode == "info" or p.mode == "backup" then return end
+  C.monitor{ urls = { api(p, "/health"), api(p, "/api/projects") }, headers = hdr(p),
+             duration = p.monitor_for, interval = "10s", log_file = p.app_log, needles = { "ERROR" } }
 end }
 
 step{ "Checkpoint 3: error rate and summary", always = true, run = function(p)

@@ -60,7 +60,7 @@ step("Freeze the virtualenv", function(p)
     return log.warn("no virtualenv at " .. state.venv .. ": no freeze taken")
   end
   local snap = pip.freeze{ venv = state.venv, to = state.dir .. "/pip-freeze-backup.txt" }
-  log.info(tostring(snap.count) .. " packages frozen")
+  log.info("pip freeze of " .. state.venv .. " -> " .. tostring(snap.path))
 end)
 
 -- Instead of a generated rollback.sh (an unreviewed shell script with global pip), the backup

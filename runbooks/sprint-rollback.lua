@@ -26,6 +26,8 @@ runbook {
     backend_url = { type = "url", default = "http://127.0.0.1:8000/health" },
     frontend_url = { type = "url", default = "http://127.0.0.1:3000" },
     restart = { type = "bool", default = true, doc = "L1: stop and restart the dev services" },
+    clean_ignored = { type = "bool", default = false,
+                      doc = "L1: clean ignored files too (the source's clean -fdx): .env, local data, venv and node_modules go to the run's artifacts and are rebuilt" },
     evidence_dir = { type = "path", doc = "where reports go (default <repo>/rollbacks)" },
     severity = { type = "string", default = "High", choices = { "Critical", "High", "Medium", "Low" } },
     cause = { type = "string", default = "unknown", doc = "for the rollback metrics" },
@@ -133,8 +135,7 @@ step{ "Save the current work", run = function(p)
   if p.level == "L2" then
     -- The WIP commit and a backup branch: the failed sprint stays one `git checkout` away.
     if state.dirty then
-      exec{ "git", "add", "-A", cwd = p.repo }
-      exec{ "git", "commit", "-m", "WIP: Sprint " .. p.sprint .. " before rollback", cwd = p.repo }
+      git.commit{ repo = p.repo, message = "WIP: Sprint " .. p.sprint .. " before rollback", all = true }
       state.done[#state.done + 1] = "WIP commit"
     end
     state.backup = "backup/sprint-" .. p.sprint .. "-" .. C.stamp():gsub("-", "_")
@@ -142,7 +143,8 @@ step{ "Save the current work", run = function(p)
     state.done[#state.done + 1] = "backup branch " .. state.backup
   elseif state.dirty then
     local why = p.level == "L1" and "EMERGENCY: state before rollback " .. C.stamp()
-      or "Backup before " .. p.level .. " rollback: " .. table.concat(p.files, " ")
+      or p.level == "L3" and "Backup before selective rollback: " .. table.concat(p.files, " ")
+      or "Backup before recovering " .. table.concat(p.commits, " ")
     git.stash{ repo = p.repo, message = why, untracked = true }
     state.done[#state.done + 1] = "stashed: " .. why
   end
@@ -163,8 +165,18 @@ step{ "Roll back", timeout = "10m", run = function(p)
     end
     -- reset and clean keep a backup ref and move what they remove into the run's artifacts.
     git.reset{ repo = p.repo, ref = to, hard = true }
-    git.clean{ repo = p.repo, ignored = true }
-    state.done[#state.done + 1] = "reset to " .. to .. " and cleaned"
+    git.clean{ repo = p.repo, ignored = p.clean_ignored }
+    -- Python caches by name (the source's `find -name __pycache__ -exec rm -rf`), outside the
+    -- venv and node_modules; moved to the artifacts like everything else removed here.
+    local found = exec{ "find", p.repo, "(", "-name", "venv", "-o", "-name", "node_modules", "-o", "-name", ".git", ")",
+                        "-prune", "-o", "-type", "d", "-name", "__pycache__", "-print",
+                        readonly = true, timeout = "2m" }
+    local caches = 0
+    for dir in (found.stdout or ""):gmatch("[^\n]+") do
+      if fs.exists(dir) then fs.remove(dir); caches = caches + 1 end
+    end
+    state.done[#state.done + 1] = "reset to " .. to .. ", cleaned" .. (p.clean_ignored and " (ignored files too)" or "") ..
+      ", " .. caches .. " __pycache__ removed"
   elseif p.level == "L2" then
     git.checkout{ repo = p.repo, ref = p.baseline }
     local retry = "refactor/sprint-" .. p.sprint .. "-retry"
@@ -184,13 +196,14 @@ step{ "Roll back", timeout = "10m", run = function(p)
     state.done[#state.done + 1] = "restored from " .. p.baseline .. ": " .. table.concat(in_baseline, ", ")
   elseif p.level == "recover" then
     if p.failed_branch ~= "" then
-      log.info("commits on " .. p.failed_branch .. ":")
-      for _, c in ipairs(git.log{ repo = p.repo, ref = p.failed_branch, max = 30 }) do
+      log.info("commits on " .. p.failed_branch .. " since " .. p.baseline .. ":")
+      for _, c in ipairs(git.log{ repo = p.repo, ref = p.baseline .. ".." .. p.failed_branch, max = 50 }) do
         log.info("  " .. tostring(c.commit):sub(1, 10) .. " " .. tostring(c.summary))
       end
     end
+    -- The recovery branch starts from the known good state, so only the chosen commits are on it.
     local branch = "recovery/" .. C.stamp():gsub("-", "_")
-    git.branch{ repo = p.repo, name = branch, ref = "HEAD" }
+    git.branch{ repo = p.repo, name = branch, ref = p.baseline }
     git.checkout{ repo = p.repo, ref = branch }
     state.done[#state.done + 1] = "branch " .. branch
     for _, c in ipairs(p.commits) do

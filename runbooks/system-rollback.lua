@@ -3,7 +3,8 @@
 -- Rollbacks (backend image tag), 4 Configuration Rollback (environment variables),
 -- Service-by-Service Rollback Instructions (auth, payments, booking, notifications,
 -- integrations), Emergency Recovery Procedures (complete system and partial service scripts),
--- Post-Rollback Validation, Rollback Verification Checklist. Database steps: alembic-rollback.lua.
+-- Post-Rollback Validation, Monitoring After Rollback, Rollback Verification Checklist, Incident
+-- Report Template. Database steps: alembic-rollback.lua.
 local C = require "lib.common"
 
 -- What the partial-rollback script and the service instructions name for each service.
@@ -46,6 +47,8 @@ runbook {
                doc = "endpoints that must answer afterwards" },
     validate = { type = "list", default = "", doc = "a read-only validation argv run in repo afterwards, e.g. python,scripts/health_check_all.py,--fail-on-warn" },
     healthy_within = { type = "duration", default = "120s" },
+    monitor_for = { type = "duration", default = "0s", doc = "Monitoring After Rollback: watch health and the error log this long, e.g. 60m" },
+    app_log = { type = "path", doc = "the application log watched for ERROR lines (default <repo>/logs/app.log)" },
   },
 }
 
@@ -99,8 +102,17 @@ step("Assess and record the current state", function(p)
 end)
 
 -- "Create emergency backup": a tag on what is deployed, before anything moves.
-step("Tag an emergency backup", function(p)
+step("Check out the branch and tag an emergency backup", function(p)
   if p.mode == "image" or p.mode == "env" then return end
+  if p.mode == "revert" or p.mode == "reset" or p.mode == "system" then
+    -- The source's `git checkout main` first: the branch that is reverted or reset, and pushed,
+    -- is the one named (a checkout over uncommitted work is refused).
+    local head = git.head{ repo = p.repo }
+    if head.ref ~= "refs/heads/" .. p.branch then
+      git.checkout{ repo = p.repo, ref = p.branch }
+      state.done[#state.done + 1] = "checked out " .. p.branch
+    end
+  end
   state.tag = "emergency-backup-" .. C.stamp()
   git.tag{ repo = p.repo, name = state.tag, ref = "HEAD", message = "before " .. p.mode .. " rollback" }
   state.done[#state.done + 1] = "tagged " .. state.tag
@@ -190,8 +202,9 @@ end)
 
 step("Clear caches", function(p)
   if p.mode ~= "services" or not C.contains(p.services, "auth") or C.empty(p.redis_url) then return end
-  -- FLUSHDB of the auth cache database only; the flush asks for confirmation (or --yes).
-  redis.flush{ url = p.redis_url }
+  -- FLUSHDB of the auth cache database only (not FLUSHALL), after the operator confirms (or --yes).
+  confirm("Flush the auth cache database?")
+  redis.flush{ url = p.redis_url, confirm = true }
   state.done[#state.done + 1] = "auth cache flushed"
 end)
 
@@ -224,6 +237,11 @@ step{ "Validate", timeout = "15m", run = function(p)
     argv.cwd, argv.readonly, argv.timeout = p.repo, true, "15m"
     exec(argv)
   end
+end }
+
+step{ "Monitor after the rollback", timeout = "4h", run = function(p)
+  C.monitor{ urls = p.health, duration = p.monitor_for, interval = "30s",
+             log_file = C.under(p.app_log, p.repo, "logs/app.log"), needles = { "ERROR" } }
 end }
 
 step{ "Incident report", always = true, run = function(p)

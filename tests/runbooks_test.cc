@@ -13,6 +13,7 @@
 // A runbook without a case here fails the test by name: a new runbook must come with its fixture.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <regex>
 #include <set>
@@ -43,9 +44,14 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"backend_url", "{url}/health"},
         {"frontend_url", "{url}/api/health"},
         {"critical", "{url}/api/calculations/test"}};
+    // base params with some added or replaced
     auto with = [](std::vector<std::pair<std::string, std::string>> base,
-                   std::vector<std::pair<std::string, std::string>> more) {
-      base.insert(base.end(), more.begin(), more.end());
+                   const std::vector<std::pair<std::string, std::string>>& more) {
+      for (const auto& kv : more) {
+        auto it = std::find_if(base.begin(), base.end(), [&](const auto& b) { return b.first == kv.first; });
+        if (it != base.end()) it->second = kv.second;
+        else base.push_back(kv);
+      }
       return base;
     };
     m["dependency-rollback.lua"] = {
@@ -72,8 +78,12 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"env rollback mode", with(ff, {{"method", "env"}}), false, {"fs.backup", "exec", "service.restart"}},
         {"git", with(ff, {{"method", "git"}, {"good_ref", "v1.0.0"}}), false,
          {"git.tag", "sqlite.backup", "service.stop", "git.checkout", "service.start"}},
+        {"git over uncommitted work", with(ff, {{"app_dir", "{dirty}"}, {"method", "git"}, {"good_ref", "v1.0.0"}}), false,
+         {"git.tag", "git.stash", "git.checkout"}},
         {"files", with(ff, {{"method", "files"}, {"good_ref", "v1.0.0"}, {"commit", "true"}}), false,
-         {"git.tag", "git.checkout", "exec"}},
+         {"git.tag", "git.checkout", "git.commit"}},
+        {"database from the newest backup", with(ff, {{"method", "database"}}), false,
+         {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
         {"database", with(ff, {{"method", "database"}, {"restore_from", "{app}/data/pcm_ops_tools_backup_20250101_000000.db"}}), false,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
     };
@@ -84,7 +94,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
     m["node-api-rollback.lua"] = {
         {"info", {{"repo", "{app}"}, {"base_url", "{url}"}, {"mode", "info"},
                   {"app_log", "{app}/logs/pcm_ops_tools.log"}}, false, {}},
-        {"code", with(node, {{"mode", "code"}, {"dsn", ""}}), true,
+        {"code", with(node, {{"mode", "code"}, {"dsn", ""}, {"monitor_for", "30m"}}), true,
          {"http.post", "git.checkout", "npm.ci", "npm.run", "service.restart"}},
         {"queue workers", with(node, {{"mode", "queue"}, {"dsn", ""}}), true,
          {"service.stop", "git.checkout", "npm.run", "service.start"}},
@@ -92,6 +102,9 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"cache flush", with(node, {{"mode", "cache"}, {"cache_pattern", ""}}), true, {"redis.flush"}},
         {"frontend", with(node, {{"mode", "frontend"}, {"dsn", ""}}), true, {"git.checkout", "npm.ci", "service.restart"}},
         {"schema down migration", with(node, {{"mode", "schema"}, {"down_sql", "{app}/migrations/down.sql"}}), true,
+         {"pg.dump", "http.post", "pg.exec"}},
+        {"data correction", with(node, {{"mode", "data"}, {"since", "2025-11-07 10:00:00"},
+                                        {"data_sql", "{app}/migrations/fix.sql"}}), true,
          {"pg.dump", "http.post", "pg.exec"}},
         {"restore from dump", with(node, {{"mode", "restore"}, {"dump", "{app}/dumps/backup.dump"}}), true,
          {"pg.dump", "pg.restore"}},
@@ -115,7 +128,8 @@ const std::map<std::string, std::vector<Case>>& cases() {
     const std::vector<std::pair<std::string, std::string>> sys = {
         {"repo", "{app}"}, {"health", "{url}/health,{url}/api/v2/health"}, {"good_ref", "v1.0.0"}};
     m["system-rollback.lua"] = {
-        {"revert", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}}), false, {"git.tag", "git.revert"}},
+        {"revert", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}, {"monitor_for", "60m"},
+                              {"app_log", "{app}/logs/pcm_ops_tools.log"}}), false, {"git.tag", "git.revert"}},
         {"reset with backup branch and push", with(sys, {{"mode", "reset"}, {"push", "true"}}), false,
          {"git.tag", "git.branch", "git.reset", "git.push"}},
         {"complete system", with(sys, {{"mode", "system"}}), true,
@@ -132,13 +146,19 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"frontend_url", "{url}/"}, {"evidence_dir", "{fx}/rollbacks"}, {"venv", "{app}/backend/venv"}};
     m["sprint-rollback.lua"] = {
         {"L1 full", with(sprint, {{"level", "L1"}}), false,
-         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "service.start"}},
+         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "fs.remove", "pip.install", "service.start"}},
+        {"L1 full, ignored files too", with(sprint, {{"level", "L1"}, {"clean_ignored", "true"}, {"restart", "false"}}), false,
+         {"git.reset", "git.clean"}},
         {"L2 sprint", with(sprint, {{"level", "L2"}, {"sprint", "3"}}), false, {"fs.write", "git.branch", "git.checkout"}},
         {"L3 selective", with(sprint, {{"level", "L3"}, {"files", "routers/auth.py,services/payment_service.py"}}), false,
          {"git.checkout"}},
         {"recover commits", with(sprint, {{"level", "recover"}, {"commits", "{bad}"}, {"failed_branch", "main"}}), false,
          {"git.branch", "git.cherry_pick"}},
         {"analyze", with(sprint, {{"level", "analyze"}}), false, {"fs.write"}},
+        {"L2 sprint over uncommitted work", with(sprint, {{"repo", "{dirty}"}, {"level", "L2"}, {"sprint", "4"}}), false,
+         {"git.commit", "git.branch", "git.checkout"}},
+        {"L3 selective over uncommitted work", with(sprint, {{"repo", "{dirty}"}, {"level", "L3"}, {"files", "routers/auth.py"}}), false,
+         {"git.stash", "git.checkout"}},
     };
     // The lead's general emergency rollback (runbooks/emergency.lua), aimed at this fixture
     // instead of the demo environment.
@@ -233,6 +253,7 @@ class Fixture {
     rep("{fx}", fx_);
     rep("{url}", server_->url(""));
     rep("{bad}", bad_);
+    rep("{dirty}", dirty_);
     return v;
   }
 
@@ -280,6 +301,13 @@ class Fixture {
     run_ok({"git", "remote", "add", "origin", fx_ + "/origin.git"}, a);
     run_ok({"git", "push", "-q", "origin", "main", "baseline", "--tags"}, a);
     run_ok({"git", "fetch", "-q", "origin"}, a);
+    // A second checkout with uncommitted work on the server: what stash, WIP commits and
+    // backup branches are for.
+    dirty_ = fx_ + "/dirty";
+    run_ok({"git", "clone", "-q", a, dirty_}, fx_);
+    run_ok({"git", "branch", "-q", "baseline", "origin/baseline"}, dirty_);
+    write_file(dirty_ + "/routers/auth.py", "# auth: a hotfix made on the server\n");
+    write_file(dirty_ + "/notes.txt", "untracked notes\n");
   }
 
   void build_untracked() {
@@ -310,19 +338,29 @@ class Fixture {
     write_file(a + "/migrations/down.sql",
                "DROP INDEX IF EXISTS idx_new_index;\nALTER TABLE projects DROP COLUMN IF EXISTS new_column;\n");
     write_file(a + "/dumps/backup.dump", "PGDMP fixture\n");
+    write_file(a + "/migrations/fix.sql", "UPDATE projects SET state = 'live' WHERE id IN (1, 2, 3)\n");
     fs::create_directories(fx_ + "/wheels");
     write_file(a + "/backend/__pycache__/app.cpython-311.pyc", "cache");
     write_file(a + "/frontend/.next/BUILD_ID", "stale");
   }
 
   TempDir tmp_;
-  std::string fx_, state_, app_, bad_;
+  std::string fx_, state_, app_, bad_, dirty_;
   std::unique_ptr<HttpServer> server_;
 };
 
+// Built once for the whole binary (a venv takes seconds) and torn down by the environment, so
+// the HTTP server is stopped and the temp dir removed even when a test fails.
+std::unique_ptr<Fixture> g_fixture;
+
+struct FixtureEnvironment : ::testing::Environment {
+  void TearDown() override { g_fixture.reset(); }
+};
+const auto* const kFixtureEnv = ::testing::AddGlobalTestEnvironment(new FixtureEnvironment);
+
 Fixture& fixture() {
-  static Fixture* f = new Fixture();  // built once for the whole binary; TempDir outlives tests
-  return *f;
+  if (!g_fixture) g_fixture = std::make_unique<Fixture>();
+  return *g_fixture;
 }
 
 std::vector<std::string> runbook_files() {
@@ -442,19 +480,21 @@ TEST(Runbooks, DryRunOfEveryProcedureChangesNothing) {
           ADD_FAILURE() << "a change effect was performed in a dry-run: " << e.dump();
       }
       EXPECT_EQ(r.code, 0) << failure << (failure.empty() ? r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) + r.err : "");
-      if (r.code != 0) continue;
-      for (const auto& name : c.planned)
-        EXPECT_TRUE(planned.count(name)) << "the dry-run planned no " << name << "; planned: " << [&] {
-          std::string s;
-          for (const auto& p : planned) s += p + " ";
-          return s;
-        }();
+      std::string planned_text;
+      for (const auto& p : planned) planned_text += p + " ";
+      if (r.code == 0) {
+        for (const auto& name : c.planned)
+          EXPECT_TRUE(planned.count(name)) << "the dry-run planned no " << name << "; planned: " << planned_text;
+      }
+      std::string now = sha256_tree(fx.fx());
+      EXPECT_EQ(now, before) << "this dry-run changed the fixture";
+      before = now;  // one culprit is named once, not every case after it
+      EXPECT_EQ(fx.server().changing_requests(), requests_before) << "this dry-run sent POST/PUT/DELETE";
+      requests_before = fx.server().changing_requests();
       // Secrets never reach the output (the journal's redaction has its own tests).
       EXPECT_EQ(r.out.find("fixture-s3cret-token"), std::string::npos);
       EXPECT_EQ(r.out.find("pw@127.0.0.1"), std::string::npos);
     }
   }
-  EXPECT_EQ(sha256_tree(fx.fx()), before) << "a dry-run changed the fixture";
   EXPECT_FALSE(fs::exists(fx.app() + "/ALEMBIC_RAN")) << "a dry-run ran an alembic downgrade";
-  EXPECT_EQ(fx.server().changing_requests(), requests_before) << "a dry-run sent POST/PUT/DELETE";
 }

@@ -180,6 +180,40 @@ function C.require_endpoints(urls, headers, timeout)
   end
 end
 
+-- Extended monitoring after a rollback (the sources' `watch -n 10 curl ...` loops): samples
+-- every URL's status and time and a log's error count every `interval` for `duration`; fails
+-- when a URL fails `max_failures` samples in a row or the log gains more than `max_new_errors`.
+-- A dry-run takes one sample: there is nothing rolled back to watch yet.
+function C.monitor(o)
+  local total, every = wait.seconds(o.duration, "monitor duration"), wait.seconds(o.interval or "10s", "monitor interval")
+  if total <= 0 then return end
+  local function errors()
+    if C.empty(o.log_file) or not fs.exists(o.log_file) then return 0 end
+    local _, n = C.grep(fs.read(o.log_file), o.needles or { "ERROR" })
+    return n
+  end
+  local base, start, streak, samples = errors(), time.now(), {}, 0
+  while true do
+    samples = samples + 1
+    for _, u in ipairs(o.urls) do
+      local r = http.get{ url = u, headers = o.headers, check = false, timeout = "10s" }
+      local ok = r.ok ~= false and (r.status or 0) > 0 and r.status < 400
+      streak[u] = ok and 0 or (streak[u] or 0) + 1
+      log.info(string.format("%s %s %s ms", u, tostring(r.status or r.error), tostring(r.elapsed_ms or "-")))
+      if streak[u] >= (o.max_failures or 3) and not run.dry_run then
+        error(u .. " failed " .. streak[u] .. " samples in a row", 0)
+      end
+    end
+    local new = errors() - base
+    if new > (o.max_new_errors or 10) and not run.dry_run then
+      error(new .. " new error lines in " .. o.log_file .. " while monitoring", 0)
+    end
+    if run.dry_run or time.now() - start >= total then break end
+    sleep(math.min(every, total - (time.now() - start)))
+  end
+  log.info(string.format("monitored %d samples over %.0fs", samples, time.now() - start))
+end
+
 -- Records -------------------------------------------------------------------------------------
 
 -- Appends an entry to a text log (the sources' rollback log); fs.write keeps the old content
