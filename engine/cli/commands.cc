@@ -50,7 +50,8 @@ std::string took(const RunRecord& r) {
 }
 
 json run_json(const RunRecord& r) {
-  return json{{"id", r.id}, {"parent_id", r.parent_id}, {"runbook", r.runbook}, {"version", r.version},
+  return json{{"id", r.id}, {"parent_id", r.parent_id}, {"resumed_by", r.resumed_by}, {"plan_id", r.plan_id},
+              {"pid", r.pid}, {"runbook", r.runbook}, {"version", r.version},
               {"file", r.file}, {"sha256", r.sha256}, {"modules", r.modules},
               {"git_commit", r.git_commit}, {"git_dirty", r.git_dirty}, {"params", r.params},
               {"mode", r.mode}, {"offline", r.offline}, {"host", r.host}, {"user", r.user},
@@ -77,6 +78,7 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
   req.options.offline = offline;
   req.options.yes = yes;
   req.options.interactive = is_tty(0) && !c.json;
+  req.source_info = git_source_info;
   ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
   if (res.exit_code == kExitUsage) {
     if (c.json)
@@ -123,12 +125,34 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
     std::printf("no runs in %s\n", j.path().c_str());
     return 0;
   }
-  std::printf("%-6s %-24s %-9s %-18s %-12s %-20s %s\n", "RUN", "RUNBOOK", "VERSION", "MODE", "OUTCOME", "STARTED (UTC)", "TOOK");
+  // Which version ran when: declared version, content hash, and the commit (+ if the file
+  // differed from it).
+  std::printf("%-6s %-24s %-9s %-8s %-9s %-18s %-12s %-20s %s\n", "RUN", "RUNBOOK", "VERSION", "SHA256", "GIT", "MODE", "OUTCOME", "STARTED (UTC)", "TOOK");
   for (const auto& r : runs)
-    std::printf("%-6lld %-24s %-9s %-18s %-12s %-20s %s\n", static_cast<long long>(r.id),
+    std::printf("%-6lld %-24s %-9s %-8s %-9s %-18s %-12s %-20s %s\n", static_cast<long long>(r.id),
                 truncate(r.runbook, 24).c_str(), truncate(r.version, 9).c_str(),
+                r.sha256.substr(0, 8).c_str(),
+                r.git_commit.empty() ? "-" : (r.git_commit.substr(0, 7) + (r.git_dirty ? "+" : "")).c_str(),
                 (r.mode + (r.offline ? ",offline" : "") + (r.parent_id ? " of #" + std::to_string(r.parent_id) : "")).c_str(),
                 r.outcome.c_str(), when(r.started_ms).c_str(), took(r).c_str());
+  if (!runbook.empty()) {
+    // The versions of this runbook that ran, oldest first, with their first and last run.
+    std::vector<std::string> order;
+    std::map<std::string, std::pair<const RunRecord*, const RunRecord*>> seen;
+    for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
+      std::string key = it->version + " " + it->sha256.substr(0, 8);
+      if (!seen.count(key)) {
+        order.push_back(key);
+        seen[key] = {&*it, &*it};
+      }
+      seen[key].second = &*it;
+    }
+    std::printf("\nversions of %s:\n", runbook.c_str());
+    for (const auto& k : order)
+      std::printf("  %-20s runs #%lld to #%lld  (%s to %s)\n", k.c_str(),
+                  static_cast<long long>(seen[k].first->id), static_cast<long long>(seen[k].second->id),
+                  when(seen[k].first->started_ms).c_str(), when(seen[k].second->started_ms).c_str());
+  }
   return 0;
 }
 
@@ -152,7 +176,8 @@ int cmd_show(const Common& c, const std::string& id_text) {
                                 {"name", e.name}, {"kind", e.kind}, {"args", e.args},
                                 {"describe", e.describe}, {"state", e.state}, {"result", e.result},
                                 {"preview", e.preview}, {"error", e.error}, {"site", e.site},
-                                {"started_ms", e.started_ms}, {"ended_ms", e.ended_ms}});
+                                {"started_ms", e.started_ms}, {"ended_ms", e.ended_ms},
+                                {"origin", e.origin}, {"origin_run", e.origin_run}});
     out["logs"] = json::array();
     for (const auto& l : logs)
       out["logs"].push_back({{"seq", l.seq}, {"step", l.step_idx}, {"level", l.level},
@@ -169,9 +194,19 @@ int cmd_show(const Common& c, const std::string& id_text) {
               run->error.empty() ? "" : ("\n            " + run->error).c_str());
   std::printf("  started   %s UTC, took %s\n", when(run->started_ms).c_str(), took(*run).c_str());
   std::printf("  by        %s@%s in %s\n", run->user.c_str(), run->host.c_str(), run->cwd.c_str());
+  std::printf("  version   %s\n", run->version.c_str());
   std::printf("  file      %s\n  sha256    %s\n", run->file.c_str(), run->sha256.c_str());
-  if (!run->git_commit.empty())
-    std::printf("  git       %s%s\n", run->git_commit.c_str(), run->git_dirty ? " (file modified)" : "");
+  for (auto it = run->modules.begin(); it != run->modules.end(); ++it)
+    std::printf("  module    %s  sha256 %s\n", it.key().c_str(), it.value().get<std::string>().c_str());
+  if (!run->git_commit.empty()) {
+    std::string status = run->extra.contains("git") ? run->extra["git"].value("status", "") : "";
+    std::printf("  git       %s%s\n", run->git_commit.c_str(),
+                !run->git_dirty ? " (file as committed)"
+                : status == "untracked" || status == "ignored" ? (" (file " + status + ")").c_str()
+                                                               : " (file modified since the commit)");
+  }
+  if (run->resumed_by) std::printf("  resumed   by run #%lld\n", static_cast<long long>(run->resumed_by));
+  if (!run->plan_id.empty()) std::printf("  plan      %s\n", run->plan_id.c_str());
   if (!run->params.empty()) std::printf("  params    %s\n", run->params.dump().c_str());
   if (!run->artifacts.empty()) std::printf("  artifacts %s\n", run->artifacts.c_str());
   size_t li = 0;
@@ -190,9 +225,15 @@ int cmd_show(const Common& c, const std::string& id_text) {
       logs_until(e.seq - 1);
       std::string mark = e.state == "done" ? st.green("✓") : e.state == "failed" ? st.red("✗")
                        : e.state == "planned" ? st.cyan("~") : st.yellow("?");
-      std::printf("  %s #%lld %s  %s  %s\n", mark.c_str(), static_cast<long long>(e.seq), e.name.c_str(),
+      std::string origin = e.origin == "journal" ? "answered from run #" + std::to_string(e.origin_run)
+                         : e.origin == "verified" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; checked: it had taken place"
+                         : e.origin == "assumed" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; --assume-done"
+                         : e.origin == "redone" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; performed again"
+                         : "";
+      std::printf("  %s #%lld %s  %s  %s%s\n", mark.c_str(), static_cast<long long>(e.seq), e.name.c_str(),
                   e.describe.c_str(),
-                  e.ended_ms ? format_duration(Millis(e.ended_ms - e.started_ms)).c_str() : "(in doubt: began, never finished)");
+                  e.ended_ms ? format_duration(Millis(e.ended_ms - e.started_ms)).c_str() : "(in doubt: began, never finished)",
+                  origin.empty() ? "" : st.dim("  (" + origin + ")").c_str());
       if (!e.preview.is_null()) std::printf("      %s\n", brief(e.preview.is_object() && e.preview.contains("text") ? e.preview["text"] : e.preview).c_str());
       if (!e.error.empty()) std::printf("      %s\n", st.red(e.error).c_str());
       else if (!e.result.is_null()) std::printf("      → %s\n", brief(e.result).c_str());
@@ -279,6 +320,17 @@ int run_cli(int argc, char** argv) {
   resume->add_flag("--verbose,-v", verbose, "show each effect's result");
   add_common(resume, true);
 
+  std::string format = "md", out_file, since;
+  auto* report = app.add_subcommand("report", "the incident record of a run (and of the runs that resumed it): who, what, when, what failed, what changed");
+  report->add_option("run", run_id, "run id, or 'last'")->required();
+  report->add_option("--format", format, "md (default) or json");
+  report->add_option("-o,--output", out_file, "write to this file instead of standard output");
+  add_common(report, false);
+
+  auto* stats = app.add_subcommand("stats", "runs per runbook, outcomes, mean and worst time to recover, causes");
+  stats->add_option("--since", since, "only runs since: a duration (7d, 12h) or a date (2026-11-01)");
+  add_common(stats, true);
+
   auto* api = app.add_subcommand("api", "the reference of every primitive");
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
@@ -297,6 +349,8 @@ int run_cli(int argc, char** argv) {
     HistoryCommon hc{c.journal_path, c.json, c.no_color, verbose};
     if (*replay) return cmd_replay(hc, run_id, against);
     if (*resume) return cmd_resume(hc, run_id, rf);
+    if (*report) return cmd_report(hc, run_id, format, out_file);
+    if (*stats) return cmd_stats(hc, since);
     if (*api) {
       const auto& r = builtin_registry();
       if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());

@@ -107,6 +107,7 @@ struct ExecRequest {
   std::string recorded_outcome;
   std::pair<int, int> live_attempt{0, 0};
   std::string expect_sha256;  // replay/resume: refuse a different file
+  json expect_modules;        // replay/resume: and different modules (name -> sha256)
   // Resume: the run is journaled as mode "resume", linked to parent_id (which is marked resumed);
   // parameters other than the original's are refused unless allow_param_change.
   bool resume = false;
