@@ -61,10 +61,47 @@ json run_json(const RunRecord& r) {
               {"steps_total", r.steps_total}, {"artifacts", r.artifacts}, {"extra", r.extra}};
 }
 
+void print_drift(const Common& c, const std::string& plan_path, const PlanCheck& pc) {
+  if (c.json) {
+    std::printf("%s\n", json{{"event", "plan_drift"}, {"plan", pc.plan_id}, {"drift", pc.drift}, {"exit_code", 2}}.dump().c_str());
+    return;
+  }
+  std::fprintf(stderr, "runbook: the plan %s no longer holds, so nothing was executed. What drifted:\n",
+               plan_path.c_str());
+  for (const auto& d : pc.drift) {
+    auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    std::fprintf(stderr, "  - %s\n      planned: %s\n      now:     %s\n", text(d["what"]).c_str(),
+                 truncate(text(d["expected"]), 300).c_str(), truncate(text(d["actual"]), 300).c_str());
+  }
+  std::fprintf(stderr, "Make a new plan: runbook exec FILE --dry-run --save-plan PLAN\n");
+}
+
 int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
-             const std::vector<std::string>& kvs, bool yes, bool verbose) {
+             const std::vector<std::string>& kvs, bool yes, bool verbose,
+             const std::string& save_plan_path, const std::string& plan_path) {
   if (offline && !dry) throw UsageError("--offline goes with --dry-run");
+  if (!save_plan_path.empty() && !dry) throw UsageError("--save-plan goes with --dry-run");
+  if (!plan_path.empty() && dry) throw UsageError("--plan executes a plan; it does not go with --dry-run");
+  if (!save_plan_path.empty() && offline)
+    throw UsageError("--save-plan needs the probes' results: not with --offline");
   Journal journal(journal_path(c));
+  PlanCheck pc;
+  if (!plan_path.empty()) {
+    pc = check_plan(journal, plan_path, file, parse_params(kvs));
+    if (pc.executed_by) {
+      auto by = journal.run(pc.executed_by);
+      std::string msg = "the plan " + plan_path + " (" + pc.plan_id + ") was executed already, by run #" +
+                        std::to_string(pc.executed_by) + (by ? " at " + iso_utc(by->started_ms) : "") +
+                        "; a plan executes at most once";
+      if (c.json) std::printf("%s\n", json{{"event", "error"}, {"error", msg}, {"exit_code", 2}}.dump().c_str());
+      else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
+      return kExitUsage;
+    }
+    if (!pc.drift.empty()) {
+      print_drift(c, plan_path, pc);
+      return kExitUsage;
+    }
+  }
   ReporterOptions ro;
   ro.json = c.json;
   ro.color = !c.json && use_color(1, c.no_color);
@@ -79,7 +116,25 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
   req.options.yes = yes;
   req.options.interactive = is_tty(0) && !c.json;
   req.source_info = git_source_info;
+  if (!plan_path.empty()) {
+    req.typed_params = pc.params;
+    req.reuse_params = true;
+    req.plan_id = pc.plan_id;
+    req.extra["plan"] = {{"id", pc.plan_id}, {"path", plan_path}};
+  }
   ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
+  if (!save_plan_path.empty() && res.exit_code != kExitUsage) {
+    if (res.outcome != "succeeded") {
+      std::fprintf(stderr, "runbook: no plan saved: the dry-run did not succeed\n");
+    } else {
+      save_plan(journal, res.run_id, save_plan_path);
+      if (c.json)
+        std::printf("%s\n", json{{"event", "plan_saved"}, {"path", save_plan_path}, {"run", res.run_id}}.dump().c_str());
+      else
+        std::printf("plan saved to %s; execute it (once) with: runbook exec %s --plan %s\n",
+                    save_plan_path.c_str(), file.c_str(), save_plan_path.c_str());
+    }
+  }
   if (res.exit_code == kExitUsage) {
     if (c.json)
       std::printf("%s\n", json{{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}}.dump().c_str());
@@ -288,6 +343,9 @@ int run_cli(int argc, char** argv) {
   exec->add_option("--param,-p", params, "a parameter, name=value (repeatable)")->take_all();
   exec->add_flag("--yes,-y", yes, "answer yes to every confirm()");
   exec->add_flag("--verbose,-v", verbose, "show each effect's result");
+  std::string save_plan_path, plan_path;
+  exec->add_option("--save-plan", save_plan_path, "with --dry-run: save the plan, with fingerprints of what it depends on, to this file");
+  exec->add_option("--plan", plan_path, "execute this saved plan, only if what it depended on still holds (at most once)");
   add_common(exec, true);
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
@@ -342,7 +400,7 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   try {
-    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose);
+    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose, save_plan_path, plan_path);
     if (*check) return cmd_check(file);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);

@@ -457,7 +457,7 @@ json Runbook::override_params(const json& base, const std::map<std::string, std:
       if (auto v = convert_param(p, p.def, &why)) out[p.name] = *v;
     }
     if (out[p.name] == "***" && !given.count(p.name)) {
-      problems.push_back("parameter '" + p.name + "' is secret and the journal does not keep it: " +
+      problems.push_back("parameter '" + p.name + "' is secret, so it was not kept: " +
                          "give it again with --param " + p.name + "=...");
       continue;
     }
@@ -677,7 +677,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
                           sha.substr(0, 12) + " now)");
   json param_changes = json::object();
   try {
-    if (req.typed_params && req.resume) {
+    if (req.typed_params && (req.resume || req.reuse_params)) {
       params = book.override_params(*req.typed_params, req.params, req.secrets_given, &secrets,
                                     &param_changes);
       json given = json::array();
@@ -694,9 +694,11 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
           list += "\n  " + it.key() + ": " + it.value()["from"].dump() + " then, " +
                   it.value()["to"].dump() + " now";
         res.param_changes = param_changes;
-        return fail_usage("the parameters differ from the run being resumed:" + list +
-                          "\n  (--allow-param-change resumes with them anyway; the change is "
-                          "journaled)");
+        return fail_usage(std::string("the parameters differ from ") +
+                          (req.resume ? "the run being resumed:" : "the plan's:") + list +
+                          (req.resume ? "\n  (--allow-param-change resumes with them anyway; the "
+                                        "change is journaled)"
+                                      : "\n  (make a new plan with these parameters)"));
       }
     } else if (req.typed_params) {
       params = *req.typed_params;
