@@ -50,7 +50,8 @@ std::string took(const RunRecord& r) {
 }
 
 json run_json(const RunRecord& r) {
-  return json{{"id", r.id}, {"parent_id", r.parent_id}, {"runbook", r.runbook}, {"version", r.version},
+  return json{{"id", r.id}, {"parent_id", r.parent_id}, {"resumed_by", r.resumed_by}, {"plan_id", r.plan_id},
+              {"pid", r.pid}, {"runbook", r.runbook}, {"version", r.version},
               {"file", r.file}, {"sha256", r.sha256}, {"modules", r.modules},
               {"git_commit", r.git_commit}, {"git_dirty", r.git_dirty}, {"params", r.params},
               {"mode", r.mode}, {"offline", r.offline}, {"host", r.host}, {"user", r.user},
@@ -60,10 +61,47 @@ json run_json(const RunRecord& r) {
               {"steps_total", r.steps_total}, {"artifacts", r.artifacts}, {"extra", r.extra}};
 }
 
+void print_drift(const Common& c, const std::string& plan_path, const PlanCheck& pc) {
+  if (c.json) {
+    std::printf("%s\n", json{{"event", "plan_drift"}, {"plan", pc.plan_id}, {"drift", pc.drift}, {"exit_code", 2}}.dump().c_str());
+    return;
+  }
+  std::fprintf(stderr, "runbook: the plan %s no longer holds, so nothing was executed. What drifted:\n",
+               plan_path.c_str());
+  for (const auto& d : pc.drift) {
+    auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
+    std::fprintf(stderr, "  - %s\n      planned: %s\n      now:     %s\n", text(d["what"]).c_str(),
+                 truncate(text(d["expected"]), 300).c_str(), truncate(text(d["actual"]), 300).c_str());
+  }
+  std::fprintf(stderr, "Make a new plan: runbook exec FILE --dry-run --save-plan PLAN\n");
+}
+
 int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
-             const std::vector<std::string>& kvs, bool yes, bool verbose) {
+             const std::vector<std::string>& kvs, bool yes, bool verbose,
+             const std::string& save_plan_path, const std::string& plan_path) {
   if (offline && !dry) throw UsageError("--offline goes with --dry-run");
+  if (!save_plan_path.empty() && !dry) throw UsageError("--save-plan goes with --dry-run");
+  if (!plan_path.empty() && dry) throw UsageError("--plan executes a plan; it does not go with --dry-run");
+  if (!save_plan_path.empty() && offline)
+    throw UsageError("--save-plan needs the probes' results: not with --offline");
   Journal journal(journal_path(c));
+  PlanCheck pc;
+  if (!plan_path.empty()) {
+    pc = check_plan(journal, plan_path, file, parse_params(kvs));
+    if (pc.executed_by) {
+      auto by = journal.run(pc.executed_by);
+      std::string msg = "the plan " + plan_path + " (" + pc.plan_id + ") was executed already, by run #" +
+                        std::to_string(pc.executed_by) + (by ? " at " + iso_utc(by->started_ms) : "") +
+                        "; a plan executes at most once";
+      if (c.json) std::printf("%s\n", json{{"event", "error"}, {"error", msg}, {"exit_code", 2}}.dump().c_str());
+      else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
+      return kExitUsage;
+    }
+    if (!pc.drift.empty()) {
+      print_drift(c, plan_path, pc);
+      return kExitUsage;
+    }
+  }
   ReporterOptions ro;
   ro.json = c.json;
   ro.color = !c.json && use_color(1, c.no_color);
@@ -77,7 +115,26 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
   req.options.offline = offline;
   req.options.yes = yes;
   req.options.interactive = is_tty(0) && !c.json;
+  req.source_info = git_source_info;
+  if (!plan_path.empty()) {
+    req.typed_params = pc.params;
+    req.reuse_params = true;
+    req.plan_id = pc.plan_id;
+    req.extra["plan"] = {{"id", pc.plan_id}, {"path", plan_path}};
+  }
   ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
+  if (!save_plan_path.empty() && res.exit_code != kExitUsage) {
+    if (res.outcome != "succeeded") {
+      std::fprintf(stderr, "runbook: no plan saved: the dry-run did not succeed\n");
+    } else {
+      save_plan(journal, res.run_id, save_plan_path);
+      if (c.json)
+        std::printf("%s\n", json{{"event", "plan_saved"}, {"path", save_plan_path}, {"run", res.run_id}}.dump().c_str());
+      else
+        std::printf("plan saved to %s; execute it (once) with: runbook exec %s --plan %s\n",
+                    save_plan_path.c_str(), file.c_str(), save_plan_path.c_str());
+    }
+  }
   if (res.exit_code == kExitUsage) {
     if (c.json)
       std::printf("%s\n", json{{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}}.dump().c_str());
@@ -123,12 +180,34 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
     std::printf("no runs in %s\n", j.path().c_str());
     return 0;
   }
-  std::printf("%-6s %-24s %-9s %-18s %-12s %-20s %s\n", "RUN", "RUNBOOK", "VERSION", "MODE", "OUTCOME", "STARTED (UTC)", "TOOK");
+  // Which version ran when: declared version, content hash, and the commit (+ if the file
+  // differed from it).
+  std::printf("%-6s %-24s %-9s %-8s %-9s %-18s %-12s %-20s %s\n", "RUN", "RUNBOOK", "VERSION", "SHA256", "GIT", "MODE", "OUTCOME", "STARTED (UTC)", "TOOK");
   for (const auto& r : runs)
-    std::printf("%-6lld %-24s %-9s %-18s %-12s %-20s %s\n", static_cast<long long>(r.id),
+    std::printf("%-6lld %-24s %-9s %-8s %-9s %-18s %-12s %-20s %s\n", static_cast<long long>(r.id),
                 truncate(r.runbook, 24).c_str(), truncate(r.version, 9).c_str(),
+                r.sha256.substr(0, 8).c_str(),
+                r.git_commit.empty() ? "-" : (r.git_commit.substr(0, 7) + (r.git_dirty ? "+" : "")).c_str(),
                 (r.mode + (r.offline ? ",offline" : "") + (r.parent_id ? " of #" + std::to_string(r.parent_id) : "")).c_str(),
                 r.outcome.c_str(), when(r.started_ms).c_str(), took(r).c_str());
+  if (!runbook.empty()) {
+    // The versions of this runbook that ran, oldest first, with their first and last run.
+    std::vector<std::string> order;
+    std::map<std::string, std::pair<const RunRecord*, const RunRecord*>> seen;
+    for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
+      std::string key = it->version + " " + it->sha256.substr(0, 8);
+      if (!seen.count(key)) {
+        order.push_back(key);
+        seen[key] = {&*it, &*it};
+      }
+      seen[key].second = &*it;
+    }
+    std::printf("\nversions of %s:\n", runbook.c_str());
+    for (const auto& k : order)
+      std::printf("  %-20s runs #%lld to #%lld  (%s to %s)\n", k.c_str(),
+                  static_cast<long long>(seen[k].first->id), static_cast<long long>(seen[k].second->id),
+                  when(seen[k].first->started_ms).c_str(), when(seen[k].second->started_ms).c_str());
+  }
   return 0;
 }
 
@@ -152,7 +231,8 @@ int cmd_show(const Common& c, const std::string& id_text) {
                                 {"name", e.name}, {"kind", e.kind}, {"args", e.args},
                                 {"describe", e.describe}, {"state", e.state}, {"result", e.result},
                                 {"preview", e.preview}, {"error", e.error}, {"site", e.site},
-                                {"started_ms", e.started_ms}, {"ended_ms", e.ended_ms}});
+                                {"started_ms", e.started_ms}, {"ended_ms", e.ended_ms},
+                                {"origin", e.origin}, {"origin_run", e.origin_run}});
     out["logs"] = json::array();
     for (const auto& l : logs)
       out["logs"].push_back({{"seq", l.seq}, {"step", l.step_idx}, {"level", l.level},
@@ -169,9 +249,19 @@ int cmd_show(const Common& c, const std::string& id_text) {
               run->error.empty() ? "" : ("\n            " + run->error).c_str());
   std::printf("  started   %s UTC, took %s\n", when(run->started_ms).c_str(), took(*run).c_str());
   std::printf("  by        %s@%s in %s\n", run->user.c_str(), run->host.c_str(), run->cwd.c_str());
+  std::printf("  version   %s\n", run->version.c_str());
   std::printf("  file      %s\n  sha256    %s\n", run->file.c_str(), run->sha256.c_str());
-  if (!run->git_commit.empty())
-    std::printf("  git       %s%s\n", run->git_commit.c_str(), run->git_dirty ? " (file modified)" : "");
+  for (auto it = run->modules.begin(); it != run->modules.end(); ++it)
+    std::printf("  module    %s  sha256 %s\n", it.key().c_str(), it.value().get<std::string>().c_str());
+  if (!run->git_commit.empty()) {
+    std::string status = run->extra.contains("git") ? run->extra["git"].value("status", "") : "";
+    std::printf("  git       %s%s\n", run->git_commit.c_str(),
+                !run->git_dirty ? " (file as committed)"
+                : status == "untracked" || status == "ignored" ? (" (file " + status + ")").c_str()
+                                                               : " (file modified since the commit)");
+  }
+  if (run->resumed_by) std::printf("  resumed   by run #%lld\n", static_cast<long long>(run->resumed_by));
+  if (!run->plan_id.empty()) std::printf("  plan      %s\n", run->plan_id.c_str());
   if (!run->params.empty()) std::printf("  params    %s\n", run->params.dump().c_str());
   if (!run->artifacts.empty()) std::printf("  artifacts %s\n", run->artifacts.c_str());
   size_t li = 0;
@@ -190,9 +280,15 @@ int cmd_show(const Common& c, const std::string& id_text) {
       logs_until(e.seq - 1);
       std::string mark = e.state == "done" ? st.green("✓") : e.state == "failed" ? st.red("✗")
                        : e.state == "planned" ? st.cyan("~") : st.yellow("?");
-      std::printf("  %s #%lld %s  %s  %s\n", mark.c_str(), static_cast<long long>(e.seq), e.name.c_str(),
+      std::string origin = e.origin == "journal" ? "answered from run #" + std::to_string(e.origin_run)
+                         : e.origin == "verified" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; checked: it had taken place"
+                         : e.origin == "assumed" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; --assume-done"
+                         : e.origin == "redone" ? "in doubt after run #" + std::to_string(e.origin_run) + " died; performed again"
+                         : "";
+      std::printf("  %s #%lld %s  %s  %s%s\n", mark.c_str(), static_cast<long long>(e.seq), e.name.c_str(),
                   e.describe.c_str(),
-                  e.ended_ms ? format_duration(Millis(e.ended_ms - e.started_ms)).c_str() : "(in doubt: began, never finished)");
+                  e.ended_ms ? format_duration(Millis(e.ended_ms - e.started_ms)).c_str() : "(in doubt: began, never finished)",
+                  origin.empty() ? "" : st.dim("  (" + origin + ")").c_str());
       if (!e.preview.is_null()) std::printf("      %s\n", brief(e.preview.is_object() && e.preview.contains("text") ? e.preview["text"] : e.preview).c_str());
       if (!e.error.empty()) std::printf("      %s\n", st.red(e.error).c_str());
       else if (!e.result.is_null()) std::printf("      → %s\n", brief(e.result).c_str());
@@ -247,6 +343,9 @@ int run_cli(int argc, char** argv) {
   exec->add_option("--param,-p", params, "a parameter, name=value (repeatable)")->take_all();
   exec->add_flag("--yes,-y", yes, "answer yes to every confirm()");
   exec->add_flag("--verbose,-v", verbose, "show each effect's result");
+  std::string save_plan_path, plan_path;
+  exec->add_option("--save-plan", save_plan_path, "with --dry-run: save the plan, with fingerprints of what it depends on, to this file");
+  exec->add_option("--plan", plan_path, "execute this saved plan, only if what it depended on still holds (at most once)");
   add_common(exec, true);
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
@@ -279,6 +378,17 @@ int run_cli(int argc, char** argv) {
   resume->add_flag("--verbose,-v", verbose, "show each effect's result");
   add_common(resume, true);
 
+  std::string format = "md", out_file, since;
+  auto* report = app.add_subcommand("report", "the incident record of a run (and of the runs that resumed it): who, what, when, what failed, what changed");
+  report->add_option("run", run_id, "run id, or 'last'")->required();
+  report->add_option("--format", format, "md (default) or json");
+  report->add_option("-o,--output", out_file, "write to this file instead of standard output");
+  add_common(report, false);
+
+  auto* stats = app.add_subcommand("stats", "runs per runbook, outcomes, mean and worst time to recover, causes");
+  stats->add_option("--since", since, "only runs since: a duration (7d, 12h) or a date (2026-11-01)");
+  add_common(stats, true);
+
   auto* api = app.add_subcommand("api", "the reference of every primitive");
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
@@ -290,13 +400,15 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   try {
-    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose);
+    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose, save_plan_path, plan_path);
     if (*check) return cmd_check(file);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);
     HistoryCommon hc{c.journal_path, c.json, c.no_color, verbose};
     if (*replay) return cmd_replay(hc, run_id, against);
     if (*resume) return cmd_resume(hc, run_id, rf);
+    if (*report) return cmd_report(hc, run_id, format, out_file);
+    if (*stats) return cmd_stats(hc, since);
     if (*api) {
       const auto& r = builtin_registry();
       if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());

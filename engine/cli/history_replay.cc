@@ -142,7 +142,10 @@ int cmd_replay(const HistoryCommon& c, const std::string& run_text, const std::s
   req.recorded = effects;
   req.recorded_steps = steps;
   req.recorded_outcome = run.outcome;
-  if (against.empty()) req.expect_sha256 = run.sha256;
+  if (against.empty()) {
+    req.expect_sha256 = run.sha256;
+    req.expect_modules = run.modules;
+  }
 
   Style st;
   st.on = !c.json && use_color(1, c.no_color);
@@ -274,6 +277,7 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
   req.recorded_outcome = run.outcome;
   req.live_attempt = {rp.step, rp.attempt};
   req.expect_sha256 = run.sha256;
+  req.expect_modules = run.modules;
   req.options.mode = Mode::Live;
   req.options.yes = f.yes;
   req.options.interactive = is_tty(0) && !c.json;

@@ -313,7 +313,8 @@ CallResult Dispatcher::settle_in_doubt(const Effect& e, const Args& args, Kind k
     done.error.clear();
     done.origin = origin;
     done.origin_run = performer;
-    done.ended_ms = now_epoch_ms();
+    // When it was settled (the log line keeps when it began).
+    done.started_ms = done.ended_ms = now_epoch_ms();
     return finish_answer(e, args, done, ev);
   };
   auto assumed_result = [&](const char* flag) {

@@ -1,6 +1,7 @@
 #include "lua/runbook.h"
 
 #include <limits.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -456,7 +457,7 @@ json Runbook::override_params(const json& base, const std::map<std::string, std:
       if (auto v = convert_param(p, p.def, &why)) out[p.name] = *v;
     }
     if (out[p.name] == "***" && !given.count(p.name)) {
-      problems.push_back("parameter '" + p.name + "' is secret and the journal does not keep it: " +
+      problems.push_back("parameter '" + p.name + "' is secret, so it was not kept: " +
                          "give it again with --param " + p.name + "=...");
       continue;
     }
@@ -568,7 +569,7 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       break;
     }
   }
-  run.modules = json::object();
+  if (!run.modules.is_object()) run.modules = json::object();
   for (const auto& [name, sha] : sandbox_->modules()) run.modules[name] = sha;
   if (interrupted) {
     run.outcome = "interrupted";
@@ -596,6 +597,7 @@ std::string hostname() {
 std::string username() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
   if (const char* u = std::getenv("LOGNAME"); u && *u) return u;
+  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_name) return pw->pw_name;
   return std::to_string(::getuid());
 }
 
@@ -658,14 +660,24 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   run.file = d.abspath;
   run.sha256 = d.sha256;
   run.steps_total = static_cast<int>(d.steps.size());
+  // Modules required while declaring are known now (a crash must not lose them); those
+  // required inside steps are added at the end.
+  for (const auto& [name, sha] : book.sandbox().modules()) run.modules[name] = sha;
   if (req.source_info) req.source_info(run);
   if (!req.expect_sha256.empty() && req.expect_sha256 != d.sha256)
     return fail_usage(req.file + " has changed since the run (sha256 " +
                       req.expect_sha256.substr(0, 12) + " then, " + d.sha256.substr(0, 12) +
                       " now)");
+  if (req.expect_modules.is_object())
+    for (const auto& [name, sha] : book.sandbox().modules())
+      if (req.expect_modules.contains(name) && req.expect_modules[name] != sha)
+        return fail_usage("module '" + name + "' required by " + req.file +
+                          " has changed since the run (sha256 " +
+                          req.expect_modules[name].get<std::string>().substr(0, 12) + " then, " +
+                          sha.substr(0, 12) + " now)");
   json param_changes = json::object();
   try {
-    if (req.typed_params && req.resume) {
+    if (req.typed_params && (req.resume || req.reuse_params)) {
       params = book.override_params(*req.typed_params, req.params, req.secrets_given, &secrets,
                                     &param_changes);
       json given = json::array();
@@ -682,9 +694,11 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
           list += "\n  " + it.key() + ": " + it.value()["from"].dump() + " then, " +
                   it.value()["to"].dump() + " now";
         res.param_changes = param_changes;
-        return fail_usage("the parameters differ from the run being resumed:" + list +
-                          "\n  (--allow-param-change resumes with them anyway; the change is "
-                          "journaled)");
+        return fail_usage(std::string("the parameters differ from ") +
+                          (req.resume ? "the run being resumed:" : "the plan's:") + list +
+                          (req.resume ? "\n  (--allow-param-change resumes with them anyway; the "
+                                        "change is journaled)"
+                                      : "\n  (make a new plan with these parameters)"));
       }
     } else if (req.typed_params) {
       params = *req.typed_params;

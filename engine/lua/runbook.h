@@ -107,9 +107,14 @@ struct ExecRequest {
   std::string recorded_outcome;
   std::pair<int, int> live_attempt{0, 0};
   std::string expect_sha256;  // replay/resume: refuse a different file
+  json expect_modules;        // replay/resume: and different modules (name -> sha256)
   // Resume: the run is journaled as mode "resume", linked to parent_id (which is marked resumed);
   // parameters other than the original's are refused unless allow_param_change.
   bool resume = false;
+  // typed_params are a recorded run's (secrets redacted): `params` are applied over them,
+  // secrets must be given again, and changes are refused unless allow_param_change (resume and
+  // plan execution).
+  bool reuse_params = false;
   bool allow_param_change = false;
   // Resume: the secret parameters the original was given on its command line (its extra's
   // "secrets_given"); nullopt when not recorded.

@@ -1,0 +1,592 @@
+// report RUN: the incident record the source procedures ask people to fill in by hand (the
+// rollback log entry, the post-mortem timeline), written from the journal instead. stats: what
+// rollback_metrics.py kept in a JSON file — runs per runbook, outcomes, time to recover, causes.
+//
+// A run that was resumed is one incident with the runs that continued it: the report and the
+// recovery time cover the whole chain, from the first run's start to the last run's end.
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "cli/commands.h"
+#include "cli/history.h"
+#include "cli/reporter.h"
+#include "cli/terminal.h"
+#include "core/clock.h"
+#include "core/duration.h"
+#include "core/error.h"
+#include "core/strings.h"
+#include "dispatch/dispatcher.h"
+#include "lua/runbook.h"
+
+namespace rb::cli {
+namespace {
+
+// The runs of one incident: the first run, then each run that resumed the previous one.
+std::vector<RunRecord> chain_of(Journal& j, int64_t id) {
+  RunRecord r = *j.run(id);
+  for (int guard = 0; guard < 1000 && r.mode == "resume" && r.parent_id; ++guard) {
+    auto p = j.run(r.parent_id);
+    if (!p) break;
+    r = *p;
+  }
+  std::vector<RunRecord> out{r};
+  for (int guard = 0; guard < 1000 && out.back().resumed_by; ++guard) {
+    auto n = j.run(out.back().resumed_by);
+    if (!n) break;
+    out.push_back(*n);
+  }
+  return out;
+}
+
+std::string outcome_word(const std::string& o) {
+  if (o == "running") return "running (or its process died)";
+  return o;
+}
+
+// A path the effect left behind as a backup (fs.backup's result, a replaced file kept as an
+// artifact, a dump), or "".
+std::vector<std::pair<std::string, std::string>> backups_of(const EffectRecord& e) {
+  std::vector<std::pair<std::string, std::string>> out;
+  bool backupish = e.name.find("backup") != std::string::npos ||
+                   e.name.find("dump") != std::string::npos ||
+                   e.name.find("snapshot") != std::string::npos;
+  if (backupish && e.result.is_string()) out.emplace_back("backup", e.result.get<std::string>());
+  if (!e.result.is_object()) return out;
+  if (backupish && e.result.contains("path") && e.result["path"].is_string())
+    out.emplace_back("backup", e.result["path"].get<std::string>());
+  for (const char* key : {"backup", "backup_ref", "previous", "moved_to", "snapshot", "dump"})
+    if (e.result.contains(key) && e.result[key].is_string() && !e.result[key].get<std::string>().empty())
+      out.emplace_back(key, e.result[key].get<std::string>());
+  return out;
+}
+
+bool is_commitish(const json& v) {
+  static const std::regex hex("^[0-9a-f]{7,40}$");
+  return v.is_string() && std::regex_match(v.get<std::string>(), hex);
+}
+
+json request_of(const EffectRecord& e) {
+  std::string method = e.args.value("method", std::string());
+  if (method.empty()) {
+    method = e.name.substr(e.name.find('.') + 1);
+    for (auto& c : method) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  json r{{"run", e.run_id}, {"effect", e.seq}, {"method", method},
+         {"url", e.args.value("url", std::string())}, {"state", e.state}};
+  if (e.result.is_object() && e.result.contains("status")) r["status"] = e.result["status"];
+  if (!e.error.empty()) r["error"] = e.error;
+  return r;
+}
+
+}  // namespace
+
+json report_json(Journal& j, int64_t run_id) {
+  auto chain = chain_of(j, run_id);
+  const RunRecord& first = chain.front();
+  const RunRecord& last = chain.back();
+  json rep;
+  rep["title"] = "Incident record: " + first.runbook + " " + first.version;
+  rep["runbook"] = {{"name", first.runbook}, {"version", first.version}, {"file", first.file},
+                    {"sha256", first.sha256}, {"modules", first.modules}};
+  if (!first.git_commit.empty())
+    rep["runbook"]["git"] = {{"commit", first.git_commit},
+                             {"modified", first.git_dirty},
+                             {"status", first.extra.contains("git")
+                                            ? first.extra["git"].value("status", "")
+                                            : std::string(first.git_dirty ? "modified" : "clean")}};
+  rep["who"] = {{"user", first.user}, {"host", first.host}, {"cwd", first.cwd}};
+  rep["mode"] = first.mode + (first.offline ? " (offline)" : "");
+  rep["started"] = iso_utc(first.started_ms);
+  rep["ended"] = last.ended_ms ? json(iso_utc(last.ended_ms)) : json(nullptr);
+  rep["outcome"] = last.outcome;
+  rep["exit_code"] = last.exit_code;
+  // Total recovery time: from the first run's start to the end of the run that finished it.
+  rep["recovery_ms"] = last.ended_ms ? json(last.ended_ms - first.started_ms) : json(nullptr);
+  rep["params"] = first.params;
+  json changes_of_params = json::object();
+  for (const auto& r : chain)
+    if (r.extra.contains("param_changes"))
+      for (auto it = r.extra["param_changes"].begin(); it != r.extra["param_changes"].end(); ++it)
+        changes_of_params[it.key()] = {{"run", r.id}, {"from", it.value()["from"]}, {"to", it.value()["to"]}};
+  if (!changes_of_params.empty()) rep["param_changes"] = changes_of_params;
+  for (const char* k : {"reason", "trigger", "incident", "ticket", "cause"})
+    if (first.params.contains(k)) {
+      rep["trigger"] = first.params[k];
+      break;
+    }
+
+  rep["runs"] = json::array();
+  rep["timeline"] = json::array();
+  rep["failures"] = json::array();
+  rep["changes"] = json::array();
+  rep["backups"] = json::array();
+  rep["commits"] = json::array();
+  rep["requests"] = json::array();
+  int64_t t0 = first.started_ms;
+  auto at = [&](int64_t ms) { return json{{"at", iso_utc(ms)}, {"elapsed_ms", ms - t0}}; };
+  for (const auto& r : chain) {
+    rep["runs"].push_back({{"id", r.id}, {"mode", r.mode}, {"outcome", r.outcome},
+                           {"started", iso_utc(r.started_ms)},
+                           {"duration_ms", r.ended_ms ? r.ended_ms - r.started_ms : 0},
+                           {"exit_code", r.exit_code}, {"error", r.error}, {"user", r.user},
+                           {"host", r.host}, {"parent_id", r.parent_id}, {"plan_id", r.plan_id}});
+    auto steps = j.steps(r.id);
+    auto effects = j.effects(r.id);
+    auto logs = j.logs(r.id);
+    json ev = at(r.started_ms);
+    ev["type"] = "run";
+    ev["run"] = r.id;
+    ev["text"] = r.mode == "resume" ? "run #" + std::to_string(r.id) + " resumes run #" +
+                                          std::to_string(r.parent_id)
+                                    : "run #" + std::to_string(r.id) + " began (" + r.mode + ")";
+    rep["timeline"].push_back(ev);
+    // A continuation's answered prefix is already in the earlier run's timeline.
+    int64_t answered_from = 0, answered_to = 0;
+    for (const auto& e : effects)
+      if (e.origin == "journal") {
+        if (!answered_from) answered_from = e.seq;
+        answered_to = e.seq;
+      }
+    if (answered_to) {
+      json a = at(r.started_ms);
+      a["type"] = "note";
+      a["run"] = r.id;
+      a["text"] = "effects #" + std::to_string(answered_from) + "–#" + std::to_string(answered_to) +
+                  " answered from the journal (done before), not performed again";
+      rep["timeline"].push_back(a);
+    }
+    size_t li = 0;
+    std::set<int> skipped_steps;
+    int64_t last_seen = r.started_ms;
+    for (const auto& e : effects) last_seen = std::max({last_seen, e.started_ms, e.ended_ms});
+    for (const auto& s : steps) last_seen = std::max({last_seen, s.started_ms, s.ended_ms});
+    for (const auto& l : logs) last_seen = std::max(last_seen, l.at_ms);
+    auto push_log = [&](const LogRecord& lr) {
+      if (lr.level == "debug" || skipped_steps.count(lr.step_idx)) return;
+      json l = at(lr.at_ms);
+      l["type"] = "log";
+      l["run"] = r.id;
+      l["level"] = lr.level;
+      l["text"] = lr.message;
+      rep["timeline"].push_back(l);
+    };
+    for (const auto& s : steps) {
+      bool any_own = false;
+      for (const auto& e : effects)
+        if (e.step_idx == s.idx && e.attempt == s.attempt && e.origin != "journal") any_own = true;
+      bool all_answered = !any_own;
+      for (const auto& e : effects)
+        if (e.step_idx == s.idx && e.attempt == s.attempt) all_answered = all_answered && e.origin == "journal";
+      if (r.mode == "resume" && all_answered && s.outcome == "succeeded") {
+        skipped_steps.insert(s.idx);
+        continue;
+      }
+      json st = at(s.started_ms);
+      st["type"] = "step";
+      st["run"] = r.id;
+      st["step"] = s.idx;
+      st["attempt"] = s.attempt;
+      st["name"] = s.name;
+      st["outcome"] = s.outcome;
+      st["duration_ms"] = s.ended_ms ? s.ended_ms - s.started_ms : 0;
+      if (!s.error.empty()) st["error"] = s.error;
+      rep["timeline"].push_back(st);
+      for (const auto& e : effects) {
+        if (e.step_idx != s.idx || e.attempt != s.attempt || e.origin == "journal") continue;
+        while (li < logs.size() && logs[li].seq < e.seq) push_log(logs[li++]);
+        json x = at(e.started_ms);
+        x["type"] = "effect";
+        x["run"] = r.id;
+        x["step"] = e.step_idx;
+        x["effect"] = e.seq;
+        x["name"] = e.name;
+        x["kind"] = e.kind;
+        x["describe"] = e.describe;
+        x["state"] = e.state;
+        x["duration_ms"] = e.ended_ms ? e.ended_ms - e.started_ms : 0;
+        x["site"] = e.site;
+        if (!e.origin.empty()) x["origin"] = e.origin;
+        if (!e.error.empty()) x["error"] = e.error;
+        rep["timeline"].push_back(x);
+
+        bool performed = e.state == "done" && e.kind == "change";
+        if (performed) {
+          rep["changes"].push_back({{"run", r.id}, {"effect", e.seq}, {"name", e.name},
+                                    {"describe", e.describe}, {"at", iso_utc(e.started_ms)},
+                                    {"how", e.origin.empty() ? "performed" : e.origin}});
+          for (const auto& [what, path] : backups_of(e))
+            rep["backups"].push_back({{"run", r.id}, {"effect", e.seq}, {"name", e.name},
+                                      {"what", what}, {"path", path}, {"describe", e.describe}});
+          if (e.name.rfind("git.", 0) == 0) {
+            json c{{"run", r.id}, {"effect", e.seq}, {"name", e.name}, {"describe", e.describe}};
+            if (e.result.is_object())
+              for (auto it = e.result.begin(); it != e.result.end(); ++it)
+                if (is_commitish(it.value())) c[it.key()] = it.value();
+            rep["commits"].push_back(c);
+          }
+        }
+        if (e.kind == "change" && e.name.rfind("http.", 0) == 0 &&
+            (e.state == "done" || e.state == "failed"))
+          rep["requests"].push_back(request_of(e));
+        if (e.state == "begun")
+          rep["failures"].push_back({{"run", r.id}, {"step", e.step_idx}, {"effect", e.seq},
+                                     {"name", e.name}, {"describe", e.describe}, {"site", e.site},
+                                     {"error", "began and never finished: the process died (in doubt)"}});
+      }
+    }
+    while (li < logs.size()) push_log(logs[li++]);
+    // What failed and why: the step attempts that ended the run badly, with their failing effect.
+    ResumePoint wrong = resume_point(steps, effects);
+    for (const auto& s : steps) {
+      if (s.outcome == "succeeded" || s.outcome == "running") continue;
+      json f{{"run", r.id}, {"step", s.idx}, {"step_name", s.name}, {"attempt", s.attempt},
+             {"outcome", s.outcome}, {"error", s.error}, {"at", iso_utc(s.ended_ms ? s.ended_ms : s.started_ms)}};
+      for (const auto& e : effects)
+        if (e.step_idx == s.idx && e.attempt == s.attempt && e.state == "failed")
+          f["effect"] = {{"seq", e.seq}, {"name", e.name}, {"describe", e.describe},
+                         {"error", e.error}, {"site", e.site}};
+      f["retried"] = !(s.idx == wrong.step && s.attempt == wrong.attempt) &&
+                     std::any_of(steps.begin(), steps.end(), [&](const StepRecord& o) {
+                       return o.idx == s.idx && o.attempt > s.attempt;
+                     });
+      rep["failures"].push_back(f);
+    }
+    if (r.outcome == "crashed" || (r.outcome == "running" && !r.ended_ms))
+      rep["failures"].push_back({{"run", r.id}, {"outcome", r.outcome},
+                                 {"error", r.error.empty() ? "the process ended without finishing the run" : r.error}});
+    // A run whose process died has no end: its last trace in the journal stands for it.
+    json end = at(r.ended_ms ? r.ended_ms : last_seen);
+    end["type"] = "run_end";
+    end["run"] = r.id;
+    end["text"] = "run #" + std::to_string(r.id) + " " + outcome_word(r.outcome) +
+                  (r.ended_ms ? " after " + format_duration(Millis(r.ended_ms - r.started_ms))
+                              : ", last seen in the journal at " + iso_utc(last_seen).substr(11, 12));
+    rep["timeline"].push_back(end);
+  }
+  rep["verification"] = last.outcome == "succeeded" ? "success"
+                        : rep["changes"].empty()     ? "failed"
+                                                     : "partial";
+  return rep;
+}
+
+namespace {
+
+std::string cell(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return truncate(out, 300);
+}
+
+std::string val(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+std::string dur(const json& ms) {
+  return ms.is_number() && ms.get<int64_t>() > 0 ? format_duration(Millis(ms.get<int64_t>())) : "";
+}
+
+}  // namespace
+
+std::string report_markdown(const json& r) {
+  std::string md;
+  auto line = [&](const std::string& s) { md += s + "\n"; };
+  const json& rb = r["runbook"];
+  line("# " + r["title"].get<std::string>() + " — " + r["outcome"].get<std::string>());
+  line("");
+  // The rollback log entry of the source procedures, filled in.
+  line("```");
+  line("[" + r["started"].get<std::string>() + "] ROLLBACK INITIATED");
+  line("Runbook: " + val(rb["name"]) + " " + val(rb["version"]));
+  line("Trigger: " + (r.contains("trigger") ? val(r["trigger"]) : std::string("(not given)")));
+  line("Method: runbook " + val(r["mode"]) + " run" + (r["runs"].size() > 1 ? "s #" : " #") +
+       [&] {
+         std::string ids;
+         for (const auto& x : r["runs"]) ids += (ids.empty() ? "" : ", #") + std::to_string(x["id"].get<int64_t>());
+         return ids;
+       }());
+  line("Duration: " + (r["recovery_ms"].is_null() ? std::string("(not finished)") : format_duration(Millis(r["recovery_ms"].get<int64_t>()))));
+  line("Verification: " + val(r["verification"]));
+  line("```");
+  line("");
+  line("## Summary");
+  line("");
+  line("| | |");
+  line("|---|---|");
+  line("| Runbook | " + cell(val(rb["name"]) + " " + val(rb["version"])) + " |");
+  line("| File | `" + cell(val(rb["file"])) + "` |");
+  line("| SHA-256 | `" + val(rb["sha256"]) + "` |");
+  if (rb.contains("git"))
+    line("| Git | `" + val(rb["git"]["commit"]) + "` (" +
+         (rb["git"]["modified"].get<bool>() ? "file " + val(rb["git"]["status"]) : std::string("file as committed")) + ") |");
+  for (auto it = rb["modules"].begin(); it != rb["modules"].end(); ++it)
+    line("| Module | " + cell(it.key()) + " `" + val(it.value()) + "` |");
+  line("| Run by | " + cell(val(r["who"]["user"])) + " on " + cell(val(r["who"]["host"])) + ", in `" + cell(val(r["who"]["cwd"])) + "` |");
+  line("| Mode | " + cell(val(r["mode"])) + " |");
+  line("| Started | " + val(r["started"]) + " |");
+  line("| Ended | " + (r["ended"].is_null() ? std::string("(not finished)") : val(r["ended"])) + " |");
+  line("| Total recovery time | " + (r["recovery_ms"].is_null() ? std::string("(not finished)") : format_duration(Millis(r["recovery_ms"].get<int64_t>()))) + " |");
+  line("| Outcome | " + cell(val(r["outcome"])) + " (exit " + val(r["exit_code"]) + ") |");
+  line("");
+  line("## Parameters");
+  line("");
+  if (r["params"].empty()) line("(none)");
+  for (auto it = r["params"].begin(); it != r["params"].end(); ++it)
+    line("- `" + it.key() + "` = `" + cell(val(it.value())) + "`");
+  if (r.contains("param_changes"))
+    for (auto it = r["param_changes"].begin(); it != r["param_changes"].end(); ++it)
+      line("- `" + it.key() + "` changed by run #" + val(it.value()["run"]) + ": `" +
+           cell(val(it.value()["from"])) + "` → `" + cell(val(it.value()["to"])) + "`");
+  line("");
+  line("## Timeline");
+  line("");
+  line("| Time (UTC) | Elapsed | Run | Event | Duration |");
+  line("|---|---|---|---|---|");
+  for (const auto& e : r["timeline"]) {
+    std::string type = e["type"];
+    std::string what;
+    if (type == "step")
+      what = "**Step " + val(e["step"]) + " " + cell(val(e["name"])) + "**" +
+             (e["attempt"].get<int>() > 1 ? " (attempt " + val(e["attempt"]) + ")" : "") + " — " +
+             val(e["outcome"]) + (e.contains("error") ? ": " + cell(val(e["error"])) : "");
+    else if (type == "effect") {
+      std::string mark = e["state"] == "done" ? "✓" : e["state"] == "failed" ? "✗" : e["state"] == "planned" ? "~" : "?";
+      what = mark + " `" + val(e["name"]) + "` " + cell(val(e["describe"]));
+      if (e.contains("origin")) what += " *(" + val(e["origin"]) + ")*";
+      if (e.contains("error")) what += " — " + cell(val(e["error"]));
+      if (e["state"] == "begun") what += " — began, never finished";
+    } else if (type == "log")
+      what = (e["level"] == "info" ? "· " : "! ") + cell(val(e["text"]));
+    else
+      what = "*" + cell(val(e["text"])) + "*";
+    std::string elapsed = "+" + format_duration(Millis(e["elapsed_ms"].get<int64_t>()));
+    line("| " + val(e["at"]).substr(11, 12) + " | " + elapsed + " | #" + val(e["run"]) + " | " + what + " | " +
+         (type == "step" || type == "effect" ? dur(e["duration_ms"]) : "") + " |");
+  }
+  line("");
+  line("## What failed and why");
+  line("");
+  if (r["failures"].empty()) line("Nothing failed.");
+  for (const auto& f : r["failures"]) {
+    std::string s = "- Run #" + val(f["run"]);
+    if (f.contains("step_name"))
+      s += ", step " + val(f["step"]) + " '" + val(f["step_name"]) + "'" +
+           (f["attempt"].get<int>() > 1 ? " (attempt " + val(f["attempt"]) + ")" : "") + ", " +
+           val(f["outcome"]) + (f.value("retried", false) ? " (retried)" : "");
+    else if (f.contains("effect"))
+      s += ", effect #" + val(f["effect"]) + " `" + val(f["name"]) + "` (" + cell(val(f["describe"])) + ")";
+    s += ": " + cell(val(f["error"]));
+    if (f.contains("effect") && f["effect"].is_object())
+      s += " — at `" + val(f["effect"]["site"]) + "`, " + val(f["effect"]["name"]);
+    line(s);
+  }
+  line("");
+  line("## What was changed");
+  line("");
+  auto section = [&](const char* title, const json& list, auto render) {
+    line(std::string("### ") + title);
+    line("");
+    if (list.empty()) line("(none)");
+    for (const auto& x : list) line("- " + render(x));
+    line("");
+  };
+  section("Backups made", r["backups"], [](const json& b) {
+    return "`" + cell(val(b["path"])) + "` (" + val(b["what"]) + ", from " + val(b["name"]) + " #" + val(b["effect"]) + ": " + cell(val(b["describe"])) + ")";
+  });
+  section("Commits moved", r["commits"], [](const json& c) {
+    std::string s = "`" + val(c["name"]) + "` " + cell(val(c["describe"]));
+    for (auto it = c.begin(); it != c.end(); ++it)
+      if (it.key() != "run" && it.key() != "effect" && it.key() != "name" && it.key() != "describe")
+        s += " " + it.key() + "=`" + val(it.value()) + "`";
+    return s;
+  });
+  section("Requests sent", r["requests"], [](const json& q) {
+    return val(q["method"]) + " " + cell(val(q["url"])) + " → " +
+           (q.contains("status") ? val(q["status"]) : std::string("no answer")) +
+           (q.contains("error") ? " (" + cell(val(q["error"])) + ")" : "");
+  });
+  section("All changes, in order", r["changes"], [](const json& c) {
+    return val(c["at"]).substr(11, 8) + " run #" + val(c["run"]) + " #" + val(c["effect"]) + " `" +
+           val(c["name"]) + "` " + cell(val(c["describe"])) + (c["how"] == "performed" ? "" : " *(" + val(c["how"]) + ")*");
+  });
+  line("## Runs");
+  line("");
+  line("| Run | Mode | Outcome | Started (UTC) | Took | By |");
+  line("|---|---|---|---|---|---|");
+  for (const auto& x : r["runs"])
+    line("| #" + val(x["id"]) + " | " + val(x["mode"]) + " | " + val(x["outcome"]) + " | " +
+         val(x["started"]).substr(0, 19) + " | " + dur(x["duration_ms"]) + " | " + cell(val(x["user"])) + "@" + cell(val(x["host"])) + " |");
+  return md;
+}
+
+int cmd_report(const HistoryCommon& c, const std::string& run_text, const std::string& format,
+               const std::string& out_file) {
+  if (format != "md" && format != "json")
+    throw UsageError("--format is md or json, not '" + format + "'");
+  Journal j(journal_path_of(c));
+  int64_t id = resolve_run_id(j, run_text);
+  json rep = report_json(j, id);
+  std::string text = format == "json" ? rep.dump(2, ' ', false, json::error_handler_t::replace) + "\n"
+                                      : report_markdown(rep);
+  if (out_file.empty() || out_file == "-") {
+    std::fputs(text.c_str(), stdout);
+    return kExitOk;
+  }
+  std::ofstream out(out_file, std::ios::binary | std::ios::trunc);
+  if (!out) throw UsageError("cannot write " + out_file);
+  out << text;
+  out.close();
+  if (!out) throw std::runtime_error("writing " + out_file + " failed");
+  std::fprintf(stderr, "report of run #%lld written to %s\n", static_cast<long long>(id), out_file.c_str());
+  return kExitOk;
+}
+
+namespace {
+
+// "7d", "12h", "30m" (that long ago), or a date "2026-11-01" / "2026-11-01T10:00:00Z" (UTC).
+int64_t since_ms(const std::string& text) {
+  if (text.empty()) return 0;
+  static const std::regex days(R"(^(\d+)d$)");
+  std::smatch m;
+  if (std::regex_match(text, m, days)) return now_epoch_ms() - std::stoll(m[1]) * 86'400'000LL;
+  if (auto d = parse_duration(text)) return now_epoch_ms() - d->count();
+  static const std::regex date(R"(^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?Z?)?$)");
+  if (std::regex_match(text, m, date)) {
+    struct tm tm {};
+    tm.tm_year = std::stoi(m[1]) - 1900;
+    tm.tm_mon = std::stoi(m[2]) - 1;
+    tm.tm_mday = std::stoi(m[3]);
+    if (m[4].matched) tm.tm_hour = std::stoi(m[4]);
+    if (m[5].matched) tm.tm_min = std::stoi(m[5]);
+    if (m[6].matched) tm.tm_sec = std::stoi(m[6]);
+    return static_cast<int64_t>(timegm(&tm)) * 1000;
+  }
+  throw UsageError("--since takes a duration like 7d or 12h, or a date like 2026-11-01, not '" + text + "'");
+}
+
+// The cause of a run that went wrong: the failing effect of the step attempt where it did.
+std::string cause_of(Journal& j, const RunRecord& r) {
+  if (r.outcome == "error") return "(runbook or parameter error)";
+  auto steps = j.steps(r.id);
+  auto effects = j.effects(r.id);
+  ResumePoint p = resume_point(steps, effects);
+  for (const auto& e : effects)
+    if (e.step_idx == p.step && e.attempt == p.attempt && e.state == "failed" && e.origin != "journal")
+      return e.name;
+  if (p.in_doubt_seq)
+    for (const auto& e : effects)
+      if (e.seq == p.in_doubt_seq) return e.name + " (process died)";
+  if (r.outcome == "interrupted") return "(interrupted)";
+  if (r.outcome == "crashed" || r.outcome == "running") return "(process died)";
+  return "(runbook code)";
+}
+
+}  // namespace
+
+int cmd_stats(const HistoryCommon& c, const std::string& since) {
+  Journal j(journal_path_of(c));
+  RunFilter f;
+  f.limit = 0;
+  f.since_ms = since_ms(since);
+  f.oldest_first = true;
+  auto runs = j.runs(f);
+  std::map<int64_t, const RunRecord*> by_id;
+  for (const auto& r : runs) by_id[r.id] = &r;
+
+  struct Book {
+    int64_t runs = 0;
+    std::map<std::string, int64_t> modes, outcomes, causes;
+    int64_t recoveries = 0, recovered = 0, total_ms = 0, worst_ms = 0, worst_run = 0;
+  };
+  std::map<std::string, Book> books;
+  std::map<std::string, int64_t> causes;
+  int64_t recoveries = 0, recovered = 0, total_ms = 0;
+  for (const auto& r : runs) {
+    Book& b = books[r.runbook];
+    ++b.runs;
+    ++b.modes[r.mode];
+    ++b.outcomes[r.outcome];
+    if (r.outcome != "succeeded") {
+      std::string cause = cause_of(j, r);
+      ++b.causes[cause];
+      ++causes[cause];
+    }
+    // A recovery is a live run with the runs that resumed it; it counts once, at its first run.
+    if (r.mode != "live") continue;
+    const RunRecord* last = &r;
+    for (int guard = 0; guard < 1000 && last->resumed_by && by_id.count(last->resumed_by); ++guard)
+      last = by_id[last->resumed_by];
+    ++b.recoveries;
+    ++recoveries;
+    if (last->outcome != "succeeded" || !last->ended_ms) continue;
+    int64_t ms = last->ended_ms - r.started_ms;
+    ++b.recovered;
+    ++recovered;
+    b.total_ms += ms;
+    total_ms += ms;
+    if (ms >= b.worst_ms) {
+      b.worst_ms = ms;
+      b.worst_run = r.id;
+    }
+  }
+
+  if (c.json) {
+    json out{{"journal", j.path()}, {"since", f.since_ms ? json(iso_utc(f.since_ms)) : json(nullptr)},
+             {"total_runs", runs.size()}, {"runbooks", json::object()}, {"by_cause", causes}};
+    for (const auto& [name, b] : books)
+      out["runbooks"][name] = {{"runs", b.runs}, {"by_mode", b.modes}, {"by_outcome", b.outcomes},
+                               {"by_cause", b.causes}, {"recoveries", b.recoveries},
+                               {"recovered", b.recovered},
+                               {"mean_recovery_ms", b.recovered ? json(b.total_ms / b.recovered) : json(nullptr)},
+                               {"worst_recovery_ms", b.recovered ? json(b.worst_ms) : json(nullptr)},
+                               {"worst_recovery_run", b.recovered ? json(b.worst_run) : json(nullptr)}};
+    // The figures rollback_metrics.py kept, under its names.
+    std::string most = "";
+    int64_t most_n = 0;
+    for (const auto& [k, n] : causes)
+      if (n > most_n) most = k, most_n = n;
+    out["statistics"] = {{"total_rollbacks", recoveries}, {"by_cause", causes},
+                         {"average_recovery_time", recovered ? (total_ms / 60000.0) / recovered : 0.0},
+                         {"most_common_cause", most.empty() ? json(nullptr) : json(most)}};
+    std::printf("%s\n", out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (runs.empty()) {
+    std::printf("no runs in %s%s\n", j.path().c_str(), since.empty() ? "" : (" since " + since).c_str());
+    return kExitOk;
+  }
+  std::printf("%-24s %5s %5s %5s %5s %6s %7s %7s %6s  %-9s %-9s\n", "RUNBOOK", "RUNS", "LIVE", "DRY",
+              "OK", "FAILED", "INTERR", "CRASHED", "ERROR", "MTTR", "WORST");
+  for (const auto& [name, b] : books) {
+    auto n = [&](const std::map<std::string, int64_t>& m, const char* k) {
+      auto it = m.find(k);
+      return it == m.end() ? int64_t(0) : it->second;
+    };
+    std::printf("%-24s %5lld %5lld %5lld %5lld %6lld %7lld %7lld %6lld  %-9s %-9s\n",
+                truncate(name, 24).c_str(), (long long)b.runs,
+                (long long)(n(b.modes, "live") + n(b.modes, "resume")), (long long)n(b.modes, "dry-run"),
+                (long long)n(b.outcomes, "succeeded"), (long long)n(b.outcomes, "failed"),
+                (long long)n(b.outcomes, "interrupted"),
+                (long long)(n(b.outcomes, "crashed") + n(b.outcomes, "running")), (long long)n(b.outcomes, "error"),
+                b.recovered ? format_duration(Millis(b.total_ms / b.recovered)).c_str() : "-",
+                b.recovered ? format_duration(Millis(b.worst_ms)).c_str() : "-");
+  }
+  std::printf("\ntime to recover: live runs (with the runs that resumed them) that succeeded, first start to last end\n");
+  std::printf("recoveries: %lld, recovered: %lld, mean %s\n", (long long)recoveries, (long long)recovered,
+              recovered ? format_duration(Millis(total_ms / recovered)).c_str() : "-");
+  if (!causes.empty()) {
+    std::printf("\nby cause (the failing effect of the runs that did not succeed):\n");
+    std::vector<std::pair<int64_t, std::string>> sorted;
+    for (const auto& [k, n] : causes) sorted.emplace_back(-n, k);
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& [n, k] : sorted) std::printf("  %5lld  %s\n", (long long)-n, k.c_str());
+  }
+  return kExitOk;
+}
+
+}  // namespace rb::cli
