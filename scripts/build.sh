@@ -2,5 +2,7 @@
 # Configures and builds into build/ (RelWithDebInfo, -j2 on this 2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# ccache keyed on paths relative to the checkout, so a fresh clone elsewhere reuses the cache.
+export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"${JOBS:-2}"

@@ -60,3 +60,30 @@ function try(fn, handler)
   if handler then return handler(res) end
   return nil, res
 end
+
+-- time.format(t, fmt): a UTC timestamp for names and logs, from time.now() (journaled, so a
+-- replay formats the same name). fmt understands %Y %m %d %H %M %S; the default is ISO 8601.
+--   time.format(time.now(), "%Y%m%d-%H%M%S")  --> "20261124-031500"
+time = rawget(_G, "time") or {}
+function time.format(t, fmt)
+  if type(t) ~= "number" then error("time.format: a number of seconds expected", 2) end
+  fmt = fmt or "%Y-%m-%dT%H:%M:%SZ"
+  local secs = math.floor(t)
+  local days, rem = secs // 86400, secs % 86400
+  -- Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+  local z = days + 719468
+  local era = (z >= 0 and z or z - 146096) // 146097
+  local doe = z - era * 146097
+  local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+  local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+  local mp = (5 * doy + 2) // 153
+  local d = doy - (153 * mp + 2) // 5 + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400 + (m <= 2 and 1 or 0)
+  local f = {
+    Y = string.format("%04d", y), m = string.format("%02d", m), d = string.format("%02d", d),
+    H = string.format("%02d", rem // 3600), M = string.format("%02d", rem % 3600 // 60),
+    S = string.format("%02d", rem % 60),
+  }
+  return (fmt:gsub("%%(%a)", function(c) return f[c] or ("%" .. c) end))
+end

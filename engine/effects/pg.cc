@@ -1,7 +1,573 @@
+// pg.*: PostgreSQL through libpq (ping, query, exec) and pg_dump/pg_restore (dump, restore).
+// A query runs in a READ ONLY transaction, so it is safely a probe. The dsn's password is a
+// secret: it is registered for redaction, goes to pg_dump/pg_restore through PGPASSWORD (never
+// argv), and is scrubbed from libpq's messages.
+#include <glob.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+
+#include "core/clock.h"
+#include "core/hash.h"
+#include "core/strings.h"
 #include "effects/effects.h"
+#include "effects/pg_conn.h"
+#include "effects/util.h"
+#include "os/files.h"
 
 namespace rb {
+namespace {
+namespace stdfs = std::filesystem;
 
-void register_pg(Registry& r) { (void)r; }
+ArgSpec dsn_arg() {
+  return opt("dsn", ArgType::String,
+             "postgresql://user:password@host:port/db or \"host=... dbname=...\"; what it leaves "
+             "out comes from PGHOST, PGUSER, PGPASSWORD... (the password is kept secret)",
+             "");
+}
+
+pg::Dsn dsn_of(const Args& a) { return pg::parse_dsn(a.effect(), a.str_or("dsn", "")); }
+
+std::vector<std::string> dsn_secrets(const Args& a) { return pg::secrets_in(a.str_or("dsn", "")); }
+
+// For describe(), which gets the dsn with the password already replaced by "***".
+std::string target_of(const Args& a) {
+  try {
+    return dsn_of(a).target();
+  } catch (const std::exception&) {
+    return "PostgreSQL";
+  }
+}
+
+std::string size_text(uint64_t n) {
+  char buf[32];
+  if (n < 1024) return std::to_string(n) + " B";
+  if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  else if (n < (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
+  else std::snprintf(buf, sizeof buf, "%.1f GiB", n / 1073741824.0);
+  return buf;
+}
+
+std::string abs_path(const std::string& p) {
+  std::error_code ec;
+  return stdfs::absolute(p, ec).lexically_normal().string();
+}
+
+bool exists(const std::string& p) {
+  std::error_code ec;
+  return stdfs::exists(stdfs::symlink_status(p, ec));
+}
+
+std::string plural(int64_t n, const std::string& word) {
+  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
+}
+
+// The first keyword of a statement, upper-cased, past comments and parentheses.
+std::string verb_of(const std::string& sql) {
+  size_t i = 0;
+  while (i < sql.size()) {
+    if (std::isspace(static_cast<unsigned char>(sql[i])) || sql[i] == '(') {
+      ++i;
+    } else if (sql.compare(i, 2, "--") == 0) {
+      i = sql.find('\n', i);
+      if (i == std::string::npos) return "";
+    } else if (sql.compare(i, 2, "/*") == 0) {
+      i = sql.find("*/", i);
+      if (i == std::string::npos) return "";
+      i += 2;
+    } else {
+      break;
+    }
+  }
+  std::string v;
+  while (i < sql.size() && std::isalpha(static_cast<unsigned char>(sql[i])))
+    v += static_cast<char>(std::toupper(static_cast<unsigned char>(sql[i++])));
+  return v;
+}
+
+std::string one_line_sql(const std::string& sql) {
+  std::string out;
+  for (char ch : sql) {
+    bool space = std::isspace(static_cast<unsigned char>(ch));
+    if (space && (out.empty() || out.back() == ' ')) continue;
+    out += space ? ' ' : ch;
+  }
+  return trim(out);
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return std::tolower(c); });
+  return s;
+}
+
+// ---- the database's size and tables --------------------------------------------------------
+
+struct DbInfo {
+  std::string name;
+  int64_t size = 0, tables = 0;
+};
+
+DbInfo db_info(pg::Conn& c, Millis timeout) {
+  auto r = c.exec(
+      "SELECT current_database(), pg_database_size(current_database()), "
+      "(SELECT count(*) FROM pg_catalog.pg_tables "
+      " WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))",
+      {}, timeout);
+  DbInfo d;
+  d.name = PQgetvalue(r.get(), 0, 0);
+  d.size = std::strtoll(PQgetvalue(r.get(), 0, 1), nullptr, 10);
+  d.tables = std::strtoll(PQgetvalue(r.get(), 0, 2), nullptr, 10);
+  return d;
+}
+
+// ---- pg_dump / pg_restore ------------------------------------------------------------------
+
+// The newest server version's tools first: pg_dump must be at least as new as the server.
+std::string find_tool(const Args& a, const std::string& tool) {
+  if (a.has("bin")) {
+    std::string p = a.str("bin") + "/" + tool;
+    if (::access(p.c_str(), X_OK) == 0) return p;
+    throw EffectError(tool + " not found in " + a.str("bin"));
+  }
+  glob_t g{};
+  std::vector<std::string> found;
+  if (::glob(("/usr/lib/postgresql/*/bin/" + tool).c_str(), 0, nullptr, &g) == 0)
+    for (size_t i = 0; i < g.gl_pathc; ++i) found.emplace_back(g.gl_pathv[i]);
+  globfree(&g);
+  auto version = [](const std::string& p) {
+    return std::atoi(p.c_str() + std::string("/usr/lib/postgresql/").size());
+  };
+  std::sort(found.begin(), found.end(),
+            [&](const std::string& x, const std::string& y) { return version(x) > version(y); });
+  for (const auto& p : found)
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  std::string p = os::which(tool);
+  if (p.empty())
+    throw EffectError(tool + " not found (install the PostgreSQL client tools, or pass bin = "
+                      "\"/usr/lib/postgresql/<version>/bin\")");
+  return p;
+}
+
+// How a spawned tool reaches the database: the settings on argv without the password, the
+// password in its environment.
+void connect_spawn(os::ProcessSpec& spec, const pg::Dsn& dsn, const std::string& dbname, Millis bound) {
+  pg::Dsn d = dsn;
+  if (!dbname.empty() && !d.params.count("dbname")) d.params["dbname"] = dbname;
+  std::string conninfo = d.conninfo_without_password();
+  if (!conninfo.empty()) spec.argv.push_back("--dbname=" + conninfo);
+  spec.argv.push_back("--no-password");  // never wait for a prompt
+  if (!d.password.empty()) spec.env["PGPASSWORD"] = d.password;
+  spec.env["PGCONNECT_TIMEOUT"] = std::to_string(std::max<int64_t>(2, bound.count() / 1000));
+  spec.timeout = bound;
+}
+
+struct DumpList {
+  bool ok = false;
+  std::string error;
+  int64_t tables = 0;
+};
+
+// `pg_restore --list`: whether the dump is readable, and how many tables it holds.
+DumpList list_dump(EffectContext& ctx, const Args& a, const std::string& file) {
+  os::ProcessSpec spec;
+  spec.argv = {find_tool(a, "pg_restore"), "--list", file};
+  spec.timeout = Millis(120'000);
+  auto r = run_process_checked(ctx, spec, false);
+  DumpList out;
+  out.ok = r.code == 0;
+  if (!out.ok) {
+    out.error = tail_lines(r.stderr_text);
+    return out;
+  }
+  for (const auto& line : split(r.stdout_text, '\n')) {
+    if (line.empty() || line[0] == ';') continue;
+    // "215; 1259 16386 TABLE public projects app"
+    auto t = split(line, ' ');
+    if (t.size() > 4 && t[3] == "TABLE" && t[4] != "DATA") ++out.tables;
+  }
+  return out;
+}
+
+std::string format_letter(const Args& a) {
+  std::string f = a.str("format");
+  if (f == "custom") return "c";
+  if (f == "plain") return "p";
+  if (f == "tar") return "t";
+  if (f == "directory") return "d";
+  throw ArgError("bad argument 'format' to '" + a.effect() +
+                 "' (custom, plain, tar or directory expected, got \"" + f + "\")");
+}
+
+std::string sha256_path(const std::string& path) {
+  std::error_code ec;
+  if (!stdfs::is_directory(path, ec)) return sha256_file(path);
+  // A directory-format dump: the hash of its files' names and hashes, in name order.
+  std::vector<std::string> files;
+  for (auto& e : stdfs::recursive_directory_iterator(path, ec))
+    if (e.is_regular_file()) files.push_back(stdfs::relative(e.path(), path).string());
+  std::sort(files.begin(), files.end());
+  std::string acc;
+  for (const auto& f : files) acc += f + " " + sha256_file(path + "/" + f) + "\n";
+  return sha256_hex(acc);
+}
+
+// pg_dump into a temp name beside `file`, verified readable, then renamed into place. What
+// `file` held before is moved into the run's artifacts.
+json dump_to(EffectContext& ctx, const Args& a, const pg::Dsn& dsn, const std::string& file,
+             const std::string& letter, Millis timeout) {
+  std::string path = abs_path(file);
+  std::string tmp = os::unique_path(path + ".partial");
+  os::ProcessSpec spec;
+  spec.argv = {find_tool(a, "pg_dump"), "--format=" + letter, "--file=" + tmp};
+  connect_spawn(spec, dsn, "", ctx.bound(timeout));
+  auto cleanup = [&] {
+    std::error_code ec;
+    stdfs::remove_all(tmp, ec);
+  };
+  try {
+    run_process_checked(ctx, spec, true, "pg_dump of " + dsn.target());
+    int64_t tables = 0;
+    if (letter == "p") {
+      std::string text = os::read_file(tmp);
+      if (text.find("-- PostgreSQL database dump complete") == std::string::npos)
+        throw EffectError("the dump " + tmp + " is incomplete (no \"dump complete\" trailer)");
+      size_t pos = 0;
+      while ((pos = text.find("\nCREATE TABLE ", pos)) != std::string::npos) ++tables, ++pos;
+    } else {
+      DumpList l = list_dump(ctx, a, tmp);
+      if (!l.ok) throw EffectError("pg_restore --list cannot read the new dump: " + l.error);
+      tables = l.tables;
+    }
+    json previous = nullptr;
+    if (exists(path)) {
+      std::string rel = path.substr(1);
+      previous = os::unique_path(ctx.artifact_dir() + "/replaced/" + rel);
+      os::move_path(path, previous.get<std::string>());
+    }
+    os::move_path(tmp, path);
+    uint64_t size = os::path_size(path);
+    std::string sha = sha256_path(path);
+    json out{{"path", path},       {"size", size},     {"sha256", sha},
+             {"format", a.has("format") ? a.str("format") : "custom"},
+             {"tables", tables},   {"database", dsn.target()}, {"previous", previous}};
+    // The record of what was dumped, kept with the run even if the dump itself is moved.
+    std::string manifest = os::unique_path(ctx.artifact_dir() + "/pg/" +
+                                           stdfs::path(path).filename().string() + ".json");
+    stdfs::create_directories(stdfs::path(manifest).parent_path());
+    os::atomic_write(manifest, out.dump(2) + "\n");
+    out["manifest"] = manifest;
+    return out;
+  } catch (const EffectError&) {
+    cleanup();
+    throw;
+  } catch (const std::runtime_error& e) {
+    cleanup();
+    throw EffectError(e.what());
+  } catch (...) {
+    cleanup();
+    throw;
+  }
+}
+
+// ---- exec's preview ------------------------------------------------------------------------
+
+json exec_preview(EffectContext& ctx, const Args& a) {
+  pg::Dsn dsn = dsn_of(a);
+  std::string sql = a.str("sql");
+  pg::Params params = pg::params_of(a);
+  Millis timeout = a.duration("timeout");
+  std::string verb = verb_of(sql);
+  pg::Conn c(ctx, dsn, timeout);
+  bool count = a.boolean("count", true) && (verb == "UPDATE" || verb == "DELETE") &&
+               lower(sql).find("nextval") == std::string::npos;
+  if (count) {
+    // The statement itself, in a transaction that is always rolled back (and dropped with the
+    // connection if anything goes wrong): an exact count, and an early sight of a failure.
+    // Its row locks last only until the rollback; lock_timeout keeps it from queueing.
+    c.exec("BEGIN", {}, timeout);
+    c.exec("SET LOCAL lock_timeout = '2s'", {}, timeout);
+    std::string error;
+    auto r = c.run(sql, params, timeout, &error);
+    if (c.ok()) {
+      std::string ignored;
+      c.run("ROLLBACK", {}, timeout, &ignored);
+    }
+    if (!error.empty()) {
+      const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+      if (state && std::string(state) == "55P03")
+        return json{{"text", "cannot count the rows: another transaction holds locks on them"},
+                    {"error", error}};
+      return json{{"text", "would fail: " + error}, {"error", error}};
+    }
+    int64_t n = std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
+    std::string what = verb == "UPDATE" ? "update " : "delete ";
+    return json{{"text", "would " + what + plural(n, "row") +
+                             " (counted by running it in a transaction that was rolled back)"},
+                {"affected", n},
+                {"exact", true}};
+  }
+  // Otherwise the planner's estimate: EXPLAIN plans the statement without running it.
+  c.exec("BEGIN READ ONLY", {}, timeout);
+  std::string error;
+  auto r = c.run("EXPLAIN (FORMAT JSON) " + sql, params, timeout, &error);
+  if (error.empty() && r && PQntuples(r.get()) == 1) {
+    json plan = json::parse(PQgetvalue(r.get(), 0, 0), nullptr, false);
+    if (!plan.is_discarded() && plan.is_array() && !plan.empty() && plan[0].contains("Plan")) {
+      json node = plan[0]["Plan"];
+      // A ModifyTable node reports 0 rows; what it is fed is the estimate.
+      if (node.value("Node Type", "") == "ModifyTable" && node.contains("Plans") &&
+          !node["Plans"].empty())
+        node = node["Plans"][0];
+      int64_t n = static_cast<int64_t>(node.value("Plan Rows", 0.0));
+      return json{{"text", "would run " + (verb.empty() ? std::string("the statement") : verb) +
+                               " on about " + plural(n, "row") + " (the planner's estimate)"},
+                  {"affected", n},
+                  {"exact", false}};
+    }
+  }
+  return json{{"text", "would run a " + (verb.empty() ? std::string("SQL") : verb) +
+                           " statement on " + dsn.target() + " (no row estimate for it)"}};
+}
+
+}  // namespace
+
+void register_pg(Registry& r) {
+  {
+    Effect e;
+    e.name = "pg.ping";
+    e.summary = "Whether PostgreSQL accepts a connection (and a query) with these settings";
+    e.args = {dsn_arg(), opt("timeout", ArgType::Duration, "how long to try", "5s")};
+    e.positional = {"dsn"};
+    e.returns = "boolean; why not is logged";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) { return "ping PostgreSQL at " + target_of(a); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      std::string why;
+      pg::Conn c(ctx, dsn_of(a), a.duration("timeout"), &why);
+      if (c.ok()) {
+        try {
+          c.exec("SELECT 1", {}, a.duration("timeout"));
+          return true;
+        } catch (const EffectError& err) {
+          why = err.what();
+        }
+      }
+      ctx.note(why);
+      return false;
+    };
+    e.planned = [](const Args&, const json&) -> json { return true; };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "pg.query";
+    e.summary = "Rows of a query, run in a READ ONLY transaction (a probe: it cannot change data)";
+    e.args = {dsn_arg(), req("sql", ArgType::String, "one statement; $1, $2... for params"),
+              opt("params", ArgType::List, "values for $1, $2... (sent apart from the SQL)"),
+              opt("timeout", ArgType::Duration, "the statement is cancelled after this", "60s")};
+    e.positional = {"dsn", "sql"};
+    e.returns = "list of rows { column = value }: numbers as numbers, booleans, NULL as nil, json decoded";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) {
+      return "query " + target_of(a) + ": " + truncate(one_line_sql(a.str("sql")), 120);
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      pg::Params params = pg::params_of(a);
+      Millis timeout = a.duration("timeout");
+      pg::Conn c(ctx, dsn_of(a), timeout);
+      c.exec("BEGIN READ ONLY", {}, timeout);
+      std::string error;
+      auto res = c.run(a.str("sql"), params, timeout, &error);
+      if (c.ok()) {
+        std::string ignored;
+        c.run("ROLLBACK", {}, timeout, &ignored);
+      }
+      if (!error.empty()) {
+        json out = json::object();
+        if (res)
+          if (const char* s = PQresultErrorField(res.get(), PG_DIAG_SQLSTATE)) out["sqlstate"] = s;
+        throw EffectError(error, out);
+      }
+      return pg::rows_json(res.get());
+    };
+    e.planned = [](const Args&, const json&) -> json { return json::array(); };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "pg.exec";
+    e.summary = "Run one statement that changes data (UPDATE, DELETE, INSERT, DDL) with parameters";
+    e.kind = Kind::Change;
+    e.args = {dsn_arg(), req("sql", ArgType::String, "one statement; $1, $2... for params"),
+              opt("params", ArgType::List, "values for $1, $2... (sent apart from the SQL, never spliced in)"),
+              opt("timeout", ArgType::Duration, "the statement is cancelled after this", "60s"),
+              opt("count", ArgType::Bool,
+                  "dry-run counts the rows an UPDATE or DELETE would touch by running it in a "
+                  "transaction that is always rolled back; false: the planner's estimate only",
+                  true)};
+    e.positional = {"dsn", "sql"};
+    e.returns = "{ affected = rows, command = \"UPDATE\", rows = RETURNING rows if any }";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) {
+      return "run on " + target_of(a) + ": " + truncate(one_line_sql(a.str("sql")), 120);
+    };
+    e.preview = exec_preview;
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      pg::Params params = pg::params_of(a);
+      Millis timeout = a.duration("timeout");
+      pg::Conn c(ctx, dsn_of(a), timeout);
+      auto res = c.exec(a.str("sql"), params, timeout);
+      std::string status = PQcmdStatus(res.get());
+      json out{{"affected", std::strtoll(PQcmdTuples(res.get()), nullptr, 10)},
+               {"command", status.substr(0, status.find(' '))}};
+      if (PQresultStatus(res.get()) == PGRES_TUPLES_OK) out["rows"] = pg::rows_json(res.get());
+      return out;
+    };
+    e.planned = [](const Args& a, const json& pv) {
+      int64_t n = pv.is_object() && pv.contains("affected") ? pv["affected"].get<int64_t>() : 0;
+      return json{{"affected", n}, {"command", verb_of(a.str("sql"))}};
+    };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "pg.dump";
+    e.summary = "pg_dump a database to a file, verified readable (pg_restore --list), with its size and SHA-256";
+    e.kind = Kind::Change;
+    e.args = {dsn_arg(), req("file", ArgType::Path, "where the dump goes (an existing file is kept in the run's artifacts)"),
+              opt("format", ArgType::String, "custom, plain, tar or directory", "custom"),
+              opt("timeout", ArgType::Duration, "pg_dump is stopped after this", "1h"),
+              opt("bin", ArgType::Path, "directory of pg_dump/pg_restore (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
+    e.positional = {"dsn", "file"};
+    e.returns = "{ path, size, sha256, format, tables, database, manifest, previous }";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) {
+      return "dump " + target_of(a) + " to " + a.str("file") + " (" + a.str("format") + " format)";
+    };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      format_letter(a);
+      find_tool(a, "pg_dump");
+      pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
+      DbInfo d = db_info(c, a.duration("timeout"));
+      std::string path = abs_path(a.str("file"));
+      return json{{"text", "dumps database " + d.name + " (" + size_text(d.size) + ", " +
+                               plural(d.tables, "table") + ") to " + path +
+                               (exists(path) ? "; the existing file is kept in the run's artifacts" : "")},
+                  {"database", d.name},
+                  {"database_size", d.size},
+                  {"tables", d.tables}};
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      std::string letter = format_letter(a);
+      return dump_to(ctx, a, dsn_of(a), a.str("file"), letter, a.duration("timeout"));
+    };
+    e.planned = [](const Args& a, const json& pv) {
+      return json{{"path", abs_path(a.str("file"))}, {"size", 0}, {"sha256", ""},
+                  {"format", a.str("format")},
+                  {"tables", pv.is_object() ? pv.value("tables", json(0)) : json(0)}};
+    };
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      std::string path = abs_path(a.str("file"));
+      if (!exists(path)) return false;
+      if (a.str("format") == "plain") return nullptr;
+      return list_dump(ctx, a, path).ok;
+    };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "pg.restore";
+    e.summary = "pg_restore a dump into a database, after dumping the current one into the run's artifacts";
+    e.kind = Kind::Change;
+    e.args = {dsn_arg(), req("file", ArgType::Path, "a custom, tar or directory dump (pg.dump)"),
+              opt("clean", ArgType::Bool, "drop the dump's objects before recreating them (--clean --if-exists)", true),
+              opt("backup", ArgType::Bool, "dump the current database into the run's artifacts first", true),
+              opt("single_transaction", ArgType::Bool, "all or nothing: a failure leaves the database as it was", true),
+              opt("no_owner", ArgType::Bool, "skip ownership (restoring as another role)", false),
+              opt("timeout", ArgType::Duration, "for each of the backup and the restore", "1h"),
+              opt("bin", ArgType::Path, "directory of pg_dump/pg_restore (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
+    e.positional = {"dsn", "file"};
+    e.returns = "{ backup = path of the dump taken first (nil with backup = false), restored = file, tables }";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) {
+      return "restore " + target_of(a) + " from " + a.str("file") +
+             (a.boolean("clean", true) ? " (clean)" : "") +
+             (a.boolean("backup", true) ? ", backing up the current database first" : "");
+    };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      std::string file = abs_path(a.str("file"));
+      if (!exists(file)) throw EffectError("the dump " + file + " does not exist");
+      DumpList l = list_dump(ctx, a, file);
+      if (!l.ok) throw EffectError("pg_restore cannot read " + file + ": " + l.error);
+      pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
+      DbInfo d = db_info(c, a.duration("timeout"));
+      uint64_t size = os::path_size(file);
+      std::string text = "restores " + file + " (" + size_text(size) + ", " +
+                         plural(l.tables, "table") + ") into " + d.name + " (" + size_text(d.size) +
+                         ", " + plural(d.tables, "table") + " now)";
+      if (a.boolean("clean", true)) text += "; drops the dump's objects first";
+      if (a.boolean("backup", true)) text += "; backs up the current database first";
+      return json{{"text", text},           {"dump_size", size},      {"dump_tables", l.tables},
+                  {"database", d.name},     {"database_size", d.size}, {"database_tables", d.tables}};
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      std::string file = abs_path(a.str("file"));
+      if (!exists(file)) throw EffectError("the dump " + file + " does not exist");
+      // Refuse before touching anything if pg_restore cannot read it (a plain SQL dump, a
+      // truncated file).
+      DumpList l = list_dump(ctx, a, file);
+      if (!l.ok)
+        throw EffectError("pg_restore cannot read " + file + " (a plain SQL dump needs psql): " + l.error);
+      pg::Dsn dsn = dsn_of(a);
+      Millis timeout = a.duration("timeout");
+      std::string dbname;
+      {
+        pg::Conn c(ctx, dsn, timeout);
+        dbname = PQdb(c.get());
+      }
+      json backup = nullptr;
+      if (a.boolean("backup", true)) {
+        std::string dest = ctx.artifact_dir() + "/pg/" + dbname + "-before-restore-" +
+                           stamp_local(now_epoch_ms()) + ".dump";
+        std::error_code ec;
+        stdfs::create_directories(stdfs::path(dest).parent_path(), ec);
+        pg::Dsn with_db = dsn;
+        if (!with_db.params.count("dbname")) with_db.params["dbname"] = dbname;
+        backup = dump_to(ctx, a, with_db, os::unique_path(dest), "c", timeout)["path"];
+        ctx.note("backed up " + dsn.target() + " to " + backup.get<std::string>());
+      }
+      os::ProcessSpec spec;
+      spec.argv = {find_tool(a, "pg_restore")};
+      if (a.boolean("clean", true)) {
+        spec.argv.push_back("--clean");
+        spec.argv.push_back("--if-exists");
+      }
+      if (a.boolean("single_transaction", true)) spec.argv.push_back("--single-transaction");
+      spec.argv.push_back("--exit-on-error");
+      if (a.boolean("no_owner")) spec.argv.push_back("--no-owner");
+      connect_spawn(spec, dsn, dbname, ctx.bound(timeout));
+      spec.argv.push_back(file);
+      try {
+        run_process_checked(ctx, spec, true, "pg_restore into " + dsn.target());
+      } catch (EffectError& err) {
+        json res = err.result();
+        if (!res.is_object()) res = json::object();
+        res["backup"] = backup;
+        throw EffectError(std::string(err.what()) +
+                              (backup.is_null() ? "" : " (the database before: " + backup.get<std::string>() + ")"),
+                          res);
+      }
+      return json{{"backup", backup}, {"restored", file}, {"tables", l.tables}};
+    };
+    e.planned = [](const Args& a, const json& pv) {
+      return json{{"backup", a.boolean("backup", true) ? json("(a dump in the run's artifacts)") : json(nullptr)},
+                  {"restored", abs_path(a.str("file"))},
+                  {"tables", pv.is_object() ? pv.value("dump_tables", json(0)) : json(0)}};
+    };
+    r.add(std::move(e));
+  }
+}
 
 }  // namespace rb

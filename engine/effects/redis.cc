@@ -1,7 +1,399 @@
+// redis.*: a Redis server through hiredis, in-process. Every connect and command is bounded by
+// the call's timeout and the step's deadline, so a dead server is a prompt failure (or false,
+// for ping), never a hang. Pattern deletes walk with SCAN, never KEYS (which blocks a
+// production server); flushing a database needs confirm = true or --yes.
+#include <memory>
+#include <optional>
+#include <unordered_set>
+
+#include "core/strings.h"
 #include "effects/effects.h"
+#include "effects/redis_conn.h"
+#include "effects/util.h"
 
 namespace rb {
+namespace {
+using redis::Conn;
+using redis::Reply;
 
-void register_redis(Registry& r) { (void)r; }
+std::vector<ArgSpec> conn_args(const std::string& timeout = "5s") {
+  return {req("url", ArgType::Url, "redis://[[user]:password@]host:port/db (the password is a secret)"),
+          secret(opt("password", ArgType::String, "instead of the one in url (from an env var, say)")),
+          opt("timeout", ArgType::Duration, "to connect, and for each command (never past the step's deadline)",
+              timeout)};
+}
+
+std::vector<std::string> secrets(const Args& a) {
+  auto out = redis::url_secrets(a.str("url"));
+  if (a.has("password")) out.push_back(a.str("password"));
+  return out;
+}
+
+redis::Url url_of(const Args& a) {
+  try {
+    redis::Url u = redis::parse_url(a.str("url"));
+    if (a.has("password")) u.password = a.str("password");
+    return u;
+  } catch (const std::invalid_argument& e) {
+    throw ArgError("bad argument 'url' to '" + a.effect() + "' (" + e.what() + ")");
+  }
+}
+
+std::unique_ptr<Conn> connect(EffectContext& ctx, const Args& a, std::optional<int> db = {}) {
+  Millis t = ctx.bound(a.duration("timeout"));
+  if (t.count() <= 0) ctx.check_interrupt();
+  redis::Url u = url_of(a);
+  if (db) u.db = *db;
+  return std::make_unique<Conn>(u, t);
+}
+
+// Before each command of a long walk: Ctrl-C and the deadline are honoured between commands,
+// and no single command may outlast the step.
+void next_command(EffectContext& ctx, Conn& c, const Args& a) {
+  ctx.check_interrupt();
+  Millis t = ctx.bound(a.duration("timeout"));
+  if (t.count() <= 0) ctx.check_interrupt();
+  c.set_timeout(t);
+}
+
+std::string shown_value(const std::string& v) { return json(truncate(v, 80)).dump(); }
+
+// What a key holds now: { type = "none"|"string"|..., value = string or nil }.
+json current(Conn& c, const std::string& key) {
+  std::string type = redis::text_of(c.cmd({"TYPE", key}).get());
+  json out{{"type", type}, {"value", nullptr}};
+  if (type == "string") out["value"] = redis::text_of(c.cmd({"GET", key}).get());
+  return out;
+}
+
+std::string current_text(const json& cur) {
+  std::string type = cur["type"].get<std::string>();
+  if (type == "none") return "(none)";
+  if (type == "string") return shown_value(cur["value"].get<std::string>());
+  return "(a " + type + ")";
+}
+
+// SCAN the keyspace for `pattern`, handing each page of keys to `each`.
+template <typename F>
+void scan(EffectContext& ctx, Conn& c, const Args& a, F&& each) {
+  std::string cursor = "0";
+  do {
+    next_command(ctx, c, a);
+    Reply r = c.cmd({"SCAN", cursor, "MATCH", a.str("pattern"), "COUNT", std::to_string(a.integer("batch"))});
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+      throw EffectError("redis " + c.url().where() + ": unexpected SCAN reply");
+    cursor = std::string(r->element[0]->str, r->element[0]->len);
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < r->element[1]->elements; ++i) {
+      const redisReply* k = r->element[1]->element[i];
+      keys.emplace_back(k->str, k->len);  // the raw bytes: they are sent back to delete
+    }
+    each(keys);
+  } while (cursor != "0");
+}
+
+int64_t dbsize(Conn& c) { return c.cmd({"DBSIZE"})->integer; }
+
+int64_t total(const json& keyspace) {
+  int64_t n = 0;
+  for (const auto& v : keyspace) n += v.get<int64_t>();
+  return n;
+}
+
+std::string keyspace_text(const json& keyspace) {
+  std::string out;
+  for (auto it = keyspace.begin(); it != keyspace.end(); ++it)
+    out += (out.empty() ? "" : ", ") + it.key() + "=" + it.value().dump();
+  return out.empty() ? "empty" : out;
+}
+
+// What a flush would remove: { scope, db, keys_before, keyspace (all only), text }.
+json flush_scope(EffectContext& ctx, const Args& a) {
+  std::optional<int> db;
+  if (a.has("db")) db = static_cast<int>(a.integer("db"));
+  auto c = connect(ctx, a, db);
+  const redis::Url& u = c->url();
+  std::string host = u.host + ":" + std::to_string(u.port);
+  if (a.boolean("all")) {
+    json ks = redis::keyspace_counts(*c);
+    return json{{"scope", "all"}, {"keys_before", total(ks)}, {"keyspace", ks},
+                {"text", "FLUSHALL on " + host + ": removes " + std::to_string(total(ks)) +
+                             " keys in every database (" + keyspace_text(ks) + ")"}};
+  }
+  int64_t n = dbsize(*c);
+  return json{{"scope", "db"}, {"db", u.db}, {"keys_before", n},
+              {"text", "FLUSHDB on " + u.where() + ": removes " + std::to_string(n) + " keys"}};
+}
+
+std::string refusal(const json& scope) {
+  return "refused: " + scope["text"].get<std::string>() +
+         "; pass confirm = true (or run with --yes) to flush";
+}
+
+void add(Registry& r, Effect e) {
+  e.secrets_of = secrets;
+  r.add(std::move(e));
+}
+
+}  // namespace
+
+void register_redis(Registry& r) {
+  {
+    Effect e;
+    e.name = "redis.ping";
+    e.summary = "Whether a Redis server answers PING (false, promptly, when it does not)";
+    e.args = conn_args("2s");
+    e.positional = {"url"};
+    e.returns = "true | false (the reason is noted)";
+    e.describe = [](const Args& a) { return "ping " + a.str("url"); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      try {
+        auto c = connect(ctx, a);
+        Reply rep = c->cmd({"PING"});
+        return rep->type == REDIS_REPLY_STATUS && redis::text_of(rep.get()) == "PONG";
+      } catch (const EffectError& err) {
+        ctx.note(std::string("no PONG: ") + err.what());
+        return false;
+      }
+    };
+    e.planned = [](const Args&, const json&) -> json { return true; };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.info";
+    e.summary = "INFO (or one section of it) as a table";
+    e.args = conn_args();
+    e.args.push_back(opt("section", ArgType::String, "server, clients, memory, stats, keyspace, ..."));
+    e.positional = {"url", "section"};
+    e.returns = "{ field = value }; numbers as numbers, keyspace lines as { keys, expires, avg_ttl }";
+    e.describe = [](const Args& a) {
+      return "read INFO" + (a.has("section") ? " " + a.str("section") : std::string()) + " of " + a.str("url");
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      std::vector<std::string> argv{"INFO"};
+      if (a.has("section")) argv.push_back(a.str("section"));
+      return redis::parse_info(redis::text_of(c->cmd(argv).get()));
+    };
+    e.planned = [](const Args&, const json&) { return json::object(); };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.get";
+    e.summary = "The string value of a key";
+    e.args = conn_args();
+    e.args.insert(e.args.begin() + 1, req("key", ArgType::String, "the key"));
+    e.positional = {"url", "key"};
+    e.returns = "string, or nil when the key does not exist";
+    e.describe = [](const Args& a) { return "get " + a.str("key") + " from " + a.str("url"); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      Reply rep = c->cmd({"GET", a.str("key")});
+      if (rep->type == REDIS_REPLY_NIL) return nullptr;
+      return redis::text_of(rep.get());
+    };
+    e.planned = [](const Args&, const json&) -> json { return nullptr; };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.set";
+    e.summary = "Set a key to a string value, optionally expiring";
+    e.kind = Kind::Change;
+    e.args = conn_args();
+    e.args.insert(e.args.begin() + 1, req("key", ArgType::String, "the key"));
+    e.args.insert(e.args.begin() + 2, req("value", ArgType::String, "the value (numbers become strings)"));
+    e.args.push_back(opt("ttl", ArgType::Duration, "expire after this long (default: never)"));
+    e.positional = {"url", "key", "value"};
+    e.returns = "{ key, previous = the old string value or nil, previous_type }";
+    e.describe = [](const Args& a) {
+      return "set " + a.str("key") + " in " + a.str("url") +
+             (a.has("ttl") ? " for " + format_duration(a.duration("ttl")) : "");
+    };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      json cur = current(*c, a.str("key"));
+      std::string text = a.str("key") + ": " + current_text(cur) + " → " + shown_value(a.str("value")) +
+                         (a.has("ttl") ? ", expiring in " + format_duration(a.duration("ttl")) : "");
+      return json{{"text", text}, {"previous", cur["value"]}, {"previous_type", cur["type"]}};
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      json cur = current(*c, a.str("key"));
+      std::vector<std::string> argv{"SET", a.str("key"), a.str("value")};
+      if (a.has("ttl")) {
+        int64_t ms = a.duration("ttl").count();
+        if (ms <= 0) throw ArgError("bad argument 'ttl' to 'redis.set' (a positive duration expected)");
+        argv.insert(argv.end(), {"PX", std::to_string(ms)});
+      }
+      c->cmd(argv);
+      return json{{"key", a.str("key")}, {"previous", cur["value"]}, {"previous_type", cur["type"]}};
+    };
+    e.planned = [](const Args& a, const json& pv) {
+      json out{{"key", a.str("key")}, {"previous", nullptr}, {"previous_type", nullptr}};
+      if (pv.is_object() && pv.contains("previous")) {
+        out["previous"] = pv["previous"];
+        out["previous_type"] = pv["previous_type"];
+      }
+      return out;
+    };
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      Reply rep = c->try_cmd({"GET", a.str("key")});
+      if (rep->type != REDIS_REPLY_STRING) return false;
+      return std::string(rep->str, rep->len) == a.str("value");
+    };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.del";
+    e.summary = "Delete a key";
+    e.kind = Kind::Change;
+    e.args = conn_args();
+    e.args.insert(e.args.begin() + 1, req("key", ArgType::String, "the key"));
+    e.positional = {"url", "key"};
+    e.returns = "{ deleted = 1 | 0 }";
+    e.describe = [](const Args& a) { return "delete " + a.str("key") + " from " + a.str("url"); };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      json cur = current(*c, a.str("key"));
+      bool exists = cur["type"] != "none";
+      return json{{"text", exists ? "deletes " + a.str("key") + " " + current_text(cur)
+                                  : a.str("key") + " does not exist: nothing to delete"},
+                  {"exists", exists}};
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      return json{{"deleted", c->cmd({"DEL", a.str("key")})->integer}};
+    };
+    e.planned = [](const Args&, const json& pv) {
+      return json{{"deleted", pv.is_object() && pv.value("exists", false) ? 1 : 0}};
+    };
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      return c->cmd({"EXISTS", a.str("key")})->integer == 0;
+    };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.delete_matching";
+    e.summary = "Delete the keys matching a pattern, walking with SCAN (never KEYS) and deleting in batches";
+    e.kind = Kind::Change;
+    e.args = conn_args();
+    e.args.insert(e.args.begin() + 1, req("pattern", ArgType::String, "glob-style, e.g. \"gemini:*\""));
+    e.args.push_back(opt("batch", ArgType::Int, "keys per SCAN page and per UNLINK", 500));
+    e.positional = {"url", "pattern"};
+    e.returns = "{ deleted = n, pattern, db }";
+    e.describe = [](const Args& a) { return "delete keys matching " + a.str("pattern") + " in " + a.str("url"); };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      std::unordered_set<std::string> seen;  // SCAN may return a key twice
+      scan(ctx, *c, a, [&](const std::vector<std::string>& keys) { seen.insert(keys.begin(), keys.end()); });
+      int64_t all = dbsize(*c);
+      return json{{"text", "deletes " + std::to_string(seen.size()) + " of " + std::to_string(all) +
+                               " keys in " + c->url().where() + " matching " + json(a.str("pattern")).dump()},
+                  {"count", seen.size()}};
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      if (a.str("pattern").empty()) throw ArgError("bad argument 'pattern' to 'redis.delete_matching' (empty)");
+      if (a.integer("batch") < 1) throw ArgError("bad argument 'batch' to 'redis.delete_matching' (at least 1)");
+      auto c = connect(ctx, a);
+      int64_t deleted = 0;
+      std::string verb = "UNLINK";  // frees memory in the background; DEL before Redis 4
+      std::vector<std::string> pending;
+      auto remove = [&] {
+        if (pending.empty()) return;
+        std::vector<std::string> argv{verb};
+        argv.insert(argv.end(), pending.begin(), pending.end());
+        next_command(ctx, *c, a);
+        Reply rep = c->try_cmd(argv);
+        if (rep->type == REDIS_REPLY_ERROR && verb == "UNLINK" &&
+            std::string(rep->str, rep->len).find("unknown command") != std::string::npos) {
+          verb = argv[0] = "DEL";
+          rep = c->cmd(argv);
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+          throw EffectError("redis " + c->url().where() + ": " + verb + " failed after " + std::to_string(deleted) +
+                                " keys: " + redis::text_of(rep.get()),
+                            json{{"deleted", deleted}});
+        }
+        deleted += rep->integer;  // keys SCAN returned twice count once: the second delete finds nothing
+        pending.clear();
+        ctx.progress("deleted " + std::to_string(deleted) + " keys matching " + a.str("pattern"));
+      };
+      try {
+        scan(ctx, *c, a, [&](const std::vector<std::string>& keys) {
+          pending.insert(pending.end(), keys.begin(), keys.end());
+          if (static_cast<int64_t>(pending.size()) >= a.integer("batch")) remove();
+        });
+        remove();
+      } catch (const EffectError& err) {
+        throw EffectError(err.what(), json{{"deleted", deleted}});
+      }
+      return json{{"deleted", deleted}, {"pattern", a.str("pattern")}, {"db", c->url().db}};
+    };
+    e.planned = [](const Args& a, const json& pv) {
+      return json{{"deleted", pv.is_object() ? pv.value("count", json(0)) : json(0)},
+                  {"pattern", a.str("pattern")}, {"db", nullptr}};
+    };
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      auto c = connect(ctx, a);
+      bool any = false;
+      scan(ctx, *c, a, [&](const std::vector<std::string>& keys) { any = any || !keys.empty(); });
+      return !any;
+    };
+    add(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.flush";
+    e.summary = "FLUSHDB of the url's database (or db), or FLUSHALL with all = true; needs confirm = true or --yes";
+    e.kind = Kind::Change;
+    e.args = conn_args();
+    e.args.push_back(opt("db", ArgType::Int, "the database to flush (default: the url's)"));
+    e.args.push_back(opt("all", ArgType::Bool, "FLUSHALL: every database of the server", false));
+    e.args.push_back(opt("confirm", ArgType::Bool, "true: yes, flush (else the run needs --yes)", false));
+    e.positional = {"url"};
+    e.returns = "{ scope = \"db\"|\"all\", db, keys_before, keyspace = { db0 = n, ... } (all only) }";
+    e.describe = [](const Args& a) {
+      if (a.boolean("all")) return "flush every database of " + a.str("url");
+      return "flush " + (a.has("db") ? "db " + std::to_string(a.integer("db")) + " of " : std::string()) + a.str("url");
+    };
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
+      json scope = flush_scope(ctx, a);
+      if (!a.boolean("confirm") && !ctx.assume_yes()) {
+        scope["refused"] = refusal(scope);
+        scope["text"] = scope["text"].get<std::string>() + " — would be refused: no confirm = true or --yes";
+      }
+      return scope;
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      json scope = flush_scope(ctx, a);
+      std::string why = refusal(scope);
+      scope.erase("text");
+      if (!a.boolean("confirm") && !ctx.assume_yes()) throw EffectError(why, scope);
+      std::optional<int> db;
+      if (a.has("db")) db = static_cast<int>(a.integer("db"));
+      auto c = connect(ctx, a, db);
+      c->cmd({a.boolean("all") ? "FLUSHALL" : "FLUSHDB"});
+      return scope;
+    };
+    e.planned = [](const Args& a, const json& pv) -> json {
+      // The dry-run fails where the live run would: a flush nobody confirmed.
+      if (pv.is_object() && pv.contains("refused")) throw EffectError(pv["refused"].get<std::string>());
+      json out = pv.is_object() ? pv : json{{"scope", a.boolean("all") ? "all" : "db"}, {"keys_before", 0}};
+      out.erase("text");
+      return out;
+    };
+    e.verify = [](EffectContext& ctx, const Args& a) -> json {
+      json scope = flush_scope(ctx, a);
+      return scope["keys_before"] == 0;
+    };
+    add(r, std::move(e));
+  }
+}
 
 }  // namespace rb

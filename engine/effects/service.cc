@@ -1,7 +1,464 @@
+// service.define/start/stop/restart/status: a service is declared once per run (or by a
+// `services` module the runbook requires, which is Lua calling service.define for each) and then
+// named. Start of a running service and stop of a stopped one succeed without acting, and say so.
+// The backends (service_process.cc, service_cli.cc) only act; this file decides whether to.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "core/clock.h"
+#include "core/strings.h"
 #include "effects/effects.h"
+#include "effects/service_backend.h"
+#include "effects/util.h"
+#include "os/http_client.h"
 
 namespace rb {
+namespace {
+namespace stdfs = std::filesystem;
 
-void register_service(Registry& r) { (void)r; }
+const std::vector<std::string> kBackends = {"process", "systemd", "supervisor", "pm2", "compose"};
+
+[[noreturn]] void bad_arg(const std::string& effect, const std::string& arg, const std::string& why) {
+  throw ArgError("bad argument '" + arg + "' to '" + effect + "' (" + why + ")");
+}
+
+std::string absolute(const std::string& p, const std::string& base = "") {
+  stdfs::path path(p);
+  if (path.is_relative() && !base.empty()) path = stdfs::path(base) / path;
+  std::error_code ec;
+  return stdfs::absolute(path, ec).lexically_normal().string();
+}
+
+bool valid_name(const std::string& n) {
+  if (n.empty() || n.front() == '.' || n.size() > 200) return false;
+  for (char c : n)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '@'))
+      return false;
+  return true;
+}
+
+// The definition from service.define's arguments, validated and with every default filled in.
+ServiceDef parse_def(const Args& a) {
+  const std::string eff = "service.define";
+  ServiceDef d;
+  d.name = a.str("name");
+  if (!valid_name(d.name))
+    bad_arg(eff, "name", "letters, digits, '_', '-', '.', '@' expected (it names the pidfile), got \"" +
+                             d.name + "\"");
+  d.backend = a.str("backend");
+  bool known = false;
+  for (const auto& b : kBackends) known = known || b == d.backend;
+  if (!known) bad_arg(eff, "backend", "one of " + join(kBackends, ", ") + " expected, got \"" + d.backend + "\"");
+  d.argv = a.strings("argv");
+  if (a.has("cwd")) d.cwd = absolute(a.str("cwd"));
+  d.env = a.string_map("env");
+  d.health = a.str_or("health", "");
+  if (!d.health.empty() && d.health.rfind("http://", 0) != 0 && d.health.rfind("https://", 0) != 0)
+    bad_arg(eff, "health", "an http:// or https:// URL expected, got \"" + d.health + "\"");
+  d.stop_timeout = a.duration("stop_timeout");
+  d.start_timeout = a.duration("start_timeout");
+  d.settle = a.duration("settle");
+  d.unit = a.str_or("unit", d.name);
+  d.program = a.str_or("program", d.name);
+  d.app = a.str_or("app", d.name);
+  d.compose_service = a.str_or("compose_service", d.name);
+  d.project = a.str_or("project", "");
+  if (a.has("config")) d.config = absolute(a.str("config"), d.cwd);
+  d.serverurl = a.str_or("serverurl", "");
+  if (a.has("socket")) {
+    if (!d.serverurl.empty()) bad_arg(eff, "socket", "give socket or serverurl, not both");
+    d.serverurl = "unix://" + absolute(a.str("socket"), d.cwd);
+  }
+  if (d.backend == "process") {
+    if (d.argv.empty()) bad_arg(eff, "argv", "the process backend needs the program and its arguments");
+    std::string dir = service_state_dir();
+    d.pidfile = a.has("pidfile") ? absolute(a.str("pidfile"), d.cwd) : dir + "/" + d.name + ".pid";
+    d.log = a.has("log") ? absolute(a.str("log"), d.cwd) : dir + "/" + d.name + ".log";
+  } else {
+    for (const char* only : {"pidfile", "log"})
+      if (a.has(only)) bad_arg(eff, only, "only the process backend keeps a " + std::string(only));
+  }
+  return d;
+}
+
+// Values of the environment a service gets that are secrets by their name (DB_PASSWORD,
+// API_TOKEN), and passwords inside URLs: redacted from the journal and the output.
+std::vector<std::string> env_secrets(const Args& a) {
+  std::vector<std::string> out;
+  auto url_password = [&](const std::string& v) {
+    auto scheme = v.find("://");
+    auto at = v.find('@', scheme == std::string::npos ? 0 : scheme + 3);
+    if (scheme == std::string::npos || at == std::string::npos) return;
+    std::string userinfo = v.substr(scheme + 3, at - scheme - 3);
+    auto colon = userinfo.find(':');
+    if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
+  };
+  if (a.has("env") && a.at("env").is_object()) {
+    for (const auto& [k, v] : a.string_map("env")) {
+      std::string key = k;
+      std::transform(key.begin(), key.end(), key.begin(), ::toupper);
+      for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"})
+        if (key.find(word) != std::string::npos && !v.empty()) out.push_back(v);
+      url_password(v);
+    }
+  }
+  for (const char* k : {"health", "serverurl"})
+    if (a.has(k) && a.at(k).is_string()) url_password(a.str(k));
+  return out;
+}
+
+std::string pid_text(pid_t pid) { return pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""; }
+
+std::string state_text(const ServiceStatus& s) {
+  std::string t = s.state + pid_text(s.pid) + (s.detail == "planned" ? " (as planned)" : "");
+  if (s.stale) t += " [" + s.detail + "]";
+  return t;
+}
+
+json pid_json(pid_t pid) { return pid > 0 ? json(pid) : json(nullptr); }
+
+ServiceDef lookup(EffectContext& ctx, const Args& a) {
+  std::string name = a.str("name");
+  json& all = ctx.state("service");
+  if (!all.contains(name)) {
+    std::vector<std::string> known;
+    for (auto it = all.begin(); it != all.end(); ++it) known.push_back(it.key());
+    throw EffectError("no service '" + name + "' is defined in this run; call service.define{ name = \"" +
+                      name + "\", ... } first" +
+                      (known.empty() ? "" : " (defined: " + join(known, ", ") + ")"));
+  }
+  return ServiceDef::from_json(all[name]);
+}
+
+json base_result(const ServiceDef& d, const ServiceStatus& s) {
+  json r{{"name", d.name}, {"backend", d.backend}, {"state", s.state}, {"pid", pid_json(s.pid)}};
+  if (!s.since.empty()) r["since"] = s.since;
+  if (!s.detail.empty()) r["detail"] = s.detail;
+  if (s.stale) r["stale"] = true;
+  return r;
+}
+
+void merge(json& into, const json& from) {
+  if (!from.is_object()) return;
+  for (auto it = from.begin(); it != from.end(); ++it) into[it.key()] = it.value();
+}
+
+std::vector<ArgSpec> name_args() { return {req("name", ArgType::String, "the service's name (from service.define)")}; }
+
+enum class Verb { Start, Stop, Restart };
+const char* verb_name(Verb v) { return v == Verb::Start ? "start" : v == Verb::Stop ? "stop" : "restart"; }
+std::string target_of(Verb v) { return v == Verb::Stop ? "stopped" : "running"; }
+
+json preview_of(EffectContext& ctx, const Args& a, Verb v) {
+  ServiceDef d = lookup(ctx, a);
+  auto be = make_backend(d.backend);
+  ServiceStatus cur;
+  // Previews run only in dry-run, where earlier changes were planned, not made: the state an
+  // earlier planned start/stop leaves is what this one starts from.
+  json& plan = ctx.state("service.plan");
+  if (plan.contains(d.name)) {
+    cur.state = plan[d.name]["state"].get<std::string>();
+    cur.pid = plan[d.name]["pid"].get<pid_t>();
+    if (plan[d.name]["planned"].get<bool>()) cur.detail = "planned";
+  } else {
+    cur = be->status(ctx, d);
+  }
+  bool noop = (v == Verb::Start && cur.running()) || (v == Verb::Stop && !cur.running() && cur.state != "starting");
+  plan[d.name] = noop ? json{{"state", cur.state}, {"pid", cur.pid}, {"planned", cur.detail == "planned"}}
+                      : json{{"state", target_of(v)}, {"pid", 0}, {"planned", true}};
+  std::string text = d.name + ": " + state_text(cur) + " → " +
+                     (v == Verb::Restart && cur.running() ? "restarted, running" : target_of(v));
+  if (noop) text = d.name + ": " + state_text(cur) + " already; nothing to do";
+  auto cmd = be->command(d, verb_name(v));
+  if (!cmd.empty() && !noop) text += " (" + display_argv(cmd) + ")";
+  return json{{"text", text}, {"state", cur.state}, {"pid", pid_json(cur.pid)}, {"changed", !noop},
+              {"backend", d.backend}};
+}
+
+json planned_of(const Args& a, const json& pv, Verb v) {
+  json r{{"name", a.str("name")}, {"state", target_of(v)}, {"pid", nullptr}, {"changed", true}};
+  if (pv.is_object() && pv.contains("changed")) {
+    r["changed"] = pv["changed"];
+    r["backend"] = pv.value("backend", "");
+    if (v == Verb::Stop || !pv["changed"].get<bool>()) r["pid"] = pv["pid"];
+    if (v != Verb::Start) r["previous_pid"] = pv["pid"];
+  }
+  return r;
+}
+
+json verify_of(EffectContext& ctx, const Args& a, Verb v) {
+  ServiceDef d = lookup(ctx, a);
+  ServiceStatus s = make_backend(d.backend)->status(ctx, d);
+  bool there = s.state == target_of(v);
+  // A restart that left it running may or may not have happened: only the journal can tell.
+  if (v == Verb::Restart && there) return nullptr;
+  return there;
+}
+
+json apply_verb(EffectContext& ctx, const Args& a, Verb v) {
+  ServiceDef d = lookup(ctx, a);
+  auto be = make_backend(d.backend);
+  ServiceStatus cur = be->status(ctx, d);
+  if (cur.stale) ctx.note(d.name + ": " + cur.detail);
+  json out = json::object();
+  if (v == Verb::Start && cur.running()) {
+    std::string msg = d.name + ": already running" + pid_text(cur.pid) + "; not started again";
+    ctx.note(msg);
+    json r = base_result(d, cur);
+    r["changed"] = false;
+    r["message"] = msg;
+    return r;
+  }
+  if (v == Verb::Stop && !cur.running() && cur.state != "starting") {
+    std::string msg = d.name + ": not running; nothing to stop" + (cur.stale ? " (" + cur.detail + ")" : "");
+    ctx.note(msg);
+    json r = base_result(d, cur);
+    r["state"] = "stopped";
+    r["pid"] = nullptr;
+    r["changed"] = false;
+    r["message"] = msg;
+    return r;
+  }
+  if (v == Verb::Start) be->start(ctx, d, out);
+  else if (v == Verb::Stop) be->stop(ctx, d, cur, out);
+  else be->restart(ctx, d, cur, out);
+  ServiceStatus now = be->status(ctx, d);
+  json r = base_result(d, now);
+  merge(r, out);
+  r["changed"] = true;
+  if (v != Verb::Start) r["previous_pid"] = pid_json(cur.pid);
+  if (v == Verb::Stop) {
+    r["pid"] = pid_json(cur.pid);
+    if (!now.stale) r.erase("detail");  // "no pidfile" after a stop says nothing new
+    if (now.running())
+      throw EffectError(d.name + " still runs after stop: " + state_text(now), r);
+  } else if (!now.running() && now.state != "starting") {
+    throw EffectError(d.name + " is " + state_text(now) + " after " + verb_name(v) +
+                          (now.detail.empty() || now.stale ? "" : ": " + now.detail),
+                      r);
+  }
+  if (!r.contains("message"))
+    r["message"] = d.name + ": " + (v == Verb::Stop ? "stopped" : v == Verb::Start ? "started" : "restarted") +
+                   pid_text(v == Verb::Stop ? cur.pid : now.pid);
+  return r;
+}
+
+void add_verb(Registry& reg, Verb v) {
+  Effect e;
+  e.name = std::string("service.") + verb_name(v);
+  e.kind = Kind::Change;
+  e.args = name_args();
+  e.positional = {"name"};
+  if (v == Verb::Start) {
+    e.summary = "Start a defined service and wait until it runs (or is healthy); a running one is left alone";
+    e.returns = "{ name, backend, state = \"running\", pid, since, changed, message, log, waited (ms) }";
+  } else if (v == Verb::Stop) {
+    e.summary = "Stop a defined service (process: TERM to its group, KILL after stop_timeout); a stopped one is left alone";
+    e.returns = "{ name, backend, state = \"stopped\", pid (the one stopped), changed, message, signal }";
+  } else {
+    e.summary = "Restart a defined service (stop if it runs, then start, waiting for health)";
+    e.returns = "{ name, backend, state = \"running\", pid, previous_pid, changed = true, message }";
+  }
+  e.describe = [v](const Args& a) { return std::string(verb_name(v)) + " service " + a.str("name"); };
+  e.preview = [v](EffectContext& ctx, const Args& a) { return preview_of(ctx, a, v); };
+  e.planned = [v](const Args& a, const json& pv) { return planned_of(a, pv, v); };
+  e.verify = [v](EffectContext& ctx, const Args& a) { return verify_of(ctx, a, v); };
+  e.apply = [v](EffectContext& ctx, const Args& a) { return apply_verb(ctx, a, v); };
+  reg.add(std::move(e));
+}
+
+}  // namespace
+
+json ServiceDef::to_json() const {
+  json j{{"name", name}, {"backend", backend}};
+  if (!argv.empty()) j["argv"] = argv;
+  if (!cwd.empty()) j["cwd"] = cwd;
+  if (!env.empty()) j["env"] = env;
+  if (!log.empty()) j["log"] = log;
+  if (!pidfile.empty()) j["pidfile"] = pidfile;
+  if (!health.empty()) j["health"] = health;
+  j["stop_timeout"] = format_duration(stop_timeout);
+  j["start_timeout"] = format_duration(start_timeout);
+  j["settle"] = format_duration(settle);
+  if (backend == "systemd") j["unit"] = unit;
+  if (backend == "supervisor") j["program"] = program;
+  if (backend == "pm2") j["app"] = app;
+  if (backend == "compose") j["compose_service"] = compose_service;
+  if (!project.empty()) j["project"] = project;
+  if (!config.empty()) j["config"] = config;
+  if (!serverurl.empty()) j["serverurl"] = serverurl;
+  // Exact durations for from_json: the formatted ones above are for people.
+  j["_ms"] = {stop_timeout.count(), start_timeout.count(), settle.count()};
+  return j;
+}
+
+ServiceDef ServiceDef::from_json(const json& j) {
+  ServiceDef d;
+  d.name = j.value("name", "");
+  d.backend = j.value("backend", "process");
+  if (j.contains("argv")) d.argv = j["argv"].get<std::vector<std::string>>();
+  d.cwd = j.value("cwd", "");
+  if (j.contains("env")) d.env = j["env"].get<std::map<std::string, std::string>>();
+  d.log = j.value("log", "");
+  d.pidfile = j.value("pidfile", "");
+  d.health = j.value("health", "");
+  if (j.contains("_ms")) {
+    d.stop_timeout = Millis(j["_ms"][0].get<int64_t>());
+    d.start_timeout = Millis(j["_ms"][1].get<int64_t>());
+    d.settle = Millis(j["_ms"][2].get<int64_t>());
+  }
+  d.unit = j.value("unit", d.name);
+  d.program = j.value("program", d.name);
+  d.app = j.value("app", d.name);
+  d.compose_service = j.value("compose_service", d.name);
+  d.project = j.value("project", "");
+  d.config = j.value("config", "");
+  d.serverurl = j.value("serverurl", "");
+  return d;
+}
+
+std::string service_state_dir() {
+  if (const char* s = std::getenv("RUNBOOK_STATE_DIR"); s && *s) return absolute(s);
+  if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return absolute(std::string(x) + "/runbook/services");
+  const char* home = std::getenv("HOME");
+  return absolute(std::string(home && *home ? home : "/tmp") + "/.local/state/runbook/services");
+}
+
+void ServiceBackend::restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) {
+  if (cur.running() || cur.state == "starting") {
+    json stopped = json::object();
+    stop(ctx, d, cur, stopped);
+    if (stopped.contains("signal")) out["stop_signal"] = stopped["signal"];
+  }
+  start(ctx, d, out);
+}
+
+std::unique_ptr<ServiceBackend> make_backend(const std::string& kind) {
+  if (kind == "process") return make_process_backend();
+  if (auto b = make_cli_backend(kind)) return b;
+  throw EffectError("unknown service backend '" + kind + "'");
+}
+
+int64_t wait_service_healthy(EffectContext& ctx, const ServiceDef& d, const std::function<std::string()>& dead,
+                             const std::function<std::string()>& log_tail) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto until = t0 + ctx.bound(d.start_timeout);
+  Millis interval(100);
+  std::string last = "no answer yet";
+  int polls = 0;
+  auto waited = [&] {
+    return std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0).count();
+  };
+  while (true) {
+    ctx.check_interrupt();
+    if (dead) {
+      std::string why = dead();
+      if (!why.empty()) {
+        std::string tail = log_tail ? log_tail() : "";
+        throw EffectError(d.name + " " + why + " before it became healthy (after " +
+                              format_duration(Millis(waited())) + ")" + (tail.empty() ? "" : ": " + tail),
+                          json{{"name", d.name}, {"state", "stopped"}, {"health", last}});
+      }
+    }
+    os::HttpRequest req;
+    req.url = d.health;
+    auto left = std::chrono::duration_cast<Millis>(until - std::chrono::steady_clock::now());
+    req.timeout = std::max(Millis(1), std::min(left, Millis(2000)));
+    req.connect_timeout = std::min(req.timeout, Millis(1000));
+    auto resp = os::http_perform(req, [&] { ctx.check_interrupt(); });
+    ++polls;
+    if (resp.error.empty() && resp.status >= 200 && resp.status < 300) return waited();
+    last = resp.error.empty() ? "status " + std::to_string(resp.status) : resp.error;
+    auto now = std::chrono::steady_clock::now();
+    if (now + Millis(20) >= until) break;
+    auto pause_until = std::min(until, now + interval);
+    while (std::chrono::steady_clock::now() < pause_until) {
+      ctx.check_interrupt();
+      ctx.progress("waiting for " + d.name + " to be healthy: " + last);
+      std::this_thread::sleep_for(Millis(20));
+    }
+    interval = std::min(Millis(1000), interval + interval / 2);
+  }
+  std::string tail = log_tail ? log_tail() : "";
+  throw EffectError(d.name + " not healthy after " + format_duration(Millis(waited())) + " (" +
+                        std::to_string(polls) + " polls of " + d.health + "): last " + last +
+                        (tail.empty() ? "" : "; log: " + tail),
+                    json{{"name", d.name}, {"state", "running"}, {"health", last}});
+}
+
+void register_service(Registry& r) {
+  {
+    Effect e;
+    e.name = "service.define";
+    e.summary = "Declare a service for this run (process, systemd, supervisor, pm2 or compose); changes nothing";
+    e.kind = Kind::Probe;
+    e.args = {
+        req("name", ArgType::String, "the name service.start/stop/status use; also names the default pidfile"),
+        opt("backend", ArgType::String, "process | systemd | supervisor | pm2 | compose", "process"),
+        opt("argv", ArgType::List, "process: program and arguments; pm2: script and arguments when pm2 does not know the app yet"),
+        opt("cwd", ArgType::Path, "working directory (process, pm2; compose commands run there)"),
+        opt("env", ArgType::Map, "environment added for the process (process), or for the backend's commands (supervisorctl, pm2, docker)"),
+        opt("log", ArgType::Path, "process: stdout and stderr are appended here (default <state dir>/<name>.log); relative to cwd"),
+        opt("pidfile", ArgType::Path, "process: default <state dir>/<name>.pid, so another runbook can stop what one started"),
+        opt("health", ArgType::Url, "a URL that answers 2xx when the service is up: start and restart wait for it"),
+        opt("stop_timeout", ArgType::Duration, "process: time between TERM and KILL; others: bound on the stop command", "10s"),
+        opt("start_timeout", ArgType::Duration, "how long start may take (to run, or to be healthy)", "30s"),
+        opt("settle", ArgType::Duration, "process without health: it must still run this long after start", "500ms"),
+        opt("unit", ArgType::String, "systemd unit (default: name)"),
+        opt("program", ArgType::String, "supervisor program, or group:program (default: name)"),
+        opt("config", ArgType::Path, "supervisord.conf for supervisorctl -c, compose file for docker compose -f, pm2 ecosystem file"),
+        opt("socket", ArgType::Path, "supervisor: the unix socket (supervisorctl -s unix://socket)"),
+        opt("serverurl", ArgType::String, "supervisor: supervisorctl -s URL"),
+        opt("app", ArgType::String, "pm2 app name (default: name)"),
+        opt("compose_service", ArgType::String, "compose: the service in the compose file (default: name)"),
+        opt("project", ArgType::String, "compose: project name (docker compose -p)")};
+    e.returns = "the definition with defaults filled in: { name, backend, pidfile, log, ... }";
+    e.describe = [](const Args& a) {
+      return "define service " + a.str("name") + " (" + a.str("backend") + ")";
+    };
+    e.secrets_of = env_secrets;
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      ServiceDef d = parse_def(a);
+      json& all = ctx.state("service");
+      json def = d.to_json();
+      if (all.contains(d.name) && all[d.name] != def) ctx.note("service " + d.name + " redefined");
+      all[d.name] = def;
+      def.erase("_ms");
+      return def;
+    };
+    e.planned = [](const Args& a, const json&) -> json {
+      json def = parse_def(a).to_json();
+      def.erase("_ms");
+      return def;
+    };
+    r.add(std::move(e));
+  }
+  add_verb(r, Verb::Start);
+  add_verb(r, Verb::Stop);
+  add_verb(r, Verb::Restart);
+  {
+    Effect e;
+    e.name = "service.status";
+    e.summary = "Whether a defined service runs, with its pid and start time (a probe)";
+    e.kind = Kind::Probe;
+    e.args = name_args();
+    e.positional = {"name"};
+    e.returns = "{ name, backend, state = \"running\"|\"stopped\"|\"starting\", pid, since, detail, stale }";
+    e.describe = [](const Args& a) { return "status of service " + a.str("name"); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      ServiceDef d = lookup(ctx, a);
+      return base_result(d, make_backend(d.backend)->status(ctx, d));
+    };
+    e.planned = [](const Args& a, const json&) {
+      return json{{"name", a.str("name")}, {"state", "running"}, {"pid", nullptr}};
+    };
+    r.add(std::move(e));
+  }
+  register_proc(r);
+}
 
 }  // namespace rb

@@ -1,9 +1,11 @@
-// The process table, read from /proc. Used by proc.find/proc.signal and the process backend of
-// services to identify a process exactly (pid + start time + command line), never by pattern alone.
+// The process table, read from /proc, and the few process operations built on exact identity.
+// Used by proc.find/proc.signal and the process backend of services to identify a process
+// exactly (pid + start time + command line), never by pattern alone.
 #pragma once
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -28,5 +30,40 @@ struct ProcInfo {
 
 std::vector<ProcInfo> list_processes();
 std::optional<ProcInfo> read_process(pid_t pid);
+
+// Only /proc/PID/stat: cheap enough to poll. cmdline, exe, cwd and user stay empty.
+std::optional<ProcInfo> read_stat(pid_t pid);
+
+// Exists and is not a zombie. Orphans are reaped by pid 1, which may be slow or absent in a
+// container, so a zombie counts as gone: it runs nothing and holds no port.
+bool is_alive(pid_t pid);
+// The live (non-zombie) members of a process group.
+std::vector<pid_t> group_members(pid_t pgid);
+// This process and its ancestors up to pid 1: what proc.signal must never hit.
+std::vector<pid_t> self_and_ancestors();
+
+// "TERM", "SIGTERM", "term" or "15" -> 15; 0 if unknown.
+int signal_number(const std::string& name);
+std::string signal_name(int sig);  // 15 -> "TERM"
+
+// Sends `sig` to `pid` only if it is still the process that started at `start_ticks`; through a
+// pidfd where the kernel has them, so a pid reused between the check and the signal is never hit.
+// Returns 0, or an errno (ESRCH when it is gone or is another process now).
+int signal_if_same(pid_t pid, uint64_t start_ticks, int sig);
+
+// A program started to outlive its starter: double fork (the starter keeps no zombie), its own
+// session and process group (pgid == pid), stdin /dev/null, stdout and stderr appended to `log`,
+// no inherited descriptors, signal mask and dispositions reset.
+struct DetachedSpec {
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::map<std::string, std::string> env;  // added to the inherited environment
+  std::string log;
+};
+struct Detached {
+  pid_t pid = 0;       // running the program (exec succeeded) when error is empty
+  std::string error;   // "cannot enter directory /x: No such file or directory"
+};
+Detached spawn_detached(const DetachedSpec& spec);
 
 }  // namespace rb::os

@@ -1,0 +1,666 @@
+// git.stash, git.checkout, git.reset, git.clean: the changes that rewrite the work tree. None of
+// them loses work: checkout refuses over uncommitted changes (or stashes them), reset --hard and
+// clean leave a backup ref and a snapshot commit, and untracked files are moved into the run's
+// artifacts instead of being deleted.
+#include <unistd.h>
+
+#include <filesystem>
+#include <set>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "effects/effects.h"
+#include "effects/git_repo.h"
+#include "effects/util.h"
+#include "os/files.h"
+
+namespace rb::git {
+namespace {
+namespace stdfs = std::filesystem;
+
+std::string pv_str(const json& pv, const std::string& k, const std::string& def) {
+  return pv.is_object() && pv.contains(k) && pv[k].is_string() ? pv[k].get<std::string>() : def;
+}
+json pv_or(const json& pv, const std::string& k, json def) {
+  return pv.is_object() && pv.contains(k) ? pv[k] : def;
+}
+
+std::string plural(size_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+json commit_json(const git_oid& id) { return json{{"commit", hex(id)}, {"short", short_hex(id)}}; }
+
+// ---- stash ----------------------------------------------------------------------------------
+
+void add_stash(Registry& r) {
+  Effect e;
+  e.name = "git.stash";
+  e.summary =
+      "Stash uncommitted changes (and untracked files if asked); nothing to stash is not an error";
+  e.kind = Kind::Change;
+  e.args = {repo_arg(), opt("message", ArgType::String, "the stash's message"),
+            opt("untracked", ArgType::Bool, "stash untracked files too", false)};
+  e.returns = "{ stashed = boolean, commit = the stash's sha or nil, ref = \"refs/stash\", files }";
+  e.describe = [](const Args& a) {
+    return "stash the changes in " + a.str("repo") +
+           (a.boolean("untracked") ? " (with untracked files)" : "");
+  };
+  e.preview = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Status st = status(repo.get());
+    std::vector<std::string> files = st.tracked_changes();
+    if (a.boolean("untracked")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
+    json j{{"stashed", !files.empty()}, {"files", strings_json(files)}};
+    j["text"] = files.empty() ? "nothing to stash"
+                              : "stashes changes to " + plural(files.size(), "file", "files") +
+                                    ": " + list_text(files);
+    return j;
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Status st = status(repo.get());
+    std::vector<std::string> files = st.tracked_changes();
+    if (a.boolean("untracked")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
+    Signature sig = signature(repo.get());
+    std::string msg = a.str_or("message", "runbook run " + std::to_string(ctx.run_id()));
+    git_oid id;
+    int rc =
+        git_stash_save(&id, repo.get(), sig.get(), msg.c_str(),
+                       a.boolean("untracked") ? GIT_STASH_INCLUDE_UNTRACKED : GIT_STASH_DEFAULT);
+    if (rc == GIT_ENOTFOUND)
+      return json{
+          {"stashed", false}, {"commit", nullptr}, {"ref", "refs/stash"}, {"files", json::array()}};
+    check(rc, "cannot stash the changes in " + a.str("repo"));
+    return json{{"stashed", true},
+                {"commit", hex(id)},
+                {"ref", "refs/stash"},
+                {"files", strings_json(files)}};
+  };
+  e.planned = [](const Args&, const json& pv) {
+    bool stashed =
+        pv_or(pv, "stashed", true).is_boolean() ? pv_or(pv, "stashed", true).get<bool>() : true;
+    return json{{"stashed", stashed},
+                {"commit", stashed ? json(kZeroSha) : json(nullptr)},
+                {"ref", "refs/stash"},
+                {"files", pv_or(pv, "files", json::array())}};
+  };
+  r.add(std::move(e));
+}
+
+// ---- checkout -------------------------------------------------------------------------------
+
+// "main" or "refs/heads/main" when it names a local branch, else "".
+std::string local_branch(git_repository* repo, const std::string& ref) {
+  git_oid id;
+  if (ref.rfind("refs/heads/", 0) == 0)
+    return git_reference_name_to_id(&id, repo, ref.c_str()) == 0 ? ref : "";
+  std::string full = "refs/heads/" + ref;
+  return git_reference_name_to_id(&id, repo, full.c_str()) == 0 ? full : "";
+}
+
+std::string normalize_path(std::string p) {
+  while (p.rfind("./", 0) == 0) p.erase(0, 2);
+  while (!p.empty() && p.back() == '/') p.pop_back();
+  return p;
+}
+
+struct FileEntry {
+  std::string path;
+  git_oid id;
+  git_filemode_t mode;
+};
+
+// The files (blobs and links) under `paths` in `tree`; throws naming a path the tree lacks.
+std::vector<FileEntry> files_under(git_tree* tree, const std::vector<std::string>& paths,
+                                   const std::string& ref) {
+  std::vector<FileEntry> out;
+  for (const auto& raw : paths) {
+    std::string p = normalize_path(raw);
+    TreeEntry te;
+    if (p.empty() || git_tree_entry_bypath(te.out(), tree, p.c_str()) < 0)
+      throw EffectError("'" + raw + "' is not in " + ref);
+    if (git_tree_entry_type(te.get()) == GIT_OBJECT_BLOB) {
+      out.push_back({p, *git_tree_entry_id(te.get()), git_tree_entry_filemode(te.get())});
+      continue;
+    }
+    if (git_tree_entry_type(te.get()) != GIT_OBJECT_TREE)
+      continue;  // a submodule: not ours to write
+    Tree sub;
+    check(git_tree_lookup(sub.out(), git_tree_owner(tree), git_tree_entry_id(te.get())),
+          "cannot read " + p);
+    struct Walk {
+      std::string base;
+      std::vector<FileEntry>* out;
+    } w{p, &out};
+    git_tree_walk(
+        sub.get(), GIT_TREEWALK_PRE,
+        [](const char* root, const git_tree_entry* e, void* data) -> int {
+          auto* w = static_cast<Walk*>(data);
+          if (git_tree_entry_type(e) == GIT_OBJECT_BLOB)
+            w->out->push_back({w->base + "/" + root + git_tree_entry_name(e), *git_tree_entry_id(e),
+                               git_tree_entry_filemode(e)});
+          return 0;
+        },
+        &w);
+  }
+  return out;
+}
+
+// Whether the work-tree file already holds exactly the blob (filters applied, as git compares).
+bool same_as_blob(git_repository* repo, const FileEntry& f) {
+  git_oid id;
+  if (git_repository_hashfile(&id, repo, f.path.c_str(), GIT_OBJECT_BLOB, f.path.c_str()) < 0)
+    return false;
+  return git_oid_equal(&id, &f.id);
+}
+
+bool exists_in_worktree(git_repository* repo, const std::string& rel) {
+  std::error_code ec;
+  return stdfs::exists(stdfs::symlink_status(workdir(repo) + "/" + rel, ec));
+}
+
+void write_blob(git_repository* repo, const FileEntry& f) {
+  Blob blob;
+  check(git_blob_lookup(blob.out(), repo, &f.id), "cannot read " + f.path);
+  std::string dest = workdir(repo) + "/" + f.path;
+  std::error_code ec;
+  stdfs::create_directories(stdfs::path(dest).parent_path(), ec);
+  if (f.mode == GIT_FILEMODE_LINK) {
+    std::string target(static_cast<const char*>(git_blob_rawcontent(blob.get())),
+                       static_cast<size_t>(git_blob_rawsize(blob.get())));
+    stdfs::remove(dest, ec);
+    if (::symlink(target.c_str(), dest.c_str()) != 0)
+      throw EffectError("cannot create symlink " + dest);
+    return;
+  }
+  git_buf buf = GIT_BUF_INIT;
+  git_blob_filter_options fo = GIT_BLOB_FILTER_OPTIONS_INIT;
+  check(git_blob_filter(&buf, blob.get(), f.path.c_str(), &fo), "cannot read " + f.path);
+  std::string content(buf.ptr ? buf.ptr : "", buf.size);
+  git_buf_dispose(&buf);
+  try {
+    os::atomic_write(dest, content, f.mode == GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
+  } catch (const std::exception& e) {
+    throw EffectError(e.what());
+  }
+}
+
+// checkout{ ref, paths }: like `git checkout <ref> -- <paths>`: overwrites those files from the
+// ref (index too) and deletes nothing. Uncommitted content it overwrites is copied to artifacts.
+json restore_paths(EffectContext& ctx, git_repository* repo, const Args& a) {
+  Commit target = resolve_commit(repo, a.str("ref"));
+  Tree tree = tree_of(target.get());
+  const git_oid& tid = *git_commit_id(target.get());
+  auto files =
+      files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
+  Index idx;
+  check(git_repository_index(idx.out(), repo), "cannot read the index");
+  json written = json::array(), saved = json::array();
+  std::string saved_to;
+  std::error_code ec;
+  for (const auto& f : files) {
+    bool differs = !same_as_blob(repo, f);
+    unsigned int st = 0;
+    if (differs && exists_in_worktree(repo, f.path) &&
+        git_status_file(&st, repo, f.path.c_str()) == 0 && st != GIT_STATUS_CURRENT) {
+      if (saved_to.empty())
+        saved_to =
+            os::unique_path(stdfs::absolute(ctx.artifact_dir(), ec).lexically_normal().string() +
+                            "/git-checkout-" + short_hex(tid));
+      std::string to = saved_to + "/" + f.path;
+      try {
+        stdfs::create_directories(stdfs::path(to).parent_path(), ec);
+        os::copy_path(workdir(repo) + "/" + f.path, to);
+      } catch (const std::exception& e) {
+        throw EffectError(std::string("cannot keep the uncommitted ") + f.path + ": " + e.what());
+      }
+      saved.push_back(json{{"path", f.path}, {"to", to}});
+    }
+    if (differs) {
+      write_blob(repo, f);
+      written.push_back(f.path);
+    }
+    check(git_index_add_bypath(idx.get(), f.path.c_str()), "cannot update the index for " + f.path);
+  }
+  check(git_index_write(idx.get()), "cannot write the index");
+  json j{{"ref", a.str("ref")},     {"commit", hex(tid)},
+         {"short", short_hex(tid)}, {"paths", strings_json(a.strings("paths"))},
+         {"files", written},        {"saved", saved}};
+  j["saved_to"] = saved_to.empty() ? json(nullptr) : json(saved_to);
+  return j;
+}
+
+json preview_restore(git_repository* repo, const Args& a) {
+  Commit target = resolve_commit(repo, a.str("ref"));
+  Tree tree = tree_of(target.get());
+  const git_oid& tid = *git_commit_id(target.get());
+  auto files =
+      files_under(tree.get(), a.strings("paths"), a.str("ref") + " (" + label(repo, tid) + ")");
+  std::vector<std::string> change, keep;
+  for (const auto& f : files) {
+    if (same_as_blob(repo, f)) continue;
+    change.push_back(f.path);
+    unsigned int st = 0;
+    if (exists_in_worktree(repo, f.path) && git_status_file(&st, repo, f.path.c_str()) == 0 &&
+        st != GIT_STATUS_CURRENT)
+      keep.push_back(f.path);
+  }
+  std::string text = change.empty()
+                         ? "files already as in " + label(repo, tid) + "; nothing changes"
+                         : "restores " + plural(change.size(), "file", "files") + " from " +
+                               label(repo, tid) + ": " + list_text(change);
+  if (!keep.empty())
+    text += "; uncommitted content of " + list_text(keep) + " is kept in the run's artifacts";
+  return json{{"text", text}, {"commit", hex(tid)}, {"files", strings_json(change)}};
+}
+
+struct CheckoutPlan {
+  Commit target;
+  git_oid tid{};
+  std::string branch;  // full ref name, or "" for detached
+  Head before;
+  std::vector<std::string> changed;
+  Status st;
+};
+
+CheckoutPlan plan_checkout(git_repository* repo, const Args& a) {
+  CheckoutPlan p;
+  p.target = resolve_commit(repo, a.str("ref"));
+  p.tid = *git_commit_id(p.target.get());
+  p.branch = local_branch(repo, a.str("ref"));
+  p.before = head(repo);
+  Tree nt = tree_of(p.target.get());
+  if (p.before.unborn) {
+    p.changed = diff_names(repo, nullptr, nt.get());
+  } else {
+    Commit hc = head_commit(repo);
+    Tree ot = tree_of(hc.get());
+    p.changed = diff_names(repo, ot.get(), nt.get());
+  }
+  p.st = status(repo, false, false);
+  return p;
+}
+
+std::string head_label(git_repository* repo, const Head& h) {
+  if (h.unborn) return "(no commits)";
+  return label(repo, h.id);
+}
+
+json checkout_result(git_repository* repo, const Args& a, const CheckoutPlan& p) {
+  json j{{"ref", a.str("ref")}, {"commit", hex(p.tid)}, {"short", short_hex(p.tid)}};
+  j["branch"] = p.branch.empty() ? json(nullptr) : json(p.branch.substr(11));
+  j["detached"] = p.branch.empty();
+  json prev = p.before.unborn ? json{{"commit", nullptr}} : commit_json(p.before.id);
+  prev["ref"] = p.before.detached || p.before.ref.empty() ? json(nullptr) : json(p.before.ref);
+  j["previous"] = prev;
+  j["files"] = p.changed.size();
+  j["changed"] = strings_json(p.changed);
+  return j;
+}
+
+void add_checkout(Registry& r) {
+  Effect e;
+  e.name = "git.checkout";
+  e.summary =
+      "Move HEAD to a ref (a branch, or detached), or restore `paths` from a ref; refuses over "
+      "uncommitted changes unless stash = true";
+  e.kind = Kind::Change;
+  e.args = {
+      repo_arg(), req("ref", ArgType::String, "a branch, tag or commit"),
+      opt("paths", ArgType::List,
+          "restore only these files or directories from ref (partial rollback)"),
+      opt("stash", ArgType::Bool, "stash uncommitted changes first instead of refusing", false)};
+  e.returns =
+      "{ ref, commit, short, branch or nil, detached, previous = { commit, short, ref }, files "
+      "(count), "
+      "changed = {...}, stash = sha or nil }; with paths: { ref, commit, paths, files, saved, "
+      "saved_to }";
+  e.describe = [](const Args& a) {
+    if (a.has("paths"))
+      return "restore " + list_text(a.strings("paths"), 3) + " from " + a.str("ref") + " in " +
+             a.str("repo");
+    return "check out " + a.str("ref") + " in " + a.str("repo");
+  };
+  e.preview = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    if (a.has("paths")) return preview_restore(repo.get(), a);
+    CheckoutPlan p = plan_checkout(repo.get(), a);
+    json j = checkout_result(repo.get(), a, p);
+    std::string to = (p.branch.empty() ? "" : p.branch.substr(11) + " ") + label(repo.get(), p.tid);
+    std::string text = "HEAD " + head_label(repo.get(), p.before) + " → " + to + ", " +
+                       plural(p.changed.size(), "file changes", "files change");
+    bool refused = false;
+    auto dirty = p.st.tracked_changes();
+    if (!dirty.empty() && !a.boolean("stash")) {
+      refused = true;
+      text += "; would be refused: uncommitted changes to " + list_text(dirty) +
+              " (stash = true stashes them)";
+    } else if (!dirty.empty()) {
+      text += "; stashes uncommitted changes to " + list_text(dirty) + " first";
+    }
+    if (dirty.empty()) {
+      Tree nt = tree_of(p.target.get());
+      auto in_way = checkout_conflicts(repo.get(), nt.get());
+      if (!in_way.empty()) {
+        refused = true;
+        text += "; would be refused: local files in the way: " + list_text(in_way);
+      }
+    }
+    j["text"] = text;
+    j["refused"] = refused;
+    return j;
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    if (a.has("paths")) return restore_paths(ctx, repo.get(), a);
+    CheckoutPlan p = plan_checkout(repo.get(), a);
+    auto dirty = p.st.tracked_changes();
+    json stash = nullptr;
+    if (!dirty.empty()) {
+      if (!a.boolean("stash"))
+        throw EffectError("uncommitted changes to " + list_text(dirty) +
+                              "; commit them, or pass stash = true to stash them first",
+                          json{{"uncommitted", strings_json(dirty)}});
+      Signature sig = signature(repo.get());
+      git_oid sid;
+      std::string msg =
+          "runbook run " + std::to_string(ctx.run_id()) + ": before checkout of " + a.str("ref");
+      check(git_stash_save(&sid, repo.get(), sig.get(), msg.c_str(), GIT_STASH_DEFAULT),
+            "cannot stash the uncommitted changes");
+      stash = hex(sid);
+    }
+    Tree nt = tree_of(p.target.get());
+    try {
+      safe_checkout(repo.get(), nt.get());
+    } catch (const EffectError& err) {
+      if (stash.is_null()) throw;
+      // Put the changes back so a refused checkout leaves the tree as it found it.
+      int rc = git_stash_pop(repo.get(), 0, nullptr);
+      throw EffectError(std::string(err.what()) +
+                            (rc == 0 ? "; the stashed changes were put back"
+                                     : "; the changes stay stashed as " + stash.get<std::string>()),
+                        err.result());
+    }
+    if (!p.branch.empty())
+      check(git_repository_set_head(repo.get(), p.branch.c_str()),
+            "cannot switch HEAD to " + p.branch);
+    else
+      check(git_repository_set_head_detached(repo.get(), &p.tid),
+            "cannot detach HEAD at " + short_hex(p.tid));
+    json j = checkout_result(repo.get(), a, p);
+    j["stash"] = stash;
+    return j;
+  };
+  e.planned = [](const Args& a, const json& pv) {
+    std::string commit = pv_str(pv, "commit", kZeroSha);
+    json j{{"ref", a.str("ref")}, {"commit", commit}, {"short", commit.substr(0, 7)}};
+    if (a.has("paths")) {
+      j["paths"] = a.at("paths");
+      j["files"] = pv_or(pv, "files", json::array());
+      j["saved"] = json::array();
+      return j;
+    }
+    j["branch"] = pv_or(pv, "branch", nullptr);
+    j["detached"] = pv_or(pv, "detached", true);
+    j["previous"] = pv_or(pv, "previous", json{{"commit", nullptr}});
+    j["files"] = pv_or(pv, "files", 0);
+    j["changed"] = pv_or(pv, "changed", json::array());
+    j["stash"] = a.boolean("stash") ? json(kZeroSha) : json(nullptr);
+    return j;
+  };
+  e.verify = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    Commit target = resolve_commit(repo.get(), a.str("ref"));
+    if (a.has("paths")) {
+      Tree tree = tree_of(target.get());
+      for (const auto& f : files_under(tree.get(), a.strings("paths"), a.str("ref")))
+        if (!same_as_blob(repo.get(), f)) return false;
+      return true;
+    }
+    if (moves_with_head(repo.get(), a.str("ref"), false)) return nullptr;
+    Head h = head(repo.get());
+    if (h.unborn || !git_oid_equal(&h.id, git_commit_id(target.get()))) return false;
+    std::string branch = local_branch(repo.get(), a.str("ref"));
+    return branch.empty() ? h.detached : h.ref == branch;
+  };
+  r.add(std::move(e));
+}
+
+// ---- reset ----------------------------------------------------------------------------------
+
+// Whether checking out `tree` would write over `rel` (a file or dir, relative): the tree has
+// something at that path, or a file where one of its parent directories is.
+bool in_the_way(git_tree* tree, const std::string& rel) {
+  TreeEntry te;
+  if (git_tree_entry_bypath(te.out(), tree, rel.c_str()) == 0) return true;
+  for (stdfs::path dir = stdfs::path(rel).parent_path(); !dir.empty(); dir = dir.parent_path()) {
+    TreeEntry pe;
+    if (git_tree_entry_bypath(pe.out(), tree, dir.string().c_str()) == 0)
+      return git_tree_entry_type(pe.get()) != GIT_OBJECT_TREE;
+  }
+  return false;
+}
+
+// Untracked and ignored paths that a hard reset to `tree` would overwrite.
+std::vector<std::string> untracked_in_the_way(git_repository* repo, git_tree* tree) {
+  Status st = status(repo, true, true);
+  std::vector<std::string> out;
+  for (const auto* list : {&st.untracked, &st.ignored})
+    for (const auto& p : *list) {
+      std::string rel = normalize_path(p);
+      if (!rel.empty() && in_the_way(tree, rel)) out.push_back(p);
+    }
+  return out;
+}
+
+git_reset_t reset_mode(const Args& a) {
+  if (a.boolean("hard")) return GIT_RESET_HARD;
+  return a.boolean("soft") ? GIT_RESET_SOFT : GIT_RESET_MIXED;
+}
+const char* mode_name(git_reset_t m) {
+  return m == GIT_RESET_HARD ? "hard" : m == GIT_RESET_SOFT ? "soft" : "mixed";
+}
+
+std::string backup_ref_text(int64_t run_id, int n) {
+  return "refs/runbook/backup/" + std::to_string(run_id) + "/" + std::to_string(n);
+}
+
+void add_reset(Registry& r) {
+  Effect e;
+  e.name = "git.reset";
+  e.summary =
+      "Move HEAD (and its branch) to a ref; hard = true also resets the work tree, after a backup "
+      "ref, a "
+      "snapshot of uncommitted changes, and moving untracked files in the way to the run's "
+      "artifacts";
+  e.kind = Kind::Change;
+  e.args = {repo_arg(), req("ref", ArgType::String, "where HEAD goes"),
+            opt("hard", ArgType::Bool, "reset the index and work tree too (guarded)", false),
+            opt("soft", ArgType::Bool, "move HEAD only, keep the index", false)};
+  e.returns =
+      "{ ref, commit, short, previous = { commit, short }, mode, files, changed, "
+      "backup = { ref, head, changes_ref, changes } or nil, moved = {...}, moved_to }";
+  e.describe = [](const Args& a) {
+    return "reset " + a.str("repo") + " to " + a.str("ref") + (a.boolean("hard") ? " (hard)" : "");
+  };
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Commit target = resolve_commit(repo.get(), a.str("ref"));
+    const git_oid& tid = *git_commit_id(target.get());
+    Commit hc = head_commit(repo.get());
+    Tree ot = tree_of(hc.get()), nt = tree_of(target.get());
+    auto changed = diff_names(repo.get(), ot.get(), nt.get());
+    std::string text = "HEAD " + label(repo.get(), *git_commit_id(hc.get())) + " → " +
+                       label(repo.get(), tid) + ", " +
+                       plural(changed.size(), "file changes", "files change");
+    json j{{"commit", hex(tid)},
+           {"mode", mode_name(reset_mode(a))},
+           {"previous", commit_json(*git_commit_id(hc.get()))},
+           {"files", changed.size()},
+           {"changed", strings_json(changed)},
+           {"moved", json::array()}};
+    if (reset_mode(a) == GIT_RESET_HARD) {
+      int n = next_backup_n(repo.get(), ctx.run_id());
+      std::string prefix = backup_ref_text(ctx.run_id(), n);
+      text += "; backs up HEAD to " + prefix + "/head";
+      auto dirty = status(repo.get(), false, false).tracked_changes();
+      if (!dirty.empty())
+        text += ", uncommitted changes to " + list_text(dirty) + " to " + prefix + "/changes";
+      auto way = untracked_in_the_way(repo.get(), nt.get());
+      if (!way.empty())
+        text += "; moves untracked " + list_text(way) + " (in the way) to the run's artifacts";
+      j["backup"] =
+          json{{"ref", prefix + "/head"},
+               {"head", hex(*git_commit_id(hc.get()))},
+               {"changes_ref", dirty.empty() ? json(nullptr) : json(prefix + "/changes")}};
+      j["moved"] = strings_json(way);
+    }
+    j["text"] = text;
+    return j;
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    Commit target = resolve_commit(repo.get(), a.str("ref"));
+    const git_oid& tid = *git_commit_id(target.get());
+    Commit hc = head_commit(repo.get());
+    Tree ot = tree_of(hc.get()), nt = tree_of(target.get());
+    auto changed = diff_names(repo.get(), ot.get(), nt.get());
+    git_reset_t mode = reset_mode(a);
+    json j{{"ref", a.str("ref")},
+           {"commit", hex(tid)},
+           {"short", short_hex(tid)},
+           {"previous", commit_json(*git_commit_id(hc.get()))},
+           {"mode", mode_name(mode)},
+           {"files", changed.size()},
+           {"changed", strings_json(changed)},
+           {"backup", nullptr},
+           {"moved", json::array()},
+           {"moved_to", nullptr}};
+    git_checkout_options co = GIT_CHECKOUT_OPTIONS_INIT;
+    if (mode == GIT_RESET_HARD) {
+      Backup b = make_backup(ctx, repo.get(), "reset --hard to " + a.str("ref"));
+      j["backup"] = b.to_json();
+      auto way = untracked_in_the_way(repo.get(), nt.get());
+      if (!way.empty()) {
+        j["moved_to"] = move_to_artifacts(ctx, repo.get(), "reset", b.n, way);
+        j["moved"] = strings_json(way);
+      }
+      co.checkout_strategy = GIT_CHECKOUT_FORCE;
+    }
+    check(git_reset(repo.get(), reinterpret_cast<git_object*>(target.get()), mode,
+                    mode == GIT_RESET_HARD ? &co : nullptr),
+          "cannot reset to " + a.str("ref"));
+    return j;
+  };
+  e.planned = [](const Args& a, const json& pv) {
+    std::string commit = pv_str(pv, "commit", kZeroSha);
+    json j{{"ref", a.str("ref")},
+           {"commit", commit},
+           {"short", commit.substr(0, 7)},
+           {"previous", pv_or(pv, "previous", json{{"commit", nullptr}})},
+           {"mode", mode_name(reset_mode(a))},
+           {"files", pv_or(pv, "files", 0)},
+           {"changed", pv_or(pv, "changed", json::array())},
+           {"backup", pv_or(pv, "backup", nullptr)},
+           {"moved", pv_or(pv, "moved", json::array())}};
+    j["moved_to"] =
+        j["moved"].empty() ? json(nullptr) : json("(the run's artifacts)/git-reset-<n>");
+    return j;
+  };
+  e.verify = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    if (moves_with_head(repo.get(), a.str("ref"), true)) return nullptr;
+    Commit target = resolve_commit(repo.get(), a.str("ref"));
+    Head h = head(repo.get());
+    return !h.unborn && git_oid_equal(&h.id, git_commit_id(target.get()));
+  };
+  r.add(std::move(e));
+}
+
+// ---- clean ----------------------------------------------------------------------------------
+
+std::vector<std::string> clean_paths(git_repository* repo, bool ignored) {
+  Status st = status(repo, ignored, true);
+  std::vector<std::string> paths = st.untracked;
+  if (ignored) paths.insert(paths.end(), st.ignored.begin(), st.ignored.end());
+  std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+void add_clean(Registry& r) {
+  Effect e;
+  e.name = "git.clean";
+  e.summary =
+      "Remove untracked files (and ignored ones if asked) by moving them into the run's artifacts, "
+      "after a backup ref";
+  e.kind = Kind::Change;
+  e.args = {repo_arg(),
+            opt("ignored", ArgType::Bool, "ignored files too (like git clean -x)", false)};
+  e.returns =
+      "{ moved = {...}, count, moved_to = artifact directory or nil, backup = { ref, head, ... } "
+      "or nil }";
+  e.describe = [](const Args& a) {
+    return "clean " + a.str("repo") + (a.boolean("ignored") ? " (ignored files too)" : "") +
+           ", keeping what it removes in the run's artifacts";
+  };
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    auto paths = clean_paths(repo.get(), a.boolean("ignored"));
+    json j{{"moved", strings_json(paths)}, {"count", paths.size()}};
+    if (paths.empty()) {
+      j["text"] = "nothing to clean";
+      return j;
+    }
+    std::string prefix = backup_ref_text(ctx.run_id(), next_backup_n(repo.get(), ctx.run_id()));
+    j["text"] = "moves " + plural(paths.size(), "path", "paths") +
+                " to the run's artifacts: " + list_text(paths, 10) + "; backs up HEAD to " +
+                prefix + "/head";
+    return j;
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = open(a);
+    require_workdir(repo.get(), a.str("repo"));
+    auto paths = clean_paths(repo.get(), a.boolean("ignored"));
+    json j{{"moved", strings_json(paths)},
+           {"count", paths.size()},
+           {"moved_to", nullptr},
+           {"backup", nullptr}};
+    if (paths.empty()) return j;
+    Backup b = make_backup(ctx, repo.get(), "clean");
+    j["backup"] = b.to_json();
+    j["moved_to"] = move_to_artifacts(ctx, repo.get(), "clean", b.n, paths);
+    return j;
+  };
+  e.planned = [](const Args&, const json& pv) {
+    json moved = pv_or(pv, "moved", json::array());
+    return json{
+        {"moved", moved},
+        {"count", moved.size()},
+        {"moved_to", moved.empty() ? json(nullptr) : json("(the run's artifacts)/git-clean-<n>")},
+        {"backup", nullptr}};
+  };
+  e.verify = [](EffectContext&, const Args& a) -> json {
+    Repo repo = open(a);
+    return clean_paths(repo.get(), a.boolean("ignored")).empty();
+  };
+  r.add(std::move(e));
+}
+
+}  // namespace
+
+void register_tree_effects(Registry& r) {
+  add_stash(r);
+  add_checkout(r);
+  add_reset(r);
+  add_clean(r);
+}
+
+}  // namespace rb::git

@@ -1,0 +1,48 @@
+// Shared by pip.* and npm.*: where their backups go, how versions compare, reading small files.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "dispatch/context.h"
+#include "dispatch/registry.h"
+
+namespace rb::pkg {
+
+void register_pip(Registry& r);
+void register_npm(Registry& r);
+
+std::string abs_path(const std::string& p);
+bool exists(const std::string& p);
+// The file's text; EffectError naming the path when it cannot be read.
+std::string read_text(const std::string& path);
+json read_json(const std::string& path);
+
+// A fresh path in the run's artifacts for something about `subject` (a venv, a project dir):
+// <artifacts>/<kind>/<subject with / as _>-<stamp><suffix>.
+std::string artifact_path(EffectContext& ctx, const std::string& kind, const std::string& subject,
+                          const std::string& suffix);
+
+// "4.23" and "4.23.0" are the same release (PEP 440; npm never writes the short form).
+// A leading "v" or "==" is ignored; anything after the release numbers must match exactly.
+bool same_version(const std::string& a, const std::string& b);
+
+// "a 1.0 → 2.0, b already at 3.0": the preview and error sentences of pin effects.
+struct VersionChange {
+  std::string name;  // as the caller spelled it
+  std::string from;  // empty: not installed
+  std::string to;
+};
+std::string change_text(const std::vector<VersionChange>& changes);
+// { name = { from =, to = } } for those that change, and { name = version } for the rest.
+json changed_json(const std::vector<VersionChange>& changes);
+json unchanged_json(const std::vector<VersionChange>& changes);
+
+// The password of a URL's userinfo (https://user:token@host/), for secrets_of.
+std::vector<std::string> url_secrets(const std::vector<std::string>& urls);
+
+// Throws EffectError "'npm' not found on PATH" before anything is backed up or changed.
+void need_program(const std::string& program);
+
+}  // namespace rb::pkg

@@ -1,0 +1,83 @@
+// Services as the service.* effects see them: a definition (from service.define, kept in the
+// run's state) and a backend that can tell its state, start it and stop it. service.cc owns the
+// idempotence (start of a running service does nothing), the previews and the results; backends
+// only act.
+#pragma once
+#include <sys/types.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/duration.h"
+#include "core/json.h"
+#include "dispatch/context.h"
+
+namespace rb {
+
+struct ServiceDef {
+  std::string name;
+  std::string backend;  // process | systemd | supervisor | pm2 | compose
+  std::vector<std::string> argv;
+  std::string cwd;
+  std::map<std::string, std::string> env;
+  std::string log, pidfile;  // absolute (process backend)
+  std::string health;        // URL; empty for none
+  Millis stop_timeout{10'000}, start_timeout{30'000}, settle{500};
+  std::string unit;             // systemd
+  std::string program;          // supervisor
+  std::string config;           // supervisor conf, compose file, pm2 ecosystem file
+  std::string serverurl;        // supervisorctl -s
+  std::string app;              // pm2 app name
+  std::string compose_service;  // compose service name
+  std::string project;          // compose -p
+
+  json to_json() const;
+  static ServiceDef from_json(const json& j);
+};
+
+struct ServiceStatus {
+  std::string state = "stopped";  // running | stopped | starting
+  pid_t pid = 0;
+  std::string since;   // ISO time it started, when known
+  std::string detail;  // the backend's own words ("inactive", "pidfile is stale: ...")
+  bool stale = false;  // process backend: a pidfile names a process we did not start
+  bool running() const { return state == "running"; }
+};
+
+class ServiceBackend {
+ public:
+  virtual ~ServiceBackend() = default;
+  virtual ServiceStatus status(EffectContext& ctx, const ServiceDef& d) = 0;
+  // Called when status says it is not running. Returns when it runs (and is healthy, if the
+  // definition has a health URL); fills `out` with what it observed (pid, log, waited).
+  virtual void start(EffectContext& ctx, const ServiceDef& d, json& out) = 0;
+  // Called when status says it runs (`cur`).
+  virtual void stop(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) = 0;
+  virtual void restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out);
+  // The commands a CLI backend issues, for descriptions ("systemctl stop app"); empty for process.
+  virtual std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const {
+    return {};
+  }
+};
+
+std::unique_ptr<ServiceBackend> make_backend(const std::string& kind);
+std::unique_ptr<ServiceBackend> make_process_backend();
+std::unique_ptr<ServiceBackend> make_cli_backend(const std::string& kind);  // null if unknown
+
+// The shared state directory for default pidfiles and logs: $RUNBOOK_STATE_DIR, else
+// $XDG_STATE_HOME/runbook/services, else ~/.local/state/runbook/services.
+std::string service_state_dir();
+
+// Polls d.health (GET, 2xx) until healthy or start_timeout. `dead` is asked between polls and
+// returns a reason when the service died (the wait then fails at once). Returns ms waited;
+// throws EffectError naming the service, the last answer and `log_tail()` when it gives up.
+int64_t wait_service_healthy(EffectContext& ctx, const ServiceDef& d,
+                             const std::function<std::string()>& dead,
+                             const std::function<std::string()>& log_tail);
+
+void register_proc(class Registry& r);  // proc.find, proc.signal (service_proc.cc)
+
+}  // namespace rb

@@ -1,0 +1,256 @@
+// Backends that drive a service manager through its own command: systemctl, supervisorctl, pm2,
+// docker compose. Always argv through run_process_checked (bounded, interruptible), never a shell.
+// Each backend is: the command for a verb, and how to read the manager's status answer.
+#include <algorithm>
+#include <chrono>
+
+#include "core/clock.h"
+#include "core/strings.h"
+#include "effects/service_backend.h"
+#include "effects/util.h"
+
+namespace rb {
+namespace {
+
+class CliBackend : public ServiceBackend {
+ public:
+  void start(EffectContext& ctx, const ServiceDef& d, json& out) override {
+    act(ctx, d, "start", d.start_timeout);
+    after_start(ctx, d, out);
+  }
+  void stop(EffectContext& ctx, const ServiceDef& d, const ServiceStatus&, json& out) override {
+    // The manager applies its own grace; ours bounds the command around it.
+    act(ctx, d, "stop", d.stop_timeout + Millis(30'000));
+  }
+  void restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus&, json& out) override {
+    act(ctx, d, "restart", d.start_timeout + d.stop_timeout);
+    after_start(ctx, d, out);
+  }
+
+ protected:
+  os::ProcessResult run(EffectContext& ctx, const ServiceDef& d, const std::vector<std::string>& argv,
+                        Millis timeout, bool check) {
+    os::ProcessSpec spec;
+    spec.argv = argv;
+    spec.env = d.env;
+    spec.cwd = d.cwd;
+    spec.timeout = timeout;
+    return run_process_checked(ctx, spec, check, display_argv(argv));
+  }
+  // Runs the verb's command; a manager that reports failure on stdout with exit 0 is caught by
+  // check_output.
+  virtual void act(EffectContext& ctx, const ServiceDef& d, const std::string& verb, Millis timeout) {
+    auto r = run(ctx, d, command(d, verb), timeout, true);
+    check_output(d, verb, r);
+  }
+  virtual void check_output(const ServiceDef&, const std::string&, const os::ProcessResult&) {}
+
+  void after_start(EffectContext& ctx, const ServiceDef& d, json& out) {
+    if (d.health.empty()) return;
+    out["waited"] = wait_service_healthy(ctx, d, nullptr, nullptr);
+    out["healthy"] = true;
+  }
+};
+
+// systemctl start|stop|restart UNIT; state from `systemctl is-active UNIT`, pid from MainPID.
+class Systemd : public CliBackend {
+ public:
+  std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
+    return {"systemctl", verb, d.unit};
+  }
+  ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
+    ServiceStatus s;
+    auto r = run(ctx, d, command(d, "is-active"), Millis(15'000), false);
+    std::string word = trim(r.stdout_text);
+    s.detail = word.empty() ? trim(r.stderr_text) : word;
+    if (r.code == 0 && (word == "active" || word == "reloading")) {
+      s.state = "running";
+      auto show = run(ctx, d, {"systemctl", "show", "--property=MainPID", "--value", d.unit}, Millis(15'000), false);
+      if (show.code == 0) s.pid = std::atoi(trim(show.stdout_text).c_str());
+    } else if (word == "activating") {
+      s.state = "starting";
+    } else if (word.empty() || (word != "inactive" && word != "failed" && word != "deactivating" &&
+                                word != "unknown")) {
+      throw EffectError("systemctl is-active " + d.unit + " exited " + std::to_string(r.code) + ": " +
+                        tail_lines(r.stderr_text.empty() ? r.stdout_text : r.stderr_text));
+    }
+    return s;
+  }
+};
+
+// supervisorctl [-c CONF] [-s URL] start|stop|restart|status PROGRAM.
+class Supervisor : public CliBackend {
+ public:
+  std::vector<std::string> base(const ServiceDef& d) const {
+    std::vector<std::string> a = {"supervisorctl"};
+    if (!d.config.empty()) a.insert(a.end(), {"-c", d.config});
+    if (!d.serverurl.empty()) a.insert(a.end(), {"-s", d.serverurl});
+    return a;
+  }
+  std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
+    auto a = base(d);
+    a.insert(a.end(), {verb, d.program});
+    return a;
+  }
+  ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
+    // status exits 3 for a program that is not running: the text decides, not the code.
+    auto r = run(ctx, d, command(d, "status"), Millis(15'000), false);
+    std::string text = r.stdout_text + r.stderr_text;
+    ServiceStatus s;
+    std::string shown = d.program.find(':') == std::string::npos ? d.program : d.program.substr(d.program.find(':') + 1);
+    for (const auto& line : split(text, '\n')) {
+      auto words = split(trim(line), ' ');
+      words.erase(std::remove(words.begin(), words.end(), ""), words.end());
+      if (words.size() < 2) continue;
+      std::string who = words[0];
+      if (who != d.program && who != shown && who.substr(who.find(':') + 1) != shown) continue;
+      std::string st = words[1];
+      s.detail = trim(line);
+      if (st == "RUNNING") s.state = "running";
+      else if (st == "STARTING" || st == "BACKOFF") s.state = "starting";
+      else s.state = "stopped";
+      auto at = line.find("pid ");
+      if (at != std::string::npos) s.pid = std::atoi(line.c_str() + at + 4);
+      return s;
+    }
+    throw EffectError(display_argv(command(d, "status")) + " exited " + std::to_string(r.code) + ": " +
+                      tail_lines(text));
+  }
+
+ protected:
+  void check_output(const ServiceDef& d, const std::string& verb, const os::ProcessResult& r) override {
+    std::string text = r.stdout_text + r.stderr_text;
+    if (text.find("ERROR") != std::string::npos && text.find("already started") == std::string::npos &&
+        text.find("not running") == std::string::npos)
+      throw EffectError(display_argv(command(d, verb)) + ": " + tail_lines(text));
+  }
+  void act(EffectContext& ctx, const ServiceDef& d, const std::string& verb, Millis timeout) override {
+    auto r = run(ctx, d, command(d, verb), timeout, false);
+    check_output(d, verb, r);
+    if (r.code != 0)
+      throw EffectError(display_argv(command(d, verb)) + " exited " + std::to_string(r.code) + ": " +
+                        tail_lines(r.stdout_text + r.stderr_text));
+  }
+};
+
+// pm2 start|stop|restart APP; state from `pm2 jlist`. An app pm2 does not know yet is started
+// from the ecosystem file (config) or from argv.
+class Pm2 : public CliBackend {
+ public:
+  std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
+    return {"pm2", verb, d.app};
+  }
+  ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
+    ServiceStatus s;
+    json app = find_app(ctx, d);
+    if (app.is_null()) {
+      s.detail = "pm2 has no app named " + d.app;
+      return s;
+    }
+    std::string st = app.contains("pm2_env") ? app["pm2_env"].value("status", "") : "";
+    s.detail = "pm2: " + st;
+    if (st == "online") s.state = "running";
+    else if (st == "launching") s.state = "starting";
+    if (s.state != "stopped" && app.contains("pid") && app["pid"].is_number_integer())
+      s.pid = app["pid"].get<pid_t>();
+    if (s.state == "running" && app["pm2_env"].contains("pm_uptime") && app["pm2_env"]["pm_uptime"].is_number())
+      s.since = iso_utc(app["pm2_env"]["pm_uptime"].get<int64_t>());
+    return s;
+  }
+
+  void start(EffectContext& ctx, const ServiceDef& d, json& out) override {
+    std::vector<std::string> argv = command(d, "start");
+    if (find_app(ctx, d).is_null()) {
+      if (!d.config.empty()) {
+        argv = {"pm2", "start", d.config, "--only", d.app};
+      } else if (!d.argv.empty()) {
+        argv = {"pm2", "start", d.argv[0], "--name", d.app};
+        if (!d.cwd.empty()) argv.insert(argv.end(), {"--cwd", d.cwd});
+        if (d.argv.size() > 1) {
+          argv.push_back("--");
+          argv.insert(argv.end(), d.argv.begin() + 1, d.argv.end());
+        }
+      } else {
+        throw EffectError("pm2 has no app named " + d.app + "; give service.define an argv or a config (ecosystem file)");
+      }
+    }
+    run(ctx, d, argv, d.start_timeout, true);
+    after_start(ctx, d, out);
+  }
+
+ private:
+  json find_app(EffectContext& ctx, const ServiceDef& d) {
+    auto r = run(ctx, d, {"pm2", "jlist"}, Millis(30'000), true);
+    // pm2 may print a banner (spawning its daemon) before the JSON: take the array line.
+    json list = json::parse(r.stdout_text, nullptr, false);
+    if (list.is_discarded())
+      for (const auto& line : split(r.stdout_text, '\n')) {
+        std::string t = trim(line);
+        if (t.empty() || t[0] != '[') continue;
+        list = json::parse(t, nullptr, false);
+        if (!list.is_discarded()) break;
+      }
+    if (list.is_discarded() || !list.is_array())
+      throw EffectError("pm2 jlist did not print a JSON list: " + tail_lines(r.stdout_text));
+    for (const auto& app : list)
+      if (app.is_object() && app.value("name", "") == d.app) return app;
+    return nullptr;
+  }
+};
+
+// docker compose [-f FILE] [-p PROJECT] start|stop|restart SERVICE; state from
+// `ps --format json SERVICE`.
+class Compose : public CliBackend {
+ public:
+  std::vector<std::string> base(const ServiceDef& d) const {
+    std::vector<std::string> a = {"docker", "compose"};
+    if (!d.config.empty()) a.insert(a.end(), {"-f", d.config});
+    if (!d.project.empty()) a.insert(a.end(), {"-p", d.project});
+    return a;
+  }
+  std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
+    auto a = base(d);
+    if (verb == "ps") a.insert(a.end(), {"ps", "--format", "json", d.compose_service});
+    else a.insert(a.end(), {verb, d.compose_service});
+    return a;
+  }
+  ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
+    auto r = run(ctx, d, command(d, "ps"), Millis(30'000), true);
+    // Older compose prints one JSON array, newer one object per line.
+    std::vector<json> rows;
+    json all = json::parse(r.stdout_text, nullptr, false);
+    if (!all.is_discarded() && all.is_array()) {
+      for (auto& x : all) rows.push_back(x);
+    } else {
+      for (const auto& line : split(r.stdout_text, '\n')) {
+        json j = json::parse(trim(line), nullptr, false);
+        if (!j.is_discarded() && j.is_object()) rows.push_back(j);
+      }
+    }
+    ServiceStatus s;
+    s.detail = "no container";
+    for (const auto& row : rows) {
+      if (row.value("Service", d.compose_service) != d.compose_service) continue;
+      std::string st = row.value("State", "");
+      s.detail = row.value("Name", "") + ": " + row.value("Status", st);
+      if (st == "running") {
+        s.state = row.value("Health", "") == "starting" ? "starting" : "running";
+        return s;
+      }
+      if (st == "restarting") s.state = "starting";
+    }
+    return s;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<ServiceBackend> make_cli_backend(const std::string& kind) {
+  if (kind == "systemd") return std::make_unique<Systemd>();
+  if (kind == "supervisor") return std::make_unique<Supervisor>();
+  if (kind == "pm2") return std::make_unique<Pm2>();
+  if (kind == "compose") return std::make_unique<Compose>();
+  return nullptr;
+}
+
+}  // namespace rb

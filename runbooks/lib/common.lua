@@ -1,0 +1,261 @@
+-- Helpers shared by the runbooks in this directory: `local C = require "lib.common"`.
+-- Everything that touches the world still goes through the primitives, so it is journaled,
+-- previewed in a dry-run and redacted; this file only builds arguments and formats text.
+local C = {}
+
+-- UTC "YYYYmmdd-HHMMSS" (time.now() is journaled, so a replay names the same backups). Without
+-- an argument, the same stamp for the whole run: a run's tag, branch and backup names match.
+local run_time
+function C.stamp(t)
+  if not t then
+    run_time = run_time or time.now()
+    t = run_time
+  end
+  return time.format(t, "%Y%m%d-%H%M%S")
+end
+
+-- "2025-06-22 10:04:05 UTC" for log entries and reports.
+function C.iso(t) return time.format(t or time.now(), "%Y-%m-%d %H:%M:%S UTC") end
+
+function C.minutes(seconds) return string.format("%.1f min", seconds / 60) end
+
+function C.empty(v) return v == nil or v == "" or (type(v) == "table" and next(v) == nil) end
+
+-- A path param left empty means "the usual place under root".
+function C.under(value, root, rel)
+  if C.empty(value) then return root .. "/" .. rel end
+  return value
+end
+
+function C.contains(list, x)
+  for _, v in ipairs(list or {}) do if v == x then return true end end
+  return false
+end
+
+function C.keys(t)
+  local out = {}
+  for k in pairs(t or {}) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+function C.basename(p) return (p:gsub("/+$", ""):match("([^/]+)$")) or p end
+
+-- "name==1.2.3" list items (as the sources write them for pip) -> { name = "1.2.3" }.
+function C.parse_pins(list, what)
+  local out = {}
+  for _, item in ipairs(list or {}) do
+    local name, version = item:match("^%s*([%w%._%-]+)%s*==%s*([%w%._%-+!]+)%s*$")
+    if not name then
+      error((what or "packages") .. ": '" .. item .. "' is not name==version", 0)
+    end
+    out[name] = version
+  end
+  return out
+end
+
+function C.pins_text(pins)
+  local parts = {}
+  for _, name in ipairs(C.keys(pins)) do parts[#parts + 1] = name .. " " .. pins[name] end
+  return table.concat(parts, ", ")
+end
+
+-- Lines of `text` that contain any of `needles` (case-insensitive), the last `max` of them.
+function C.grep(text, needles, max)
+  local hits = {}
+  for line in (text or ""):gmatch("[^\n]+") do
+    local low = line:lower()
+    for _, n in ipairs(needles) do
+      if low:find(n:lower(), 1, true) then hits[#hits + 1] = line; break end
+    end
+  end
+  if max and #hits > max then
+    local tail = {}
+    for i = #hits - max + 1, #hits do tail[#tail + 1] = hits[i] end
+    return tail, #hits
+  end
+  return hits, #hits
+end
+
+-- A log file's matching lines, or an empty list when the file is absent (logs rotate).
+function C.grep_file(path, needles, max)
+  if C.empty(path) or not fs.exists(path) then return {}, 0 end
+  return C.grep(fs.read(path), needles, max)
+end
+
+-- A SQL identifier for count queries: identifiers cannot be bound parameters, so they are
+-- checked against a strict pattern instead of being pasted in as given.
+function C.ident(name)
+  if type(name) ~= "string" or not name:match("^[%a_][%w_]*$") then
+    error("'" .. tostring(name) .. "' is not a plain table name", 0)
+  end
+  return '"' .. name .. '"'
+end
+
+-- Sets KEY=value in an env file. Env files hold secrets, so the file's content never passes
+-- through the runbook (where it would be journaled): grep probes for the line, sed edits it in
+-- place, and fs.backup keeps a copy first. Keys and values are checked, so sed sees no
+-- metacharacters. Returns "unchanged", "set" or "added".
+function C.set_env_var(file, key, value)
+  value = tostring(value)
+  if not key:match("^[%a_][%w_]*$") then error("env key '" .. key .. "' is not a plain name", 0) end
+  if not value:match("^[%w%._:@%-]*$") then error("env value for " .. key .. " has characters this edit refuses", 0) end
+  local line = key .. "=" .. value
+  if not fs.exists(file) or (fs.stat(file).size or 0) == 0 then
+    fs.write(file, line .. "\n")
+    return "added"
+  end
+  local same = exec{ "grep", "-qxE", "(export +)?" .. line, file, readonly = true, check = false }
+  if same.code == 0 then return "unchanged" end
+  fs.backup(file)
+  local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
+  if present.code == 0 then
+    exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
+    return "set"
+  end
+  exec{ "sed", "-i", "$a " .. line, file }
+  return "added"
+end
+
+-- Services -------------------------------------------------------------------------------------
+
+-- Declares a service from a runbook's params. `spec` holds the process-backend details
+-- (argv, cwd, env, log, health); other backends only need the name their manager knows.
+function C.service(backend, name, spec)
+  local def = { name = name, backend = backend }
+  if backend == "process" then
+    for k, v in pairs(spec or {}) do def[k] = v end
+  elseif spec and spec.health then
+    def.health = spec.health
+  end
+  if spec and spec.unit then def.unit = spec.unit end
+  service.define(def)
+  return name
+end
+
+function C.stop_all(names)
+  for i = #names, 1, -1 do service.stop(names[i]) end
+end
+
+function C.start_all(names)
+  for _, n in ipairs(names) do service.start(n) end
+end
+
+-- HTTP checks -----------------------------------------------------------------------------------
+
+-- Polls every URL until healthy (not `sleep 30` and hope); fails naming the first that is not.
+function C.wait_healthy(urls, timeout)
+  for _, u in ipairs(urls) do
+    if not C.empty(u) then http.wait_healthy{ url = u, timeout = timeout or "60s" } end
+  end
+end
+
+-- One GET per URL; returns the failing ones (and logs each answer with its time).
+function C.check_endpoints(urls, headers)
+  local failed = {}
+  for _, u in ipairs(urls or {}) do
+    if not C.empty(u) then
+      local r = http.get{ url = u, headers = headers, check = false, timeout = "10s" }
+      if r.ok == false or (r.status or 0) >= 400 then
+        failed[#failed + 1] = u
+        log.warn(u .. " -> " .. tostring(r.status or r.error))
+      else
+        log.info(u .. " -> " .. tostring(r.status) .. " in " .. tostring(r.elapsed_ms or "?") .. " ms")
+      end
+    end
+  end
+  return failed
+end
+
+-- After a (re)start: every URL must come to answer below 400 within `timeout`. A wait, not a
+-- one-shot check, so a dry-run (where the restart was only planned) looks once and goes on.
+function C.require_endpoints(urls, headers, timeout)
+  for _, u in ipairs(urls or {}) do
+    if not C.empty(u) then
+      wait["until"](function()
+        local r = http.get{ url = u, headers = headers, check = false, timeout = "10s" }
+        return r.ok ~= false and (r.status or 0) > 0 and r.status < 400
+      end, { timeout = timeout or "30s", interval = "1s", what = u .. " to answer" })
+    end
+  end
+end
+
+-- Extended monitoring after a rollback (the sources' `watch -n 10 curl ...` loops): samples
+-- every URL's status and time and a log's error count every `interval` for `duration`; fails
+-- when a URL fails `max_failures` samples in a row or the log gains more than `max_new_errors`.
+-- A dry-run takes one sample: there is nothing rolled back to watch yet.
+function C.monitor(o)
+  local total, every = wait.seconds(o.duration, "monitor duration"), wait.seconds(o.interval or "10s", "monitor interval")
+  if total <= 0 then return end
+  local function errors()
+    if C.empty(o.log_file) or not fs.exists(o.log_file) then return 0 end
+    local _, n = C.grep(fs.read(o.log_file), o.needles or { "ERROR" })
+    return n
+  end
+  local base, start, streak, samples = errors(), time.now(), {}, 0
+  while true do
+    samples = samples + 1
+    for _, u in ipairs(o.urls) do
+      local r = http.get{ url = u, headers = o.headers, check = false, timeout = "10s" }
+      local ok = r.ok ~= false and (r.status or 0) > 0 and r.status < 400
+      streak[u] = ok and 0 or (streak[u] or 0) + 1
+      log.info(string.format("%s %s %s ms", u, tostring(r.status or r.error), tostring(r.elapsed_ms or "-")))
+      if streak[u] >= (o.max_failures or 3) and not run.dry_run then
+        error(u .. " failed " .. streak[u] .. " samples in a row", 0)
+      end
+    end
+    local new = errors() - base
+    if new > (o.max_new_errors or 10) and not run.dry_run then
+      error(new .. " new error lines in " .. o.log_file .. " while monitoring", 0)
+    end
+    if run.dry_run or time.now() - start >= total then break end
+    sleep(math.min(every, total - (time.now() - start)))
+  end
+  log.info(string.format("monitored %d samples over %.0fs", samples, time.now() - start))
+end
+
+-- Records -------------------------------------------------------------------------------------
+
+-- Appends an entry to a text log (the sources' rollback log); fs.write keeps the old content
+-- as an artifact, so even the record of what was done cannot be lost by writing it.
+function C.append(path, text)
+  local old = ""
+  if fs.exists(path) then old = fs.read(path) end
+  if old ~= "" and old:sub(-1) ~= "\n" then old = old .. "\n" end
+  fs.mkdir(path:match("^(.*)/[^/]+$") or ".")
+  fs.write(path, old .. text)
+end
+
+-- The rollback metrics of source 004 (count, by cause, mean recovery time) kept as JSON.
+function C.record_metrics(path, entry)
+  local m = { rollbacks = {} }
+  if fs.exists(path) then
+    local text = fs.read(path)
+    if text ~= "" then
+      local ok, decoded = pcall(json.decode, text)
+      if ok and type(decoded) == "table" then m = decoded end
+    end
+  end
+  m.rollbacks = m.rollbacks or {}
+  m.rollbacks[#m.rollbacks + 1] = entry
+  local by_cause, total_time = {}, 0
+  for _, r in ipairs(m.rollbacks) do
+    local cause = r.cause or "unknown"
+    by_cause[cause] = (by_cause[cause] or 0) + 1
+    total_time = total_time + (r.recovery_time_minutes or 0)
+  end
+  m.statistics = { total_rollbacks = #m.rollbacks, by_cause = by_cause,
+                   average_recovery_time = total_time / #m.rollbacks }
+  fs.mkdir(path:match("^(.*)/[^/]+$") or ".")
+  fs.write(path, json.encode(m, true) .. "\n")
+  return m.statistics
+end
+
+-- Prints a filled-in template (notification, incident report) line by line into the run log,
+-- so it is in the journal with the run instead of in someone's shell history.
+function C.print_block(title, lines)
+  log.info("---- " .. title .. " ----")
+  for _, l in ipairs(lines) do log.info(l) end
+end
+
+return C

@@ -1,0 +1,257 @@
+-- Source: 003 "Emergency Rollback Plan" — Pre-Rollback Checklist (3 Backup Current State),
+-- 1 Code Rollback (A revert specific commits, B reset to known good), 3 Service-Specific
+-- Rollbacks (backend image tag), 4 Configuration Rollback (environment variables),
+-- Service-by-Service Rollback Instructions (auth, payments, booking, notifications,
+-- integrations), Emergency Recovery Procedures (complete system and partial service scripts),
+-- Post-Rollback Validation, Monitoring After Rollback, Rollback Verification Checklist, Incident
+-- Report Template. Database steps: alembic-rollback.lua.
+local C = require "lib.common"
+
+-- What the partial-rollback script and the service instructions name for each service.
+local SERVICES = {
+  auth = { files = { "routers/auth.py", "services/auth_service.py" }, flush_cache = true,
+           restart = "backend-v2" },
+  payments = { files = { "routers/payments.py", "services/payment_service.py" },
+               switches = { ENABLE_NEW_PAYMENT_FLOW = "false" }, restart = "backend-v2" },
+  booking = { files = { "routers/appointments.py", "services/booking_service.py" }, restart = "backend-v2" },
+  notifications = { switches = { ENABLE_ADVANCED_NOTIFICATIONS = "false" }, restart = "notification-worker" },
+  integrations = { switches = { ENABLE_GMB_INTEGRATION = "false", ENABLE_ADVANCED_ANALYTICS = "false" },
+                   restart = "backend-v2" },
+}
+
+runbook {
+  name = "system-rollback",
+  version = "1.0.0",
+  summary = "Git-based rollback (revert, reset with backup branch, complete system), per-service, image-tag and env-file rollbacks",
+  params = {
+    mode = { type = "string", default = "revert", choices = { "revert", "reset", "system", "services", "image", "env" },
+             doc = "revert: git revert the given commits (safest); reset: hard reset to good_ref after a backup branch; system: stop, reset, restore env, start, validate; services: per-service rollback; image: compose image tag; env: restore the env file" },
+    repo = { type = "path", default = ".", doc = "the application repository" },
+    commits = { type = "list", default = "", doc = "commits to revert (mode=revert), newest first" },
+    good_ref = { type = "string", default = "", doc = "last known good commit (reset, system; services default HEAD~1)" },
+    remote = { type = "string", default = "origin" },
+    branch = { type = "string", default = "main", doc = "the branch being rolled back" },
+    push = { type = "bool", default = false, doc = "push the tag, backup branch and result (force is always with lease)" },
+    services = { type = "list", default = "", doc = "auth, payments, booking, notifications, integrations (mode=services)" },
+    env_file = { type = "path", doc = "the env file (default <repo>/.env)" },
+    env_backup = { type = "path", doc = "the env file to restore (default <repo>/.env.backup)" },
+    restore_env = { type = "bool", default = false, doc = "mode=services: restore the whole env file first (previous JWT, Stripe, SendGrid, Twilio secrets)" },
+    redis_url = { type = "string", secret = true, default = "", doc = "Redis holding auth caches (mode=services with auth)" },
+    compose_file = { type = "path", doc = "docker-compose.yml (mode=image; default <repo>/docker-compose.yml)" },
+    image = { type = "string", default = "", doc = "image to roll back, e.g. ghcr.io/your-org/backend-v2 (mode=image)" },
+    image_tag = { type = "string", default = "", doc = "the previous tag (mode=image)" },
+    backend = { type = "string", default = "compose", choices = { "systemd", "supervisor", "pm2", "compose" },
+                doc = "the services' manager (their names are the manager's names)" },
+    app_services = { type = "list", default = "backend-v2,frontend-v2", doc = "services stopped and started by a complete rollback" },
+    health = { type = "list", default = "http://127.0.0.1:8000/health,http://127.0.0.1:8000/api/v2/health,http://127.0.0.1:3000",
+               doc = "endpoints that must answer afterwards" },
+    validate = { type = "list", default = "", doc = "a read-only validation argv run in repo afterwards, e.g. python,scripts/health_check_all.py,--fail-on-warn" },
+    healthy_within = { type = "duration", default = "120s" },
+    monitor_for = { type = "duration", default = "0s", doc = "Monitoring After Rollback: watch health and the error log this long, e.g. 60m" },
+    app_log = { type = "path", doc = "the application log watched for ERROR lines (default <repo>/logs/app.log)" },
+  },
+}
+
+local state = { done = {}, defined = {} }
+
+local function svc(p, name)
+  if not state.defined[name] then
+    local def = { name = name, backend = p.backend }
+    if p.backend == "compose" then
+      def.config, def.cwd = C.under(p.compose_file, p.repo, "docker-compose.yml"), p.repo
+    end
+    service.define(def)
+    state.defined[name] = true
+  end
+  return name
+end
+
+local function env_file(p) return C.under(p.env_file, p.repo, ".env") end
+
+local function push(p, refspec, force)
+  if not p.push then return end
+  git.push{ repo = p.repo, remote = p.remote, refspec = refspec, force = force or nil }
+  state.done[#state.done + 1] = "pushed " .. refspec .. (force and " (force with lease)" or "")
+end
+
+step("Assess and record the current state", function(p)
+  state.started = time.now()
+  if p.mode == "revert" and C.empty(p.commits) then error("mode revert needs commits", 0) end
+  if (p.mode == "reset" or p.mode == "system") and C.empty(p.good_ref) then
+    error("mode " .. p.mode .. " needs good_ref (the last known good commit)", 0)
+  end
+  if p.mode == "services" then
+    if C.empty(p.services) then error("mode services needs services", 0) end
+    for _, s in ipairs(p.services) do
+      if not SERVICES[s] then error("unknown service '" .. s .. "' (" .. table.concat(C.keys(SERVICES), ", ") .. ")", 0) end
+    end
+  end
+  if p.mode == "image" and (C.empty(p.image) or C.empty(p.image_tag)) then error("mode image needs image and image_tag", 0) end
+  local head = git.head{ repo = p.repo }
+  state.head = head.commit
+  log.info("HEAD " .. tostring(head.short or head.commit) .. " " .. tostring(head.ref or "(detached)"))
+  for _, c in ipairs(git.log{ repo = p.repo, ref = "HEAD", max = 20 }) do
+    log.info("  " .. tostring(c.commit):sub(1, 8) .. " " .. tostring(c.summary))
+  end
+  local st = git.status{ repo = p.repo }
+  if not st.clean then log.warn("uncommitted changes: " .. table.concat(st.modified or {}, ", ")) end
+  if not C.empty(p.good_ref) then
+    local files = git.diff_names{ repo = p.repo, from = p.good_ref, to = "HEAD" }
+    log.info(#files .. " files differ from " .. p.good_ref)
+  end
+end)
+
+-- "Create emergency backup": a tag on what is deployed, before anything moves.
+step("Check out the branch and tag an emergency backup", function(p)
+  if p.mode == "image" or p.mode == "env" then return end
+  if p.mode == "revert" or p.mode == "reset" or p.mode == "system" then
+    -- The source's `git checkout main` first: the branch that is reverted or reset, and pushed,
+    -- is the one named (a checkout over uncommitted work is refused).
+    local head = git.head{ repo = p.repo }
+    if head.ref ~= "refs/heads/" .. p.branch then
+      git.checkout{ repo = p.repo, ref = p.branch }
+      state.done[#state.done + 1] = "checked out " .. p.branch
+    end
+  end
+  state.tag = "emergency-backup-" .. C.stamp()
+  git.tag{ repo = p.repo, name = state.tag, ref = "HEAD", message = "before " .. p.mode .. " rollback" }
+  state.done[#state.done + 1] = "tagged " .. state.tag
+  push(p, "refs/tags/" .. state.tag)
+end)
+
+step{ "Stop the services", timeout = "3m", run = function(p)
+  if p.mode == "system" then
+    for i = #p.app_services, 1, -1 do service.stop(svc(p, p.app_services[i])) end
+  elseif p.mode == "image" then
+    service.stop(svc(p, p.app_services[1]))
+  end
+end }
+
+step{ "Roll the code back", timeout = "10m", run = function(p)
+  if p.mode == "revert" then
+    -- Each revert is a new commit: history is kept and the rollback itself can be undone.
+    for _, c in ipairs(p.commits) do
+      git.revert{ repo = p.repo, commit = c }
+      state.done[#state.done + 1] = "reverted " .. c
+    end
+    push(p, "refs/heads/" .. p.branch)
+  elseif p.mode == "reset" or p.mode == "system" then
+    local backup = "emergency-backup-" .. C.stamp()
+    git.branch{ repo = p.repo, name = backup, ref = "HEAD" }
+    state.done[#state.done + 1] = "backup branch " .. backup
+    push(p, "refs/heads/" .. backup)
+    -- git.reset keeps its own backup ref and sets uncommitted work aside; nothing is lost.
+    git.reset{ repo = p.repo, ref = p.good_ref, hard = true }
+    state.done[#state.done + 1] = "reset to " .. p.good_ref
+    push(p, "refs/heads/" .. p.branch, true)
+  elseif p.mode == "services" then
+    local ref = C.empty(p.good_ref) and "HEAD~1" or p.good_ref
+    local files = {}
+    for _, s in ipairs(p.services) do
+      for _, f in ipairs(SERVICES[s].files or {}) do files[#files + 1] = f end
+    end
+    if #files > 0 then
+      git.checkout{ repo = p.repo, ref = ref, paths = files }
+      state.done[#state.done + 1] = "restored " .. table.concat(files, ", ") .. " from " .. ref
+    end
+  end
+end }
+
+step("Roll the configuration back", function(p)
+  local file = env_file(p)
+  if p.mode == "env" or p.mode == "system" or (p.mode == "services" and p.restore_env) then
+    local from = C.under(p.env_backup, p.repo, ".env.backup")
+    if fs.exists(from) then
+      -- The current file is kept in the run's artifacts; secrets are copied, never printed.
+      fs.restore(from, file)
+      state.done[#state.done + 1] = "env file restored from " .. from
+    elseif p.mode == "env" then
+      error("no env backup at " .. from, 0)
+    else
+      log.warn("no env backup at " .. from .. "; env left as it is")
+    end
+  end
+  if p.mode == "services" then
+    for _, s in ipairs(p.services) do
+      local sw = SERVICES[s].switches or {}
+      for _, key in ipairs(C.keys(sw)) do
+        local how = C.set_env_var(file, key, sw[key])
+        if how ~= "unchanged" then state.done[#state.done + 1] = key .. "=" .. sw[key] end
+      end
+    end
+  end
+  if p.mode == "image" then
+    local compose = C.under(p.compose_file, p.repo, "docker-compose.yml")
+    local text = fs.read(compose)
+    -- Only `<image>:<tag>` of the named image changes (the source's sed rewrote every :latest).
+    local pattern = "(" .. p.image:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0") .. "):([%w%._%-]+)"
+    local n = 0
+    local new = text:gsub(pattern, function(img, tag)
+      n = n + 1
+      log.info(img .. ":" .. tag .. " -> " .. img .. ":" .. p.image_tag)
+      return img .. ":" .. p.image_tag
+    end)
+    if n == 0 and not run.offline then error(p.image .. ":<tag> not found in " .. compose, 0) end
+    if new ~= text then
+      fs.write(compose, new)
+      state.done[#state.done + 1] = "image " .. p.image .. " at " .. p.image_tag
+    end
+    exec{ "docker", "compose", "-f", compose, "pull", p.app_services[1], cwd = p.repo, timeout = "10m" }
+  end
+end)
+
+step("Clear caches", function(p)
+  if p.mode ~= "services" or not C.contains(p.services, "auth") or C.empty(p.redis_url) then return end
+  -- FLUSHDB of the auth cache database only (not FLUSHALL), after the operator confirms (or --yes).
+  confirm("Flush the auth cache database?")
+  redis.flush{ url = p.redis_url, confirm = true }
+  state.done[#state.done + 1] = "auth cache flushed"
+end)
+
+step{ "Start the services", timeout = "5m", run = function(p)
+  if p.mode == "system" then
+    for _, s in ipairs(p.app_services) do service.start(svc(p, s)) end
+  elseif p.mode == "image" then
+    service.start(svc(p, p.app_services[1]))
+  elseif p.mode == "env" then
+    service.restart(svc(p, p.app_services[1]))
+  elseif p.mode == "services" then
+    local seen = {}
+    for _, s in ipairs(p.services) do
+      local r = SERVICES[s].restart
+      if not seen[r] then seen[r] = true; service.restart(svc(p, r)) end
+    end
+  end
+end }
+
+-- Post-rollback validation: polling instead of `sleep 30`; every endpoint must answer.
+step{ "Validate", timeout = "15m", run = function(p)
+  C.wait_healthy({ p.health[1] }, p.healthy_within)
+  C.require_endpoints(p.health)
+  if p.mode ~= "image" and p.mode ~= "env" then
+    local head = git.head{ repo = p.repo }
+    log.info("HEAD now " .. tostring(head.short or head.commit))
+  end
+  if not C.empty(p.validate) then
+    local argv = { table.unpack(p.validate) }
+    argv.cwd, argv.readonly, argv.timeout = p.repo, true, "15m"
+    exec(argv)
+  end
+end }
+
+step{ "Monitor after the rollback", timeout = "4h", run = function(p)
+  C.monitor{ urls = p.health, duration = p.monitor_for, interval = "30s",
+             log_file = C.under(p.app_log, p.repo, "logs/app.log"), needles = { "ERROR" } }
+end }
+
+step{ "Incident report", always = true, run = function(p)
+  C.print_block("Incident report (draft)", {
+    "Date: " .. C.iso(),
+    "Duration: " .. C.minutes(time.now() - (state.started or time.now())),
+    "Rollback: " .. p.mode .. (C.empty(p.services) and "" or " (" .. table.concat(p.services, ", ") .. ")"),
+    "From: " .. tostring(state.head),
+    "Emergency tag: " .. tostring(state.tag or "-"),
+    "Resolution: " .. (#state.done > 0 and table.concat(state.done, "; ") or "nothing changed"),
+    "Still to fill: summary, root cause, prevention, lessons learned",
+  })
+end }

@@ -1,0 +1,363 @@
+// redis.* against a real redis-server on 127.0.0.1 (a free port, no persistence, a temp dir):
+// ping up and down, get/set/del, SCAN-based deletes over 10,000 keys, guarded flushes, dry-runs
+// that leave the keyspace as it was, and a password that never reaches the journal or --json.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <memory>
+
+#include "support/support.h"
+
+using namespace rb;
+using namespace rb::test;
+namespace stdfs = std::filesystem;
+
+namespace {
+
+class RedisServer {
+ public:
+  explicit RedisServer(const std::string& password = "")
+      : port_(free_port()),
+        child_(argv(password), {}, dir_ / "redis.log") {
+    if (!wait_for_port(port_, 10000)) throw std::runtime_error("redis-server did not start: " + read_file(dir_ / "redis.log"));
+  }
+  int port() const { return port_; }
+  std::string url(int db = 0, const std::string& userinfo = "") const {
+    return "redis://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) + "/" +
+           std::to_string(db);
+  }
+
+ private:
+  std::vector<std::string> argv(const std::string& password) {
+    std::vector<std::string> a{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                               "--save", "", "--appendonly", "no", "--dir", dir_.path()};
+    if (!password.empty()) a.insert(a.end(), {"--requirepass", password});
+    return a;
+  }
+  TempDir dir_;
+  int port_;
+  Child child_;
+};
+
+// The test's own connection, to set up and to look at the keyspace.
+class Client {
+ public:
+  explicit Client(int port, const std::string& password = "") {
+    c_ = redisConnect("127.0.0.1", port);
+    if (!c_ || c_->err) throw std::runtime_error("test client cannot connect");
+    if (!password.empty()) run({"AUTH", password});
+  }
+  ~Client() { redisFree(c_); }
+  struct Free {
+    void operator()(redisReply* r) const { freeReplyObject(r); }
+  };
+  using Reply = std::unique_ptr<redisReply, Free>;
+  Reply run(const std::vector<std::string>& argv) {
+    std::vector<const char*> a;
+    std::vector<size_t> l;
+    for (const auto& s : argv) {
+      a.push_back(s.data());
+      l.push_back(s.size());
+    }
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(a.size()), a.data(), l.data()));
+    if (!r) throw std::runtime_error("redis command failed");
+    return Reply(r);
+  }
+  // Many SETs in one round trip.
+  void fill(const std::string& prefix, int n) {
+    for (int i = 0; i < n; ++i) {
+      std::string k = prefix + std::to_string(i), v = "v" + std::to_string(i);
+      const char* a[] = {"SET", k.c_str(), v.c_str()};
+      redisAppendCommandArgv(c_, 3, a, nullptr);
+    }
+    for (int i = 0; i < n; ++i) {
+      void* r = nullptr;
+      redisGetReply(c_, &r);
+      freeReplyObject(r);
+    }
+  }
+  long long dbsize() { return run({"DBSIZE"})->integer; }
+  std::string get(const std::string& k) {
+    auto r = run({"GET", k});
+    return r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "(nil)";
+  }
+  // Every key with its type, value (for strings) and whether it expires: the keyspace's state.
+  std::map<std::string, std::string> dump() {
+    std::map<std::string, std::string> out;
+    std::string cursor = "0";
+    do {
+      auto r = run({"SCAN", cursor, "COUNT", "1000"});
+      cursor = r->element[0]->str;
+      for (size_t i = 0; i < r->element[1]->elements; ++i) {
+        std::string k = r->element[1]->element[i]->str;
+        std::string type = run({"TYPE", k})->str;
+        out[k] = type + " " + (type == "string" ? get(k) : "") + " ttl>0:" +
+                 std::to_string(run({"PTTL", k})->integer > 0);
+      }
+    } while (cursor != "0");
+    return out;
+  }
+
+ private:
+  redisContext* c_ = nullptr;
+};
+
+LuaRun step(const std::string& url, const std::string& body, Mode mode = Mode::Live) {
+  std::string code =
+      "runbook { name = 'redis', version = '1.0.0', params = { url = { type = 'url' } } }\n"
+      "step('s', function(p)\n" + body + "\nend)\n";
+  TempDir run_dir;
+  return run_lua(run_dir.path(), code, mode, {{"url", url}});
+}
+
+std::string err_of(const LuaRun& r) {
+  return r.events.step_errors.empty() ? r.result.error : r.events.step_errors[0];
+}
+
+// A port that accepts connections (the kernel's backlog) but never answers: a hung server.
+struct Silent {
+  int fd = -1, port = 0;
+  Silent() {
+    fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd, 16);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~Silent() { ::close(fd); }
+};
+
+}  // namespace
+
+TEST(Redis, PingIsTrueForALiveServerAndPromptlyFalseForADeadOrHungOne) {
+  RedisServer server;
+  int dead = free_port();
+  Silent hung;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = step(server.url(), R"(
+    assert(redis.ping{ url = p.url } == true)
+    assert(redis.ping{ url = "redis://127.0.0.1:)" + std::to_string(dead) + R"(/0" } == false)
+    assert(redis.ping{ url = "redis://127.0.0.1:)" + std::to_string(hung.port) + R"(/0", timeout = "1s" } == false)
+  )");
+  auto took = std::chrono::steady_clock::now() - t0;
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_LT(took, std::chrono::seconds(3));
+  EXPECT_TRUE(r.events.logged("Connection refused"));
+
+  // Anything but ping fails, promptly and clearly.
+  t0 = std::chrono::steady_clock::now();
+  auto g = step("redis://127.0.0.1:" + std::to_string(dead) + "/0", "redis.get{ url = p.url, key = 'k' }");
+  EXPECT_NE(err_of(g).find("redis.get: cannot connect to 127.0.0.1:" + std::to_string(dead)), std::string::npos)
+      << err_of(g);
+  auto h = step("redis://127.0.0.1:" + std::to_string(hung.port) + "/0", "redis.get{ url = p.url, key = 'k', timeout = '1s' }");
+  EXPECT_NE(err_of(h).find("redis.get: "), std::string::npos) << err_of(h);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));
+
+  auto bad = step("http://127.0.0.1:1/", "redis.ping{ url = p.url }");
+  EXPECT_NE(err_of(bad).find("bad argument 'url' to 'redis.ping'"), std::string::npos) << err_of(bad);
+}
+
+TEST(Redis, GetSetDelAndInfo) {
+  RedisServer server;
+  Client cli(server.port());
+  auto r = step(server.url(3), R"(
+    assert(redis.get{ url = p.url, key = "flag" } == nil)
+    local s = redis.set{ url = p.url, key = "flag", value = "on" }
+    assert(s.previous == nil and s.previous_type == "none", json.encode(s))
+    s = redis.set{ url = p.url, key = "flag", value = "off", ttl = "1m" }
+    assert(s.previous == "on", json.encode(s))
+    assert(redis.get{ url = p.url, key = "flag" } == "off")
+    redis.set{ url = p.url, key = "n", value = 42 }
+    assert(redis.get{ url = p.url, key = "n" } == "42")
+    assert(redis.del{ url = p.url, key = "n" }.deleted == 1)
+    assert(redis.del{ url = p.url, key = "n" }.deleted == 0)
+    local info = redis.info{ url = p.url, section = "keyspace" }
+    assert(info.db3.keys == 1 and info.db3.expires == 1, json.encode(info))
+    local server = redis.info{ url = p.url, section = "server" }
+    assert(type(server.redis_version) == "string" and math.type(server.tcp_port) == "integer", json.encode(server))
+  )");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  cli.run({"SELECT", "3"});
+  EXPECT_EQ(cli.get("flag"), "off");
+  long long ttl = cli.run({"PTTL", "flag"})->integer;
+  EXPECT_GT(ttl, 50000);
+  EXPECT_LE(ttl, 60000);
+  cli.run({"HSET", "h", "f", "v"});
+  auto w = step(server.url(3), "redis.get{ url = p.url, key = 'h' }");
+  EXPECT_NE(err_of(w).find("redis.get: "), std::string::npos);
+  EXPECT_NE(err_of(w).find("WRONGTYPE"), std::string::npos) << err_of(w);
+}
+
+TEST(Redis, DeleteMatchingOverTenThousandKeysRemovesExactlyTheMatchingOnes) {
+  RedisServer server;
+  Client cli(server.port());
+  cli.fill("gemini:", 6000);
+  cli.fill("other:", 3990);
+  cli.fill("xgemini:", 5);  // close to the pattern but not matching
+  cli.fill("gemini", 5);    // no colon: does not match "gemini:*"
+  ASSERT_EQ(cli.dbsize(), 10000);
+  auto before = cli.dump();
+
+  // The dry-run counts what it would delete, and deletes nothing.
+  auto dry = step(server.url(), R"(
+    local r = redis.delete_matching{ url = p.url, pattern = "gemini:*" }
+    assert(r.deleted == 6000, json.encode(r))
+  )", Mode::DryRun);
+  ASSERT_EQ(dry.result.exit_code, 0) << err_of(dry);
+  ASSERT_EQ(dry.events.effects.size(), 1u);
+  EXPECT_NE(dry.events.effects[0].preview.dump().find("deletes 6000 of 10000 keys"), std::string::npos)
+      << dry.events.effects[0].preview.dump();
+  EXPECT_EQ(cli.dump(), before);
+
+  auto r = step(server.url(), R"(
+    local r = redis.delete_matching{ url = p.url, pattern = "gemini:*", batch = 500 }
+    assert(r.deleted == 6000, json.encode(r))
+    assert(redis.delete_matching{ url = p.url, pattern = "gemini:*" }.deleted == 0)
+  )");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  auto after = cli.dump();
+  EXPECT_EQ(after.size(), 4000u);
+  for (const auto& [k, v] : before)
+    if (k.rfind("gemini:", 0) == 0) EXPECT_EQ(after.count(k), 0u) << k;
+    else EXPECT_EQ(after.at(k), v) << k;
+}
+
+TEST(Redis, FlushNeedsConfirmOrYesAndReportsTheKeysBefore) {
+  RedisServer server;
+  Client cli(server.port());
+  cli.fill("a:", 12);
+  cli.run({"SELECT", "1"});
+  cli.fill("b:", 3);
+
+  auto refused = step(server.url(0), "redis.flush{ url = p.url }");
+  EXPECT_NE(err_of(refused).find("redis.flush: refused: FLUSHDB on 127.0.0.1:" + std::to_string(server.port()) +
+                                 "/0: removes 12 keys; pass confirm = true (or run with --yes)"),
+            std::string::npos)
+      << err_of(refused);
+  // The dry-run fails the same way, before anything is done for real.
+  auto dry = step(server.url(0), "redis.flush{ url = p.url }", Mode::DryRun);
+  EXPECT_NE(err_of(dry).find("refused"), std::string::npos) << err_of(dry);
+  cli.run({"SELECT", "0"});
+  EXPECT_EQ(cli.dbsize(), 12);
+
+  auto ok = step(server.url(0), R"(
+    local r = redis.flush{ url = p.url, confirm = true }
+    assert(r.scope == "db" and r.db == 0 and r.keys_before == 12, json.encode(r))
+  )");
+  ASSERT_EQ(ok.result.exit_code, 0) << err_of(ok);
+  EXPECT_EQ(cli.dbsize(), 0);
+  cli.run({"SELECT", "1"});
+  EXPECT_EQ(cli.dbsize(), 3) << "another database was flushed";
+
+  // FLUSHALL with the run's --yes, through the binary.
+  cli.run({"SELECT", "0"});
+  cli.fill("c:", 4);
+  TempDir d;
+  write_file(d / "rb.lua", "runbook { name = 'flush', version = '1.0.0', params = { url = { type = 'url' } } }\n"
+                           "step('flush all', function(p)\n"
+                           "  local r = redis.flush{ url = p.url, all = true }\n"
+                           "  assert(r.keys_before == 7 and r.keyspace.db0 == 4 and r.keyspace.db1 == 3, json.encode(r))\n"
+                           "end)\n");
+  auto no = run_cli({"exec", d / "rb.lua", "--journal", d / "j.db", "-p", "url=" + server.url()});
+  EXPECT_NE(no.code, 0);
+  EXPECT_NE((no.out + no.err).find("refused"), std::string::npos) << no.out << no.err;
+  EXPECT_EQ(cli.dbsize(), 4);
+  auto yes = run_cli({"exec", d / "rb.lua", "--yes", "--journal", d / "j.db", "-p", "url=" + server.url()});
+  EXPECT_EQ(yes.code, 0) << yes.out << yes.err;
+  EXPECT_EQ(cli.dbsize(), 0);
+  cli.run({"SELECT", "1"});
+  EXPECT_EQ(cli.dbsize(), 0);
+}
+
+TEST(Redis, DryRunLeavesTheKeyspaceIdenticalAndPlansFromTheServer) {
+  RedisServer server;
+  Client cli(server.port());
+  cli.fill("cache:", 200);
+  cli.fill("keep:", 20);
+  cli.run({"SET", "flag", "on", "EX", "3600"});
+  auto before = cli.dump();
+  auto size = cli.dbsize();
+  auto r = step(server.url(), R"(
+    local s = redis.set{ url = p.url, key = "flag", value = "off" }
+    assert(s.previous == "on", json.encode(s))  -- read from the server by the preview
+    assert(redis.get{ url = p.url, key = "flag" } == "on")  -- probes still read for real
+    assert(redis.del{ url = p.url, key = "keep:1" }.deleted == 1)
+    assert(redis.delete_matching{ url = p.url, pattern = "cache:*" }.deleted == 200)
+    local f = redis.flush{ url = p.url, confirm = true }
+    assert(f.keys_before == 221, json.encode(f))
+    redis.flush{ url = p.url, all = true, confirm = true }
+  )", Mode::DryRun);
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_EQ(cli.dbsize(), size);
+  EXPECT_EQ(cli.dump(), before);
+  std::string previews;
+  for (const auto& e : r.events.effects) previews += e.preview.dump() + "\n";
+  EXPECT_NE(previews.find(R"(flag: \"on\" → \"off\")"), std::string::npos) << previews;
+  EXPECT_NE(previews.find("removes 221 keys"), std::string::npos) << previews;
+}
+
+TEST(Redis, ThePasswordNeverReachesTheJournalOrTheJsonOutput) {
+  const std::string password = "Sup3r-s3cret-pw";
+  RedisServer server(password);
+  Client cli(server.port(), password);
+  cli.fill("gemini:", 30);
+  TempDir d;
+  // The URL with its password is written in the runbook itself: only the effect knows it is one.
+  std::string url = server.url(0, ":" + password);
+  std::string acl = server.url(0, "default:" + password);
+  write_file(d / "rb.lua",
+             "runbook { name = 'cache', version = '1.0.0' }\n"
+             "local url = '" + url + "'\n"
+             "step('invalidate', function()\n"
+             "  assert(redis.ping{ url = url })\n"
+             "  assert(redis.ping{ url = '" + acl + "' })\n"
+             "  assert(redis.ping{ url = '" + server.url() + "', password = '" + password + "' })\n"
+             "  redis.set{ url = url, key = 'maintenance', value = 'on' }\n"
+             "  log.info('deleted ' .. redis.delete_matching{ url = url, pattern = 'gemini:*' }.deleted)\n"
+             "  assert(redis.ping{ url = '" + server.url(0, ":wrong-pw") + "' } == false)\n"
+             "  redis.get{ url = '" + server.url(99, ":" + password) + "', key = 'x' }\n"
+             "end)\n");
+  auto r = run_cli({"exec", d / "rb.lua", "--json", "--journal", d / "journal.db"});
+  // The last call fails (there is no db 99), so that an error message is checked too.
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("SELECT failed"), std::string::npos) << r.out << r.err;
+  EXPECT_NE(r.out.find("deleted 30"), std::string::npos) << r.out;
+  EXPECT_EQ(cli.get("maintenance"), "on");
+  EXPECT_EQ(cli.dbsize(), 1);
+  EXPECT_EQ(r.out.find(password), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find(password), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("redis://:***@127.0.0.1"), std::string::npos) << r.out;
+
+  auto show = run_cli({"show", "last", "--json", "--journal", d / "journal.db"});
+  EXPECT_EQ(show.out.find(password), std::string::npos);
+  for (const auto& e : stdfs::recursive_directory_iterator(d.path())) {
+    if (!e.is_regular_file() || e.path().filename() == "rb.lua") continue;
+    EXPECT_EQ(read_file(e.path()).find(password), std::string::npos) << e.path();
+  }
+  EXPECT_TRUE(stdfs::exists(d / "journal.db"));
+}
+
+TEST(Redis, TheStepDeadlineBoundsAHungServer) {
+  Silent hung;
+  std::string code =
+      "runbook { name = 'redis', version = '1.0.0' }\n"
+      "step{ 'read', timeout = '1s', run = function()\n"
+      "  redis.get{ url = 'redis://127.0.0.1:" + std::to_string(hung.port) + "/0', key = 'k' }  -- its own timeout is 5s\n"
+      "end }\n";
+  TempDir run_dir;
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run_lua(run_dir.path(), code);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+  EXPECT_NE(r.result.exit_code, 0);
+  EXPECT_NE(err_of(r).find("step 'read' exceeded its timeout of 1.0s (in redis.get)"), std::string::npos) << err_of(r);
+}
