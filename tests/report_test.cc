@@ -276,3 +276,44 @@ TEST(Stats, RunsOutcomesTimeToRecoverAndCauses) {
   EXPECT_EQ(json::parse(recent.out)["total_runs"], 8);
   EXPECT_EQ(run_cli({"stats", "--since", "last tuesday"}, w.env()).code, 2);
 }
+
+TEST(Report, CommitsMovedAndTheBackupRefsThatKeepThem) {
+  TempDir d;
+  std::string repo = d / "repo";
+  auto git = [&](std::vector<std::string> args) {
+    os::ProcessSpec s;
+    s.argv = {"git", "-C", repo};
+    s.argv.insert(s.argv.end(), args.begin(), args.end());
+    s.env = {{"GIT_AUTHOR_NAME", "t"}, {"GIT_AUTHOR_EMAIL", "t@x"}, {"GIT_COMMITTER_NAME", "t"},
+             {"GIT_COMMITTER_EMAIL", "t@x"}};
+    auto r = os::run_process(s);
+    EXPECT_EQ(r.code, 0) << r.stderr_text;
+    return trim(r.stdout_text);
+  };
+  write_file(repo + "/app.py", "v1\n");
+  git({"init", "-q"});
+  git({"add", "."});
+  git({"commit", "-q", "-m", "v1"});
+  std::string v1 = git({"rev-parse", "HEAD"});
+  write_file(repo + "/app.py", "v2\n");
+  git({"commit", "-q", "-am", "v2"});
+  std::string v2 = git({"rev-parse", "HEAD"});
+  write_file(d / "rb.lua", R"(
+runbook{ name = "git-back", version = "1.0.0", params = { repo = { type = "path", required = true } } }
+step("Roll back", function(p)
+  git.reset{ repo = p.repo, ref = "HEAD~1", hard = true }
+end)
+)");
+  std::map<std::string, std::string> env{{"RUNBOOK_JOURNAL", d / "j.db"}};
+  ASSERT_EQ(run_cli({"exec", d / "rb.lua", "-p", "repo=" + repo}, env).code, 0);
+  ASSERT_EQ(git({"rev-parse", "HEAD"}), v1);
+  json r = json::parse(run_cli({"report", "last", "--format", "json"}, env).out);
+  ASSERT_EQ(r["commits"].size(), 1u);
+  EXPECT_EQ(r["commits"][0]["previous"], v2);
+  EXPECT_EQ(r["commits"][0]["commit"], v1);
+  ASSERT_GE(r["backups"].size(), 1u);
+  std::string ref = r["backups"][0]["path"];
+  EXPECT_EQ(git({"rev-parse", ref}), v2) << "the backup ref keeps what the reset moved away from";
+  auto md = run_cli({"report", "last"}, env).out;
+  EXPECT_TRUE(has(md, "`" + v2.substr(0, 12) + "` → `" + v1.substr(0, 12) + "`")) << md;
+}

@@ -57,9 +57,20 @@ std::vector<std::pair<std::string, std::string>> backups_of(const EffectRecord& 
   if (!e.result.is_object()) return out;
   if (backupish && e.result.contains("path") && e.result["path"].is_string())
     out.emplace_back("backup", e.result["path"].get<std::string>());
-  for (const char* key : {"backup", "backup_ref", "previous", "moved_to", "snapshot", "dump"})
-    if (e.result.contains(key) && e.result[key].is_string() && !e.result[key].get<std::string>().empty())
-      out.emplace_back(key, e.result[key].get<std::string>());
+  auto text = [&](const char* key) -> std::string {
+    if (!e.result.contains(key)) return "";
+    const json& v = e.result[key];
+    if (v.is_string()) return v.get<std::string>();
+    if (v.is_object() && v.contains("ref") && v["ref"].is_string()) return v["ref"].get<std::string>();
+    return "";
+  };
+  // "previous" is a file kept as an artifact (fs.write) or, for git, the commit it moved from.
+  for (const char* key : {"backup", "backup_ref", "previous", "moved_to", "saved_to", "snapshot", "dump", "stash"}) {
+    std::string v = text(key);
+    if (v.empty() || (std::string(key) == "previous" && v.front() != '/')) continue;
+    if (std::string(key) == "previous" && e.result[key].is_object()) continue;
+    out.emplace_back(key, v);
+  }
   return out;
 }
 
@@ -222,9 +233,14 @@ json report_json(Journal& j, int64_t run_id) {
                                       {"what", what}, {"path", path}, {"describe", e.describe}});
           if (e.name.rfind("git.", 0) == 0) {
             json c{{"run", r.id}, {"effect", e.seq}, {"name", e.name}, {"describe", e.describe}};
-            if (e.result.is_object())
+            if (e.result.is_object()) {
               for (auto it = e.result.begin(); it != e.result.end(); ++it)
                 if (is_commitish(it.value())) c[it.key()] = it.value();
+              // Where HEAD (or the ref) was before: { commit, short } in git's results.
+              if (e.result.contains("previous") && e.result["previous"].is_object() &&
+                  is_commitish(e.result["previous"].value("commit", json())))
+                c["previous"] = e.result["previous"]["commit"];
+            }
             rep["commits"].push_back(c);
           }
         }
@@ -400,9 +416,11 @@ std::string report_markdown(const json& r) {
   });
   section("Commits moved", r["commits"], [](const json& c) {
     std::string s = "`" + val(c["name"]) + "` " + cell(val(c["describe"]));
-    for (auto it = c.begin(); it != c.end(); ++it)
-      if (it.key() != "run" && it.key() != "effect" && it.key() != "name" && it.key() != "describe")
-        s += " " + it.key() + "=`" + val(it.value()) + "`";
+    auto shortened = [](const json& v) { return val(v).substr(0, 12); };
+    if (c.contains("previous") && c.contains("commit"))
+      s += ": `" + shortened(c["previous"]) + "` → `" + shortened(c["commit"]) + "`";
+    else if (c.contains("commit"))
+      s += ": at `" + shortened(c["commit"]) + "`";
     return s;
   });
   section("Requests sent", r["requests"], [](const json& q) {

@@ -234,8 +234,9 @@ void Dispatcher::reproduce_ending(const EffectRecord& rec) const {
   if (attempt == live_attempt_) return;
   auto it = recorded_steps_.find(attempt);
   if (it == recorded_steps_.end()) return;
-  for (const auto& r : recorded_)
-    if (r.seq > rec.seq && r.step_idx == rec.step_idx && r.attempt == rec.attempt) return;
+  // Effects of one attempt have consecutive numbers: it ended here unless the next is its own.
+  const EffectRecord* next = recorded_at(rec.seq + 1);
+  if (next && next->step_idx == rec.step_idx && next->attempt == rec.attempt) return;
   const StepRecord& s = it->second;
   if (s.outcome == "interrupted") throw Interrupted("interrupted");
   if (s.error.find("exceeded its timeout") != std::string::npos)
