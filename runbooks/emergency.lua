@@ -80,7 +80,7 @@ step{ "Start the app and wait until it is healthy", timeout = "3m", run = functi
   local r = http.wait_healthy{ url = p.health, timeout = p.healthy_within }
   state.healthy_at = time.now()
   if not run.dry_run then
-    log.info(string.format("healthy after %.1fs of polling", (r.elapsed_ms or 0) / 1000))
+    log.info(string.format("healthy after %d poll(s), %.1fs", r.attempts, r.waited / 1000))
   end
 end }
 
