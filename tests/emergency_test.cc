@@ -55,7 +55,7 @@ class Demo : public ::testing::Test {
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/health"; }
   // exec runbooks/emergency.lua pointed at this demo.
-  CliResult emergency(std::vector<std::string> extra) {
+  CliResult emergency(std::vector<std::string> extra, const std::map<std::string, std::string>& env = {}) {
     std::vector<std::string> args = {
         "exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/emergency.lua",
         "--journal", journal(),
@@ -65,7 +65,7 @@ class Demo : public ::testing::Test {
         "--param", "db=" + dir_ + "/data/app.db",
         "--param", "backups=" + dir_ + "/backups"};
     args.insert(args.end(), extra.begin(), extra.end());
-    return run_cli(args);
+    return run_cli(args, env);
   }
   std::string journal() const { return tmp_ / "journal.db"; }
   // Everything the rollback may touch, except the app's own log and pid files.
@@ -126,6 +126,31 @@ TEST_F(Demo, LiveRunRollsBackToTheLastGoodReleaseAndTheAppIsHealthy) {
   auto again = emergency({});
   EXPECT_EQ(again.code, 0) << again.out << again.err;
   EXPECT_EQ(health(port_), 200);
+}
+
+// The process dies (SIGKILL, through the test hook) just after the app was stopped and the code
+// moved, before it was started again: the worst moment of a 3 a.m. rollback. `runbook resume`
+// finishes it without repeating what was done: the emergency tag is not made twice, the backups
+// are not taken twice, and the app ends healthy at the good release.
+TEST_F(Demo, ACrashMidRollbackIsFinishedByResume) {
+  std::string good = git_out(dir_ + "/app", {"rev-parse", "v1.0.0^{commit}"});
+  // Effect 13 is service.start (1 define, 2 time.now, 3-5 probes, 6 http.get, 7 rev_parse,
+  // 8 tag, 9 stop, 10-11 backups, 12 checkout); die as it begins.
+  auto crashed = emergency({}, {{"RUNBOOK_CRASH_AT", "before:13"}});
+  ASSERT_EQ(crashed.code, 128 + 9) << crashed.out << crashed.err;
+  EXPECT_NE(health(port_), 200) << "the app should be down: it was stopped and not started";
+  auto r = run_cli({"resume", "last", "--journal", journal()});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(health(port_), 200);
+  EXPECT_EQ(git_out(dir_ + "/app", {"rev-parse", "HEAD"}), good);
+  std::string tags = git_out(dir_ + "/app", {"tag", "--list", "emergency-backup-*"});
+  EXPECT_EQ(tags.find('\n'), std::string::npos) << "the emergency tag was made twice:\n" << tags;
+  int backups = 0;
+  for (const auto& e : fs::directory_iterator(dir_ + "/backups")) {
+    (void)e;
+    ++backups;
+  }
+  EXPECT_EQ(backups, 2) << "the backups were taken twice";
 }
 
 }  // namespace

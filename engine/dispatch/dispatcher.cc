@@ -405,7 +405,10 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
 
   bool answered = opts_.mode == Mode::Replay || seq_ <= answer_through_;
   if (reporter_) reporter_->effect_begin(ev);
-  if (answered) return answer_recorded(e, args, shown_args, site, ev);
+  if (answered) {
+    if (e.state_only) e.apply(*this, args);  // rebuilds run state; reaches nothing outside
+    return answer_recorded(e, args, shown_args, site, ev);
+  }
   if (seq_ == answer_through_ + 1 && opts_.mode == Mode::Live) {
     const EffectRecord* rec = recorded_at(seq_);
     if (rec && rec->state == "begun") {
@@ -419,7 +422,7 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
 CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
                                const json& shown_args, const std::string& site, EffectEvent& ev,
                                const std::string& origin, int64_t origin_run) {
-  bool planned = opts_.mode == Mode::DryRun && (kind != Kind::Probe || opts_.offline);
+  bool planned = opts_.mode == Mode::DryRun && (kind != Kind::Probe || opts_.offline) && !e.state_only;
   EffectRecord rec;
   rec.run_id = run_id_;
   rec.seq = seq_;

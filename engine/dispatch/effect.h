@@ -32,6 +32,11 @@ struct Effect {
   // The array part of a table argument goes to this argument (exec's argv), if set.
   std::string rest;
   std::string returns;  // doc of the result
+  // apply() touches nothing but the run's own module state (ctx.state: service.define records a
+  // definition). Such an effect is applied in every mode — also when its call is answered from
+  // the journal (replay, the completed prefix of a resume) and in an --offline dry-run — so the
+  // state that later calls rely on exists however the run got there.
+  bool state_only = false;
   // Accepts check = false: a failure then returns its result (with ok = false) instead of raising.
   bool checkable = false;
 

@@ -396,6 +396,7 @@ void register_service(Registry& r) {
     e.name = "service.define";
     e.summary = "Declare a service for this run (process, systemd, supervisor, pm2 or compose); changes nothing";
     e.kind = Kind::Probe;
+    e.state_only = true;  // so a resumed or replayed run knows its services too
     e.args = {
         req("name", ArgType::String, "the name service.start/stop/status use; also names the default pidfile"),
         opt("backend", ArgType::String, "process | systemd | supervisor | pm2 | compose", "process"),
