@@ -443,3 +443,34 @@ PRAGMA user_version=1;
   sqlite3_finalize(s);
   sqlite3_close(db);
 }
+
+// fs.backup's name holds the time, so its check looks for a backup made since the effect began
+// with the source's content, and answers with its path: the runbook goes on with the real one.
+TEST(Resume, ABackupInDoubtIsFoundNotMadeTwice) {
+  for (const char* when : {"after", "before"}) {
+    SCOPED_TRACE(when);
+    TempDir d;
+    write_file(d / "root/conf/app.ini", "a=1\n");
+    write_file(d / "rb.lua", R"(
+runbook{ name = "bk", version = "1.0.0", params = { root = { type = "path", required = true } } }
+step("back up", function(p)
+  local b = fs.backup(p.root .. "/conf", p.root .. "/backups")
+  fs.write(p.root .. "/where.txt", b)
+end)
+)");
+    std::map<std::string, std::string> env{{"RUNBOOK_JOURNAL", d / "j.db"},
+                                           {"RUNBOOK_CRASH_AT", std::string(when) + ":1"}};
+    std::filesystem::create_directories(d / "root/backups");
+    ASSERT_EQ(run_cli({"exec", d / "rb.lua", "-p", "root=" + d / "root"}, env).code, 128 + SIGKILL);
+    env.erase("RUNBOOK_CRASH_AT");
+    auto r = run_cli({"resume", "last"}, env);
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    std::vector<std::string> backups;
+    for (const auto& e : std::filesystem::directory_iterator(d / "root/backups")) backups.push_back(e.path());
+    ASSERT_EQ(backups.size(), 1u);
+    EXPECT_EQ(read_file(d / "root/where.txt"), backups[0]);
+    EXPECT_EQ(read_file(backups[0] + "/app.ini"), "a=1\n");
+    Journal j(d / "j.db");
+    EXPECT_EQ(j.effects(2)[0].origin, std::string(when) == "after" ? "verified" : "redone");
+  }
+}

@@ -53,7 +53,9 @@ struct Effect {
   // the preview's value (or null). Optional: the default is { planned = true }.
   std::function<json(const Args&, const json& preview)> planned;
   // For resume: after a crash in the middle of this effect, tells from the world whether it took
-  // place (true/false), or null when it cannot tell. Optional.
+  // place (true/false), or null when it cannot tell. Optional. It may also return
+  // { done = true, result = ... }: the result the runbook would have had (fs.backup's path).
+  // Without one, a verified effect answers with its planned() shape marked verified = true.
   std::function<json(EffectContext&, const Args&)> verify;
   // Secrets hidden inside ordinary arguments (the password in a DSN, a token in a URL). The
   // dispatcher registers them for redaction before the call is journaled, shown or logged.
