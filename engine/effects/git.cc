@@ -14,14 +14,6 @@ namespace rb {
 namespace {
 using namespace rb::git;
 
-std::string pv_str(const json& pv, const std::string& k, const std::string& def) {
-  return pv.is_object() && pv.contains(k) && pv[k].is_string() ? pv[k].get<std::string>() : def;
-}
-
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
 void add_head(Registry& r) {
   Effect e;
   e.name = "git.head";
@@ -453,7 +445,7 @@ void add_commit(Registry& r) {
     return json{{"committed", committed},
                 {"commit", kZeroSha},
                 {"short", kZeroSha.substr(0, 7)},
-                {"files", pv.is_object() && pv.contains("files") ? pv["files"] : json::array()}};
+                {"files", pv_or(pv, "files", json::array())}};
   };
   r.add(std::move(e));
 }

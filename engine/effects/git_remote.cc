@@ -20,10 +20,6 @@
 namespace rb::git {
 namespace {
 
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
 // What libgit2's callbacks report back; they must not throw through C, so an interruption is
 // stored here and rethrown once libgit2 has returned.
 struct Session {

@@ -16,10 +16,6 @@ namespace rb::pkg {
 namespace {
 namespace stdfs = std::filesystem;
 
-[[noreturn]] void bad_arg(const Args& a, const std::string& arg, const std::string& why) {
-  throw ArgError("bad argument '" + arg + "' to '" + a.effect() + "' (" + why + ")");
-}
-
 std::string dir_of(const Args& a) { return abs_path(a.str("dir")); }
 
 json require_project(const std::string& dir) {
@@ -375,9 +371,7 @@ void add_pin(Registry& r) {
     std::string dir = dir_of(a);
     require_project(dir);
     auto changes = changes_of(node_modules(dir), wanted_of(ctx, a, dir));
-    return json{{"text", change_text(changes)},
-                {"changed", changed_json(changes)},
-                {"unchanged", unchanged_json(changes)}};
+    return change_preview(changes);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -407,10 +401,8 @@ void add_pin(Registry& r) {
     return result;
   };
   e.planned = [](const Args&, const json& pv) {
-    return json{
-        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-        {"unchanged",
-         pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
+    return json{{"changed", pv_or(pv, "changed", json::object())},
+                {"unchanged", pv_or(pv, "unchanged", json::object())},
         {"backup", ""}};
   };
   e.verify = [](EffectContext& ctx, const Args& a) -> json {
@@ -477,7 +469,7 @@ void add_ci(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{{"installed", pv.is_object() && pv.contains("packages") ? pv["packages"] : json(0)},
+    return json{{"installed", pv_or(pv, "packages", 0)},
                 {"lockfile", dir_of(a) + "/package-lock.json"}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
