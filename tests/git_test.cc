@@ -106,28 +106,6 @@ std::string preview_text(const EffectEvent* e) {
   return e->preview.dump();
 }
 
-// verify() needs an EffectContext; a run is not needed to ask the world.
-struct QuietContext : EffectContext {
-  json st = json::object();
-  int64_t run_id() const override { return 1; }
-  std::string artifact_dir() override { return "/nonexistent"; }
-  SteadyTime deadline() const override { return SteadyTime::max(); }
-  void check_interrupt() const override {}
-  void progress(const std::string&) override {}
-  void note(const std::string&) override {}
-  bool assume_yes() const override { return true; }
-  bool interactive() const override { return false; }
-  json& state(const std::string&) override { return st; }
-  void add_secret(const std::string&) override {}
-};
-
-json verify(const std::string& effect, json args) {
-  const Effect* e = builtin_registry().find(effect);
-  EXPECT_TRUE(e && e->verify) << effect;
-  QuietContext ctx;
-  return e->verify(ctx, validate_args(effect, e->args, std::move(args)));
-}
-
 }  // namespace
 
 TEST(GitProbe, HeadStatusRevParseLogDiffNames) {
@@ -226,12 +204,12 @@ TEST(GitRefs, TagRefusesAnExistingOneUnlessForceAndBranchDoesNotMoveHead) {
             "state before the rollback");
   EXPECT_EQ(f.sha("backup/x"), f.sha("v2.0.0"));
   EXPECT_EQ(git(f.work, "symbolic-ref HEAD"), "refs/heads/main");
-  EXPECT_EQ(verify("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}, {"ref", "v1.0.0"}}),
+  EXPECT_EQ(verify_effect("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}, {"ref", "v1.0.0"}}),
             true);
-  EXPECT_EQ(verify("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}}), false);
-  EXPECT_EQ(verify("git.branch", {{"repo", f.work}, {"name", "backup/x"}, {"ref", "v2.0.0"}}),
+  EXPECT_EQ(verify_effect("git.tag", {{"repo", f.work}, {"name", "emergency-backup"}}), false);
+  EXPECT_EQ(verify_effect("git.branch", {{"repo", f.work}, {"name", "backup/x"}, {"ref", "v2.0.0"}}),
             true);
-  EXPECT_EQ(verify("git.branch", {{"repo", f.work}, {"name", "backup/none"}}), false);
+  EXPECT_EQ(verify_effect("git.branch", {{"repo", f.work}, {"name", "backup/none"}}), false);
 }
 
 TEST(GitCheckout, DetachedAtATagThenBackToTheBranch) {
@@ -253,8 +231,8 @@ TEST(GitCheckout, DetachedAtATagThenBackToTheBranch) {
   )");
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(git(f.work, "status --porcelain"), "");
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "main"}}), true);
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}}), false);
+  EXPECT_EQ(verify_effect("git.checkout", {{"repo", f.work}, {"ref", "main"}}), true);
+  EXPECT_EQ(verify_effect("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}}), false);
 }
 
 TEST(GitCheckout, RefusedOverUncommittedChangesUnlessStash) {
@@ -311,9 +289,9 @@ TEST(GitCheckout, PathsRestoreFilesFromARefAndKeepWhatTheyOverwrite) {
   // The index follows, as with `git checkout <ref> -- <paths>`: the restore is staged.
   EXPECT_EQ(git(f.work, "diff --cached --name-only"), "app.py");
   EXPECT_EQ(git(f.work, "diff --name-only"), "");
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v1.0.0"}, {"paths", {"app.py"}}}),
+  EXPECT_EQ(verify_effect("git.checkout", {{"repo", f.work}, {"ref", "v1.0.0"}, {"paths", {"app.py"}}}),
             true);
-  EXPECT_EQ(verify("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}, {"paths", {"app.py"}}}),
+  EXPECT_EQ(verify_effect("git.checkout", {{"repo", f.work}, {"ref", "v2.0.0"}, {"paths", {"app.py"}}}),
             false);
 }
 
@@ -351,11 +329,11 @@ TEST(GitReset, HardKeepsABackupRefASnapshotAndTheUntrackedFilesInTheRunsArtifact
   EXPECT_EQ(f.sha("HEAD"), f.sha("v2.0.0"));
   EXPECT_EQ(git(f.work, "symbolic-ref HEAD"), "refs/heads/main");
   EXPECT_EQ(git(f.work, "status --porcelain"), "?? notes.txt");
-  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v2.0.0"}, {"hard", true}}), true);
-  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "v1.0.0"}, {"hard", true}}), false);
+  EXPECT_EQ(verify_effect("git.reset", {{"repo", f.work}, {"ref", "v2.0.0"}, {"hard", true}}), true);
+  EXPECT_EQ(verify_effect("git.reset", {{"repo", f.work}, {"ref", "v1.0.0"}, {"hard", true}}), false);
   // HEAD~1 names another commit once the reset has run: verify cannot tell, and says so.
-  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "HEAD~1"}, {"hard", true}}), nullptr);
-  EXPECT_EQ(verify("git.reset", {{"repo", f.work}, {"ref", "main~1"}}), nullptr);
+  EXPECT_EQ(verify_effect("git.reset", {{"repo", f.work}, {"ref", "HEAD~1"}, {"hard", true}}), nullptr);
+  EXPECT_EQ(verify_effect("git.reset", {{"repo", f.work}, {"ref", "main~1"}}), nullptr);
 }
 
 TEST(GitReset, MixedMovesTheBranchAndKeepsTheWorkTree) {
@@ -394,7 +372,7 @@ TEST(GitClean, MovesUntrackedFilesIntoArtifactsIgnoredOnlyWhenAsked) {
   )");
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(git(f.work, "status --porcelain --ignored"), "");
-  EXPECT_EQ(verify("git.clean", {{"repo", f.work}}), true);
+  EXPECT_EQ(verify_effect("git.clean", {{"repo", f.work}}), true);
 }
 
 TEST(GitCommit, CommitsEverythingLikeAddAllAndSaysWhenThereIsNothing) {
@@ -473,9 +451,9 @@ TEST(GitHistory, RevertCommitsTheUndoAndRefusesAConflictLeavingTheTreeClean) {
   EXPECT_NE(git(f.work, "log -1 --format=%B").find("This reverts commit " + bad + "."),
             std::string::npos);
   EXPECT_EQ(git(f.work, "rev-parse HEAD^"), bad);
-  EXPECT_EQ(verify("git.revert", {{"repo", f.work}, {"commit", bad}}), true);
-  EXPECT_EQ(verify("git.revert", {{"repo", f.work}, {"commit", "v2.0.0"}}), false);
-  EXPECT_EQ(verify("git.revert", {{"repo", f.work}, {"commit", "HEAD"}}), nullptr);
+  EXPECT_EQ(verify_effect("git.revert", {{"repo", f.work}, {"commit", bad}}), true);
+  EXPECT_EQ(verify_effect("git.revert", {{"repo", f.work}, {"commit", "v2.0.0"}}), false);
+  EXPECT_EQ(verify_effect("git.revert", {{"repo", f.work}, {"commit", "HEAD"}}), nullptr);
 }
 
 TEST(GitHistory, CherryPickAppliesAHotfixFromAnotherBranch) {
@@ -501,7 +479,7 @@ TEST(GitHistory, CherryPickAppliesAHotfixFromAnotherBranch) {
   EXPECT_NE(git(f.work, "log -1 --format=%B").find("(cherry picked from commit " + fix + ")"),
             std::string::npos);
   EXPECT_EQ(git(f.work, "rev-parse HEAD^"), f.sha("v2.0.1"));
-  EXPECT_EQ(verify("git.cherry_pick", {{"repo", f.work}, {"commit", fix}}), true);
+  EXPECT_EQ(verify_effect("git.cherry_pick", {{"repo", f.work}, {"commit", fix}}), true);
 }
 
 TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
@@ -557,7 +535,7 @@ TEST(GitRemote, PushFetchAndForceWithLeaseRefusesWhenTheRemoteMoved) {
   ASSERT_EQ(forced.result.exit_code, 0) << err_of(forced);
   EXPECT_EQ(git(f.origin, "rev-parse main"), f.sha("HEAD"));
   EXPECT_EQ(git(f.work, "rev-parse origin/main"), f.sha("HEAD"));
-  EXPECT_EQ(verify("git.push", {{"repo", f.work}, {"refspec", "main"}}), true);
+  EXPECT_EQ(verify_effect("git.push", {{"repo", f.work}, {"refspec", "main"}}), true);
 
   // Pushing a tag, and an unknown remote.
   auto t = step(f.dir.path(), run.path(), R"(

@@ -62,30 +62,6 @@ std::string sh(const std::vector<std::string>& argv, const std::string& cwd = ""
   return out;
 }
 
-// What resume hands an effect's verify(): a context with an artifact dir and no deadline.
-struct BareContext : EffectContext {
-  std::string dir;
-  json st = json::object();
-  explicit BareContext(std::string d) : dir(std::move(d)) {}
-  int64_t run_id() const override { return 1; }
-  std::string artifact_dir() override { return dir; }
-  SteadyTime deadline() const override { return SteadyTime::max(); }
-  void check_interrupt() const override {}
-  void progress(const std::string&) override {}
-  void note(const std::string&) override {}
-  bool assume_yes() const override { return true; }
-  bool interactive() const override { return false; }
-  json& state(const std::string&) override { return st; }
-  void add_secret(const std::string&) override {}
-};
-
-json verify(const std::string& effect, json args) {
-  TempDir d;
-  BareContext ctx(d.path());
-  const Effect* e = builtin_registry().find(effect);
-  return e->verify(ctx, validate_args(effect, e->args, std::move(args)));
-}
-
 // ---------------------------------------------------------------------------------------------
 // pip
 
@@ -187,10 +163,10 @@ TEST_F(Pip, PinMovesBetweenVersionsForRealKeepsASnapshotAndRestoresIt) {
 
 TEST_F(Pip, VerifyTellsFromTheVenvWhetherAPinTookPlace) {
   json args{{"venv", venv_}, {"packages", {{"rb-schema", "4.23.0"}, {"rb_core", "2.37.2"}}}};
-  EXPECT_EQ(verify("pip.pin", args), false);
+  EXPECT_EQ(verify_effect("pip.pin", args), false);
   install({"rb-schema==4.23.0"});
-  EXPECT_EQ(verify("pip.pin", args), true);
-  EXPECT_EQ(verify("pip.pin", json{{"venv", venv_ + "/gone"}, {"packages", {{"x", "1"}}}}), false);
+  EXPECT_EQ(verify_effect("pip.pin", args), true);
+  EXPECT_EQ(verify_effect("pip.pin", json{{"venv", venv_ + "/gone"}, {"packages", {{"x", "1"}}}}), false);
 }
 
 TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
@@ -447,13 +423,13 @@ TEST_F(Npm, VerifyTellsFromNodeModulesWhetherAPinOrCiTookPlace) {
   TempDir d;
   std::string dir = project(d);
   json pin2{{"dir", dir}, {"packages", {{"@rb/left-thing", "file:" + tgz2_}}}};
-  EXPECT_EQ(verify("npm.pin", pin2), false);
-  EXPECT_EQ(verify("npm.pin", json{{"dir", dir}, {"packages", {{"@rb/left-thing", "1.0.0"}}}}),
+  EXPECT_EQ(verify_effect("npm.pin", pin2), false);
+  EXPECT_EQ(verify_effect("npm.pin", json{{"dir", dir}, {"packages", {{"@rb/left-thing", "1.0.0"}}}}),
             true);
-  EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), true);
+  EXPECT_EQ(verify_effect("npm.ci", json{{"dir", dir}}), true);
   write_file(dir + "/node_modules/@rb/left-thing/package.json",
              R"({"name":"@rb/left-thing","version":"0.9.0"})");
-  EXPECT_EQ(verify("npm.ci", json{{"dir", dir}}), false);
+  EXPECT_EQ(verify_effect("npm.ci", json{{"dir", dir}}), false);
 }
 
 TEST_F(Npm, DryRunPreviewsAndChangesNothing) {

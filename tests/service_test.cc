@@ -427,13 +427,26 @@ TEST_F(Svc, Pm2Backend_RealPm2WithAPrivateHome) {
   EXPECT_FALSE(port_open(port_));
 }
 
-TEST_F(Svc, SystemdBackend_IssuesExactCommands_NoSystemdHere) {
-  // systemd cannot run in this container: a fake systemctl first in PATH logs the argv it gets.
-  std::string bin = dir_ / "bin";
-  stdfs::create_directories(bin);
-  stdfs::copy_file(kSupport + "/svc_fake_systemctl.sh", bin + "/systemctl");
+namespace {
+
+// A fake program (a script from tests/support that logs the argv it gets to <dir>/calls.log)
+// first in PATH while this lives.
+struct FakeOnPath {
   std::string old_path = std::getenv("PATH");
-  ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);
+  FakeOnPath(const std::string& dir, const std::string& script, const std::string& name) {
+    std::string bin = dir + "/bin";
+    stdfs::create_directories(bin);
+    stdfs::copy_file(kSupport + "/" + script, bin + "/" + name);
+    ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);
+  }
+  ~FakeOnPath() { ::setenv("PATH", old_path.c_str(), 1); }
+};
+
+}  // namespace
+
+TEST_F(Svc, SystemdBackend_IssuesExactCommands_NoSystemdHere) {
+  // systemd cannot run in this container.
+  FakeOnPath fake(dir_.path(), "svc_fake_systemctl.sh", "systemctl");
   auto r = run(R"lua(
     service.define{ name = "backend", backend = "systemd", unit = "shop-backend.service", env = { SVC_FAKE_DIR = p.dir } }
     local s = service.start("backend")
@@ -444,7 +457,6 @@ TEST_F(Svc, SystemdBackend_IssuesExactCommands_NoSystemdHere) {
     assert(x.state == "stopped" and x.changed, json.encode(x))
     assert(service.stop("backend").changed == false)
   )lua");
-  ::setenv("PATH", old_path.c_str(), 1);
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   const std::string U = " shop-backend.service\n";
   const std::string active = "systemctl is-active" + U + "systemctl show --property=MainPID --value" + U;
@@ -457,12 +469,8 @@ TEST_F(Svc, SystemdBackend_IssuesExactCommands_NoSystemdHere) {
 }
 
 TEST_F(Svc, ComposeBackend_IssuesExactCommands_NoDockerHere) {
-  // No Docker daemon here: a fake docker first in PATH logs the argv it gets.
-  std::string bin = dir_ / "bin";
-  stdfs::create_directories(bin);
-  stdfs::copy_file(kSupport + "/svc_fake_docker.sh", bin + "/docker");
-  std::string old_path = std::getenv("PATH");
-  ::setenv("PATH", (bin + ":" + old_path).c_str(), 1);
+  // No Docker daemon here.
+  FakeOnPath fake(dir_.path(), "svc_fake_docker.sh", "docker");
   auto r = run(R"lua(
     service.define{ name = "web", backend = "compose", config = p.dir .. "/compose.yml", project = "shop",
                     env = { SVC_FAKE_DIR = p.dir } }
@@ -473,7 +481,6 @@ TEST_F(Svc, ComposeBackend_IssuesExactCommands_NoDockerHere) {
     local x = service.stop("web")
     assert(x.state == "stopped" and x.changed, json.encode(x))
   )lua");
-  ::setenv("PATH", old_path.c_str(), 1);
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   const std::string B = "docker compose -f " + (dir_ / "compose.yml") + " -p shop ";
   const std::string ps = B + "ps --format json web\n";

@@ -17,16 +17,6 @@ namespace rb {
 namespace {
 namespace stdfs = std::filesystem;
 
-bool exists(const std::string& p) {
-  std::error_code ec;
-  return stdfs::exists(stdfs::symlink_status(p, ec));
-}
-
-std::string abs_path(const std::string& p) {
-  std::error_code ec;
-  return stdfs::absolute(p, ec).lexically_normal().string();
-}
-
 // Where a replaced or removed path goes: <artifacts>/<kind>/<absolute path>.
 std::string artifact_for(EffectContext& ctx, const std::string& kind, const std::string& path) {
   std::string rel = abs_path(path);
@@ -44,15 +34,6 @@ json set_aside(EffectContext& ctx, const std::string& kind, const std::string& p
     throw EffectError(e.what());
   }
   return dest;
-}
-
-std::string size_text(uint64_t n) {
-  char buf[32];
-  if (n < 1024) return std::to_string(n) + " B";
-  if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
-  else if (n < (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
-  else std::snprintf(buf, sizeof buf, "%.1f GiB", n / 1073741824.0);
-  return buf;
 }
 
 std::string describe_tree(const std::string& p) {
@@ -83,7 +64,7 @@ std::string backup_name(const Args& a) {
   std::string path = abs_path(a.str("path"));
   stdfs::path p(path);
   std::string dir = a.has("dir") ? abs_path(a.str("dir")) : p.parent_path().string();
-  return dir + "/" + p.filename().string() + ".bak-" + stamp_local(now_epoch_ms());
+  return dir + "/" + stamped_backup_name(p.filename().string());
 }
 
 std::vector<std::string> glob_paths(const std::string& pattern) {
@@ -96,8 +77,6 @@ std::vector<std::string> glob_paths(const std::string& pattern) {
   std::sort(out.begin(), out.end());
   return out;
 }
-
-void add(Registry& r, Effect e) { r.add(std::move(e)); }
 
 // Content of a file or tree (names, types and file contents), to tell whether a copy finished.
 std::string tree_digest(const std::string& p) {

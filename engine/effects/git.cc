@@ -14,14 +14,6 @@ namespace rb {
 namespace {
 using namespace rb::git;
 
-std::string pv_str(const json& pv, const std::string& k, const std::string& def) {
-  return pv.is_object() && pv.contains(k) && pv[k].is_string() ? pv[k].get<std::string>() : def;
-}
-
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
 void add_head(Registry& r) {
   Effect e;
   e.name = "git.head";
@@ -267,6 +259,17 @@ json ref_planned(const Args& a, const json& pv, const std::string& prefix) {
               {"previous", pv_or(pv, "previous", nullptr)}};
 }
 
+// git.tag and git.branch: the result they would give, with the sentence and whether it is refused.
+json ref_preview(const Args& a, const std::string& prefix, const std::string& kind,
+                 const std::string& note = "") {
+  Repo repo = open(a);
+  RefPlan p = plan_ref(repo.get(), a, prefix, kind);
+  json j = ref_result(repo.get(), a, p);
+  j["text"] = p.text + note;
+  j["refused"] = p.refused;
+  return j;
+}
+
 json ref_verify(const Args& a, const std::string& prefix) {
   Repo repo = open(a);
   Commit c = resolve_commit(repo.get(), a.str("ref"));
@@ -291,12 +294,7 @@ void add_tag(Registry& r) {
     return "tag " + a.str("ref") + " as " + a.str("name") + " in " + a.str("repo");
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    RefPlan p = plan_ref(repo.get(), a, "refs/tags/", "tag");
-    json j = ref_result(repo.get(), a, p);
-    j["text"] = p.text + (a.has("message") ? " (annotated)" : "");
-    j["refused"] = p.refused;
-    return j;
+    return ref_preview(a, "refs/tags/", "tag", a.has("message") ? " (annotated)" : "");
   };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -346,12 +344,7 @@ void add_branch(Registry& r) {
     return "create branch " + a.str("name") + " at " + a.str("ref") + " in " + a.str("repo");
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    RefPlan p = plan_ref(repo.get(), a, "refs/heads/", "branch");
-    json j = ref_result(repo.get(), a, p);
-    j["text"] = p.text;
-    j["refused"] = p.refused;
-    return j;
+    return ref_preview(a, "refs/heads/", "branch");
   };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -453,7 +446,7 @@ void add_commit(Registry& r) {
     return json{{"committed", committed},
                 {"commit", kZeroSha},
                 {"short", kZeroSha.substr(0, 7)},
-                {"files", pv.is_object() && pv.contains("files") ? pv["files"] : json::array()}};
+                {"files", pv_or(pv, "files", json::array())}};
   };
   r.add(std::move(e));
 }

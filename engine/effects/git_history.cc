@@ -15,10 +15,6 @@
 namespace rb::git {
 namespace {
 
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
 // "abc1234", "v1.0.0" or "A..B" (B defaults to HEAD) to commits, in the order they are applied:
 // newest first for a revert, oldest first for a cherry-pick.
 std::vector<git_oid> commits_of(git_repository* repo, const std::string& spec, bool newest_first) {

@@ -20,10 +20,6 @@
 namespace rb::git {
 namespace {
 
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
 // What libgit2's callbacks report back; they must not throw through C, so an interruption is
 // stored here and rethrown once libgit2 has returned.
 struct Session {
@@ -427,13 +423,26 @@ json preview_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
   git_remote_disconnect(p.remote.get());
   json j = tags_result(a, p);
   std::string text = p.push.empty() ? "every tag is on " + a.str("remote") + " already"
-                                    : "pushes " + std::to_string(p.push.size()) + " tag" +
-                                          (p.push.size() == 1 ? "" : "s") + " to " +
+                                    : "pushes " + plural(p.push.size(), "tag", "tags") + " to " +
                                           a.str("remote") + ": " + list_text(p.push);
   if (!p.differ.empty()) text += "; would be refused: " + tags_refusal(p);
   j["text"] = text;
   j["refused"] = !p.differ.empty();
   return j;
+}
+
+// Pushes over the connection the plan opened (so what was checked is what is pushed). What the
+// remote refuses is left in s.rejected for the caller's error.
+void upload(git_remote* remote, std::vector<std::string> specs, const git_remote_callbacks& cb,
+            Session& s, const Args& a) {
+  std::vector<char*> ptrs;
+  for (auto& sp : specs) ptrs.push_back(sp.data());
+  git_strarray arr{ptrs.data(), ptrs.size()};
+  git_push_options po = GIT_PUSH_OPTIONS_INIT;
+  po.callbacks = cb;
+  int rc = git_remote_upload(remote, &arr, &po);
+  s.rethrow();
+  check(rc, "push to " + a.str("remote") + " failed");
 }
 
 json push_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
@@ -447,14 +456,7 @@ json push_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
   if (!p.push.empty()) {
     std::vector<std::string> specs;
     for (const auto& t : p.push) specs.push_back("refs/tags/" + t + ":refs/tags/" + t);
-    std::vector<char*> ptrs;
-    for (auto& sp : specs) ptrs.push_back(sp.data());
-    git_strarray arr{ptrs.data(), ptrs.size()};
-    git_push_options po = GIT_PUSH_OPTIONS_INIT;
-    po.callbacks = cb;
-    int rc = git_remote_upload(p.remote.get(), &arr, &po);
-    s.rethrow();
-    check(rc, "push to " + a.str("remote") + " failed");
+    upload(p.remote.get(), specs, cb, s, a);
     if (!s.rejected.empty())
       throw EffectError(a.str("remote") + " refused " + join(s.rejected, "; "));
   }
@@ -527,14 +529,7 @@ void add_push(Registry& r) {
     }
     if (!p.up_to_date) {
       // Same connection as the lease check: the push's old value is the one we just compared.
-      std::string spec = p.spec();
-      char* specs[] = {spec.data()};
-      git_strarray arr{specs, 1};
-      git_push_options po = GIT_PUSH_OPTIONS_INIT;
-      po.callbacks = cb;
-      int rc = git_remote_upload(p.remote.get(), &arr, &po);
-      s.rethrow();
-      check(rc, "push to " + a.str("remote") + " failed");
+      upload(p.remote.get(), {p.spec()}, cb, s, a);
       if (!s.rejected.empty())
         throw EffectError(a.str("remote") + " refused " + join(s.rejected, "; "),
                           push_result(repo.get(), a, p));

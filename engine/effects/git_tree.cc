@@ -18,17 +18,6 @@ namespace rb::git {
 namespace {
 namespace stdfs = std::filesystem;
 
-std::string pv_str(const json& pv, const std::string& k, const std::string& def) {
-  return pv.is_object() && pv.contains(k) && pv[k].is_string() ? pv[k].get<std::string>() : def;
-}
-json pv_or(const json& pv, const std::string& k, json def) {
-  return pv.is_object() && pv.contains(k) ? pv[k] : def;
-}
-
-std::string plural(size_t n, const std::string& one, const std::string& many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 json commit_json(const git_oid& id) { return json{{"commit", hex(id)}, {"short", short_hex(id)}}; }
 
 // ---- stash ----------------------------------------------------------------------------------

@@ -41,29 +41,6 @@ std::string target_of(const Args& a) {
   }
 }
 
-std::string size_text(uint64_t n) {
-  char buf[32];
-  if (n < 1024) return std::to_string(n) + " B";
-  if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
-  else if (n < (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
-  else std::snprintf(buf, sizeof buf, "%.1f GiB", n / 1073741824.0);
-  return buf;
-}
-
-std::string abs_path(const std::string& p) {
-  std::error_code ec;
-  return stdfs::absolute(p, ec).lexically_normal().string();
-}
-
-bool exists(const std::string& p) {
-  std::error_code ec;
-  return stdfs::exists(stdfs::symlink_status(p, ec));
-}
-
-std::string plural(int64_t n, const std::string& word) {
-  return std::to_string(n) + " " + word + (n == 1 ? "" : "s");
-}
-
 // The first keyword of a statement, upper-cased, past comments and parentheses.
 std::string verb_of(const std::string& sql) {
   size_t i = 0;
@@ -303,7 +280,7 @@ json exec_preview(EffectContext& ctx, const Args& a) {
     }
     int64_t n = std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
     std::string what = verb == "UPDATE" ? "update " : "delete ";
-    return json{{"text", "would " + what + plural(n, "row") +
+    return json{{"text", "would " + what + plural(n, "row", "rows") +
                              " (counted by running it in a transaction that was rolled back)"},
                 {"affected", n},
                 {"exact", true}};
@@ -322,7 +299,7 @@ json exec_preview(EffectContext& ctx, const Args& a) {
         node = node["Plans"][0];
       int64_t n = static_cast<int64_t>(node.value("Plan Rows", 0.0));
       return json{{"text", "would run " + (verb.empty() ? std::string("the statement") : verb) +
-                               " on about " + plural(n, "row") + " (the planner's estimate)"},
+                               " on about " + plural(n, "row", "rows") + " (the planner's estimate)"},
                   {"affected", n},
                   {"exact", false}};
     }
@@ -453,7 +430,7 @@ void register_pg(Registry& r) {
       DbInfo d = db_info(c, a.duration("timeout"));
       std::string path = abs_path(a.str("file"));
       return json{{"text", "dumps database " + d.name + " (" + size_text(d.size) + ", " +
-                               plural(d.tables, "table") + ") to " + path +
+                               plural(d.tables, "table", "tables") + ") to " + path +
                                (exists(path) ? "; the existing file is kept in the run's artifacts" : "")},
                   {"database", d.name},
                   {"database_size", d.size},
@@ -505,8 +482,8 @@ void register_pg(Registry& r) {
       DbInfo d = db_info(c, a.duration("timeout"));
       uint64_t size = os::path_size(file);
       std::string text = "restores " + file + " (" + size_text(size) + ", " +
-                         plural(l.tables, "table") + ") into " + d.name + " (" + size_text(d.size) +
-                         ", " + plural(d.tables, "table") + " now)";
+                         plural(l.tables, "table", "tables") + ") into " + d.name + " (" + size_text(d.size) +
+                         ", " + plural(d.tables, "table", "tables") + " now)";
       if (a.boolean("clean", true)) text += "; drops the dump's objects first";
       if (a.boolean("backup", true)) text += "; backs up the current database first";
       return json{{"text", text},           {"dump_size", size},      {"dump_tables", l.tables},

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "effects/util.h"
 
 namespace rb::pg {
 namespace {
@@ -30,23 +31,6 @@ std::string one_line(std::string s) {
   for (char ch : s)
     if (!(ch == ' ' && !out.empty() && out.back() == ' ')) out += ch;
   return trim(out);
-}
-
-std::string percent_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size()) {
-      int v = 0;
-      auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-      if (ec == std::errc() && p == s.data() + i + 3) {
-        out += static_cast<char>(v);
-        i += 2;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
 }
 
 // libpq quotes strings it cannot parse (a whole URI, a token); those quotes may hold the

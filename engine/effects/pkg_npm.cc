@@ -16,10 +16,6 @@ namespace rb::pkg {
 namespace {
 namespace stdfs = std::filesystem;
 
-[[noreturn]] void bad_arg(const Args& a, const std::string& arg, const std::string& why) {
-  throw ArgError("bad argument '" + arg + "' to '" + a.effect() + "' (" + why + ")");
-}
-
 std::string dir_of(const Args& a) { return abs_path(a.str("dir")); }
 
 json require_project(const std::string& dir) {
@@ -375,9 +371,7 @@ void add_pin(Registry& r) {
     std::string dir = dir_of(a);
     require_project(dir);
     auto changes = changes_of(node_modules(dir), wanted_of(ctx, a, dir));
-    return json{{"text", change_text(changes)},
-                {"changed", changed_json(changes)},
-                {"unchanged", unchanged_json(changes)}};
+    return change_preview(changes);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -407,10 +401,8 @@ void add_pin(Registry& r) {
     return result;
   };
   e.planned = [](const Args&, const json& pv) {
-    return json{
-        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-        {"unchanged",
-         pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
+    return json{{"changed", pv_or(pv, "changed", json::object())},
+                {"unchanged", pv_or(pv, "unchanged", json::object())},
         {"backup", ""}};
   };
   e.verify = [](EffectContext& ctx, const Args& a) -> json {
@@ -426,8 +418,24 @@ void add_pin(Registry& r) {
   r.add(std::move(e));
 }
 
-// npm ci and npm install share the check afterwards: every lockfile entry is on disk at its
-// version.
+// npm ci and npm install take the same arguments and share the check afterwards: every lockfile
+// entry is on disk at its version.
+std::vector<ArgSpec> project_args() {
+  std::vector<ArgSpec> out = {
+      req("dir", ArgType::Path, "the project directory"),
+      opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
+  for (auto& s : npm_args()) out.push_back(s);
+  return out;
+}
+
+// The lockfile npm ci installs from, in a project that must exist.
+std::string ci_lockfile(const std::string& dir) {
+  require_project(dir);
+  std::string lf = lockfile_of(dir);
+  if (lf.empty()) throw EffectError("no package-lock.json in " + dir + " (npm ci needs one)");
+  return lf;
+}
+
 void add_ci(Registry& r) {
   Effect e;
   e.name = "npm.ci";
@@ -435,10 +443,7 @@ void add_ci(Registry& r) {
       "npm ci: a clean node_modules exactly as package-lock.json says, verified entry by entry "
       "afterwards";
   e.kind = Kind::Change;
-  e.args = {
-      req("dir", ArgType::Path, "the project directory"),
-      opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
-  for (auto& s : npm_args()) e.args.push_back(s);
+  e.args = project_args();
   e.positional = {"dir"};
   e.returns = "{ installed = packages verified against the lockfile, lockfile = its path }";
   e.secrets_of = npm_secrets;
@@ -447,9 +452,7 @@ void add_ci(Registry& r) {
   };
   e.preview = [](EffectContext&, const Args& a) -> json {
     std::string dir = dir_of(a);
-    require_project(dir);
-    std::string lf = lockfile_of(dir);
-    if (lf.empty()) throw EffectError("no package-lock.json in " + dir + " (npm ci needs one)");
+    std::string lf = ci_lockfile(dir);
     Lock lock = read_lock(lf);
     size_t n = counted(lock, a.boolean("production"));
     size_t now = node_modules(dir).size();
@@ -462,9 +465,7 @@ void add_ci(Registry& r) {
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
-    require_project(dir);
-    std::string lf = lockfile_of(dir);
-    if (lf.empty()) throw EffectError("no package-lock.json in " + dir + " (npm ci needs one)");
+    std::string lf = ci_lockfile(dir);
     need_program("npm");
     std::vector<std::string> tail = {"ci", "--no-audit", "--no-fund"};
     if (a.boolean("production")) tail.push_back("--omit=dev");
@@ -477,7 +478,7 @@ void add_ci(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{{"installed", pv.is_object() && pv.contains("packages") ? pv["packages"] : json(0)},
+    return json{{"installed", pv_or(pv, "packages", 0)},
                 {"lockfile", dir_of(a) + "/package-lock.json"}};
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
@@ -496,10 +497,7 @@ void add_install(Registry& r) {
       "npm install: the dependencies package.json declares (package.json and the lockfile are "
       "backed up first), verified against the lockfile afterwards";
   e.kind = Kind::Change;
-  e.args = {
-      req("dir", ArgType::Path, "the project directory"),
-      opt("production", ArgType::Bool, "true: leave out devDependencies (--omit=dev)", false)};
-  for (auto& s : npm_args()) e.args.push_back(s);
+  e.args = project_args();
   e.positional = {"dir"};
   e.returns =
       "{ changed = { name = { from =, to = } } at the top of node_modules, installed = count, "

@@ -39,10 +39,6 @@ std::string normalize(std::string_view name) {
   return out;
 }
 
-[[noreturn]] void bad_arg(const Args& a, const std::string& arg, const std::string& why) {
-  throw ArgError("bad argument '" + arg + "' to '" + a.effect() + "' (" + why + ")");
-}
-
 std::string python_of(const std::string& venv) { return venv + "/bin/python"; }
 
 std::string venv_of(const Args& a) { return abs_path(a.str("venv")); }
@@ -382,10 +378,6 @@ std::string restore_text(const RestorePlan& p, bool prune) {
   return s;
 }
 
-std::string size_word(size_t n, const char* one, const char* many) {
-  return std::to_string(n) + " " + (n == 1 ? one : many);
-}
-
 // --- the effects ---
 
 void add_versions(Registry& r) {
@@ -443,9 +435,7 @@ void add_pin(Registry& r) {
     std::string venv = venv_of(a);
     require_venv(venv);
     auto changes = changes_of(installed(venv), wanted);
-    return json{{"text", change_text(changes)},
-                {"changed", changed_json(changes)},
-                {"unchanged", unchanged_json(changes)}};
+    return change_preview(changes);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     auto wanted = wanted_of(a);
@@ -454,7 +444,7 @@ void add_pin(Registry& r) {
     Installed before = installed(venv);
     auto changes = changes_of(before, wanted);
     Frozen snap = freeze(ctx, venv, a);
-    ctx.note("pip freeze snapshot (" + size_word(snap.count, "package", "packages") +
+    ctx.note("pip freeze snapshot (" + plural(snap.count, "package", "packages") +
              ") saved to " + snap.path);
     std::vector<std::string> specs;
     for (const auto& c : changes)
@@ -484,10 +474,8 @@ void add_pin(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{
-        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
-        {"unchanged",
-         pv.is_object() && pv.contains("unchanged") ? pv["unchanged"] : json::object()},
+    return json{{"changed", pv_or(pv, "changed", json::object())},
+                {"unchanged", pv_or(pv, "unchanged", json::object())},
         {"also_changed", json::object()},
         {"snapshot", planned_snapshot(a)}};
   };
@@ -519,7 +507,7 @@ void add_freeze(Registry& r) {
     std::string venv = venv_of(a);
     require_venv(venv);
     size_t n = installed(venv).size();
-    return "writes " + size_word(n, "package", "packages") + " to " + a.str("to") +
+    return "writes " + plural(n, "package", "packages") + " to " + a.str("to") +
            (exists(a.str("to")) ? " (replacing it)" : "");
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
@@ -584,7 +572,7 @@ void add_restore(Registry& r) {
       tail.push_back("--no-deps");
       for (const auto& c : p.changes) tail.push_back(normalize(c.name) + "==" + c.to);
       run_process_checked(ctx, pip_spec(venv, a, tail, false), true,
-                          "pip install " + size_word(p.changes.size(), "package", "packages"));
+                          "pip install " + plural(p.changes.size(), "package", "packages"));
     }
     json removed = json::object(), kept = json::object();
     for (const auto& d : p.extras) (prune ? removed : kept)[d.name] = d.version;
@@ -607,8 +595,7 @@ void add_restore(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{
-        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+    return json{{"changed", pv_or(pv, "changed", json::object())},
         {"removed", json::object()},
         {"kept", json::object()},
         {"skipped", 0},
@@ -648,12 +635,21 @@ void add_check(Registry& r) {
     std::vector<std::string> first;
     for (size_t i = 0; i < problems.size() && i < 3; ++i)
       first.push_back(problems[i].get<std::string>());
-    throw EffectError(size_word(problems.size(), "dependency problem", "dependency problems") +
+    throw EffectError(plural(problems.size(), "dependency problem", "dependency problems") +
                           ": " + join(first, "; ") + (problems.size() > 3 ? "; …" : ""),
                       json{{"problems", problems}});
   };
   e.planned = [](const Args&, const json&) { return json{{"problems", json::array()}}; };
   r.add(std::move(e));
+}
+
+json venv_json(const std::string& path, const std::string& version, bool created,
+               json previous) {
+  return json{{"path", path},
+              {"python", python_of(path)},
+              {"version", version},
+              {"created", created},
+              {"previous", std::move(previous)}};
 }
 
 void add_venv(Registry& r) {
@@ -681,7 +677,7 @@ void add_venv(Registry& r) {
     std::string path = abs_path(a.str("path"));
     if (exists(python_of(path))) {
       std::string what = "Python " + pyvenv_version(path) + ", " +
-                         size_word(installed(path).size(), "package", "packages");
+                         plural(installed(path).size(), "package", "packages");
       if (!a.boolean("clear")) return "exists already (" + what + "); left as it is";
       return "replaces the virtualenv at " + path + " (" + what +
              "; the old one is kept in the run's artifacts)";
@@ -701,12 +697,7 @@ void add_venv(Registry& r) {
     std::string path = abs_path(a.str("path"));
     json previous = nullptr;
     if (exists(python_of(path))) {
-      if (!a.boolean("clear"))
-        return json{{"path", path},
-                    {"python", python_of(path)},
-                    {"version", pyvenv_version(path)},
-                    {"created", false},
-                    {"previous", nullptr}};
+      if (!a.boolean("clear")) return venv_json(path, pyvenv_version(path), false, nullptr);
     } else if (std::error_code ec; exists(path) && !stdfs::is_empty(path, ec)) {
       throw EffectError(path + " exists and is not a virtualenv (no bin/python)");
     }
@@ -733,19 +724,10 @@ void add_venv(Registry& r) {
     if (!exists(python_of(path)))
       throw EffectError(a.str("python") + " -m venv finished but " + python_of(path) +
                         " is missing");
-    return json{{"path", path},
-                {"python", python_of(path)},
-                {"version", pyvenv_version(path)},
-                {"created", true},
-                {"previous", previous}};
+    return venv_json(path, pyvenv_version(path), true, previous);
   };
   e.planned = [](const Args& a, const json&) {
-    std::string path = abs_path(a.str("path"));
-    return json{{"path", path},
-                {"python", python_of(path)},
-                {"version", ""},
-                {"created", true},
-                {"previous", nullptr}};
+    return venv_json(abs_path(a.str("path")), "", true, nullptr);
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     return exists(python_of(abs_path(a.str("path"))));
@@ -808,7 +790,7 @@ void add_install(Registry& r) {
         changes.push_back({name, d ? d->version : "", ver});
     }
     size_t total = req.pinned.size() + req.other.size();
-    std::string s = size_word(total, "requirement", "requirements") + ": ";
+    std::string s = plural(total, "requirement", "requirements") + ": ";
     s += changes.empty() ? "no pinned version differs" : change_text(changes);
     if (same) s += "; " + std::to_string(same) + " already at their version";
     if (!req.other.empty())
@@ -839,8 +821,7 @@ void add_install(Registry& r) {
     return result;
   };
   e.planned = [](const Args& a, const json& pv) {
-    return json{
-        {"changed", pv.is_object() && pv.contains("changed") ? pv["changed"] : json::object()},
+    return json{{"changed", pv_or(pv, "changed", json::object())},
         {"snapshot", planned_snapshot(a)}};
   };
   r.add(std::move(e));

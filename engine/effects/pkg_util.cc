@@ -11,16 +11,6 @@
 namespace rb::pkg {
 namespace stdfs = std::filesystem;
 
-std::string abs_path(const std::string& p) {
-  std::error_code ec;
-  return stdfs::absolute(p, ec).lexically_normal().string();
-}
-
-bool exists(const std::string& p) {
-  std::error_code ec;
-  return stdfs::exists(stdfs::symlink_status(p, ec));
-}
-
 std::string read_text(const std::string& path) {
   try {
     return os::read_file(path);
@@ -122,6 +112,12 @@ json unchanged_json(const std::vector<VersionChange>& changes) {
   return out;
 }
 
+json change_preview(const std::vector<VersionChange>& changes) {
+  return json{{"text", change_text(changes)},
+              {"changed", changed_json(changes)},
+              {"unchanged", unchanged_json(changes)}};
+}
+
 std::vector<std::string> url_secrets(const std::vector<std::string>& urls) {
   std::vector<std::string> out;
   for (const auto& u : urls) {
@@ -141,9 +137,7 @@ std::vector<std::string> url_secrets(const std::vector<std::string>& urls) {
 }
 
 void need_program(const std::string& program) {
-  if (os::which(program).empty())
-    throw EffectError("'" + program + "' not found" +
-                      (program.find('/') == std::string::npos ? " on PATH" : ""));
+  if (os::which(program).empty()) throw EffectError(os::not_found_text(program));
 }
 
 }  // namespace rb::pkg

@@ -7,14 +7,13 @@
 #include "core/json.h"
 #include "dispatch/context.h"
 #include "dispatch/registry.h"
+#include "effects/util.h"
 
 namespace rb::pkg {
 
 void register_pip(Registry& r);
 void register_npm(Registry& r);
 
-std::string abs_path(const std::string& p);
-bool exists(const std::string& p);
 // The file's text; EffectError naming the path when it cannot be read.
 std::string read_text(const std::string& path);
 json read_json(const std::string& path);
@@ -38,6 +37,8 @@ std::string change_text(const std::vector<VersionChange>& changes);
 // { name = { from =, to = } } for those that change, and { name = version } for the rest.
 json changed_json(const std::vector<VersionChange>& changes);
 json unchanged_json(const std::vector<VersionChange>& changes);
+// A pin's preview: { text, changed, unchanged }.
+json change_preview(const std::vector<VersionChange>& changes);
 
 // The password of a URL's userinfo (https://user:token@host/), for secrets_of.
 std::vector<std::string> url_secrets(const std::vector<std::string>& urls);

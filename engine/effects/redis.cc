@@ -130,7 +130,8 @@ std::string refusal(const json& scope) {
          "; pass confirm = true (or run with --yes) to flush";
 }
 
-void add(Registry& r, Effect e) {
+// Every redis effect takes a url whose password must not reach the journal.
+void add_redis(Registry& r, Effect e) {
   e.secrets_of = secrets;
   r.add(std::move(e));
 }
@@ -157,7 +158,7 @@ void register_redis(Registry& r) {
       }
     };
     e.planned = [](const Args&, const json&) -> json { return true; };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -177,7 +178,7 @@ void register_redis(Registry& r) {
       return redis::parse_info(redis::text_of(c->cmd(argv).get()));
     };
     e.planned = [](const Args&, const json&) { return json::object(); };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -195,7 +196,7 @@ void register_redis(Registry& r) {
       return redis::text_of(rep.get());
     };
     e.planned = [](const Args&, const json&) -> json { return nullptr; };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -245,7 +246,7 @@ void register_redis(Registry& r) {
       if (rep->type != REDIS_REPLY_STRING) return false;
       return std::string(rep->str, rep->len) == a.str("value");
     };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -276,7 +277,7 @@ void register_redis(Registry& r) {
       auto c = connect(ctx, a);
       return c->cmd({"EXISTS", a.str("key")})->integer == 0;
     };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -345,7 +346,7 @@ void register_redis(Registry& r) {
       scan(ctx, *c, a, [&](const std::vector<std::string>& keys) { any = any || !keys.empty(); });
       return !any;
     };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
   {
     Effect e;
@@ -392,7 +393,7 @@ void register_redis(Registry& r) {
       json scope = flush_scope(ctx, a);
       return scope["keys_before"] == 0;
     };
-    add(r, std::move(e));
+    add_redis(r, std::move(e));
   }
 }
 

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "effects/util.h"
 
 namespace rb::redis {
 namespace {
@@ -18,20 +19,6 @@ timeval to_timeval(Millis t) {
   // hiredis treats a zero timeout as "none": the smallest real one stands in for it.
   int64_t ms = std::max<int64_t>(1, t.count());
   return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
-
-std::string percent_decode(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
 }
 
 // The "[user]:password" part of a URL, if any (the text between :// and the last @ before the path).

@@ -22,10 +22,6 @@ namespace stdfs = std::filesystem;
 
 const std::vector<std::string> kBackends = {"process", "systemd", "supervisor", "pm2", "compose"};
 
-[[noreturn]] void bad_arg(const std::string& effect, const std::string& arg, const std::string& why) {
-  throw ArgError("bad argument '" + arg + "' to '" + effect + "' (" + why + ")");
-}
-
 std::string absolute(const std::string& p, const std::string& base = "") {
   stdfs::path path(p);
   if (path.is_relative() && !base.empty()) path = stdfs::path(base) / path;

@@ -20,12 +20,8 @@ using sqlite::Db;
 using sqlite::OpenMode;
 using sqlite::Stmt;
 
-std::string abs_path(const std::string& p) {
-  std::error_code ec;
-  return stdfs::absolute(p, ec).lexically_normal().string();
-}
-
-bool exists(const std::string& p) {
+// Follows symlinks: a link to a missing database is no database.
+bool db_exists(const std::string& p) {
   std::error_code ec;
   return stdfs::exists(p, ec);
 }
@@ -34,15 +30,6 @@ uint64_t file_size(const std::string& p) {
   std::error_code ec;
   auto n = stdfs::file_size(p, ec);
   return ec ? 0 : static_cast<uint64_t>(n);
-}
-
-std::string size_text(uint64_t n) {
-  char buf[32];
-  if (n < 1024) return std::to_string(n) + " B";
-  if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
-  else if (n < (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
-  else std::snprintf(buf, sizeof buf, "%.1f GiB", n / 1073741824.0);
-  return buf;
 }
 
 void require_db(const std::string& path, const std::string& what = "database") {
@@ -89,7 +76,7 @@ json guarded(EffectContext& ctx, F&& f) {
 
 // What a database holds, for previews: { text, exists, size, tables }. Opens read-only.
 json inspect(EffectContext& ctx, const std::string& path, const Args& a) {
-  if (!exists(path)) return json{{"exists", false}, {"text", path + " (missing)"}};
+  if (!db_exists(path)) return json{{"exists", false}, {"text", path + " (missing)"}};
   json out{{"exists", true}, {"size", file_size(path)}};
   try {
     Db d(path, OpenMode::ReadOnly, busy_wait(ctx, a), stopper(ctx));
@@ -109,7 +96,7 @@ ArgSpec timeout_arg() {
 
 std::string backup_target(const Args& a) {
   stdfs::path db(abs_path(a.str("db")));
-  std::string name = db.filename().string() + ".bak-" + stamp_local(now_epoch_ms());
+  std::string name = stamped_backup_name(db.filename().string());
   if (!a.has("to")) return db.parent_path().string() + "/" + name;
   std::string to = a.str("to");
   std::error_code ec;
@@ -131,7 +118,7 @@ void remove_db_files(const std::string& path) {
 std::string move_db_files(const std::string& path, const std::string& dest) {
   stdfs::create_directories(stdfs::path(dest).parent_path());
   for (const char* suffix : {"-journal", "-wal", "-shm", ""})
-    if (exists(path + suffix)) os::move_path(path + suffix, dest + suffix);
+    if (db_exists(path + suffix)) os::move_path(path + suffix, dest + suffix);
   return dest;
 }
 
@@ -177,8 +164,7 @@ Copied backup_file(EffectContext& ctx, const Args& a, const std::string& from, c
 // backup API cannot read (not a database any more) is kept byte for byte instead.
 std::string keep_current(EffectContext& ctx, const Args& a, const std::string& db) {
   std::string dest = os::unique_path(ctx.artifact_dir() + "/sqlite/" +
-                                     stdfs::path(db).filename().string() + ".bak-" +
-                                     stamp_local(now_epoch_ms()));
+                                     stamped_backup_name(stdfs::path(db).filename().string()));
   stdfs::create_directories(stdfs::path(dest).parent_path());
   try {
     backup_file(ctx, a, db, dest);
@@ -187,7 +173,7 @@ std::string keep_current(EffectContext& ctx, const Args& a, const std::string& d
     ctx.note("the current " + db + " cannot be read as a database (" + e.what() +
              "); its files are kept as they are");
     for (const char* suffix : {"", "-journal", "-wal"})
-      if (exists(db + suffix)) os::copy_path(db + suffix, dest + suffix);
+      if (db_exists(db + suffix)) os::copy_path(db + suffix, dest + suffix);
   }
   return dest;
 }
@@ -317,8 +303,6 @@ json exec_script(EffectContext& ctx, const Args& a) {
               {"statements", statements.size()}};
 }
 
-void add(Registry& r, Effect e) { r.add(std::move(e)); }
-
 }  // namespace
 
 void register_sqlite(Registry& r) {
@@ -341,7 +325,7 @@ void register_sqlite(Registry& r) {
       json src = inspect(ctx, a.str("db"), a);
       std::string to = backup_target(a);
       json out{{"text", "copies " + src["text"].get<std::string>() + " → " + to +
-                            (exists(to) ? " (replacing " + size_text(file_size(to)) + ", kept in artifacts)" : "")},
+                            (db_exists(to) ? " (replacing " + size_text(file_size(to)) + ", kept in artifacts)" : "")},
                {"path", to},
                {"size", src["size"]},
                {"tables", src.value("tables", json::object())}};
@@ -357,7 +341,7 @@ void register_sqlite(Registry& r) {
         if (!named) to = os::unique_path(to);
         stdfs::create_directories(stdfs::path(to).parent_path());
         json previous = nullptr;
-        if (named && exists(to)) {
+        if (named && db_exists(to)) {
           std::string rel = to.substr(1);
           previous = os::unique_path(ctx.artifact_dir() + "/replaced/" + rel);
           stdfs::create_directories(stdfs::path(previous.get<std::string>()).parent_path());
@@ -419,7 +403,7 @@ void register_sqlite(Registry& r) {
             throw EffectError("backup " + from + " is damaged (" + join(problems, "; ") + "); nothing was changed");
         }
         json kept = nullptr;
-        if (exists(db) && a.boolean("backup", true)) kept = keep_current(ctx, a, db);
+        if (db_exists(db) && a.boolean("backup", true)) kept = keep_current(ctx, a, db);
         auto restore_once = [&] {
           Db src(from, OpenMode::ReadOnly, busy_wait(ctx, a), stopper(ctx));
           Db dst(db, OpenMode::Create, busy_wait(ctx, a), stopper(ctx));
@@ -466,7 +450,7 @@ void register_sqlite(Registry& r) {
     };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       // Done when the database holds what the backup holds (same tables, same row counts).
-      if (!exists(a.str("db")) || !exists(a.str("from"))) return nullptr;
+      if (!db_exists(a.str("db")) || !db_exists(a.str("from"))) return nullptr;
       try {
         Db d(a.str("db"), OpenMode::ReadOnly, busy_wait(ctx, a));
         Db f(a.str("from"), OpenMode::ReadOnly, busy_wait(ctx, a));

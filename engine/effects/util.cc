@@ -1,8 +1,72 @@
 #include "effects/util.h"
 
+#include <cctype>
+#include <cstdio>
+#include <filesystem>
+
+#include "core/clock.h"
 #include "core/strings.h"
 
 namespace rb {
+namespace stdfs = std::filesystem;
+
+void bad_arg(const std::string& effect, const std::string& arg, const std::string& why) {
+  throw ArgError("bad argument '" + arg + "' to '" + effect + "' (" + why + ")");
+}
+
+void bad_arg(const Args& a, const std::string& arg, const std::string& why) {
+  bad_arg(a.effect(), arg, why);
+}
+
+json pv_or(const json& pv, const std::string& key, json def) {
+  return pv.is_object() && pv.contains(key) ? pv[key] : def;
+}
+
+std::string pv_str(const json& pv, const std::string& key, const std::string& def) {
+  return pv.is_object() && pv.contains(key) && pv[key].is_string() ? pv[key].get<std::string>()
+                                                                   : def;
+}
+
+std::string abs_path(const std::string& p) {
+  std::error_code ec;
+  return stdfs::absolute(p, ec).lexically_normal().string();
+}
+
+bool exists(const std::string& p) {
+  std::error_code ec;
+  return stdfs::exists(stdfs::symlink_status(p, ec));
+}
+
+std::string stamped_backup_name(const std::string& name) {
+  return name + ".bak-" + stamp_local(now_epoch_ms());
+}
+
+std::string size_text(uint64_t n) {
+  char buf[32];
+  if (n < 1024) return std::to_string(n) + " B";
+  if (n < (1u << 20)) std::snprintf(buf, sizeof buf, "%.1f KiB", n / 1024.0);
+  else if (n < (1u << 30)) std::snprintf(buf, sizeof buf, "%.1f MiB", n / 1048576.0);
+  else std::snprintf(buf, sizeof buf, "%.1f GiB", n / 1073741824.0);
+  return buf;
+}
+
+std::string plural(int64_t n, const std::string& one, const std::string& many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+std::string percent_decode(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 2), nullptr, 16));
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
 
 json process_json(const os::ProcessResult& r) {
   return json{{"code", r.code},

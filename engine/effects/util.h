@@ -7,6 +7,7 @@
 #include "core/json.h"
 #include "dispatch/args.h"
 #include "dispatch/context.h"
+#include "dispatch/registry.h"
 #include "os/process.h"
 
 namespace rb {
@@ -21,6 +22,30 @@ inline ArgSpec secret(ArgSpec a) {
   a.secret = true;
   return a;
 }
+
+inline void add(Registry& r, Effect e) { r.add(std::move(e)); }
+
+// ArgError "bad argument 'arg' to 'effect' (why)", for checks the ArgSpec types cannot express.
+[[noreturn]] void bad_arg(const std::string& effect, const std::string& arg, const std::string& why);
+[[noreturn]] void bad_arg(const Args& a, const std::string& arg, const std::string& why);
+
+// A field of a preview result, for `planned`: the preview may be missing or a plain string.
+json pv_or(const json& pv, const std::string& key, json def);
+std::string pv_str(const json& pv, const std::string& key, const std::string& def);
+
+// Absolute and normalized (no . or ..); symlinks are not resolved.
+std::string abs_path(const std::string& p);
+// Whether anything is at `p`, a dangling symlink included.
+bool exists(const std::string& p);
+// "<name>.bak-YYYYmmdd-HHMMSS" (local time): the name fs.backup, sqlite.backup and fs.latest share.
+std::string stamped_backup_name(const std::string& name);
+
+// "512 B", "3.4 KiB", "1.2 GiB".
+std::string size_text(uint64_t n);
+// "1 file", "3 files".
+std::string plural(int64_t n, const std::string& one, const std::string& many);
+// %XX escapes of a URL part decoded; a malformed escape is kept as it is.
+std::string percent_decode(const std::string& s);
 
 // The process's result as a Lua-friendly table: { code, stdout, stderr, duration }.
 json process_json(const os::ProcessResult& r);

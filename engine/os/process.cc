@@ -38,21 +38,34 @@ void append_capped(std::string& buf, const char* data, size_t n, size_t cap) {
   if (buf.size() > cap + cap / 4) buf.erase(0, buf.size() - cap);  // keep the tail
 }
 
-std::vector<std::string> build_env(const ProcessSpec& spec) {
+}  // namespace
+
+std::vector<std::string> child_env(const std::map<std::string, std::string>& env,
+                                   const std::vector<std::string>& unset) {
   std::vector<std::string> out;
   for (char** e = environ; e && *e; ++e) {
     std::string kv = *e;
     std::string key = kv.substr(0, kv.find('='));
-    if (spec.env.count(key)) continue;
-    bool unset = false;
-    for (const auto& u : spec.unset_env) unset = unset || u == key;
-    if (!unset) out.push_back(kv);
+    if (env.count(key)) continue;
+    bool drop = false;
+    for (const auto& u : unset) drop = drop || u == key;
+    if (!drop) out.push_back(kv);
   }
-  for (const auto& [k, v] : spec.env) out.push_back(k + "=" + v);
+  for (const auto& [k, v] : env) out.push_back(k + "=" + v);
   return out;
 }
 
-}  // namespace
+std::vector<char*> exec_pointers(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  for (auto& s : strings) out.push_back(s.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+std::string not_found_text(const std::string& program) {
+  return "'" + program + "' not found" +
+         (program.find('/') == std::string::npos ? " on PATH" : "");
+}
 
 std::string which(const std::string& program) {
   if (program.find('/') != std::string::npos)
@@ -92,8 +105,7 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
   }
   std::string exe = which(spec.argv[0]);
   if (exe.empty()) {
-    r.spawn_error = "'" + spec.argv[0] + "' not found" +
-                    (spec.argv[0].find('/') == std::string::npos ? " on PATH" : "");
+    r.spawn_error = not_found_text(spec.argv[0]);
     return r;
   }
 
@@ -107,13 +119,9 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
   Fd in_r(in_pipe[0]), in_w(in_pipe[1]), exec_r(exec_pipe[0]), exec_w(exec_pipe[1]);
 
   // Everything the child needs is prepared before fork: after it, only async-signal-safe calls.
-  std::vector<std::string> env_strings = build_env(spec);
-  std::vector<char*> envp, argv;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> env_strings = child_env(spec.env, spec.unset_env);
   std::vector<std::string> argv_copy = spec.argv;
-  for (auto& s : argv_copy) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  std::vector<char*> envp = exec_pointers(env_strings), argv = exec_pointers(argv_copy);
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   Fd devnull_fd(devnull);
 

@@ -43,6 +43,15 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll = nullptr);
 
 // Finds a program on PATH (or checks an explicit path); empty if not found.
 std::string which(const std::string& program);
+// The error when which() finds nothing: "'npm' not found on PATH", "'./x' not found".
+std::string not_found_text(const std::string& program);
+
+// The environment a child gets: ours without `unset`, with `env` added over it.
+std::vector<std::string> child_env(const std::map<std::string, std::string>& env,
+                                   const std::vector<std::string>& unset = {});
+// argv/envp for execve, built before fork (nothing after fork may allocate): pointers into
+// `strings`, which must outlive them, ending with nullptr.
+std::vector<char*> exec_pointers(std::vector<std::string>& strings);
 
 // TERM to the group, wait up to grace for it to die, then KILL. Returns true if it is gone.
 bool stop_group(pid_t pgid, Millis grace, const std::function<bool()>& alive);

@@ -18,8 +18,6 @@
 #include "core/strings.h"
 #include "os/process.h"
 
-extern char** environ;
-
 namespace rb::os {
 namespace {
 
@@ -230,23 +228,13 @@ Detached spawn_detached(const DetachedSpec& spec) {
   }
   std::string exe = which(spec.argv[0]);
   if (exe.empty()) {
-    d.error = "'" + spec.argv[0] + "' not found" +
-              (spec.argv[0].find('/') == std::string::npos ? " on PATH" : "");
+    d.error = not_found_text(spec.argv[0]);
     return d;
   }
   // Everything the children need is prepared before fork: after it, only async-signal-safe calls.
-  std::vector<std::string> env_strings;
-  for (char** e = environ; e && *e; ++e) {
-    std::string kv = *e;
-    if (!spec.env.count(kv.substr(0, kv.find('=')))) env_strings.push_back(kv);
-  }
-  for (const auto& [k, v] : spec.env) env_strings.push_back(k + "=" + v);
-  std::vector<char*> envp, argv;
-  for (auto& s : env_strings) envp.push_back(s.data());
-  envp.push_back(nullptr);
+  std::vector<std::string> env_strings = child_env(spec.env);
   std::vector<std::string> argv_copy = spec.argv;
-  for (auto& s : argv_copy) argv.push_back(s.data());
-  argv.push_back(nullptr);
+  std::vector<char*> envp = exec_pointers(env_strings), argv = exec_pointers(argv_copy);
   const char* cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str();
   const char* log = spec.log.empty() ? "/dev/null" : spec.log.c_str();
 

@@ -18,6 +18,9 @@
 
 #include "core/hash.h"
 #include "core/strings.h"
+#include "dispatch/args.h"
+#include "dispatch/context.h"
+#include "dispatch/registry.h"
 #include "os/process.h"
 
 namespace rb::test {
@@ -200,6 +203,34 @@ LuaRun run_lua(const std::string& dir, const std::string& code, Mode mode,
   req.options.offline = offline;
   run.result = execute(req, &journal, &run.events, builtin_registry());
   return run;
+}
+
+namespace {
+
+struct BareContext : EffectContext {
+  std::string dir;
+  json st = json::object();
+  explicit BareContext(std::string d) : dir(std::move(d)) {}
+  int64_t run_id() const override { return 1; }
+  std::string artifact_dir() override { return dir; }
+  SteadyTime deadline() const override { return SteadyTime::max(); }
+  void check_interrupt() const override {}
+  void progress(const std::string&) override {}
+  void note(const std::string&) override {}
+  bool assume_yes() const override { return true; }
+  bool interactive() const override { return false; }
+  json& state(const std::string&) override { return st; }
+  void add_secret(const std::string&) override {}
+};
+
+}  // namespace
+
+json verify_effect(const std::string& effect, json args) {
+  const Effect* e = builtin_registry().find(effect);
+  if (!e || !e->verify) throw std::logic_error(effect + " has no verify");
+  TempDir d;
+  BareContext ctx(d.path());
+  return e->verify(ctx, validate_args(effect, e->args, std::move(args)));
 }
 
 }  // namespace rb::test

@@ -96,4 +96,8 @@ struct LuaRun {
 LuaRun run_lua(const std::string& dir, const std::string& code, Mode mode = Mode::Live,
                const std::map<std::string, std::string>& params = {}, bool offline = false);
 
+// What resume asks an effect after a crash: its verify() on arguments validated as the
+// dispatcher would, with a bare context (artifacts in a temp dir, no deadline, no run).
+json verify_effect(const std::string& effect, json args);
+
 }  // namespace rb::test
