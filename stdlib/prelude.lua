@@ -87,3 +87,38 @@ function time.format(t, fmt)
   }
   return (fmt:gsub("%%(%a)", function(c) return f[c] or ("%" .. c) end))
 end
+
+-- pairs() in a fixed order. Lua seeds its string hashing per process, so the plain pairs() of
+-- one run and of its replay or resume can visit keys in different orders — and a runbook that
+-- calls effects inside the loop would then take a different path. Here keys are visited numbers
+-- first (ascending), then strings (byte order), then booleans; other keys (tables, functions)
+-- last, in an order that is only stable within one process. A __pairs metamethod still wins.
+do
+  local next, type, tostring, sort, getmetatable = next, type, tostring, table.sort, getmetatable
+  local rank = { number = 1, string = 2, boolean = 3 }
+  local function before(a, b)
+    local ta, tb = type(a), type(b)
+    if ta ~= tb then return (rank[ta] or 4) < (rank[tb] or 4) end
+    if ta == "number" or ta == "string" then return a < b end
+    if ta == "boolean" then return not a and b end
+    return tostring(a) < tostring(b)
+  end
+  function pairs(t)
+    local mt = getmetatable(t)
+    if type(mt) == "table" and mt.__pairs then return mt.__pairs(t) end
+    if type(t) ~= "table" then error("bad argument #1 to 'pairs' (table expected, got " .. type(t) .. ")", 2) end
+    local keys, n = {}, 0
+    for k in next, t do n = n + 1; keys[n] = k end
+    sort(keys, before)
+    local i = 0
+    return function()
+      while true do
+        i = i + 1
+        local k = keys[i]
+        if k == nil then return nil end
+        local v = t[k]
+        if v ~= nil then return k, v end  -- skip keys removed during the loop
+      end
+    end, t, nil
+  end
+end

@@ -230,3 +230,31 @@ TEST(Replay, RefusesAChangedFileAndAgainstShowsTheFirstDivergence) {
   write_file(w.dir / "same.lua", kRollback);
   EXPECT_EQ(run_cli({"replay", "1", "--against", w.dir / "same.lua"}, w.env()).code, 0);
 }
+
+// Lua seeds its string hashing per process, so a plain `pairs` would visit these keys in another
+// order in the replay, and the env.get calls inside the loop would diverge. The sandbox's pairs
+// visits keys in a fixed order; replayed five times, the run matches every time.
+TEST(Replay, PairsVisitsKeysInTheSameOrderInTheReplay) {
+  TempDir d;
+  std::string file = d / "pairs.lua";
+  write_file(file, R"(
+runbook { name = "pairs-order", version = "1.0.0" }
+step("visit", function()
+  local t = {}
+  for c in ("abcdefghijklmnopqrstuvwxyz"):gmatch(".") do t[c .. "key"] = true end
+  t[3] = 1; t[1] = 1; t[2.5] = 1; t[false] = 1
+  local seen = {}
+  for k in pairs(t) do seen[#seen + 1] = tostring(k); env.get("RB_PAIRS_" .. tostring(k)) end
+  log.info("order " .. table.concat(seen, ","))
+end)
+)");
+  std::string j = d / "j.db";
+  auto r = run_cli({"exec", file, "--journal", j});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("order 1,2.5,3,akey,bkey,"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("zkey,false"), std::string::npos) << r.out;
+  for (int i = 0; i < 5; ++i) {
+    auto rp = run_cli({"replay", "last", "--journal", j});
+    EXPECT_EQ(rp.code, 0) << rp.out << rp.err;
+  }
+}
