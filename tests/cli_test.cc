@@ -1,6 +1,8 @@
 // End to end through the binary: exit codes, output, --json, errors as file:line.
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <fcntl.h>
 
 #include "support/support.h"
@@ -209,4 +211,35 @@ step("never", function() log.info("never reached") end)
   auto runs = run_cli({"runs", "--json"}, e.env());
   EXPECT_NE(runs.out.find("\"outcome\":\"interrupted\""), std::string::npos) << runs.out;
   EXPECT_EQ(read_file(e.dir / "out.txt").find("never reached"), std::string::npos);
+}
+
+// A password written into an ordinary parameter (a URL's userinfo, a key=value DSN) is redacted
+// like a declared secret: not in the output, the --json events, or any file of the journal.
+TEST(Cli, PasswordsInsideParameterUrlsAndDsnsAreRedacted) {
+  TempDir d;
+  std::string file = d / "pw.lua";
+  write_file(file, R"(
+runbook { name = "pw", version = "1.0.0",
+  params = { url = { type = "url", required = true },
+             dsn = { type = "string", default = "host=127.0.0.1 password=s3cr3tDSNpw dbname=app" } } }
+step("show", function(p) log.info("url " .. p.url .. " dsn " .. p.dsn); env.get(p.url) end)
+)");
+  std::string j = d / "journal/j.db";
+  for (bool as_json : {false, true}) {
+    std::vector<std::string> args = {"exec", file, "-p", "url=redis://:hunter2pw@127.0.0.1:1/0", "--journal", j};
+    if (as_json) args.push_back("--json");
+    auto r = run_cli(args);
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_EQ(r.out.find("hunter2pw"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("s3cr3tDSNpw"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("redis://:***@127.0.0.1"), std::string::npos) << r.out;
+  }
+  auto show = run_cli({"show", "last", "--json", "--journal", j});
+  EXPECT_EQ(show.out.find("hunter2pw"), std::string::npos);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d / "journal")) {
+    if (!e.is_regular_file()) continue;
+    std::string bytes = read_file(e.path().string());
+    EXPECT_EQ(bytes.find("hunter2pw"), std::string::npos) << e.path();
+    EXPECT_EQ(bytes.find("s3cr3tDSNpw"), std::string::npos) << e.path();
+  }
 }
