@@ -243,3 +243,27 @@ step("show", function(p) log.info("url " .. p.url .. " dsn " .. p.dsn); env.get(
     EXPECT_EQ(bytes.find("s3cr3tDSNpw"), std::string::npos) << e.path();
   }
 }
+
+// A failure the runbook takes on itself (check = false) is marked "!", not "✗", so nobody reading
+// the output at 3 a.m. mistakes it for what stopped the run; --json says handled.
+TEST(Cli, AFailureTakenWithCheckFalseIsMarkedHandled) {
+  TempDir d;
+  std::string file = d / "handled.lua";
+  write_file(file, R"(
+runbook { name = "handled", version = "1.0.0" }
+step("probe", function()
+  local r = exec{ "false", check = false }
+  log.info("exit " .. r.code)
+end)
+)");
+  auto r = run_cli({"exec", file, "--journal", d / "j.db"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("  ! exec"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("✗"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("check = false"), std::string::npos) << r.out;
+  auto j = run_cli({"exec", file, "--journal", d / "j.db", "--json"});
+  bool handled = false;
+  for (const auto& e : j.events())
+    if (e.value("event", "") == "effect" && e.value("name", "") == "exec") handled = e.value("handled", false);
+  EXPECT_TRUE(handled) << j.out;
+}

@@ -61,6 +61,7 @@ class HumanReporter : public Reporter {
     ++effects_;
     std::string mark;
     if (e.status == "ok") mark = s_.green("✓");
+    else if (e.status == "failed" && e.handled) mark = s_.yellow("!");
     else if (e.status == "failed") mark = s_.red("✗");
     else mark = s_.cyan("~");
     if (e.kind == Kind::Change && e.status == "ok") ++changes_;
@@ -70,7 +71,8 @@ class HumanReporter : public Reporter {
     std::string pv = preview_text(e.preview);
     if (!pv.empty())
       for (const auto& l : split(pv, '\n')) line("      " + s_.cyan(l));
-    if (e.status == "failed") line("      " + s_.red(e.error));
+    if (e.status == "failed" && e.handled) line("      " + s_.yellow(e.error) + s_.dim("  (check = false: the runbook handles it)"));
+    else if (e.status == "failed") line("      " + s_.red(e.error));
     else if (o_.verbose && !e.result.is_null()) line("      " + s_.dim("→ " + brief(e.result)));
   }
 
@@ -147,6 +149,7 @@ class JsonReporter : public Reporter {
            {"site", e.site}, {"result", e.result}};
     if (!e.preview.is_null()) j["preview"] = e.preview;
     if (!e.error.empty()) j["error"] = e.error;
+    if (e.handled) j["handled"] = true;
     emit(j);
   }
   void log(const std::string& level, const std::string& message) override {

@@ -247,6 +247,7 @@ CallResult Dispatcher::finish_answer(const Effect& e, const Args& args, EffectRe
                                      EffectEvent& ev) {
   ++answered_;
   ev.status = rec.state == "done" ? "ok" : rec.state;
+  ev.handled = rec.state == "failed" && e.checkable && !args.boolean("check", true);
   ev.preview = rec.preview;
   ev.result = rec.result;
   ev.error = rec.error;
@@ -481,6 +482,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   ev.result = result;
   ev.error = failure;
   ev.status = !failure.empty() ? "failed" : (planned ? "planned" : "ok");
+  ev.handled = !failure.empty() && e.checkable && !args.boolean("check", true);
   rec.state = !failure.empty() ? "failed" : (planned ? "planned" : "done");
   rec.result = result;
   rec.preview = ev.preview;

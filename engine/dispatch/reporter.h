@@ -23,6 +23,8 @@ struct EffectEvent {
   Millis duration{0};
   json result;
   std::string site;
+  // A failure the runbook asked to handle itself (check = false): it goes on.
+  bool handled = false;
 };
 
 class Reporter {
