@@ -6,7 +6,7 @@ local C = require "lib.common"
 
 runbook {
   name = "sprint-rollback",
-  version = "1.0.0",
+  version = "1.1.0",
   summary = "Recover from a failed refactoring sprint: full reset to baseline, sprint rollback, selective files, or cherry-pick recovery",
   params = {
     level = { type = "string", default = "L2", choices = { "L1", "L2", "L3", "recover", "analyze" },
@@ -26,8 +26,10 @@ runbook {
     backend_url = { type = "url", default = "http://127.0.0.1:8000/health" },
     frontend_url = { type = "url", default = "http://127.0.0.1:3000" },
     restart = { type = "bool", default = true, doc = "L1: stop and restart the dev services" },
+    keep = { type = "list", default = ".env",
+             doc = "L1: paths the clean keeps in place, like git clean -e (the .env with its secrets, local data)" },
     clean_ignored = { type = "bool", default = false,
-                      doc = "L1: clean ignored files too (the source's clean -fdx): .env, local data, venv and node_modules go to the run's artifacts and are rebuilt" },
+                      doc = "L1: clean ignored files too (the source's clean -fdx): local data, venv and node_modules go to the run's artifacts and are rebuilt; `keep` stays" },
     evidence_dir = { type = "path", doc = "where reports go (default <repo>/rollbacks)" },
     severity = { type = "string", default = "High", choices = { "Critical", "High", "Medium", "Low" } },
     cause = { type = "string", default = "unknown", doc = "for the rollback metrics" },
@@ -165,7 +167,7 @@ step{ "Roll back", timeout = "10m", run = function(p)
     end
     -- reset and clean keep a backup ref and move what they remove into the run's artifacts.
     git.reset{ repo = p.repo, ref = to, hard = true }
-    git.clean{ repo = p.repo, ignored = p.clean_ignored }
+    git.clean{ repo = p.repo, ignored = p.clean_ignored, exclude = p.keep }
     -- Python caches by name (the source's `find -name __pycache__ -exec rm -rf`), outside the
     -- venv and node_modules; moved to the artifacts like everything else removed here.
     local found = exec{ "find", p.repo, "(", "-name", "venv", "-o", "-name", "node_modules", "-o", "-name", ".git", ")",

@@ -375,6 +375,26 @@ TEST(GitClean, MovesUntrackedFilesIntoArtifactsIgnoredOnlyWhenAsked) {
   EXPECT_EQ(verify_effect("git.clean", {{"repo", f.work}}), true);
 }
 
+// The L1 "full reset" of the sources cleans with -x; `exclude` keeps what must survive it (the
+// .env with the production secrets, the local database), like git clean -e.
+TEST(GitClean, ExcludeKeepsFilesAndDirectoriesOut) {
+  Fixture f;
+  TempDir run;
+  write_file(f.work + "/.env", "SECRET=1\n");
+  write_file(f.work + "/data/app.db", "db\n");
+  write_file(f.work + "/data2/x", "x\n");
+  write_file(f.work + "/stray.txt", "stray\n");
+  auto r = step(f.dir.path(), run.path(), R"(
+    local plan = git.clean{ repo = W, exclude = { ".env", "data/" } }
+    assert(json.encode(plan.moved) == '["data2/x","stray.txt"]', json.encode(plan.moved))
+  )");
+  EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_EQ(read_file(f.work + "/.env"), "SECRET=1\n");
+  EXPECT_EQ(read_file(f.work + "/data/app.db"), "db\n");
+  EXPECT_FALSE(std::filesystem::exists(f.work + "/stray.txt"));
+  EXPECT_FALSE(std::filesystem::exists(f.work + "/data2"));
+}
+
 TEST(GitCommit, CommitsEverythingLikeAddAllAndSaysWhenThereIsNothing) {
   Fixture f;
   TempDir run;

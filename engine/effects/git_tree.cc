@@ -575,10 +575,25 @@ void add_reset(Registry& r) {
 
 // ---- clean ----------------------------------------------------------------------------------
 
-std::vector<std::string> clean_paths(git_repository* repo, bool ignored) {
+// Whether `path` is one of `keep`, or inside one of them (a directory, with or without its /).
+bool kept(const std::string& path, const std::vector<std::string>& keep) {
+  for (std::string k : keep) {
+    while (!k.empty() && k.back() == '/') k.pop_back();
+    if (k.empty()) continue;
+    if (path == k || path == k + "/" || path.rfind(k + "/", 0) == 0) return true;
+  }
+  return false;
+}
+
+std::vector<std::string> clean_paths(git_repository* repo, const Args& a) {
+  bool ignored = a.boolean("ignored");
   Status st = status(repo, ignored, true);
-  std::vector<std::string> paths = st.untracked;
-  if (ignored) paths.insert(paths.end(), st.ignored.begin(), st.ignored.end());
+  std::vector<std::string> all = st.untracked;
+  if (ignored) all.insert(all.end(), st.ignored.begin(), st.ignored.end());
+  std::vector<std::string> keep = a.has("exclude") ? a.strings("exclude") : std::vector<std::string>{};
+  std::vector<std::string> paths;
+  for (auto& p : all)
+    if (!kept(p, keep)) paths.push_back(std::move(p));
   std::sort(paths.begin(), paths.end());
   return paths;
 }
@@ -591,18 +606,22 @@ void add_clean(Registry& r) {
       "after a backup ref";
   e.kind = Kind::Change;
   e.args = {repo_arg(),
-            opt("ignored", ArgType::Bool, "ignored files too (like git clean -x)", false)};
+            opt("ignored", ArgType::Bool, "ignored files too (like git clean -x)", false),
+            opt("exclude", ArgType::List,
+                "paths to keep, relative to the repository: files, or directories and all inside "
+                "them (like git clean -e): { \".env\", \"data/\" }")};
   e.returns =
       "{ moved = {...}, count, moved_to = artifact directory or nil, backup = { ref, head, ... } "
       "or nil }";
   e.describe = [](const Args& a) {
-    return "clean " + a.str("repo") + (a.boolean("ignored") ? " (ignored files too)" : "") +
+    std::string keep = a.has("exclude") ? ", except " + join(a.strings("exclude"), ", ") : "";
+    return "clean " + a.str("repo") + (a.boolean("ignored") ? " (ignored files too)" : "") + keep +
            ", keeping what it removes in the run's artifacts";
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
     require_workdir(repo.get(), a.str("repo"));
-    auto paths = clean_paths(repo.get(), a.boolean("ignored"));
+    auto paths = clean_paths(repo.get(), a);
     json j{{"moved", strings_json(paths)}, {"count", paths.size()}};
     if (paths.empty()) {
       j["text"] = "nothing to clean";
@@ -617,7 +636,7 @@ void add_clean(Registry& r) {
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
     require_workdir(repo.get(), a.str("repo"));
-    auto paths = clean_paths(repo.get(), a.boolean("ignored"));
+    auto paths = clean_paths(repo.get(), a);
     json j{{"moved", strings_json(paths)},
            {"count", paths.size()},
            {"moved_to", nullptr},
@@ -638,7 +657,7 @@ void add_clean(Registry& r) {
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
-    return clean_paths(repo.get(), a.boolean("ignored")).empty();
+    return clean_paths(repo.get(), a).empty();
   };
   r.add(std::move(e));
 }
