@@ -11,7 +11,7 @@
 -- Rehearse with --dry-run. The defaults point at the demo environment (runbooks/demo/setup.sh).
 runbook {
   name = "emergency-rollback",
-  version = "1.1.0",
+  version = "1.2.0",
   summary = "Roll the app back to its last good release and bring it back healthy",
   params = {
     app = { type = "path", default = "/tmp/runbook-demo/app",
