@@ -141,8 +141,14 @@ TEST_F(Pg, ServerThatNeverAnswersIsBoundedByTimeoutAndStepDeadline) {
   EXPECT_LT(took, std::chrono::seconds(4));
   ASSERT_EQ(r.events.step_outcomes.size(), 2u);
   EXPECT_EQ(r.events.step_outcomes[0], "1:succeeded") << err_of(r);
-  EXPECT_NE(err_of(r).find("pg.query: cannot connect to app@127.0.0.1"), std::string::npos) << err_of(r);
-  EXPECT_NE(err_of(r).find("the step's deadline"), std::string::npos) << err_of(r);
+  // Either the effect gives up at the deadline it was bounded by ("pg.query: cannot connect ...
+  // the step's deadline") or the step's own timer fires first ("exceeded its timeout of 1.0s (in
+  // pg.query)"), depending on scheduling; both name the call and the deadline, promptly.
+  std::string err = err_of(r);
+  EXPECT_NE(err.find("pg.query"), std::string::npos) << err;
+  EXPECT_TRUE(err.find("the step's deadline") != std::string::npos ||
+              err.find("exceeded its timeout of 1.0s") != std::string::npos)
+      << err;
 }
 
 TEST_F(Pg, QueryReturnsTypedRowsInColumnOrder) {
