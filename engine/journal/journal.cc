@@ -94,6 +94,13 @@ void bind_value(sqlite3_stmt* s, int i, const json& v) {
     bind_value(s, i, v.dump());
 }
 
+// Binds the values to the statement's parameters 1, 2, ... in order.
+template <typename... Values>
+void bind_all(sqlite3_stmt* s, const Values&... values) {
+  int i = 1;
+  (bind_value(s, i++, values), ...);
+}
+
 struct Reset {
   sqlite3_stmt* s;
   ~Reset() {
@@ -290,29 +297,10 @@ int64_t Journal::begin_run(RunRecord& r) {
                  "steps_total, artifacts, extra, pid, plan_id) "
                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   Reset reset{s};
-  int i = 1;
-  bind_value(s, i++, r.parent_id);
-  bind_value(s, i++, r.runbook);
-  bind_value(s, i++, r.version);
-  bind_value(s, i++, r.file);
-  bind_value(s, i++, r.sha256);
-  bind_value(s, i++, r.modules);
-  bind_value(s, i++, r.git_commit);
-  bind_value(s, i++, static_cast<int64_t>(r.git_dirty));
-  bind_value(s, i++, r.params);
-  bind_value(s, i++, r.mode);
-  bind_value(s, i++, static_cast<int64_t>(r.offline));
-  bind_value(s, i++, r.host);
-  bind_value(s, i++, r.user);
-  bind_value(s, i++, r.cwd);
-  bind_value(s, i++, r.seed);
-  bind_value(s, i++, r.started_ms);
-  bind_value(s, i++, r.outcome);
-  bind_value(s, i++, static_cast<int64_t>(r.steps_total));
-  bind_value(s, i++, r.artifacts);
-  bind_value(s, i++, r.extra);
-  bind_value(s, i++, r.pid);
-  bind_value(s, i++, r.plan_id);
+  bind_all(s, r.parent_id, r.runbook, r.version, r.file, r.sha256, r.modules, r.git_commit,
+           static_cast<int64_t>(r.git_dirty), r.params, r.mode, static_cast<int64_t>(r.offline),
+           r.host, r.user, r.cwd, r.seed, r.started_ms, r.outcome,
+           static_cast<int64_t>(r.steps_total), r.artifacts, r.extra, r.pid, r.plan_id);
   if (sqlite3_step(s) != SQLITE_DONE) {
     std::string msg = sqlite3_errmsg(db_);
     if (sqlite3_extended_errcode(db_) == SQLITE_CONSTRAINT_UNIQUE && !r.plan_id.empty()) {
@@ -334,18 +322,9 @@ void Journal::update_run(const RunRecord& r) {
                  "UPDATE runs SET ended_ms=?, outcome=?, error=?, exit_code=?, modules=?, "
                  "git_commit=?, git_dirty=?, artifacts=?, extra=?, steps_total=? WHERE id=?");
   Reset reset{s};
-  int i = 1;
-  bind_value(s, i++, r.ended_ms);
-  bind_value(s, i++, r.outcome);
-  bind_value(s, i++, r.error);
-  bind_value(s, i++, static_cast<int64_t>(r.exit_code));
-  bind_value(s, i++, r.modules);
-  bind_value(s, i++, r.git_commit);
-  bind_value(s, i++, static_cast<int64_t>(r.git_dirty));
-  bind_value(s, i++, r.artifacts);
-  bind_value(s, i++, r.extra);
-  bind_value(s, i++, static_cast<int64_t>(r.steps_total));
-  bind_value(s, i++, r.id);
+  bind_all(s, r.ended_ms, r.outcome, r.error, static_cast<int64_t>(r.exit_code), r.modules,
+           r.git_commit, static_cast<int64_t>(r.git_dirty), r.artifacts, r.extra,
+           static_cast<int64_t>(r.steps_total), r.id);
   sqlite3_step(s);
   commit(false);
 }
@@ -392,21 +371,9 @@ void Journal::effect_begun(const EffectRecord& e, bool durable) {
                  "describe, state, preview, site, started_ms, origin, origin_run) "
                  "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   Reset reset{s};
-  int i = 1;
-  bind_value(s, i++, e.run_id);
-  bind_value(s, i++, e.seq);
-  bind_value(s, i++, static_cast<int64_t>(e.step_idx));
-  bind_value(s, i++, static_cast<int64_t>(e.attempt));
-  bind_value(s, i++, e.name);
-  bind_value(s, i++, e.kind);
-  bind_value(s, i++, e.args);
-  bind_value(s, i++, e.describe);
-  bind_value(s, i++, e.state);
-  bind_value(s, i++, e.preview);
-  bind_value(s, i++, e.site);
-  bind_value(s, i++, e.started_ms);
-  bind_value(s, i++, e.origin);
-  bind_value(s, i++, e.origin_run);
+  bind_all(s, e.run_id, e.seq, static_cast<int64_t>(e.step_idx), static_cast<int64_t>(e.attempt),
+           e.name, e.kind, e.args, e.describe, e.state, e.preview, e.site, e.started_ms, e.origin,
+           e.origin_run);
   if (sqlite3_step(s) != SQLITE_DONE)
     throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
   if (durable)
@@ -421,14 +388,7 @@ void Journal::effect_ended(const EffectRecord& e) {
                  "UPDATE effects SET state=?, result=?, preview=?, error=?, ended_ms=? "
                  "WHERE run_id=? AND seq=?");
   Reset reset{s};
-  int i = 1;
-  bind_value(s, i++, e.state);
-  bind_value(s, i++, e.result);
-  bind_value(s, i++, e.preview);
-  bind_value(s, i++, e.error);
-  bind_value(s, i++, e.ended_ms);
-  bind_value(s, i++, e.run_id);
-  bind_value(s, i++, e.seq);
+  bind_all(s, e.state, e.result, e.preview, e.error, e.ended_ms, e.run_id, e.seq);
   sqlite3_step(s);
   // A finished change is committed at once (no fsync: it survives a process crash), so that
   // resume after a SIGKILL knows it completed. Probes ride along with the next commit.
@@ -445,24 +405,9 @@ void Journal::effect_copied(const EffectRecord& e) {
                  "describe, state, result, preview, error, site, started_ms, ended_ms, origin, "
                  "origin_run) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
   Reset reset{s};
-  int i = 1;
-  bind_value(s, i++, e.run_id);
-  bind_value(s, i++, e.seq);
-  bind_value(s, i++, static_cast<int64_t>(e.step_idx));
-  bind_value(s, i++, static_cast<int64_t>(e.attempt));
-  bind_value(s, i++, e.name);
-  bind_value(s, i++, e.kind);
-  bind_value(s, i++, e.args);
-  bind_value(s, i++, e.describe);
-  bind_value(s, i++, e.state);
-  bind_value(s, i++, e.result);
-  bind_value(s, i++, e.preview);
-  bind_value(s, i++, e.error);
-  bind_value(s, i++, e.site);
-  bind_value(s, i++, e.started_ms);
-  bind_value(s, i++, e.ended_ms);
-  bind_value(s, i++, e.origin);
-  bind_value(s, i++, e.origin_run);
+  bind_all(s, e.run_id, e.seq, static_cast<int64_t>(e.step_idx), static_cast<int64_t>(e.attempt),
+           e.name, e.kind, e.args, e.describe, e.state, e.result, e.preview, e.error, e.site,
+           e.started_ms, e.ended_ms, e.origin, e.origin_run);
   if (sqlite3_step(s) != SQLITE_DONE)
     throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
   maybe_commit_by_age();
