@@ -195,6 +195,8 @@ json report_json(Journal& j, int64_t run_id) {
         skipped_steps.insert(s.idx);
         continue;
       }
+      // Log lines an earlier step wrote after its last effect belong before this step's header.
+      while (li < logs.size() && logs[li].step_idx < s.idx) push_log(logs[li++]);
       json st = at(s.started_ms);
       st["type"] = "step";
       st["run"] = r.id;
