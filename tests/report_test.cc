@@ -317,3 +317,22 @@ end)
   auto md = run_cli({"report", "last"}, env).out;
   EXPECT_TRUE(has(md, "`" + v2.substr(0, 12) + "` → `" + v1.substr(0, 12) + "`")) << md;
 }
+
+// A step's log lines written after its last effect stay with that step in the timeline.
+TEST(Report, TimelineKeepsAStepsTrailingLogLinesWithIt) {
+  TempDir d;
+  std::string file = d / "order.lua";
+  write_file(file, R"(
+runbook { name = "order", version = "1.0.0" }
+step("first", function() env.get("HOME"); log.info("said by the first step") end)
+step("second", function() env.get("HOME") end)
+)");
+  auto r = run_cli({"exec", file, "--journal", d / "j.db"});
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto md = run_cli({"report", "last", "--format", "md", "--journal", d / "j.db"});
+  ASSERT_EQ(md.code, 0) << md.err;
+  size_t said = md.out.find("said by the first step"), second = md.out.find("Step 2 second");
+  ASSERT_NE(said, std::string::npos) << md.out;
+  ASSERT_NE(second, std::string::npos) << md.out;
+  EXPECT_LT(said, second) << md.out;
+}
