@@ -101,30 +101,20 @@ function C.set_env_var(file, key, value)
   if not key:match("^[%a_][%w_]*$") then error("env key '" .. key .. "' is not a plain name", 0) end
   if not value:match("^[%w%._:@%-]*$") then error("env value for " .. key .. " has characters this edit refuses", 0) end
   local line = key .. "=" .. value
-  local text = fs.exists(file) and fs.read(file) or ""
-  if text == "" then
+  if not fs.exists(file) or (fs.stat(file).size or 0) == 0 then
     fs.write(file, line .. "\n")
     return "added"
   end
-  -- Edited in Lua and written atomically (fs.write keeps the file's mode), not with sed -i.
-  local lines = {}
-  for l in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
-  local tail = text:match("[^\n]*$")
-  if tail ~= "" then lines[#lines + 1] = tail end
-  local how = "added"
-  for i, l in ipairs(lines) do
-    local prefix = l:match("^(export +)" .. key .. "=") or (l:match("^" .. key .. "=") and "")
-    if prefix then
-      lines[i] = prefix .. line
-      how = "set"
-    end
-  end
-  if how == "added" then lines[#lines + 1] = line end
-  local new = table.concat(lines, "\n") .. "\n"
-  if new == text then return "unchanged" end
+  local same = exec{ "grep", "-qxE", "(export +)?" .. line, file, readonly = true, check = false }
+  if same.code == 0 then return "unchanged" end
   fs.backup(file)
-  fs.write(file, new)
-  return how
+  local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
+  if present.code == 0 then
+    exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
+    return "set"
+  end
+  exec{ "sed", "-i", "$a " .. line, file }
+  return "added"
 end
 
 -- Services -------------------------------------------------------------------------------------
