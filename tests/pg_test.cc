@@ -246,6 +246,16 @@ TEST_F(Pg, ExecWithParamsNeverSplicesThem) {
   EXPECT_EQ(effect(r, "pg.exec")->kind, Kind::Change);
 }
 
+// A NULL among the parameters: Lua lists cannot hold nil, so json.null stands for it.
+TEST_F(Pg, JsonNullPassesASqlNullParameter) {
+  auto r = step(R"~(
+    local rows = pg.query{ dsn = p.dsn, sql = "SELECT $1::int IS NULL AS first_null, $2::int AS second",
+                           params = { json.null, 5 } }
+    assert(rows[1].first_null == true and rows[1].second == 5, json.encode(rows))
+  )~");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+}
+
 TEST_F(Pg, BadInputAndMissingBinaryAreClearErrors) {
   auto r = step(R"~(
     local ok, err = pcall(pg.exec, { dsn = p.dsn, sql = "SELECT 1", params = { a = 1 } })

@@ -7,6 +7,11 @@
 
 namespace rb {
 
+void* json_null_sentinel() {
+  static char null_marker;
+  return &null_marker;
+}
+
 json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
   idx = lua_absindex(L, idx);
   if (depth > 64) throw ArgError(what + " is nested too deeply (a cycle?)");
@@ -16,6 +21,9 @@ json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
       return nullptr;
     case LUA_TBOOLEAN:
       return lua_toboolean(L, idx) != 0;
+    case LUA_TLIGHTUSERDATA:
+      if (lua_touserdata(L, idx) == json_null_sentinel()) return nullptr;
+      throw ArgError(what + " cannot be a userdata");
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) return static_cast<int64_t>(lua_tointeger(L, idx));
       {

@@ -9,6 +9,10 @@
 
 namespace rb {
 
+// `json.null` in Lua: a value that converts to JSON null where nil cannot stand (inside a list:
+// pg.query{ params = { json.null, 5 } }).
+void* json_null_sentinel();
+
 json lua_to_json(lua_State* L, int idx, const std::string& what, int depth = 0);
 void push_json(lua_State* L, const json& v);
 

@@ -76,6 +76,10 @@ void install_pure_modules(lua_State* L) {
   static const luaL_Reg json_fns[] = {
       {"encode", l_json_encode}, {"decode", l_json_decode}, {nullptr, nullptr}};
   set_funcs(L, "json", json_fns);
+  lua_getglobal(L, "json");
+  lua_pushlightuserdata(L, json_null_sentinel());
+  lua_setfield(L, -2, "null");
+  lua_pop(L, 1);
   lua_pushglobaltable(L);
   lua_pushcfunction(L, l_info);
   lua_setfield(L, -2, "print");
