@@ -267,3 +267,38 @@ end)
     if (e.value("event", "") == "effect" && e.value("name", "") == "exec") handled = e.value("handled", false);
   EXPECT_TRUE(handled) << j.out;
 }
+
+// fs.read{ secret = true }: the runbook gets the file whole; the journal, the output and --json
+// get it redacted, with the values of its secret-named keys. fs.write{ secret = true } likewise.
+TEST(Cli, SecretFileContentStaysOutOfJournalAndOutput) {
+  TempDir d;
+  write_file(d / "app/.env", "PORT=8080\nDB_PASSWORD=pa55-w0rd-xyz\n");
+  std::string file = d / "envs.lua";
+  write_file(file, R"~(
+runbook { name = "envs", version = "1.0.0", params = { root = { type = "path", required = true } } }
+step("read and rewrite", function(p)
+  local text = fs.read{ path = p.root .. "/.env", secret = true }
+  local pw = text:match("DB_PASSWORD=(%S+)")
+  assert(pw == "pa55-w0rd-xyz", "the runbook gets the real content")
+  log.info("password is " .. pw .. ", port line kept: " .. tostring(text:find("PORT=8080") ~= nil))
+  fs.write{ path = p.root .. "/.env.new", content = text .. "API_TOKEN=tok-98765-abc\n", secret = true }
+end)
+)~");
+  std::string j = d / "journal/j.db";
+  for (bool as_json : {false, true}) {
+    std::vector<std::string> args = {"exec", file, "-p", "root=" + d / "app", "--journal", j};
+    if (as_json) args.push_back("--json");
+    auto r = run_cli(args);
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    EXPECT_EQ(r.out.find("pa55-w0rd-xyz"), std::string::npos) << r.out;
+    EXPECT_EQ(r.out.find("tok-98765-abc"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("port line kept: true"), std::string::npos) << r.out;
+  }
+  EXPECT_NE(read_file(d / "app/.env.new").find("API_TOKEN=tok-98765-abc"), std::string::npos);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(d / "journal")) {
+    if (!e.is_regular_file() || e.path().string().find("artifacts") != std::string::npos) continue;
+    std::string bytes = read_file(e.path().string());
+    EXPECT_EQ(bytes.find("pa55-w0rd-xyz"), std::string::npos) << e.path();
+    EXPECT_EQ(bytes.find("tok-98765-abc"), std::string::npos) << e.path();
+  }
+}

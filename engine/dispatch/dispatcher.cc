@@ -476,6 +476,9 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   }
   if (!planned) crash_point("after");
   failure = redactor_.text(failure);
+  // The journal and the output get the redacted result; the runbook gets the real one (as it gets
+  // its secret parameters), and whatever it logs or raises is redacted on the way out.
+  json raw = result;
   result = redactor_.value(result);
 
   ev.duration = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
@@ -501,12 +504,12 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
 
   if (!failure.empty()) {
     if (e.checkable && !args.boolean("check", true))
-      return CallResult{true, with_failure(result, failure), ""};
-    return CallResult{false, result, failure};
+      return CallResult{true, with_failure(raw, failure), ""};
+    return CallResult{false, raw, failure};
   }
   // Checkable results always say whether they succeeded, planned ones included.
-  if (e.checkable && result.is_object()) result["ok"] = true;
-  return CallResult{true, result, ""};
+  if (e.checkable && raw.is_object()) raw["ok"] = true;
+  return CallResult{true, raw, ""};
 }
 
 }  // namespace rb

@@ -144,18 +144,27 @@ void register_fs(Registry& r) {
     e.name = "fs.read";
     e.summary = "Read a whole file as text";
     e.args = {req("path", ArgType::Path, "the file"),
-              opt("max", ArgType::Int, "refuse files larger than this many bytes", 64 << 20)};
+              opt("max", ArgType::Int, "refuse files larger than this many bytes", 64 << 20),
+              opt("secret", ArgType::Bool,
+                  "the content holds secrets: the journal, output and reports get it redacted "
+                  "(with the values of KEY=value lines whose keys name a secret); the runbook gets it whole",
+                  false)};
     e.positional = {"path"};
     e.returns = "string";
-    e.describe = [](const Args& a) { return "read " + a.str("path"); };
-    e.apply = [](EffectContext&, const Args& a) -> json {
+    e.describe = [](const Args& a) {
+      return "read " + a.str("path") + (a.boolean("secret") ? " (secret)" : "");
+    };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {
         std::string p = a.str("path");
         std::error_code ec;
         if (stdfs::is_regular_file(p, ec) &&
             stdfs::file_size(p, ec) > static_cast<uintmax_t>(a.integer("max")))
           throw EffectError(p + " is larger than max (" + std::to_string(a.integer("max")) + " bytes)");
-        return os::read_file(p);
+        std::string content = os::read_file(p);
+        if (a.boolean("secret"))
+          for (const auto& sec : secrets_in_text(content)) ctx.add_secret(sec);
+        return content;
       });
     };
     e.planned = [](const Args&, const json&) -> json { return ""; };
@@ -168,8 +177,13 @@ void register_fs(Registry& r) {
     e.kind = Kind::Change;
     e.args = {req("path", ArgType::Path, "the file"),
               req("content", ArgType::String, "the new content"),
-              opt("mode", ArgType::Int, "permission bits, e.g. 0644 written as 420; default keeps the old file's")};
+              opt("mode", ArgType::Int, "permission bits, e.g. 0644 written as 420; default keeps the old file's"),
+              opt("secret", ArgType::Bool,
+                  "the content holds secrets: redacted in the journal, output and reports, like fs.read's", false)};
     e.positional = {"path", "content"};
+    e.secrets_of = [](const Args& a) {
+      return a.boolean("secret") ? secrets_in_text(a.str("content")) : std::vector<std::string>{};
+    };
     e.returns = "{ path, bytes, previous = artifact path of the old content or nil }";
     e.describe = [](const Args& a) {
       return "write " + a.str("path") + " (" + size_text(a.str("content").size()) + ")";

@@ -1,5 +1,8 @@
 #include "effects/util.h"
 
+#include <algorithm>
+#include <cctype>
+
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -114,6 +117,37 @@ os::ProcessResult run_process_checked(EffectContext& ctx, os::ProcessSpec spec, 
                       process_json(r));
   }
   return r;
+}
+
+std::vector<std::string> secrets_in_text(const std::string& text) {
+  std::vector<std::string> out;
+  if (!text.empty()) out.push_back(text);
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    start = end + 1;
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(0, eq), value = line.substr(eq + 1);
+    while (!value.empty() && (value.back() == '\r' || value.back() == ' ')) value.pop_back();
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+      value = value.substr(1, value.size() - 2);
+    if (value.empty()) continue;
+    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::toupper(c); });
+    bool named = false;
+    for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "DSN"})
+      if (key.find(word) != std::string::npos) named = true;
+    if (named) out.push_back(value);
+    size_t scheme = value.find("://"), at = value.rfind('@');
+    if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
+      std::string userinfo = value.substr(scheme + 3, at - scheme - 3);
+      size_t colon = userinfo.find(':');
+      if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
+    }
+  }
+  return out;
 }
 
 }  // namespace rb

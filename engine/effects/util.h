@@ -2,6 +2,7 @@
 // with the run's deadline and Ctrl-C honoured.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/json.h"
@@ -18,6 +19,11 @@ inline ArgSpec req(std::string name, ArgType t, std::string doc) {
 inline ArgSpec opt(std::string name, ArgType t, std::string doc, json def = nullptr) {
   return ArgSpec{std::move(name), t, false, std::move(def), false, std::move(doc)};
 }
+// What to redact of a text marked secret (fs.read/fs.write{ secret = true }): the whole text,
+// and in `KEY=value` lines (env files, ini) the values whose keys name a secret (PASSWORD,
+// TOKEN, SECRET, KEY, CREDENTIAL, AUTH, DSN) or that carry a URL password.
+std::vector<std::string> secrets_in_text(const std::string& text);
+
 inline ArgSpec secret(ArgSpec a) {
   a.secret = true;
   return a;
