@@ -498,3 +498,36 @@ TEST(Runbooks, DryRunOfEveryProcedureChangesNothing) {
   }
   EXPECT_FALSE(fs::exists(fx.app() + "/ALEMBIC_RAN")) << "a dry-run ran an alembic downgrade";
 }
+
+// Live, not only rehearsed: on a copy of the fixture's checkout, the selective rollback (004, L3)
+// really restores the chosen file from the baseline and leaves the others alone; the flag
+// rollback (001, phase 1) really sends its toggles to the app and reads them back disabled.
+TEST(Runbooks, LiveSelectiveRollbackAndFlagToggleDoWhatTheyPlan) {
+  Fixture& fx = fixture();
+  TempDir copy;
+  run_ok({"cp", "-a", fx.app(), copy / "app"}, copy.path());
+  std::string app = copy / "app";
+  std::string baseline_auth = output_of({"git", "show", "baseline:routers/auth.py"}, app);
+  std::string head_payment = read_file(app + "/services/payment_service.py");
+  ASSERT_NE(read_file(app + "/routers/auth.py"), baseline_auth + "\n") << "the fixture's HEAD should differ from baseline";
+  auto r = run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/sprint-rollback.lua", "-p", "level=L3",
+                    "-p", "repo=" + app, "-p", "files=routers/auth.py", "-p", "test_cmd=python3,-c,print('3 passed')",
+                    "-p", "backend_url=" + fx.server().url("/health"), "-p", "frontend_url=" + fx.server().url("/"),
+                    "-p", "evidence_dir=" + copy / "rollbacks", "-p", "venv=" + app + "/backend/venv",
+                    "--journal", copy / "j.db"},
+                   cli_env(fx), 300);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(output_of({"git", "show", "baseline:routers/auth.py"}, app), baseline_auth);
+  EXPECT_EQ(read_file(app + "/routers/auth.py"), output_of({"git", "show", "baseline:routers/auth.py"}, app) + "\n");
+  EXPECT_EQ(read_file(app + "/services/payment_service.py"), head_payment) << "a file not asked for was rolled back";
+
+  int before = fx.server().changing_requests();
+  auto f = run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/feature-flag-rollback.lua", "-p", "method=flag",
+                    "-p", "phase=1", "-p", "app_dir=" + app, "-p", "base_url=" + fx.server().url(""),
+                    "-p", "token=fixture-s3cret-token", "-p", "start_cmd=python3,-m,http.server",
+                    "-p", "log_file=" + app + "/logs/pcm_ops_tools.log", "--journal", copy / "j.db"},
+                   cli_env(fx), 300);
+  ASSERT_EQ(f.code, 0) << f.out << f.err;
+  EXPECT_GT(fx.server().changing_requests(), before) << "no toggle reached the app";
+  EXPECT_EQ(f.out.find("fixture-s3cret-token"), std::string::npos);
+}

@@ -3,6 +3,9 @@
 GET  /health  -> status from DIR/status (default 200), body {"status": "..."}
 GET  /slow    -> sleeps 10 s
 POST|PUT|PATCH|DELETE any path -> appended to DIR/requests.log, answered 200 echoing the body
+Feature flags, as the source procedure's app (001) has them: POST /api/feature-flags/toggle with
+{"flag_name": F, "enabled": B} records the state in DIR/flags.json (after the usual logging);
+GET /api/feature-flags/F answers {"name": F, "enabled": B} (true for a flag never toggled).
 """
 import http.server, json, os, sys, time
 
@@ -21,7 +24,17 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    def _flags(self):
+        try:
+            return json.load(open(os.path.join(state, "flags.json")))
+        except Exception:
+            return {}
+
     def do_GET(self):
+        prefix = "/api/feature-flags/"
+        if self.path.startswith(prefix) and self.path != prefix + "toggle":
+            name = self.path[len(prefix):]
+            return self._send(200, {"name": name, "enabled": self._flags().get(name, True)})
         if self.path == "/slow":
             time.sleep(10)
         try:
@@ -47,6 +60,13 @@ class H(http.server.BaseHTTPRequestHandler):
             echoed = json.loads(body) if body else {}
         except Exception:
             echoed = {"raw": body}
+        if code < 400 and self.path == "/api/feature-flags/toggle" and isinstance(echoed, dict) \
+                and "flag_name" in echoed:
+            flags = self._flags()
+            flags[echoed["flag_name"]] = bool(echoed.get("enabled"))
+            with open(os.path.join(state, "flags.json.tmp"), "w") as f:
+                json.dump(flags, f)
+            os.replace(os.path.join(state, "flags.json.tmp"), os.path.join(state, "flags.json"))
         self._send(code, {"ok": code < 400, "received": echoed})
 
     do_POST = do_PUT = do_PATCH = do_DELETE = _change
