@@ -17,13 +17,24 @@ struct Git {
   ~Git() { git_libgit2_shutdown(); }
 };
 
+// Whether some directory from `dir` up holds a .git: initialising libgit2 costs more than the
+// rest of a cold start (it sets up TLS), so a runbook outside any repository skips it.
+bool inside_a_repository(fs::path dir) {
+  std::error_code ec;
+  for (; !dir.empty(); dir = dir.parent_path()) {
+    if (fs::exists(dir / ".git", ec)) return true;
+    if (dir == dir.root_path()) break;
+  }
+  return false;
+}
+
 }  // namespace
 
 void git_source_info(RunRecord& run) {
-  static Git git;
   std::error_code ec;
   fs::path file = fs::canonical(run.file, ec);
-  if (ec) return;
+  if (ec || !inside_a_repository(file.parent_path())) return;
+  static Git git;
   git_repository* repo = nullptr;
   // Flags 0: search up from the file's directory, as `git` does.
   if (git_repository_open_ext(&repo, file.parent_path().c_str(), 0, nullptr) != 0) return;
