@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "core/secrets.h"
 #include "core/strings.h"
 #include "effects/effects.h"
 #include "effects/service_backend.h"
@@ -85,25 +86,17 @@ ServiceDef parse_def(const Args& a) {
 // API_TOKEN), and passwords inside URLs: redacted from the journal and the output.
 std::vector<std::string> env_secrets(const Args& a) {
   std::vector<std::string> out;
-  auto url_password = [&](const std::string& v) {
-    auto scheme = v.find("://");
-    auto at = v.find('@', scheme == std::string::npos ? 0 : scheme + 3);
-    if (scheme == std::string::npos || at == std::string::npos) return;
-    std::string userinfo = v.substr(scheme + 3, at - scheme - 3);
-    auto colon = userinfo.find(':');
-    if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
+  auto add_url_password = [&](const std::string& v) {
+    if (std::string pw = url_password(v); !pw.empty()) out.push_back(pw);
   };
   if (a.has("env") && a.at("env").is_object()) {
     for (const auto& [k, v] : a.string_map("env")) {
-      std::string key = k;
-      std::transform(key.begin(), key.end(), key.begin(), ::toupper);
-      for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"})
-        if (key.find(word) != std::string::npos && !v.empty()) out.push_back(v);
-      url_password(v);
+      if (secret_name(k) && !v.empty()) out.push_back(v);
+      add_url_password(v);
     }
   }
   for (const char* k : {"health", "serverurl"})
-    if (a.has(k) && a.at(k).is_string()) url_password(a.str(k));
+    if (a.has(k) && a.at(k).is_string()) add_url_password(a.str(k));
   return out;
 }
 

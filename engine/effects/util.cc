@@ -1,13 +1,11 @@
 #include "effects/util.h"
 
-#include <algorithm>
-#include <cctype>
-
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
 
 #include "core/clock.h"
+#include "core/secrets.h"
 #include "core/strings.h"
 
 namespace rb {
@@ -135,17 +133,10 @@ std::vector<std::string> secrets_in_text(const std::string& text) {
     if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
       value = value.substr(1, value.size() - 2);
     if (value.empty()) continue;
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) { return std::toupper(c); });
-    bool named = false;
-    for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "DSN"})
-      if (key.find(word) != std::string::npos) named = true;
-    if (named) out.push_back(value);
-    size_t scheme = value.find("://"), at = value.rfind('@');
-    if (scheme != std::string::npos && at != std::string::npos && at > scheme) {
-      std::string userinfo = value.substr(scheme + 3, at - scheme - 3);
-      size_t colon = userinfo.find(':');
-      if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
-    }
+    std::string upper = key;
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    if (secret_name(key) || upper.find("DSN") != std::string::npos) out.push_back(value);
+    if (std::string pw = url_password(value); !pw.empty()) out.push_back(pw);
   }
   return out;
 }

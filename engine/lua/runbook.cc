@@ -14,40 +14,13 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/interrupt.h"
+#include "core/secrets.h"
 #include "core/strings.h"
 #include "lua/binding.h"
 #include "lua/convert.h"
 #include "lua/modules.h"
 
 namespace rb {
-
-namespace {
-
-// Passwords written into connection strings: the userinfo of a URL (scheme://user:PASSWORD@host)
-// and key=value DSNs (password=PASSWORD).
-std::vector<std::string> embedded_secrets(const std::string& v) {
-  std::vector<std::string> out;
-  size_t scheme = v.find("://");
-  if (scheme != std::string::npos) {
-    size_t start = scheme + 3;
-    size_t end = v.find_first_of("/?#", start);
-    std::string authority = v.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    size_t at = authority.rfind('@');
-    if (at != std::string::npos) {
-      std::string userinfo = authority.substr(0, at);
-      size_t colon = userinfo.find(':');
-      if (colon != std::string::npos && colon + 1 < userinfo.size()) out.push_back(userinfo.substr(colon + 1));
-    }
-  }
-  for (size_t pos = v.find("password="); pos != std::string::npos; pos = v.find("password=", pos + 9)) {
-    size_t b = pos + 9, e = v.find_first_of(" &", b);
-    std::string pw = v.substr(b, e == std::string::npos ? std::string::npos : e - b);
-    if (!pw.empty()) out.push_back(pw);
-  }
-  return out;
-}
-
-}  // namespace
 namespace fs = std::filesystem;
 
 namespace {
