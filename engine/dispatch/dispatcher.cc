@@ -195,6 +195,11 @@ json with_failure(json result, const std::string& error) {
   return result;
 }
 
+// The call asked for a failure to come back as its result (check = false) instead of raising.
+bool takes_failures(const Effect& e, const Args& args) {
+  return e.checkable && !args.boolean("check", true);
+}
+
 }  // namespace
 
 const EffectRecord* Dispatcher::recorded_at(int64_t seq) const {
@@ -247,7 +252,7 @@ CallResult Dispatcher::finish_answer(const Effect& e, const Args& args, EffectRe
                                      EffectEvent& ev) {
   ++answered_;
   ev.status = rec.state == "done" ? "ok" : rec.state;
-  ev.handled = rec.state == "failed" && e.checkable && !args.boolean("check", true);
+  ev.handled = rec.state == "failed" && takes_failures(e, args);
   ev.preview = rec.preview;
   ev.result = rec.result;
   ev.error = rec.error;
@@ -269,7 +274,7 @@ CallResult Dispatcher::finish_answer(const Effect& e, const Args& args, EffectRe
   // The same value the live call returned then (see the end of perform()).
   if (rec.state == "failed") {
     reproduce_ending(rec);
-    if (e.checkable && !args.boolean("check", true))
+    if (takes_failures(e, args))
       return CallResult{true, with_failure(rec.result, rec.error), ""};
     return CallResult{false, rec.result, rec.error};
   }
@@ -485,7 +490,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   ev.result = result;
   ev.error = failure;
   ev.status = !failure.empty() ? "failed" : (planned ? "planned" : "ok");
-  ev.handled = !failure.empty() && e.checkable && !args.boolean("check", true);
+  ev.handled = !failure.empty() && takes_failures(e, args);
   rec.state = !failure.empty() ? "failed" : (planned ? "planned" : "done");
   rec.result = result;
   rec.preview = ev.preview;
@@ -503,7 +508,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     throw DeadlineExceeded(failure);
 
   if (!failure.empty()) {
-    if (e.checkable && !args.boolean("check", true))
+    if (takes_failures(e, args))
       return CallResult{true, with_failure(raw, failure), ""};
     return CallResult{false, raw, failure};
   }
