@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <iterator>
 
 #include "os/http_client.h"
 #include "os/process.h"
@@ -20,6 +21,10 @@ long health(int port) {
   rq.url = "http://127.0.0.1:" + std::to_string(port) + "/health";
   rq.timeout = std::chrono::seconds(5);
   return os::http_perform(rq).status;
+}
+
+int entries(const std::string& dir) {
+  return static_cast<int>(std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
 }
 
 std::string git_out(const std::string& repo, const std::vector<std::string>& args) {
@@ -111,11 +116,7 @@ TEST_F(Demo, LiveRunRollsBackToTheLastGoodReleaseAndTheAppIsHealthy) {
   std::string tag = git_out(dir_ + "/app", {"tag", "--list", "emergency-backup-*"});
   ASSERT_FALSE(tag.empty());
   EXPECT_EQ(git_out(dir_ + "/app", {"rev-parse", tag + "^{commit}"}), bad);
-  int backups = 0;
-  for (const auto& e : fs::directory_iterator(dir_ + "/backups")) {
-    (void)e;
-    ++backups;
-  }
+  int backups = entries(dir_ + "/backups");
   EXPECT_EQ(backups, 2) << "expected a config backup and a database backup";
   // The journal holds the run, succeeded.
   auto runs = run_cli({"runs", "--json", "--journal", journal()});
@@ -145,11 +146,7 @@ TEST_F(Demo, ACrashMidRollbackIsFinishedByResume) {
   EXPECT_EQ(git_out(dir_ + "/app", {"rev-parse", "HEAD"}), good);
   std::string tags = git_out(dir_ + "/app", {"tag", "--list", "emergency-backup-*"});
   EXPECT_EQ(tags.find('\n'), std::string::npos) << "the emergency tag was made twice:\n" << tags;
-  int backups = 0;
-  for (const auto& e : fs::directory_iterator(dir_ + "/backups")) {
-    (void)e;
-    ++backups;
-  }
+  int backups = entries(dir_ + "/backups");
   EXPECT_EQ(backups, 2) << "the backups were taken twice";
 }
 
