@@ -169,6 +169,17 @@ int HttpServer::changing_requests() const {
   return n;
 }
 
+std::vector<std::string> files_containing(const std::string& dir, const std::string& needle,
+                                          const std::string& skip) {
+  std::vector<std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    std::string path = e.path().string();
+    if (!e.is_regular_file() || (!skip.empty() && path.find(skip) != std::string::npos)) continue;
+    if (read_file(path).find(needle) != std::string::npos) out.push_back(path);
+  }
+  return out;
+}
+
 std::string sha256_tree(const std::string& dir) {
   std::vector<std::string> entries;
   for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {

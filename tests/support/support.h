@@ -69,7 +69,11 @@ class HttpServer {
 };
 
 bool wait_for_port(int port, int timeout_ms);
-std::string sha256_tree(const std::string& dir);  // checksum of a whole tree, for "unchanged" tests
+std::string sha256_tree(const std::string& dir);
+// The files under `dir` whose bytes contain `needle` (for "this secret is written nowhere"),
+// skipping paths that contain `skip` when it is given.
+std::vector<std::string> files_containing(const std::string& dir, const std::string& needle,
+                                          const std::string& skip = "");  // checksum of a whole tree, for "unchanged" tests
 
 // In-process runs: the engine without the CLI, events captured.
 struct Captured : Reporter {
