@@ -1,7 +1,6 @@
 // End to end through the binary: exit codes, output, --json, errors as file:line.
 #include <gtest/gtest.h>
 
-
 #include <fcntl.h>
 
 #include "support/support.h"
