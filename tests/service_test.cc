@@ -54,8 +54,8 @@ void wait_exec(const std::vector<pid_t>& pids, const std::string& needle = "app.
   auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
   for (pid_t pid : pids) {
     while (std::chrono::steady_clock::now() < until) {
-      std::string cmd = read_file("/proc/" + std::to_string(pid) + "/cmdline");
-      if (cmd.find("python") != std::string::npos && cmd.find(needle) != std::string::npos) break;
+      auto p = os::read_process(pid);
+      if (p && p->cmdline.find("python") != std::string::npos && p->cmdline.find(needle) != std::string::npos) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
