@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -59,6 +63,38 @@ std::string quote_conninfo(const std::string& v) {
 }
 
 void noop_notice(void*, const char*) {}
+
+// How long a cancel may hold the call. PQcancel (libpq 15) connects anew and then waits for the
+// server to close that connection: a stalled server holds it for minutes, so it runs on a thread
+// of its own that is waited for this long and otherwise left to finish (or hang) alone.
+constexpr Millis kCancelWait{500};
+
+void cancel_bounded(PGconn* c) {
+  PGcancel* k = PQgetCancel(c);
+  if (!k) return;
+  struct Done {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto done = std::make_shared<Done>();
+  try {
+    // The thread owns the PGcancel and shares only `done`: nothing of this frame outlives it.
+    std::thread([k, done] {
+      char buf[256];
+      PQcancel(k, buf, sizeof buf);
+      PQfreeCancel(k);
+      std::lock_guard<std::mutex> l(done->m);
+      done->done = true;
+      done->cv.notify_all();
+    }).detach();
+  } catch (const std::system_error&) {
+    PQfreeCancel(k);  // no thread: the connection is closed unannounced, which also ends the query
+    return;
+  }
+  std::unique_lock<std::mutex> l(done->m);
+  done->cv.wait_for(l, kCancelWait, [&] { return done->done; });
+}
 
 bool succeeded(const PGresult* r) {
   auto st = PQresultStatus(r);
@@ -224,6 +260,10 @@ void Conn::connect(const Dsn& dsn, Millis timeout, std::string* why) {
   }
   target_ = dsn.target();
   Millis bound = ctx_.bound(timeout);
+  // The call's whole budget: connecting and every statement after it share it.
+  until_ = std::chrono::steady_clock::now() + bound;
+  budget_ = bound;
+  step_bound_ = bound < timeout;
   auto fail = [&](const std::string& msg) {
     std::string text = scrub("cannot connect to " + target_ + ": " + msg, secrets_);
     conn_.reset();
@@ -248,25 +288,30 @@ void Conn::connect(const Dsn& dsn, Millis timeout, std::string* why) {
   conn_.reset(PQconnectStartParams(keys.data(), vals.data(), 1));
   if (!conn_) return fail("out of memory");
   if (PQstatus(conn_.get()) == CONNECTION_BAD) return fail(one_line(PQerrorMessage(conn_.get())));
-  auto until = std::chrono::steady_clock::now() + bound;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-    if (!wait_socket(st == PGRES_POLLING_WRITING, until))
-      return fail("no answer within " + format_duration(bound) +
-                  (bound < timeout ? " (the step's deadline)" : ""));
-    st = PQconnectPoll(conn_.get());
+  try {
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+      if (!wait_socket(st == PGRES_POLLING_WRITING, until_))
+        return fail("no answer within " + format_duration(bound) +
+                    (step_bound_ ? " (the step's deadline)" : ""));
+      st = PQconnectPoll(conn_.get());
+    }
+  } catch (...) {
+    conn_.reset();  // Ctrl-C or the deadline: a half-open connection is just closed
+    throw;
   }
   if (st == PGRES_POLLING_FAILED) return fail(one_line(PQerrorMessage(conn_.get())));
+  // Sending must not block either: a server that stops reading would hold a large statement
+  // (or PQfinish's goodbye) in a blocking send.
+  PQsetnonblocking(conn_.get(), 1);
   // Notices (a ROLLBACK outside a transaction) would go to stderr, past the reporter.
   PQsetNoticeProcessor(conn_.get(), noop_notice, nullptr);
 }
 
 void Conn::cancel() {
-  if (PGcancel* k = PQgetCancel(conn_.get())) {
-    char buf[256];
-    PQcancel(k, buf, sizeof buf);
-    PQfreeCancel(k);
-  }
+  if (!conn_) return;
+  cancel_bounded(conn_.get());
+  conn_.reset();  // whatever the server still sends is not waited for
 }
 
 ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout, std::string* error) {
@@ -278,6 +323,12 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
   for (const auto& p : params) vals.push_back(p ? p->c_str() : nullptr);
   Millis bound = ctx_.bound(timeout);
   auto until = std::chrono::steady_clock::now() + bound;
+  bool step = bound < timeout;
+  if (until_ < until) {  // the call's budget, which connecting began to use, ends first
+    until = until_;
+    step = step_bound_;
+    bound = budget_;
+  }
   PGconn* c = conn_.get();
   // Always the extended protocol, even without parameters: it refuses "a; b", so one call is
   // exactly one statement.
@@ -286,8 +337,24 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
     *error = scrub(one_line(PQerrorMessage(c)), secrets_);
     return nullptr;
   }
+  auto timed_out = [&] {
+    cancel();
+    *error = "timed out after " + format_duration(bound) + (step ? " (the step's deadline)" : "") +
+             "; the statement was cancelled";
+  };
   ResultPtr keep;
   try {
+    // Non-blocking mode queues what the socket does not take at once; it is flushed here.
+    for (int f = PQflush(c); f != 0; f = PQflush(c)) {
+      if (f < 0) {
+        *error = scrub(one_line(PQerrorMessage(c)), secrets_);
+        return nullptr;
+      }
+      if (!wait_socket(true, until)) {
+        timed_out();
+        return nullptr;
+      }
+    }
     for (;;) {
       if (!PQconsumeInput(c)) {
         *error = scrub(one_line(PQerrorMessage(c)), secrets_);
@@ -295,10 +362,7 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
       }
       if (PQisBusy(c)) {
         if (!wait_socket(false, until)) {
-          cancel();
-          *error = "timed out after " + format_duration(bound) +
-                   (bound < timeout ? " (the step's deadline)" : "") + "; the statement was cancelled";
-          conn_.reset();  // whatever it still sends is not waited for
+          timed_out();
           return nullptr;
         }
         continue;
