@@ -130,6 +130,13 @@ TEST_F(Timeouts, PgCancelThatTheServerHoldsDoesNotHoldTheCall) {
   EXPECT_TRUE(s.wait_for("cancel", 2000)) << s.events();
 }
 
+TEST_F(Timeouts, PgDumpAgainstASilentServerIsStoppedAtItsTimeout) {
+  Hostile s("pg-silent");
+  fails_in_time("pg.dump{ dsn = '" + s.pg() + "', file = '" + (dir_ / "d.dump") + "', timeout = '1500ms' }",
+                1.3, 2.5 + 2.0 /* the spawned pg_dump's TERM grace */, {"pg.dump: ", "timed out after 1.5s"});
+  EXPECT_TRUE(s.saw("startup")) << s.events();
+}
+
 TEST_F(Timeouts, PgStepDeadlineBoundsALongerTimeout) {
   Hostile s("pg-silent");
   fails_in_time("pg.query{ dsn = '" + s.pg() + "', sql = 'SELECT 1', timeout = '60s' }", 0.9, 2.2,
@@ -197,6 +204,26 @@ TEST_F(Timeouts, HttpBodyOverTheCapFailsAtOnceNamingTheCap) {
                 {"http.get: the answer is larger than max_body 1 MiB"});
   fails_in_time("http.wait_healthy{ url = '" + streamed.http() + "', max_body = 65536, timeout = '30s' }", 0,
                 2.0, {"http.wait_healthy: the answer is larger than max_body 64 KiB"});
+}
+
+TEST_F(Timeouts, DryRunProbesAreCappedToo) {
+  Hostile s("http-big-stream", 40u << 20);
+  std::string code = "runbook { name = 'probe', version = '1.0.0' }\n"
+                     "step('probe', function() http.get{ url = '" + s.http() + "', max_body = '2MiB' } end)\n"
+                     "step('wait', function() http.wait_healthy{ url = '" + s.http() + "' } end)\n";
+  auto t0 = Clock::now();
+  auto r = run_lua(dir_.path(), code, Mode::DryRun);
+  EXPECT_LT(seconds_since(t0), 3.0);
+  // The probe runs in a dry-run, and fails as it would live.
+  EXPECT_NE(err_of(r).find("http.get: the answer is larger than max_body 2 MiB"), std::string::npos) << err_of(r);
+  r = run_lua(dir_.path(), "runbook { name = 'probe', version = '1.0.0' }\n"
+                           "step('wait', function() http.wait_healthy{ url = '" + s.http() + "' } end)\n",
+              Mode::DryRun);
+  // wait_healthy's preview looks once and says what it saw.
+  bool said = false;
+  for (const auto& e : r.events.effects)
+    said = said || e.preview.dump().find("larger than max_body 16 MiB") != std::string::npos;
+  EXPECT_TRUE(said);
 }
 
 TEST_F(Timeouts, HttpBodyUnderTheCapIsKeptWhole) {
