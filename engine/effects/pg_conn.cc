@@ -96,6 +96,29 @@ void cancel_bounded(PGconn* c) {
   done->cv.wait_for(l, kCancelWait, [&] { return done->done; });
 }
 
+// The most of a result (values, plus a little per value) kept in memory: past it a query is
+// refused rather than left to exhaust the runner, and the journal could not take it anyway.
+constexpr size_t kMaxResult = 64u << 20;
+
+// Appends the rows of `from` to `to` (same columns), counting their size in *bytes; false when
+// out of memory or past kMaxResult.
+bool append_rows(PGresult* to, const PGresult* from, size_t* bytes) {
+  int n = PQntuples(from), cols = PQnfields(from);
+  for (int i = 0; i < n; ++i) {
+    int at = PQntuples(to);
+    for (int j = 0; j < cols; ++j) {
+      bool null = PQgetisnull(from, i, j);
+      int len = null ? -1 : PQgetlength(from, i, j);
+      *bytes += static_cast<size_t>(std::max(len, 0)) + 16;
+      if (*bytes > kMaxResult) return false;
+      if (!PQsetvalue(to, at, j, null ? nullptr : PQgetvalue(from, i, j), len)) return false;
+    }
+    // A row of no columns (SELECT FROM t) has nothing to hold it: it is counted, not kept.
+    *bytes += 16;
+  }
+  return true;
+}
+
 bool succeeded(const PGresult* r) {
   auto st = PQresultStatus(r);
   return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_EMPTY_QUERY;
@@ -342,7 +365,10 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
     *error = "timed out after " + format_duration(bound) + (step ? " (the step's deadline)" : "") +
              "; the statement was cancelled";
   };
-  ResultPtr keep;
+  // Rows arrive one at a time, so that a result too large to hold is refused as it grows.
+  PQsetSingleRowMode(c);
+  ResultPtr keep, rows;
+  size_t bytes = 0;
   try {
     // Non-blocking mode queues what the socket does not take at once; it is flushed here.
     for (int f = PQflush(c); f != 0; f = PQflush(c)) {
@@ -369,6 +395,30 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
       }
       PGresult* r = PQgetResult(c);
       if (!r) break;
+      if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+        ResultPtr row(r);
+        if (!rows) rows.reset(PQcopyResult(r, PG_COPYRES_ATTRS));
+        if (!rows || !append_rows(rows.get(), r, &bytes)) {
+          cancel();
+          *error = !rows ? "out of memory"
+                         : "the result is larger than " + size_text(kMaxResult) +
+                               " (select fewer rows or columns); the statement was cancelled";
+          return nullptr;
+        }
+        continue;
+      }
+      if (rows && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        // The rows gathered so far under the final result's command status ("SELECT 12").
+        ResultPtr done(r);
+        r = PQcopyResult(done.get(), PG_COPYRES_ATTRS);
+        size_t ignored = 0;
+        if (!r || !append_rows(r, rows.get(), &ignored)) {
+          if (r) PQclear(r);
+          *error = "out of memory";
+          return nullptr;
+        }
+        rows.reset();
+      }
       // The first failure is the one to report; otherwise the last result (one statement).
       if (keep && !succeeded(keep.get())) PQclear(r);
       else keep.reset(r);
