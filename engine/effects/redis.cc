@@ -1,7 +1,8 @@
 // redis.*: a Redis server through hiredis, in-process. Connecting and the commands are bounded
-// together by the call's timeout and the step's deadline (a total, not per read), so a dead server is a prompt failure (or false,
-// for ping), never a hang. Pattern deletes walk with SCAN, never KEYS (which blocks a
-// production server); flushing a database needs confirm = true or --yes.
+// together by the call's timeout and the step's deadline (a total, not per read), so a dead or
+// trickling server is a prompt failure (or false, for ping), never a hang. Pattern deletes walk
+// with SCAN, never KEYS (which blocks a production server); flushing a database needs
+// confirm = true or --yes.
 #include <memory>
 #include <optional>
 #include <unordered_set>
