@@ -308,12 +308,14 @@ TEST_F(Timeouts, FirstCtrlCStopsARunBlockedInEachEffect) {
   struct Case {
     std::string mode, call, event;
   };
-  Hostile pg("pg-silent"), redis("redis-trickle"), http("http-trickle");
+  Hostile pg("pg-silent"), mute("blackhole"), redis("redis-trickle"), http("http-trickle");
   std::vector<Case> cases = {
       {"pg-silent", "pg.query{ dsn = '" + pg.pg() + "', sql = 'SELECT 1', timeout = '60s' }", "query"},
+      {"blackhole (pg connecting)", "pg.query{ dsn = '" + mute.pg() + "', sql = 'SELECT 1', timeout = '60s' }",
+       "accept"},
       {"redis-trickle", "redis.get{ url = '" + redis.redis() + "', key = 'k', timeout = '60s' }", "command"},
       {"http-trickle", "http.get{ url = '" + http.http() + "', timeout = '60s' }", "request"}};
-  const Hostile* servers[] = {&pg, &redis, &http};
+  const Hostile* servers[] = {&pg, &mute, &redis, &http};
   for (size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(cases[i].mode);
     TempDir d;
