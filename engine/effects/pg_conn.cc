@@ -414,6 +414,7 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
         size_t ignored = 0;
         if (!r || !append_rows(r, rows.get(), &ignored)) {
           if (r) PQclear(r);
+          cancel();  // the connection may still owe the end of the exchange
           *error = "out of memory";
           return nullptr;
         }
