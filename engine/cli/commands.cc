@@ -241,7 +241,7 @@ int cmd_locks(const Common& c) {
   if (c.json) {
     for (const auto& h : held)
       std::printf("%s\n", json{{"key", h.key}, {"run_id", h.run_id}, {"runbook", h.runbook}, {"user", h.user},
-                               {"host", h.host}, {"pid", h.pid}, {"since_ms", h.since_ms},
+                               {"host", h.host}, {"pid", h.pid}, {"start_ticks", h.start_ticks}, {"since_ms", h.since_ms},
                                {"since", iso_utc(h.since_ms)}, {"state", state(h)}}.dump().c_str());
     return 0;
   }

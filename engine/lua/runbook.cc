@@ -944,6 +944,8 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
       }
       if (journal) {
         journal->update_run(run);
+        // A plan refused at the lock has not been executed: it may execute later.
+        if (!run.plan_id.empty()) journal->release_plan(run.id);
         journal->flush();
       }
       res.exit_code = run.exit_code;
