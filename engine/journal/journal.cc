@@ -433,6 +433,15 @@ std::optional<int64_t> Journal::run_of_plan(const std::string& plan_id) {
   return sqlite3_column_int64(q.s, 0);
 }
 
+void Journal::release_plan(int64_t run_id) {
+  ensure_txn();
+  Query q(db_, "UPDATE runs SET plan_id = '' WHERE id = ?1");
+  bind_value(q.s, 1, run_id);
+  if (sqlite3_step(q.s) != SQLITE_DONE)
+    throw std::runtime_error(std::string("journal: ") + sqlite3_errmsg(db_));
+  commit(false);
+}
+
 void Journal::log(const LogRecord& l) {
   ensure_txn();
   auto* s = stmt(kInsertLog,
