@@ -26,7 +26,7 @@ constexpr size_t kMaxSize = INT_MAX;  // lstrlib.c's MAXSIZE on a 64-bit machine
 // steps take a few microseconds, so a stop is noticed at once and costs nothing measurable.
 constexpr unsigned kCheckEvery = 4096;
 // A plain find searches this much of the subject between two checks.
-constexpr size_t kPlainWindow = 8u << 20;
+constexpr size_t kPlainWindow = 4u << 20;  // glibc's memmem: ~15 ns a byte at worst
 
 inline int uchar(char c) { return static_cast<unsigned char>(c); }
 
@@ -110,6 +110,7 @@ struct Matcher {
       case 'u': res = std::isupper(c); break;
       case 'w': res = std::isalnum(c); break;
       case 'x': res = std::isxdigit(c); break;
+      case 'z': res = (c == 0); break;  // deprecated in Lua, still there
       default: return cl == c;
     }
     return std::islower(cl) ? res : !res;

@@ -1,5 +1,8 @@
 #include "lua/bounded_table.h"
 
+#include <climits>
+#include <ctime>
+
 #include "lua/sandbox.h"
 
 namespace rb {
@@ -77,7 +80,8 @@ int tremove(lua_State* L) {
   lua_Integer size = aux_getn(L, 1, kTabR | kTabW);
   lua_Integer pos = luaL_optinteger(L, 2, size);
   if (pos != size)
-    luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u <= static_cast<lua_Unsigned>(size), 2,
+    // Argument #1, as Lua 5.4.4 says (sic).
+    luaL_argcheck(L, static_cast<lua_Unsigned>(pos) - 1u <= static_cast<lua_Unsigned>(size), 1,
                   "position out of bounds");
   lua_geti(L, 1, pos);
   Ticker t{L};
@@ -131,7 +135,7 @@ int tmove(lua_State* L) {
 void add_field(lua_State* L, luaL_Buffer* b, lua_Integer i) {
   lua_geti(L, 1, i);
   if (!lua_isstring(L, -1))
-    luaL_error(L, "invalid value (at index %I) in table for 'concat'", i);
+    luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), i);
   luaL_addvalue(b);
 }
 
@@ -156,50 +160,123 @@ int tconcat(lua_State* L) {
   return 1;
 }
 
-// The comparator table.sort is given: counts comparisons (every element read is followed by
-// one) and compares as Lua's sort would. Upvalue 1: the runbook's function or nil; upvalue 2:
-// the Ticker of the running sort.
-int sort_compare(lua_State* L) {
-  static_cast<Ticker*>(lua_touserdata(L, lua_upvalueindex(2)))->tick();
-  if (lua_isnil(L, lua_upvalueindex(1))) {
-    lua_pushboolean(L, lua_compare(L, 1, 2, LUA_OPLT));
-    return 1;
-  }
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_pushvalue(L, 1);
-  lua_pushvalue(L, 2);
-  lua_call(L, 2, 1);  // inside the runbook's protected call, as Lua's sort calls it
-  lua_pushboolean(L, lua_toboolean(L, -1));
-  return 1;
-}
+// table.sort as ltablib.c's: the same quicksort, pivots and errors, with every comparison
+// (each element read is followed by one) counted.
+using IdxT = unsigned int;
+constexpr IdxT kRanLimit = 100u;  // below it the pivot is the middle element
 
-// Lua's own sort (upvalue 1) with a counting comparator. Anything but a function or nil as the
-// comparator goes to it unchanged, so its errors stay Lua's.
-int tsort(lua_State* L) {
-  int top = lua_gettop(L);
-  Ticker t{L};  // lives until the sort returns, the only time the comparator is called
-  lua_pushvalue(L, lua_upvalueindex(1));
-  lua_insert(L, 1);
-  if (top == 1 || (top == 2 && (lua_isnil(L, 3) || lua_isfunction(L, 3)))) {
-    if (top == 1) lua_pushnil(L);
-    lua_pushlightuserdata(L, &t);
-    lua_pushcclosure(L, sort_compare, 2);
+struct Sorter {
+  lua_State* L;
+  Ticker ticker{L};
+
+  void set2(IdxT i, IdxT j) {
+    lua_seti(L, 1, i);
+    lua_seti(L, 1, j);
   }
-  lua_call(L, lua_gettop(L) - 1, 0);
+
+  bool less(int a, int b) {
+    ticker.tick();
+    if (lua_isnil(L, 2)) return lua_compare(L, a, b, LUA_OPLT);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, a - 1);  // -1 for the function
+    lua_pushvalue(L, b - 2);  // -2 for the function and a
+    lua_call(L, 2, 1);        // inside the runbook's protected call, as Lua's sort calls it
+    bool res = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    return res;
+  }
+
+  IdxT partition(IdxT lo, IdxT up) {
+    IdxT i = lo, j = up - 1;  // a[lo .. i] <= P <= a[j .. up], a[up - 1] == P
+    for (;;) {
+      while (lua_geti(L, 1, ++i), less(-1, -2)) {
+        if (i == up - 1) luaL_error(L, "invalid order function for sorting");
+        lua_pop(L, 1);
+      }
+      while (lua_geti(L, 1, --j), less(-3, -1)) {
+        if (j < i) luaL_error(L, "invalid order function for sorting");
+        lua_pop(L, 1);
+      }
+      if (j < i) {
+        lua_pop(L, 1);
+        set2(up - 1, i);
+        return i;
+      }
+      set2(i, j);
+    }
+  }
+
+  static IdxT choose_pivot(IdxT lo, IdxT up, unsigned rnd) {
+    IdxT r4 = (up - lo) / 4;
+    return rnd % (r4 * 2) + (lo + r4);
+  }
+
+  static unsigned randomize_pivot() {
+    return static_cast<unsigned>(std::clock()) + static_cast<unsigned>(std::time(nullptr));
+  }
+
+  void sort(IdxT lo, IdxT up, unsigned rnd) {
+    while (lo < up) {  // a loop for the tail call
+      lua_geti(L, 1, lo);
+      lua_geti(L, 1, up);
+      if (less(-1, -2))
+        set2(lo, up);
+      else
+        lua_pop(L, 2);
+      if (up - lo == 1) break;
+      IdxT p = (up - lo < kRanLimit || rnd == 0) ? (lo + up) / 2 : choose_pivot(lo, up, rnd);
+      lua_geti(L, 1, p);
+      lua_geti(L, 1, lo);
+      if (less(-2, -1)) {
+        set2(p, lo);
+      } else {
+        lua_pop(L, 1);
+        lua_geti(L, 1, up);
+        if (less(-1, -2))
+          set2(p, up);
+        else
+          lua_pop(L, 2);
+      }
+      if (up - lo == 2) break;
+      lua_geti(L, 1, p);
+      lua_pushvalue(L, -1);
+      lua_geti(L, 1, up - 1);
+      set2(p, up - 1);
+      p = partition(lo, up);
+      IdxT n;
+      if (p - lo < up - p) {  // recurse into the shorter side: depth log2(n)
+        sort(lo, p - 1, rnd);
+        n = p - lo;
+        lo = p + 1;
+      } else {
+        sort(p + 1, up, rnd);
+        n = up - p;
+        up = p - 1;
+      }
+      if ((up - lo) / 128 > n) rnd = randomize_pivot();  // too imbalanced
+    }
+  }
+};
+
+int tsort(lua_State* L) {
+  lua_Integer n = aux_getn(L, 1, kTabR | kTabW);
+  if (n > 1) {
+    luaL_argcheck(L, n < INT_MAX, 1, "array too big");
+    if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_settop(L, 2);
+    Sorter{L}.sort(1, static_cast<IdxT>(n), 0);
+  }
   return 0;
 }
 
 const luaL_Reg kBounded[] = {{"insert", tinsert}, {"remove", tremove}, {"move", tmove},
-                             {"concat", tconcat}, {nullptr, nullptr}};
+                             {"concat", tconcat}, {"sort", tsort},     {nullptr, nullptr}};
 
 }  // namespace
 
 void install_bounded_table(lua_State* L, int G) {
   lua_getfield(L, G, "table");
   luaL_setfuncs(L, kBounded, 0);
-  lua_getfield(L, -1, "sort");
-  lua_pushcclosure(L, tsort, 1);
-  lua_setfield(L, -2, "sort");
   lua_pop(L, 1);
 }
 
