@@ -296,6 +296,10 @@ return ser(pcall(load(code, "=case")))
       "return string.rep('x', math.maxinteger)",
       "return string.rep('x', 1 << 40, '')",
       "return string.rep()",
+      "return pcall(coroutine.wrap(function() return ('abc'):gsub('.', function(c) coroutine.yield(c) end) end))",
+      "return ('abc'):gsub('.', function(c) if c == 'b' then error('boom ' .. c) end return c:upper() end)",
+      "return ('abc'):gsub('.', function(c) error({}) end)",
+      "return pcall(coroutine.wrap(function() table.sort({3, 2, 1}, function(a, b) coroutine.yield() end) end))",
   };
   lua_State* ref = luaL_newstate();
   luaL_openlibs(ref);
@@ -349,7 +353,8 @@ const Hostile kHostile[] = {
      " log.info('rep survived')",
      0, "rep survived"},
     {"string.rep past the memory ceiling", "local s = string.rep('x', 1 << 30)", 1,
-     "string.rep: the result (1073741824 bytes) does not fit in the memory ceiling of 256 MiB"},
+     "string.rep: the result (1073741824 bytes, built in twice that) does not fit in the memory "
+     "ceiling of 256 MiB"},
     {"table.move over 2^62 slots", "table.move({}, 1, 1 << 62, 1)", 1,
      "table.move: 4611686018427387904 elements are more than the memory ceiling of 256 MiB can "
      "hold"},
@@ -371,6 +376,9 @@ const Hostile kHostile[] = {
      " assert(string.find(h, n, 1, true) == nil) assert(h:find(n) == nil)"
      " assert(h:find(n:sub(1, -2), 100, true) == 100) log.info('find survived')",
      0, "find survived"},
+    {"a runaway replacement function in gsub",
+     "string.gsub(('x'):rep(100), '.', function() while true do end end)", 1,
+     "exceeded its timeout of 2.0s"},
     {"gsub amplification", "local s = ('x'):rep(1 << 20) s = s:gsub('x', ('y'):rep(1000))", 1,
      "memory ceiling"},
     {"gsub amplification through a function",

@@ -578,9 +578,10 @@ int str_rep(lua_State* L) {
   // The buffer, then the string made from it: twice the result at the peak.
   if (total > left / 2)
     return luaL_error(L,
-                      "string.rep: the result (%I bytes) does not fit in the memory ceiling of "
-                      "%d MiB",
-                      static_cast<lua_Integer>(total), static_cast<int>(limit >> 20));
+                      "string.rep: the result (%I bytes, built in twice that) does not fit in "
+                      "the memory ceiling of %d MiB (%d MiB in use)",
+                      static_cast<lua_Integer>(total), static_cast<int>(limit >> 20),
+                      static_cast<int>(used >> 20));
   luaL_Buffer b;
   char* out = luaL_buffinitsize(L, &b, total);
   size_t unit = l + lsep, body = (count - 1) * unit;  // "s sep" n-1 times, then s
