@@ -16,7 +16,7 @@ namespace {
 // Lua's own on generated patterns). The difference is `tick`, which every unit of work passes.
 
 constexpr int kMaxCaptures = 32;  // lstrlib.c's LUA_MAXCAPTURES
-constexpr int kMaxDepth = 200;  // lstrlib.c's MAXCCALLS: "pattern too complex" beyond it
+constexpr int kMaxDepth = 200;    // lstrlib.c's MAXCCALLS: "pattern too complex" beyond it
 constexpr ptrdiff_t kCapUnfinished = -1;
 constexpr ptrdiff_t kCapPosition = -2;
 constexpr char kEsc = '%';
@@ -100,18 +100,41 @@ struct Matcher {
   static bool match_class(int c, int cl) {
     bool res;
     switch (std::tolower(cl)) {
-      case 'a': res = std::isalpha(c); break;
-      case 'c': res = std::iscntrl(c); break;
-      case 'd': res = std::isdigit(c); break;
-      case 'g': res = std::isgraph(c); break;
-      case 'l': res = std::islower(c); break;
-      case 'p': res = std::ispunct(c); break;
-      case 's': res = std::isspace(c); break;
-      case 'u': res = std::isupper(c); break;
-      case 'w': res = std::isalnum(c); break;
-      case 'x': res = std::isxdigit(c); break;
-      case 'z': res = (c == 0); break;  // deprecated in Lua, still there
-      default: return cl == c;
+      case 'a':
+        res = std::isalpha(c);
+        break;
+      case 'c':
+        res = std::iscntrl(c);
+        break;
+      case 'd':
+        res = std::isdigit(c);
+        break;
+      case 'g':
+        res = std::isgraph(c);
+        break;
+      case 'l':
+        res = std::islower(c);
+        break;
+      case 'p':
+        res = std::ispunct(c);
+        break;
+      case 's':
+        res = std::isspace(c);
+        break;
+      case 'u':
+        res = std::isupper(c);
+        break;
+      case 'w':
+        res = std::isalnum(c);
+        break;
+      case 'x':
+        res = std::isxdigit(c);
+        break;
+      case 'z':
+        res = (c == 0);
+        break;  // deprecated in Lua, still there
+      default:
+        return cl == c;
     }
     return std::islower(cl) ? res : !res;
   }
@@ -141,10 +164,14 @@ struct Matcher {
     if (s >= src_end) return false;
     int c = uchar(*s);
     switch (*p) {
-      case '.': return true;
-      case kEsc: return match_class(c, uchar(*(p + 1)));
-      case '[': return match_bracket_class(c, p, ep - 1);
-      default: return uchar(*p) == c;
+      case '.':
+        return true;
+      case kEsc:
+        return match_class(c, uchar(*(p + 1)));
+      case '[':
+        return match_bracket_class(c, p, ep - 1);
+      default:
+        return uchar(*p) == c;
     }
   }
 
@@ -255,8 +282,16 @@ struct Matcher {
               s = nullptr;
               break;
             }
-            case '0': case '1': case '2': case '3': case '4':
-            case '5': case '6': case '7': case '8': case '9':
+            case '0':
+            case '1':
+            case '2':
+            case '3':
+            case '4':
+            case '5':
+            case '6':
+            case '7':
+            case '8':
+            case '9':
               s = match_capture(s, uchar(*(p + 1)));
               if (s) {
                 p += 2;
@@ -268,7 +303,7 @@ struct Matcher {
           }
           break;
         default:
-        dflt: {
+        dflt : {
           const char* ep = class_end(p);  // points to the optional suffix
           budget.tick();
           if (!single_match(s, p, ep)) {
@@ -523,8 +558,9 @@ int str_gsub(lua_State* L) {
   bool anchor = (*p == '^');
   lua_Integer n = 0;
   bool changed = false;
-  luaL_argexpected(L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-                          tr == LUA_TTABLE, 3, "string/function/table");
+  luaL_argexpected(
+      L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+      "string/function/table");
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   if (anchor) {
