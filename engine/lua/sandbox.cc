@@ -9,6 +9,8 @@
 
 #include "core/hash.h"
 #include "core/interrupt.h"
+#include "lua/bounded_string.h"
+#include "lua/bounded_table.h"
 
 namespace rb {
 namespace {
@@ -106,7 +108,9 @@ void Sandbox::build_globals() {
   lua_setfield(L, G, "require");
 
   allow(L, G, "string", luaopen_string, kString);
+  install_bounded_string(L, G);  // find/match/gmatch/gsub/rep with a step budget
   allow(L, G, "table", luaopen_table, kTable);
+  install_bounded_table(L, G);  // move/insert/remove/concat/sort that check the deadline
   allow(L, G, "math", luaopen_math, kMath);
   allow(L, G, "utf8", luaopen_utf8, kUtf8);
   allow(L, G, "coroutine", luaopen_coroutine, kCoroutine);
@@ -155,23 +159,23 @@ void Sandbox::kill(std::string reason) {
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, 1);
 }
 
-void Sandbox::hook(lua_State* L, lua_Debug*) {
-  Sandbox* self = from(L);
-  if (self->killed_.empty()) {
+void Sandbox::hook(lua_State* L, lua_Debug*) { from(L)->check_stop(L); }
+
+void Sandbox::check_stop(lua_State* L) {
+  if (killed_.empty()) {
     if (interrupt_requested()) {
-      self->interrupted_ = true;
-      self->killed_ = "interrupted";
-    } else if (self->deadline_ != SteadyTime::max() &&
-               std::chrono::steady_clock::now() > self->deadline_) {
-      self->killed_ = self->deadline_what_;
-    } else if (self->over_limit_) {
-      self->killed_ = "the memory ceiling of " +
-                      std::to_string(self->opts_.memory_limit >> 20) + " MiB was reached";
+      interrupted_ = true;
+      killed_ = "interrupted";
+    } else if (deadline_ != SteadyTime::max() && std::chrono::steady_clock::now() > deadline_) {
+      killed_ = deadline_what_;
+    } else if (over_limit_) {
+      killed_ = "the memory ceiling of " + std::to_string(opts_.memory_limit >> 20) +
+                " MiB was reached";
     }
   }
-  if (!self->killed_.empty()) {
+  if (!killed_.empty()) {
     lua_sethook(L, &Sandbox::hook, LUA_MASKCOUNT, 1);
-    luaL_error(L, "%s", self->killed_.c_str());
+    luaL_error(L, "%s", killed_.c_str());
   }
 }
 

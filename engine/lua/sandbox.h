@@ -39,6 +39,10 @@ class Sandbox {
   const std::string& deadline_what() const { return deadline_what_; }
   void kill(std::string reason);
   bool interrupted() const { return interrupted_; }
+  // Raises the stop error if the step is stopped or should be now (deadline, Ctrl-C, memory):
+  // for C code that runs long without a Lua instruction, which the count hook never sees.
+  void check_stop(lua_State* L);
+  size_t memory_limit() const { return opts_.memory_limit; }
 
   // Modules loaded by require: name -> sha256 of the source.
   const std::map<std::string, std::string>& modules() const { return modules_; }
