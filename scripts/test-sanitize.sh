@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRUNBOOK_SANITIZE=ON -DRUNBOOK_BENCH=OFF \
+# -O1: the usual level for ASan, and quicker to build on two cores than -O2.
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" \
+  -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" -DRUNBOOK_SANITIZE=ON -DRUNBOOK_BENCH=OFF \
   -DCMAKE_CXX_COMPILER="${SANITIZE_CXX:-g++}" -DCMAKE_C_COMPILER="${SANITIZE_CC:-gcc}" >/dev/null
 cmake --build build-asan -j"${JOBS:-2}"
 # The same options are compiled in (tests/support/sanitizer_defaults.cc); set here too so that

@@ -1,5 +1,5 @@
 -- test: a looping __gc finalizer collected while declaring
--- expect: exit=1|2 within=13s
+-- expect: exit=1|2 within=12s
 
 runbook { name = "gc-loop-in-declaration", version = "1.0.0" }
 for _ = 1, 10 do setmetatable({}, { __gc = function() while true do end end }) end

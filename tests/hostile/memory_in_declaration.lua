@@ -1,5 +1,5 @@
 -- test: memory exhaustion while declaring
--- expect: exit=1|2 within=6s
+-- expect: exit=1|2 within=12s
 
 runbook { name = "memory-in-declaration", version = "1.0.0" }
 local t = {}
