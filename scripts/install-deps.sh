@@ -8,7 +8,7 @@ pkgs=(
   liblua5.4-dev libcurl4-openssl-dev libgit2-dev libsqlite3-dev libspdlog-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev
   python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
-  procps
+  procps clang libclang-rt-14-dev
 )
 # Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
 # Debian's `npm` package cannot be installed beside it ("held broken packages").

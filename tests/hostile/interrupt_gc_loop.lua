@@ -1,0 +1,9 @@
+-- test: Ctrl-C during a looping __gc finalizer
+-- expect: exit=130 within=3s
+-- interrupt: 1s
+
+runbook { name = "interrupt-gc-loop", version = "1.0.0" }
+step{ "garbage", timeout = "60s", run = function()
+  for _ = 1, 10 do setmetatable({}, { __gc = function() while true do end end }) end
+  while true do local t = {} end
+end }
