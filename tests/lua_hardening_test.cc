@@ -262,6 +262,13 @@ TEST(LuaHardening, GcFinalizersAreRefused) {
                                  "mt.__gc = function() while true do end end\n"
                                  "step('a', function() setmetatable({}, mt) end)\n");
   expect_clean_stop(late, 3, "__gc finalizers are not allowed");
+  // Nor through the metatable the host gives every error it raises.
+  auto shared = run_hostile(d, std::string(kHead) +
+                                   "step{ 'a', timeout = '1s', run = function()\n"
+                                   "  local ok, err = pcall(exec, { 'false' })\n"
+                                   "  getmetatable(err).__gc = function() while true do end end\n"
+                                   "end }\n");
+  expect_clean_stop(shared, 3, "rb.lua:4: attempt to index a string value");
 }
 
 TEST(LuaHardening, CloseHandlersThatLoopStopAtTheDeadline) {

@@ -169,6 +169,10 @@ void raise_error(lua_State* L, const std::string& effect, const std::string& mes
   if (luaL_newmetatable(L, kErrorMeta)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
+    // Shared by every error: out of the runbook's reach, or a __gc added to it would be
+    // registered with the next error the host raises.
+    lua_pushliteral(L, "runbook.error");
+    lua_setfield(L, -2, "__metatable");
   }
   lua_setmetatable(L, -2);
   lua_error(L);
