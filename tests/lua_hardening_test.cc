@@ -56,7 +56,8 @@ void expect_clean_stop(const Outcome& o, double bound_s, const std::string& mess
 }
 
 std::string nested_brackets(int depth) {
-  return std::string(static_cast<size_t>(depth), '[') + std::string(static_cast<size_t>(depth), ']');
+  return std::string(static_cast<size_t>(depth), '[') +
+         std::string(static_cast<size_t>(depth), ']');
 }
 
 // A one-answer HTTP server: every GET gets the bytes of <dir>/body.
@@ -64,8 +65,9 @@ class FileServer {
  public:
   FileServer(const std::string& dir, const std::string& body)
       : port_(free_port()), child_(start(dir, body, port_)) {
-    if (!wait_for_port(port_, 10'000)) ADD_FAILURE() << "python3 http server did not start "
-                                                        "(apt-get install python3)";
+    if (!wait_for_port(port_, 10'000))
+      ADD_FAILURE() << "python3 http server did not start "
+                       "(apt-get install python3)";
   }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/"; }
 
@@ -97,8 +99,11 @@ http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), H).serve_forever()
 TEST(LuaHardening, AnHttpAnswerOfDeepBracketsIsRefusedNotASegfault) {
   TempDir d;
   FileServer server(d.path(), nested_brackets(200'000));
-  std::string code = std::string(kHead) + "step('probe', function()\n"
-                     "  local r = http.get{ url = '" + server.url() + "' }\n"
+  std::string code = std::string(kHead) +
+                     "step('probe', function()\n"
+                     "  local r = http.get{ url = '" +
+                     server.url() +
+                     "' }\n"
                      "  log.info(r.json == nil and 'no json field' or 'json field')\n"
                      "  json.decode(r.body)\n"
                      "end)\n";
@@ -111,10 +116,13 @@ TEST(LuaHardening, AnHttpAnswerOfDeepBracketsIsRefusedNotASegfault) {
 
 TEST(LuaHardening, JsonDecodeIsBoundedAt200Levels) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) + "step('s', function()\n"
-                       "  assert(#json.decode('" + nested_brackets(200) + "') == 1)\n"
-                       "  json.decode(string.rep('[', 100000) .. string.rep(']', 100000))\n"
-                       "end)\n");
+  auto o = run_hostile(d, std::string(kHead) +
+                              "step('s', function()\n"
+                              "  assert(#json.decode('" +
+                              nested_brackets(200) +
+                              "') == 1)\n"
+                              "  json.decode(string.rep('[', 100000) .. string.rep(']', 100000))\n"
+                              "end)\n");
   expect_clean_stop(o, 10, "rb.lua:4: json.decode: json: nested deeper than 200 levels");
   auto one_more = run_hostile(d, std::string(kHead) + "step('s', function() json.decode('" +
                                      nested_brackets(201) + "') end)\n");
@@ -124,25 +132,29 @@ TEST(LuaHardening, JsonDecodeIsBoundedAt200Levels) {
 TEST(LuaHardening, JsonEncodeOfDeepOrCyclicTablesIsAnError) {
   TempDir d;
   // 17 and 30 levels used to overrun the Lua stack (an abort, a hang, a double free).
-  auto fine = run_hostile(d, std::string(kHead) + "step('s', function()\n"
-                          "  for _, n in ipairs{ 17, 18, 30, 200 } do\n"
-                          "    local t = {} for i = 2, n do t = i % 2 == 0 and { k = t } or { t } end\n"
-                          "    assert(#json.encode(t) > n)\n"
-                          "  end\n"
-                          "  log.info('encoded')\n"
-                          "end)\n");
+  auto fine = run_hostile(
+      d, std::string(kHead) +
+             "step('s', function()\n"
+             "  for _, n in ipairs{ 17, 18, 30, 200 } do\n"
+             "    local t = {} for i = 2, n do t = i % 2 == 0 and { k = t } or { t } end\n"
+             "    assert(#json.encode(t) > n)\n"
+             "  end\n"
+             "  log.info('encoded')\n"
+             "end)\n");
   EXPECT_EQ(fine.cli.code, 0) << fine.all();
   EXPECT_NE(fine.all().find("encoded"), std::string::npos) << fine.all();
 
-  auto deep = run_hostile(d, std::string(kHead) + "step('s', function()\n"
-                          "  local t = {} for i = 1, 250 do t = { t } end\n"
-                          "  json.encode(t)\n"
-                          "end)\n");
+  auto deep = run_hostile(d, std::string(kHead) +
+                                 "step('s', function()\n"
+                                 "  local t = {} for i = 1, 250 do t = { t } end\n"
+                                 "  json.encode(t)\n"
+                                 "end)\n");
   expect_clean_stop(deep, 10, "json: nested deeper than 200 levels");
-  auto cycle = run_hostile(d, std::string(kHead) + "step('s', function()\n"
-                           "  local t = {} t.self = t\n"
-                           "  json.encode(t)\n"
-                           "end)\n");
+  auto cycle = run_hostile(d, std::string(kHead) +
+                                  "step('s', function()\n"
+                                  "  local t = {} t.self = t\n"
+                                  "  json.encode(t)\n"
+                                  "end)\n");
   expect_clean_stop(cycle, 10, "json: nested deeper than 200 levels; a cycle?");
 }
 
@@ -150,23 +162,33 @@ TEST(LuaHardening, DeepAndSharedEffectArgumentsEndInTime) {
   TempDir d;
   int port = free_port();  // nothing listens: a converted argument ends in a refused connection
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
-  auto twenty = run_hostile(d, std::string(kHead) + "step{ 's', timeout = '3s', run = function()\n"
-                            "  local t = { a = 1 } for i = 1, 20 do t = { t } end\n"
-                            "  http.post{ url = '" + url + "', json = t }\n"
-                            "end }\n");
+  auto twenty = run_hostile(d, std::string(kHead) +
+                                   "step{ 's', timeout = '3s', run = function()\n"
+                                   "  local t = { a = 1 } for i = 1, 20 do t = { t } end\n"
+                                   "  http.post{ url = '" +
+                                   url +
+                                   "', json = t }\n"
+                                   "end }\n");
   expect_clean_stop(twenty, 10, "http.post: POST " + url);
 
-  auto deep = run_hostile(d, std::string(kHead) + "step('s', function()\n"
-                          "  local t = { a = 1 } for i = 1, 300 do t = { t } end\n"
-                          "  http.post{ url = '" + url + "', json = t }\n"
-                          "end)\n");
-  expect_clean_stop(deep, 10, "argument 'json' to 'http.post' is not JSON (json: nested deeper "
-                              "than 200 levels");
+  auto deep = run_hostile(d, std::string(kHead) +
+                                 "step('s', function()\n"
+                                 "  local t = { a = 1 } for i = 1, 300 do t = { t } end\n"
+                                 "  http.post{ url = '" +
+                                 url +
+                                 "', json = t }\n"
+                                 "end)\n");
+  expect_clean_stop(deep, 10,
+                    "argument 'json' to 'http.post' is not JSON (json: nested deeper "
+                    "than 200 levels");
   // One table shared at every level: 2^60 values if expanded.
-  auto shared = run_hostile(d, std::string(kHead) + "step{ 's', timeout = '3s', run = function()\n"
-                            "  local t = { 1 } for i = 1, 60 do t = { t, t } end\n"
-                            "  http.post{ url = '" + url + "', json = t }\n"
-                            "end }\n");
+  auto shared = run_hostile(d, std::string(kHead) +
+                                   "step{ 's', timeout = '3s', run = function()\n"
+                                   "  local t = { 1 } for i = 1, 60 do t = { t, t } end\n"
+                                   "  http.post{ url = '" +
+                                   url +
+                                   "', json = t }\n"
+                                   "end }\n");
   expect_clean_stop(shared, 10, "values (json: the same table many times over?)");
 }
 
@@ -174,11 +196,12 @@ TEST(LuaHardening, DeepAndSharedEffectArgumentsEndInTime) {
 
 TEST(LuaHardening, StepInsideARunningStepIsARunbookError) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) +
-                              "step('outer', function()\n"
-                              "  for i = 1, 100 do step('inner' .. i, function() end) end\n"
-                              "end)\n"
-                              "step{ 'cleanup', always = true, run = function() log.info('cleanup ran') end }\n");
+  auto o = run_hostile(
+      d, std::string(kHead) +
+             "step('outer', function()\n"
+             "  for i = 1, 100 do step('inner' .. i, function() end) end\n"
+             "end)\n"
+             "step{ 'cleanup', always = true, run = function() log.info('cleanup ran') end }\n");
   expect_clean_stop(o, 10, "rb.lua:3: step() may be called only at the top level of the runbook");
   EXPECT_NE(o.all().find("cleanup ran"), std::string::npos) << o.all();
 }
@@ -188,21 +211,24 @@ TEST(LuaHardening, StepInsideARunningStepIsARunbookError) {
 TEST(LuaHardening, AnErrorObjectWhoseTostringFailsIsReported) {
   TempDir d;
   // A __tostring that loops is stopped by the step's deadline, which it then overran.
-  for (auto [tostring, message] :
-       std::vector<std::pair<std::string, std::string>>{
-           {"error('boom')", "a table error value whose __tostring failed: " + d / "rb.lua:3: boom"},
+  for (auto [tostring, message] : std::vector<std::pair<std::string, std::string>>{
+           {"error('boom')",
+            "a table error value whose __tostring failed: " + d / "rb.lua:3: boom"},
            {"return {}", "a table error value whose __tostring failed: '__tostring' must return"},
            {"while true do end", "step 'a' exceeded its timeout of 1.0s"}}) {
-    auto o = run_hostile(d, std::string(kHead) +
-                                "step{ 'a', timeout = '1s', run = function()\n"
-                                "  error(setmetatable({}, { __tostring = function() " + tostring +
-                                " end }))\nend }\n"
-                                "step{ 'c', always = true, run = function() log.info('cleanup ran') end }\n");
+    auto o = run_hostile(
+        d, std::string(kHead) +
+               "step{ 'a', timeout = '1s', run = function()\n"
+               "  error(setmetatable({}, { __tostring = function() " +
+               tostring +
+               " end }))\nend }\n"
+               "step{ 'c', always = true, run = function() log.info('cleanup ran') end }\n");
     expect_clean_stop(o, 5, message);
     EXPECT_NE(o.all().find("cleanup ran"), std::string::npos) << tostring << "\n" << o.all();
   }
-  auto decl = run_hostile(d, std::string(kHead) + "error(setmetatable({}, { __tostring = "
-                                                  "function() error('boom') end }))\n");
+  auto decl = run_hostile(d, std::string(kHead) +
+                                 "error(setmetatable({}, { __tostring = "
+                                 "function() error('boom') end }))\n");
   expect_clean_stop(decl, 5, "__tostring failed");
 }
 
@@ -210,7 +236,8 @@ TEST(LuaHardening, ARunbookThatReplacesMathStillRuns) {
   TempDir d;
   for (const char* change : {"math = nil", "math.randomseed = function() while true do end end",
                              "math.randomseed = 5"}) {
-    auto o = run_hostile(d, std::string(kHead) + change + "\nstep('a', function() log.info('the step ran') end)\n");
+    auto o = run_hostile(
+        d, std::string(kHead) + change + "\nstep('a', function() log.info('the step ran') end)\n");
     EXPECT_EQ(o.cli.code, 0) << change << "\n" << o.all();
     EXPECT_LT(o.seconds, 5) << change;
     EXPECT_NE(o.all().find("the step ran"), std::string::npos) << o.all();
@@ -221,12 +248,13 @@ TEST(LuaHardening, ARunbookThatReplacesMathStillRuns) {
 
 TEST(LuaHardening, AnXpcallHandlerThatLoopsStopsAtTheDeadline) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) +
-                              "step{ 'a', timeout = '1s', run = function()\n"
-                              "  while true do xpcall(function() while true do end end,\n"
-                              "                       function() while true do end end) end\n"
-                              "end }\n"
-                              "step{ 'c', always = true, run = function() log.info('cleanup ran') end }\n");
+  auto o = run_hostile(
+      d, std::string(kHead) +
+             "step{ 'a', timeout = '1s', run = function()\n"
+             "  while true do xpcall(function() while true do end end,\n"
+             "                       function() while true do end end) end\n"
+             "end }\n"
+             "step{ 'c', always = true, run = function() log.info('cleanup ran') end }\n");
   expect_clean_stop(o, 3, "step 'a' exceeded its timeout of 1.0s");
   EXPECT_NE(o.all().find("cleanup ran"), std::string::npos) << o.all();
   // In a coroutine, and with an error that the handler sees first.
@@ -242,9 +270,10 @@ TEST(LuaHardening, AnXpcallHandlerThatLoopsStopsAtTheDeadline) {
 
 TEST(LuaHardening, AnXpcallLoopWhileDeclaringStopsAtTheDeclarationLimit) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) +
-                              "xpcall(function() while true do end end, function() while true do end end)\n"
-                              "step('a', function() end)\n");
+  auto o = run_hostile(
+      d, std::string(kHead) +
+             "xpcall(function() while true do end end, function() while true do end end)\n"
+             "step('a', function() end)\n");
   expect_clean_stop(o, 12, "declaring the runbook took longer than 10s");
   EXPECT_EQ(o.cli.code, 2);
 }
@@ -273,11 +302,13 @@ TEST(LuaHardening, GcFinalizersAreRefused) {
 
 TEST(LuaHardening, CloseHandlersThatLoopStopAtTheDeadline) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) +
-                              "step{ 'a', timeout = '1s', run = function()\n"
-                              "  local x <close> = setmetatable({}, { __close = function() while true do end end })\n"
-                              "  while true do end\n"
-                              "end }\n");
+  auto o = run_hostile(
+      d,
+      std::string(kHead) +
+          "step{ 'a', timeout = '1s', run = function()\n"
+          "  local x <close> = setmetatable({}, { __close = function() while true do end end })\n"
+          "  while true do end\n"
+          "end }\n");
   expect_clean_stop(o, 3, "exceeded its timeout of 1.0s");
 }
 
@@ -285,9 +316,10 @@ TEST(LuaHardening, AStepThatOverranItsDeadlineFailsEvenIfItsLastCallReturned) {
   TempDir d;
   // table.sort of a million numbers runs in C for a while: the count hook never sees the
   // deadline pass, and the step returns right after it. It must not be reported succeeded.
-  auto o = run_hostile(d, std::string(kHead) +
-                              "local t = {} for i = 1, 1000000 do t[i] = (i * 7919) % 1000003 end\n"
-                              "step{ 'a', timeout = '100ms', run = function() table.sort(t) end }\n");
+  auto o =
+      run_hostile(d, std::string(kHead) +
+                         "local t = {} for i = 1, 1000000 do t[i] = (i * 7919) % 1000003 end\n"
+                         "step{ 'a', timeout = '100ms', run = function() table.sort(t) end }\n");
   expect_clean_stop(o, 10, "step 'a' exceeded its timeout of 100ms");
 }
 
@@ -312,7 +344,8 @@ TEST(LuaHardening, TheFirstCtrlCStopsALoopingMessageHandler) {
   auto t0 = Clock::now();
   int status = 0;
   pid_t got = 0;
-  while ((got = ::waitpid(pid, &status, WNOHANG)) == 0 && Clock::now() - t0 < std::chrono::seconds(5))
+  while ((got = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         Clock::now() - t0 < std::chrono::seconds(5))
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   double took = std::chrono::duration<double>(Clock::now() - t0).count();
   if (got == 0) {
@@ -331,14 +364,15 @@ TEST(LuaHardening, TheFirstCtrlCStopsALoopingMessageHandler) {
 
 TEST(LuaHardening, TheMemoryCeilingDoesNotStopTheCleanupStep) {
   TempDir d;
-  auto o = run_hostile(d, std::string(kHead) +
-                              "step('hog', function()\n"
-                              "  local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n"
-                              "end)\n"
-                              "step{ 'cleanup', always = true, run = function()\n"
-                              "  local t = {} for i = 1, 100000 do t[i] = tostring(i) end\n"
-                              "  log.info('cleanup ran')\n"
-                              "end }\n");
+  auto o =
+      run_hostile(d, std::string(kHead) +
+                         "step('hog', function()\n"
+                         "  local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1000) .. i end\n"
+                         "end)\n"
+                         "step{ 'cleanup', always = true, run = function()\n"
+                         "  local t = {} for i = 1, 100000 do t[i] = tostring(i) end\n"
+                         "  log.info('cleanup ran')\n"
+                         "end }\n");
   expect_clean_stop(o, 20, "memory ceiling of 256 MiB was reached");
   EXPECT_NE(o.all().find("cleanup ran"), std::string::npos) << o.all();
   EXPECT_NE(o.runs.find("\"outcome\":\"failed\""), std::string::npos) << o.runs;
@@ -358,9 +392,10 @@ TEST(LuaHardening, RequireRefusesASymlinkThatLeadsOutside) {
                               "  assert(require('alias').ok)\n"
                               "  require('evil')\n"
                               "end)\n");
-  expect_clean_stop(o, 10, "require: module 'evil' (" + d / "evil.lua" + ") resolves to " +
-                               std::filesystem::canonical(outside / "secret.lua").string() +
-                               ", outside stdlib/ and the runbook's directory");
+  expect_clean_stop(o, 10,
+                    "require: module 'evil' (" + d / "evil.lua" + ") resolves to " +
+                        std::filesystem::canonical(outside / "secret.lua").string() +
+                        ", outside stdlib/ and the runbook's directory");
   auto decl = run_hostile(d, std::string(kHead) + "require('evil')\nstep('a', function() end)\n");
   expect_clean_stop(decl, 10, "outside stdlib/ and the runbook's directory");
   EXPECT_EQ(decl.cli.code, 2);

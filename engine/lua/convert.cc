@@ -66,8 +66,9 @@ json to_json(lua_State* L, int idx, const std::string& root, const std::string& 
         for (lua_Integer i = 1; i <= n; ++i) {
           lua_rawgeti(L, idx, i);
           // The path is only built for the top levels: 200 of them make an unreadable message.
-          arr.push_back(to_json(L, -1, root, level < 8 ? what + "[" + std::to_string(i) + "]" : what,
-                                level + 1, budget));
+          arr.push_back(to_json(L, -1, root,
+                                level < 8 ? what + "[" + std::to_string(i) + "]" : what, level + 1,
+                                budget));
           lua_pop(L, 1);
         }
         return arr;
