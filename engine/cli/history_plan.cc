@@ -116,7 +116,7 @@ PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string
   if (!in) throw UsageError("cannot read the plan " + plan_path);
   std::stringstream ss;
   ss << in.rdbuf();
-  json plan = json::parse(ss.str(), nullptr, false);
+  json plan = parse_json(ss.str());
   if (plan.is_discarded() || !plan.is_object() || plan.value("format", "") != kPlanFormat)
     throw UsageError(plan_path + " is not a runbook plan (made by exec --dry-run --save-plan)");
   PlanCheck c;

@@ -119,7 +119,7 @@ json response_json(const os::HttpResponse& resp) {
            {"body", resp.body},
            {"headers", headers},
            {"elapsed_ms", resp.elapsed.count()}};
-  json parsed = json::parse(resp.body, nullptr, false);
+  json parsed = parse_json(resp.body);
   if (!parsed.is_discarded() && (parsed.is_object() || parsed.is_array())) out["json"] = parsed;
   return out;
 }

@@ -290,7 +290,7 @@ json exec_preview(EffectContext& ctx, const Args& a) {
   std::string error;
   auto r = c.run("EXPLAIN (FORMAT JSON) " + sql, params, timeout, &error);
   if (error.empty() && r && PQntuples(r.get()) == 1) {
-    json plan = json::parse(PQgetvalue(r.get(), 0, 0), nullptr, false);
+    json plan = parse_json(PQgetvalue(r.get(), 0, 0));
     if (!plan.is_discarded() && plan.is_array() && !plan.empty() && plan[0].contains("Plan")) {
       json node = plan[0]["Plan"];
       // A ModifyTable node reports 0 rows; what it is fed is the estimate.

@@ -489,7 +489,7 @@ json rows_json(const PGresult* r) {
         double d = std::strtod(text.c_str(), &end);
         if (end && *end == '\0' && std::isfinite(d)) v = d;
       } else if (t == kJson || t == kJsonb) {
-        json parsed = json::parse(text, nullptr, false);
+        json parsed = parse_json(text);
         if (!parsed.is_discarded()) v = std::move(parsed);
       }
       row[name] = std::move(v);

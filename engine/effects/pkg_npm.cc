@@ -26,7 +26,7 @@ json require_project(const std::string& dir) {
 
 std::string version_in(const std::string& pkg_dir) {
   try {
-    json j = json::parse(os::read_file(pkg_dir + "/package.json"));
+    json j = parse_json(os::read_file(pkg_dir + "/package.json"));
     if (j.contains("version") && j["version"].is_string()) return j["version"].get<std::string>();
   } catch (const std::exception&) {
   }
@@ -115,11 +115,10 @@ Manifest manifest_of(EffectContext& ctx, const std::string& path) {
     if (res.code != 0)
       throw EffectError("cannot read package.json from " + path + ": " +
                         tail_lines(res.stderr_text));
-    try {
-      j = json::parse(res.stdout_text);
-    } catch (const std::exception& e) {
-      throw EffectError("package.json in " + path + " is not valid JSON: " + e.what());
-    }
+    std::string why;
+    j = parse_json(res.stdout_text, &why);
+    if (j.is_discarded())
+      throw EffectError("package.json in " + path + " is not valid JSON: " + why);
   }
   Manifest m;
   if (j.contains("name") && j["name"].is_string()) m.name = j["name"].get<std::string>();

@@ -21,11 +21,10 @@ std::string read_text(const std::string& path) {
 
 json read_json(const std::string& path) {
   std::string text = read_text(path);
-  try {
-    return json::parse(text);
-  } catch (const std::exception& e) {
-    throw EffectError(path + " is not valid JSON: " + e.what());
-  }
+  std::string why;
+  json j = parse_json(text, &why);
+  if (j.is_discarded()) throw EffectError(path + " is not valid JSON: " + why);
+  return j;
 }
 
 std::string artifact_path(EffectContext& ctx, const std::string& kind, const std::string& subject,

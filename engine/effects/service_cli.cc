@@ -182,12 +182,12 @@ class Pm2 : public CliBackend {
   json find_app(EffectContext& ctx, const ServiceDef& d) {
     auto r = run(ctx, d, {"pm2", "jlist"}, Millis(30'000), true);
     // pm2 may print a banner (spawning its daemon) before the JSON: take the array line.
-    json list = json::parse(r.stdout_text, nullptr, false);
+    json list = parse_json(r.stdout_text);
     if (list.is_discarded())
       for (const auto& line : split(r.stdout_text, '\n')) {
         std::string t = trim(line);
         if (t.empty() || t[0] != '[') continue;
-        list = json::parse(t, nullptr, false);
+        list = parse_json(t);
         if (!list.is_discarded()) break;
       }
     if (list.is_discarded() || !list.is_array())
@@ -218,12 +218,12 @@ class Compose : public CliBackend {
     auto r = run(ctx, d, command(d, "ps"), Millis(30'000), true);
     // Older compose prints one JSON array, newer one object per line.
     std::vector<json> rows;
-    json all = json::parse(r.stdout_text, nullptr, false);
+    json all = parse_json(r.stdout_text);
     if (!all.is_discarded() && all.is_array()) {
       for (auto& x : all) rows.push_back(x);
     } else {
       for (const auto& line : split(r.stdout_text, '\n')) {
-        json j = json::parse(trim(line), nullptr, false);
+        json j = parse_json(trim(line));
         if (!j.is_discarded() && j.is_object()) rows.push_back(j);
       }
     }

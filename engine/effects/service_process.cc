@@ -39,7 +39,7 @@ std::optional<PidRecord> read_pidfile(const std::string& path, std::string* prob
     *problem = e.what();
     return std::nullopt;
   }
-  json j = json::parse(text, nullptr, false);
+  json j = parse_json(text);
   if (j.is_discarded() || !j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
       !j.contains("started") || !j["started"].is_number_unsigned() || !j.contains("cmdline")) {
     // A bare pid (written by some other tool) identifies nothing: never act on it.

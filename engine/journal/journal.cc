@@ -80,7 +80,7 @@ std::string col_text(sqlite3_stmt* s, int i) {
 json col_json(sqlite3_stmt* s, int i) {
   std::string t = col_text(s, i);
   if (t.empty()) return nullptr;
-  return json::parse(t, nullptr, false);
+  return parse_json(t);
 }
 
 void bind_value(sqlite3_stmt* s, int i, const std::string& v) {

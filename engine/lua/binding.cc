@@ -12,11 +12,15 @@ namespace {
 
 const char* kErrorMeta = "runbook.error";
 
+// Raw reads: the runbook may have changed the fields or given the table a metatable of its own.
 int error_tostring(lua_State* L) {
-  lua_getfield(L, 1, "site");
-  std::string site = lua_tostring(L, -1) ? lua_tostring(L, -1) : "";
-  lua_getfield(L, 1, "message");
-  std::string msg = lua_tostring(L, -1) ? lua_tostring(L, -1) : "error";
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushliteral(L, "site");
+  lua_rawget(L, 1);
+  std::string site = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+  lua_pushliteral(L, "message");
+  lua_rawget(L, 1);
+  std::string msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "error";
   lua_pushstring(L, (site.empty() ? msg : site + " " + msg).c_str());
   return 1;
 }
@@ -39,20 +43,22 @@ bool is_table_typed(const Effect& e, const std::string& arg) {
 json collect_args(lua_State* L, const Effect& e) {
   int n = lua_gettop(L);
   json named = json::object();
+  JsonBudget budget;  // one for all the arguments: they may share a table
+  if (!lua_checkstack(L, 4)) throw ArgError("bad arguments to '" + e.name + "' (too many)");
   auto merge_table = [&](int idx) {
     idx = lua_absindex(L, idx);
     json array = json::array();
     lua_Integer len = static_cast<lua_Integer>(lua_rawlen(L, idx));
     for (lua_Integer i = 1; i <= len; ++i) {
       lua_rawgeti(L, idx, i);
-      array.push_back(lua_to_json(L, -1, e.name + " argument #" + std::to_string(i)));
+      array.push_back(lua_to_json(L, -1, e.name + " argument #" + std::to_string(i), &budget));
       lua_pop(L, 1);
     }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
       if (lua_type(L, -2) == LUA_TSTRING) {
         std::string key = lua_tostring(L, -2);
-        named[key] = lua_to_json(L, -1, "argument '" + key + "' to '" + e.name + "'");
+        named[key] = lua_to_json(L, -1, "argument '" + key + "' to '" + e.name + "'", &budget);
       } else if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 || lua_tointeger(L, -2) > len) {
         lua_pop(L, 2);
         throw ArgError("bad argument #1 to '" + e.name + "' (table keys must be names or 1..n)");
@@ -92,7 +98,7 @@ json collect_args(lua_State* L, const Effect& e) {
                      ")");
     if (lua_isnil(L, i)) continue;
     named[e.positional[slot]] =
-        lua_to_json(L, i, "argument '" + e.positional[slot] + "' to '" + e.name + "'");
+        lua_to_json(L, i, "argument '" + e.positional[slot] + "' to '" + e.name + "'", &budget);
   }
   return named;
 }
@@ -100,6 +106,7 @@ json collect_args(lua_State* L, const Effect& e) {
 int call_effect(lua_State* L) {
   const auto* e = static_cast<const Effect*>(lua_touserdata(L, lua_upvalueindex(1)));
   Sandbox* sb = Sandbox::from(L);
+  int top = lua_gettop(L);
   std::string site = call_site(L);
 
   // Everything C++ happens inside this block; Lua errors are raised only after it, so no C++
@@ -135,6 +142,7 @@ int call_effect(lua_State* L) {
   } catch (const std::exception& err) {
     failure = e->name + ": " + err.what();
   }
+  lua_settop(L, top);  // a conversion that failed half-way leaves its keys and values behind
   if (!fatal.empty()) {
     sb->kill(fatal);
     raise_error(L, e->name, fatal, nullptr, site);
@@ -148,6 +156,7 @@ int call_effect(lua_State* L) {
 
 void raise_error(lua_State* L, const std::string& effect, const std::string& message,
                  const json& result, const std::string& site) {
+  luaL_checkstack(L, 4, "raising an error");
   lua_createtable(L, 0, 4);
   lua_pushstring(L, effect.c_str());
   lua_setfield(L, -2, "effect");
@@ -160,6 +169,10 @@ void raise_error(lua_State* L, const std::string& effect, const std::string& mes
   if (luaL_newmetatable(L, kErrorMeta)) {
     lua_pushcfunction(L, error_tostring);
     lua_setfield(L, -2, "__tostring");
+    // Shared by every error: out of the runbook's reach, or a __gc added to it would be
+    // registered with the next error the host raises.
+    lua_pushliteral(L, "runbook.error");
+    lua_setfield(L, -2, "__metatable");
   }
   lua_setmetatable(L, -2);
   lua_error(L);

@@ -12,9 +12,17 @@ void* json_null_sentinel() {
   return &null_marker;
 }
 
-json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
+namespace {
+
+// `level` counts the tables enclosing the value at idx (0 at the top). `what` names the value
+// (argument 'json' to 'http.post'[2].name), `root` the whole (argument 'json' to 'http.post').
+json to_json(lua_State* L, int idx, const std::string& root, const std::string& what, int level,
+             JsonBudget& budget) {
   idx = lua_absindex(L, idx);
-  if (depth > 64) throw ArgError(what + " is nested too deeply (a cycle?)");
+  if (budget.values == 0)
+    throw ArgError(root + " holds more than " + std::to_string(kJsonMaxValues) +
+                   " values (json: the same table many times over?)");
+  --budget.values;
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
     case LUA_TNONE:
@@ -37,6 +45,11 @@ json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
       return std::string(s, n);
     }
     case LUA_TTABLE: {
+      if (level >= kJsonMaxDepth)
+        throw ArgError(root + " is not JSON (" + json_too_deep() + "; a cycle?)");
+      // Each level holds a key and a value on the stack while it descends; the 20 slots a C
+      // function is given run out at level 10 without this.
+      if (!lua_checkstack(L, 4)) throw ArgError(what + " is too large for the Lua stack");
       // First pass: is it a list (keys exactly 1..n)?
       lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, idx));
       size_t count = 0;
@@ -52,7 +65,10 @@ json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
         json arr = json::array();
         for (lua_Integer i = 1; i <= n; ++i) {
           lua_rawgeti(L, idx, i);
-          arr.push_back(lua_to_json(L, -1, what + "[" + std::to_string(i) + "]", depth + 1));
+          // The path is only built for the top levels: 200 of them make an unreadable message.
+          arr.push_back(to_json(L, -1, root,
+                                level < 8 ? what + "[" + std::to_string(i) + "]" : what, level + 1,
+                                budget));
           lua_pop(L, 1);
         }
         return arr;
@@ -62,8 +78,10 @@ json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
       json obj = json::object();
       lua_pushnil(L);
       while (lua_next(L, idx)) {
-        std::string key = lua_tostring(L, -2);
-        obj[key] = lua_to_json(L, -1, what + "." + key, depth + 1);
+        size_t klen = 0;
+        const char* k = lua_tolstring(L, -2, &klen);  // a string: the first pass checked
+        std::string key(k, klen);
+        obj[key] = to_json(L, -1, root, level < 8 ? what + "." + key : what, level + 1, budget);
         lua_pop(L, 1);
       }
       return obj;
@@ -73,8 +91,9 @@ json lua_to_json(lua_State* L, int idx, const std::string& what, int depth) {
   }
 }
 
-void push_json(lua_State* L, const json& v) {
-  luaL_checkstack(L, 4, "json nesting");
+// `level` counts the containers down to this value's, itself included (1 at the top).
+void push_value(lua_State* L, const json& v, int level) {
+  luaL_checkstack(L, 3, json_too_deep());
   switch (v.type()) {
     case json::value_t::null:
     case json::value_t::discarded:
@@ -101,24 +120,36 @@ void push_json(lua_State* L, const json& v) {
       lua_pushnil(L);
       return;
     case json::value_t::array: {
-      lua_createtable(L, static_cast<int>(v.size()), 0);
+      if (level > kJsonMaxDepth) luaL_error(L, "%s", json_too_deep());
+      lua_createtable(L, static_cast<int>(std::min<size_t>(v.size(), INT32_MAX)), 0);
       lua_Integer i = 1;
       for (const auto& e : v) {
-        push_json(L, e);
+        push_value(L, e, level + 1);
         lua_rawseti(L, -2, i++);
       }
       return;
     }
     case json::value_t::object: {
-      lua_createtable(L, 0, static_cast<int>(v.size()));
+      if (level > kJsonMaxDepth) luaL_error(L, "%s", json_too_deep());
+      lua_createtable(L, 0, static_cast<int>(std::min<size_t>(v.size(), INT32_MAX)));
       for (auto it = v.begin(); it != v.end(); ++it) {
         if (it->is_null()) continue;
-        push_json(L, *it);
-        lua_setfield(L, -2, it.key().c_str());
+        lua_pushlstring(L, it.key().data(), it.key().size());
+        push_value(L, *it, level + 1);
+        lua_rawset(L, -3);
       }
       return;
     }
   }
 }
+
+}  // namespace
+
+json lua_to_json(lua_State* L, int idx, const std::string& what, JsonBudget* budget) {
+  JsonBudget own;
+  return to_json(L, idx, what, what, 0, budget ? *budget : own);
+}
+
+void push_json(lua_State* L, const json& v) { push_value(L, v, 1); }
 
 }  // namespace rb

@@ -1,5 +1,8 @@
 // Lua values <-> JSON, in one place. Tables with keys 1..n become lists, tables with string keys
 // become objects; anything else (functions, mixed or cyclic tables) is an ArgError naming `what`.
+// Both directions are bounded: kJsonMaxDepth levels of nesting ("json: nested deeper than 200
+// levels") and, from Lua, a number of values, since a table can hold the same table many times
+// over and a DAG of 40 levels would otherwise expand to 2^40 values.
 #pragma once
 #include <lua.hpp>
 
@@ -13,7 +16,18 @@ namespace rb {
 // pg.query{ params = { json.null, 5 } }).
 void* json_null_sentinel();
 
-json lua_to_json(lua_State* L, int idx, const std::string& what, int depth = 0);
+constexpr size_t kJsonMaxValues = 4'000'000;
+
+// How many values one conversion (or several that share it: an effect's arguments) may still
+// produce.
+struct JsonBudget {
+  size_t values = kJsonMaxValues;
+};
+
+// Throws ArgError naming `what` for what JSON cannot hold, too deep a nesting or too many values.
+json lua_to_json(lua_State* L, int idx, const std::string& what, JsonBudget* budget = nullptr);
+// Raises a Lua error (so: call it only where Lua may raise) if `v` nests deeper than
+// kJsonMaxDepth or the Lua stack cannot grow.
 void push_json(lua_State* L, const json& v);
 
 }  // namespace rb

@@ -39,7 +39,7 @@ int l_json_encode(lua_State* L) {
   std::string out;
   std::string err;
   try {
-    json v = lua_to_json(L, 1, "json.encode argument");
+    json v = lua_to_json(L, 1, "argument #1");
     bool pretty = lua_toboolean(L, 2);
     out = pretty ? v.dump(2) : v.dump();
   } catch (const std::exception& e) {
@@ -53,8 +53,9 @@ int l_json_encode(lua_State* L) {
 int l_json_decode(lua_State* L) {
   size_t n = 0;
   const char* s = luaL_checklstring(L, 1, &n);
-  json v = json::parse(s, s + n, nullptr, false);
-  if (v.is_discarded()) return luaL_error(L, "json.decode: not valid JSON");
+  std::string err;
+  json v = parse_json(std::string_view(s, n), &err);
+  if (v.is_discarded()) return luaL_error(L, "json.decode: %s", err.c_str());
   push_json(L, v);
   return 1;
 }

@@ -57,19 +57,6 @@ std::string field_string(lua_State* L, int t, const char* key) {
   return out;
 }
 
-std::string error_message(lua_State* L, int idx) {
-  size_t n = 0;
-  const char* s = luaL_tolstring(L, idx, &n);
-  std::string out(s, n);
-  lua_pop(L, 1);
-  return out;
-}
-
-int traceback(lua_State* L) {
-  // Keep the error value as it is (tables keep their fields); the journal gets the message.
-  return 1;
-}
-
 const std::regex& semver() {
   static const std::regex re(R"(^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
   return re;
@@ -248,40 +235,51 @@ void Runbook::load(const std::string& file) {
   so.memory_limit = memory_limit_;
   so.module_dirs = {fs::path(decl_.abspath).parent_path().string(), stdlib_dir()};
   sandbox_ = std::make_unique<Sandbox>(so);
-  lua_State* L = sandbox_->L();
-  lua_pushlightuserdata(L, this);
-  lua_setfield(L, LUA_REGISTRYINDEX, kRunbookKey);
-  install_effects(L, registry_);
-  install_pure_modules(L);
-  lua_pushglobaltable(L);
-  lua_pushcfunction(L, &Runbook::l_runbook);
-  lua_setfield(L, -2, "runbook");
-  lua_pushcfunction(L, &Runbook::l_step);
-  lua_setfield(L, -2, "step");
-  lua_pop(L, 1);
-
-  // The prelude: friendlier helpers written in Lua on top of the effects (wait.until, ...).
-  std::string prelude = stdlib_dir() + "/prelude.lua";
-  if (fs::is_regular_file(prelude, ec)) {
-    std::string err;
-    if (!sandbox_->load_source(read_text(prelude), "@" + prelude, &err)) throw UsageError(err);
-    if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
-      std::string msg = error_message(L, -1);
-      lua_pop(L, 1);
-      throw UsageError("stdlib prelude: " + msg);
-    }
-  }
-
   std::string err;
-  if (!sandbox_->load_source(code, "@" + file, &err)) throw UsageError(err);
-  sandbox_->arm(std::chrono::steady_clock::now() + std::chrono::seconds(10),
-                "declaring the runbook took longer than 10s");
-  int rc = lua_pcall(L, 0, 0, 0);
-  sandbox_->disarm();
-  if (rc != LUA_OK) {
-    std::string msg = error_message(L, -1);
-    lua_pop(L, 1);
-    throw UsageError(msg);
+  try {
+    bool built = sandbox_->protect(
+        [this](lua_State* L) {
+          lua_pushlightuserdata(L, this);
+          lua_setfield(L, LUA_REGISTRYINDEX, kRunbookKey);
+          install_effects(L, registry_);
+          install_pure_modules(L);
+          lua_pushglobaltable(L);
+          lua_pushcfunction(L, &Runbook::l_runbook);
+          lua_setfield(L, -2, "runbook");
+          lua_pushcfunction(L, &Runbook::l_step);
+          lua_setfield(L, -2, "step");
+          lua_pop(L, 1);
+        },
+        &err);
+    if (!built) throw UsageError("cannot build the runbook's interpreter: " + err);
+    lua_State* L = sandbox_->L();
+
+    // The prelude: friendlier helpers written in Lua on top of the effects (wait.until, ...).
+    std::string prelude = stdlib_dir() + "/prelude.lua";
+    if (fs::is_regular_file(prelude, ec)) {
+      if (!sandbox_->load_source(read_text(prelude), "@" + prelude, &err)) throw UsageError(err);
+      if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        std::string msg = sandbox_->error_text(-1);
+        lua_settop(L, 0);
+        throw UsageError("stdlib prelude: " + msg);
+      }
+    }
+
+    if (!sandbox_->load_source(code, "@" + file, &err)) throw UsageError(err);
+    sandbox_->arm(std::chrono::steady_clock::now() + std::chrono::seconds(10),
+                  "declaring the runbook took longer than 10s");
+    declaring_ = true;
+    int rc = lua_pcall(L, 0, 0, 0);
+    declaring_ = false;
+    // The message is taken while the deadline still holds: its __tostring is the runbook's code.
+    std::string msg = rc == LUA_OK ? "" : sandbox_->error_text(-1);
+    if (rc != LUA_OK && !sandbox_->killed().empty()) msg = file + ": " + sandbox_->killed();
+    lua_settop(L, 0);
+    sandbox_->disarm();
+    if (rc != LUA_OK) throw UsageError(msg);
+  } catch (const LuaPanic& e) {
+    declaring_ = false;
+    throw UsageError(file + ": " + e.what());
   }
   if (!declared_) throw UsageError(file + ": no runbook{ name = ..., version = ... } declaration");
   if (decl_.steps.empty()) throw UsageError(file + ": declares no step(...)");
@@ -413,6 +411,10 @@ int Runbook::l_runbook(lua_State* L) {
 // always = true, run = fn }
 int Runbook::l_step(lua_State* L) {
   Runbook* rb = self(L);
+  // The step list is fixed once the file's top level has run: run_steps walks it.
+  if (!rb->declaring_ || rb->sandbox_->in_step)
+    return luaL_error(L, "step() may be called only at the top level of the runbook, while it "
+                         "is declared, not inside a step");
   StepDecl s;
   s.site = where(L);
   if (!s.site.empty() && s.site.back() == ' ') s.site.pop_back();
@@ -566,46 +568,71 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
                                        const json& params, int attempt) {
   lua_State* L = sandbox_->L();
   auto deadline = std::chrono::steady_clock::now() + s.timeout;
+  std::string overran = "step '" + s.name + "' exceeded its timeout of " + format_duration(s.timeout);
   d.set_step(idx, attempt, deadline, s.name);
-  sandbox_->arm(deadline, "step '" + s.name + "' exceeded its timeout of " +
-                              format_duration(s.timeout));
+  sandbox_->arm(deadline, overran);
   sandbox_->in_step = true;
-  lua_pushcfunction(L, traceback);
-  lua_rawgeti(L, LUA_REGISTRYINDEX, s.fn_ref);
-  push_json(L, params);
-  int rc = lua_pcall(L, 1, 0, -3);
+  int fn_ref = s.fn_ref;
+  std::string error;
+  bool ok = sandbox_->protect(
+      [&](lua_State* L) {
+        lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
+        push_json(L, params);
+        lua_call(L, 1, 0);
+      },
+      &error);
   sandbox_->in_step = false;
   StepOutcome out;
   std::string killed = sandbox_->killed();
   // A replay ends an interrupted original's step the same way (the dispatcher raises Interrupted).
   bool interrupted = sandbox_->interrupted() || interrupt_requested() || killed == "interrupted";
-  if (rc == LUA_OK) {
+  if (ok && killed.empty() && std::chrono::steady_clock::now() > deadline) {
+    // The last effect returned, but late: the step did not hold its deadline.
+    ok = false;
+    killed = overran;
+  }
+  if (ok && killed.empty()) {
     out.outcome = "succeeded";
   } else {
-    out.error = killed.empty() ? error_message(L, -1) : killed;
-    if (rc == LUA_ERRMEM && killed.empty()) out.error = "the memory ceiling was reached";
+    out.error = !killed.empty()               ? killed
+                : sandbox_->over_limit()      ? sandbox_->memory_message()
+                                              : error;
     out.outcome = interrupted ? "interrupted" : "failed";
   }
   lua_settop(L, 0);
   sandbox_->disarm();
   d.set_step(idx, attempt, SteadyTime::max());
+  // Nothing the runbook wrote runs here: the sandbox refuses __gc finalizers.
   lua_gc(L, LUA_GCCOLLECT);
   return out;
 }
 
 void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int first) {
-  lua_State* L = sandbox_->L();
   sandbox_->dispatcher = &d;
-  // `run` describes this run to the runbook (read-only data, no effects).
-  lua_pushglobaltable(L);
-  push_json(L, d.run_info());
-  lua_setfield(L, -2, "run");
-  lua_pop(L, 1);
-  lua_getglobal(L, "math");
-  lua_getfield(L, -1, "randomseed");
-  lua_pushinteger(L, static_cast<lua_Integer>(run.seed));
-  lua_call(L, 1, 0);
-  lua_pop(L, 1);
+  // `run` describes this run to the runbook (read-only data, no effects). Raw: the runbook may
+  // have given _G a __newindex of its own.
+  std::string setup_error;
+  bool ready = false;
+  try {
+    ready = sandbox_->protect(
+                [&](lua_State* L) {
+                  lua_pushglobaltable(L);
+                  lua_pushliteral(L, "run");
+                  push_json(L, d.run_info());
+                  lua_rawset(L, -3);
+                  lua_pop(L, 1);
+                },
+                &setup_error) &&
+            sandbox_->seed(run.seed, &setup_error);
+  } catch (const LuaPanic& e) {
+    setup_error = e.what();
+  }
+  if (!ready) {
+    run.outcome = "failed";
+    run.exit_code = kExitFailed;
+    run.error = "the run could not start: " + setup_error;
+    return;
+  }
 
   Reporter* rep = d.reporter();
   Journal* j = d.journal();
@@ -614,7 +641,7 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
   bool failed = false, interrupted = false, halted = false;
   int failed_step = 0;
   for (int i = first; i <= total; ++i) {
-    const StepDecl& s = decl_.steps[static_cast<size_t>(i - 1)];
+    const StepDecl s = decl_.steps[static_cast<size_t>(i - 1)];  // a copy: nothing may move it
     if ((failed && !s.always) || interrupted || halted) {
       if (rep) rep->step_end(i, s.name, "skipped", "", Millis(0));
       continue;
@@ -624,7 +651,14 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       StepRecord sr{run.id, i, attempt, s.name, now_epoch_ms(), 0, "running", ""};
       if (j && d.options().mode != Mode::Replay) j->step_begun(sr);
       auto t0 = std::chrono::steady_clock::now();
-      StepOutcome o = run_step(d, s, i, params, attempt);
+      StepOutcome o;
+      try {
+        o = run_step(d, s, i, params, attempt);
+      } catch (const LuaPanic& e) {
+        // The last line, not the fix: the interpreter is not used again, and no step runs.
+        o = StepOutcome{"failed", e.what()};
+        halted = true;
+      }
       sr.ended_ms = now_epoch_ms();
       sr.outcome = o.outcome;
       sr.error = d.redactor().text(o.error);
@@ -641,7 +675,7 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       }
       // A divergence or a change in doubt stops the whole run: not even `always` steps run,
       // since the world is not where the journal says and the operator must look first.
-      bool diverged = !d.divergence().is_null() || !d.in_doubt_stop().is_null();
+      bool diverged = halted || !d.divergence().is_null() || !d.in_doubt_stop().is_null();
       if (diverged) halted = true;
       if (attempt <= s.retries && !diverged) {
         Millis delay = s.retry_delay * (1 << std::min(attempt - 1, 6));

@@ -104,6 +104,7 @@ class Runbook {
   std::unique_ptr<Sandbox> sandbox_;
   RunbookDecl decl_;
   bool declared_ = false;
+  bool declaring_ = false;  // the file's top level is running: step() is allowed
   size_t memory_limit_;
 };
 

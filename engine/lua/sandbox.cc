@@ -32,6 +32,8 @@ const char* kCoroutine[] = {"close", "create", "isyieldable", "resume", "running
                             "wrap", "yield"};
 
 const char* kLoadedKey = "runbook.loaded";
+const char* kSeedKey = "runbook.randomseed";  // math.randomseed as built, out of the runbook's reach
+constexpr size_t kMaxModuleBytes = 16u << 20;
 constexpr int kHookEvery = 1000;  // instructions between checks of the deadline and Ctrl-C
 
 template <size_t N>
@@ -79,12 +81,97 @@ Sandbox::Sandbox(SandboxOptions opts) : opts_(std::move(opts)) {
   L_ = lua_newstate(&Sandbox::alloc, this);
   if (!L_) throw std::runtime_error("cannot create a Lua state");
   *static_cast<Sandbox**>(lua_getextraspace(L_)) = this;
-  build_globals();
+  lua_atpanic(L_, &Sandbox::panic);
+  std::string err;
+  if (!protect([this](lua_State*) { build_globals(); }, &err))
+    throw std::runtime_error("cannot build the Lua sandbox: " + err);
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, kHookEvery);
 }
 
 Sandbox::~Sandbox() {
-  if (L_) lua_close(L_);
+  // After a panic the interpreter may be inconsistent; the process is about to end anyway.
+  if (L_ && !panicked_) lua_close(L_);
+}
+
+int Sandbox::panic(lua_State* L) {
+  Sandbox* self = from(L);
+  self->panicked_ = true;
+  std::string msg = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "an error value";
+  throw LuaPanic("internal error: a Lua error outside any protected call: " + msg);
+}
+
+namespace {
+
+int protect_trampoline(lua_State* L) {
+  const auto* fn = static_cast<const std::function<void(lua_State*)>*>(lua_touserdata(L, 1));
+  lua_settop(L, 0);
+  // A C++ exception must not cross lua_pcall (it would be taken for a Lua error without a
+  // value); Lua's own errors are not std::exceptions and pass.
+  std::string cxx;
+  try {
+    (*fn)(L);
+  } catch (const std::exception& e) {
+    cxx = e.what();
+  }
+  if (!cxx.empty()) return luaL_error(L, "%s", cxx.c_str());
+  return 0;
+}
+
+int tostring_trampoline(lua_State* L) {
+  luaL_tolstring(L, 1, nullptr);
+  return 1;
+}
+
+}  // namespace
+
+bool Sandbox::protect(const std::function<void(lua_State*)>& fn, std::string* error) {
+  int top = lua_gettop(L_);
+  if (!lua_checkstack(L_, 3)) {
+    if (error) *error = "no room on the Lua stack";
+    return false;
+  }
+  lua_pushcfunction(L_, protect_trampoline);
+  lua_pushlightuserdata(L_, const_cast<std::function<void(lua_State*)>*>(&fn));
+  int rc = lua_pcall(L_, 1, 0, 0);
+  if (rc != LUA_OK && error) *error = error_text(-1);
+  lua_settop(L_, top);
+  return rc == LUA_OK;
+}
+
+std::string Sandbox::error_text(int idx) {
+  idx = lua_absindex(L_, idx);
+  int t = lua_type(L_, idx);
+  if (t == LUA_TSTRING) {
+    size_t n = 0;
+    const char* s = lua_tolstring(L_, idx, &n);
+    return std::string(s, n);
+  }
+  if (t == LUA_TNIL || t == LUA_TNONE) return "nil (an error without a message)";
+  if (!lua_checkstack(L_, 3)) return std::string("a ") + lua_typename(L_, t) + " error value";
+  lua_pushcfunction(L_, tostring_trampoline);
+  lua_pushvalue(L_, idx);
+  int rc = lua_pcall(L_, 1, 1, 0);
+  std::string out;
+  if (rc == LUA_OK && lua_type(L_, -1) == LUA_TSTRING) {
+    size_t n = 0;
+    const char* s = lua_tolstring(L_, -1, &n);
+    out.assign(s, n);
+  } else {
+    out = std::string("a ") + lua_typename(L_, t) + " error value whose __tostring failed";
+    if (lua_type(L_, -1) == LUA_TSTRING) out += std::string(": ") + lua_tostring(L_, -1);
+  }
+  lua_pop(L_, 1);
+  return out;
+}
+
+bool Sandbox::seed(int64_t seed, std::string* error) {
+  return protect(
+      [seed](lua_State* L) {
+        lua_getfield(L, LUA_REGISTRYINDEX, kSeedKey);
+        lua_pushinteger(L, static_cast<lua_Integer>(seed));
+        lua_call(L, 1, 0);
+      },
+      error);
 }
 
 void Sandbox::build_globals() {
@@ -106,12 +193,19 @@ void Sandbox::build_globals() {
   lua_setfield(L, G, "load");
   lua_pushcfunction(L, &Sandbox::l_require);
   lua_setfield(L, G, "require");
+  lua_getfield(L, base, "setmetatable");
+  lua_pushcclosure(L, &Sandbox::l_setmetatable, 1);
+  lua_setfield(L, G, "setmetatable");
 
   allow(L, G, "string", luaopen_string, kString);
   install_bounded_string(L, G);  // find/match/gmatch/gsub/rep with a step budget
   allow(L, G, "table", luaopen_table, kTable);
   install_bounded_table(L, G);  // move/insert/remove/concat/sort that check the deadline
   allow(L, G, "math", luaopen_math, kMath);
+  lua_getfield(L, G, "math");
+  lua_getfield(L, -1, "randomseed");
+  lua_setfield(L, LUA_REGISTRYINDEX, kSeedKey);
+  lua_pop(L, 1);
   allow(L, G, "utf8", luaopen_utf8, kUtf8);
   allow(L, G, "coroutine", luaopen_coroutine, kCoroutine);
 
@@ -140,17 +234,24 @@ int Sandbox::l_undefined_global(lua_State* L) {
   return luaL_error(L, "undefined global '%s'", name ? name : "?");
 }
 
+// Each step starts afresh: the memory ceiling a step hit does not stop the cleanup after it.
 void Sandbox::arm(SteadyTime deadline, std::string what) {
   deadline_ = deadline;
   deadline_what_ = std::move(what);
   killed_.clear();
+  over_limit_ = false;
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, kHookEvery);
 }
 
 void Sandbox::disarm() {
   deadline_ = SteadyTime::max();
   killed_.clear();
+  over_limit_ = false;
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, kHookEvery);
+}
+
+std::string Sandbox::memory_message() const {
+  return "the memory ceiling of " + std::to_string(opts_.memory_limit >> 20) + " MiB was reached";
 }
 
 void Sandbox::kill(std::string reason) {
@@ -169,8 +270,7 @@ void Sandbox::check_stop(lua_State* L) {
     } else if (deadline_ != SteadyTime::max() && std::chrono::steady_clock::now() > deadline_) {
       killed_ = deadline_what_;
     } else if (over_limit_) {
-      killed_ = "the memory ceiling of " + std::to_string(opts_.memory_limit >> 20) +
-                " MiB was reached";
+      killed_ = memory_message();
     }
   }
   if (!killed_.empty()) {
@@ -185,16 +285,48 @@ int Sandbox::l_pcall(lua_State* L) {
   luaL_checkany(L, 1);
   int status = lua_pcall(L, lua_gettop(L) - 1, LUA_MULTRET, 0);
   Sandbox* self = from(L);
-  if (status == LUA_ERRMEM && self->killed_.empty()) self->kill("the memory ceiling was reached");
+  if (status == LUA_ERRMEM && self->killed_.empty()) self->kill(self->memory_message());
   if (status != LUA_OK && !self->killed_.empty()) return lua_error(L);
   lua_pushboolean(L, status == LUA_OK);
   lua_insert(L, 1);
   return lua_gettop(L);
 }
 
+// Lua calls the message handler where the error was raised; when that is the hook stopping the
+// step, hooks are off inside it and a handler that loops would never be stopped. So the runbook's
+// handler is not called at all once the step is stopped.
+int Sandbox::l_xpcall_handler(lua_State* L) {
+  if (!from(L)->killed_.empty()) return 1;
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
+// Finalizers run with hooks off (inside the collector, at a step's end, at lua_close), so a
+// __gc that loops escapes every deadline: the sandbox does not let a runbook set one. (Lua
+// registers a finalizer only when setmetatable sees __gc; adding it to the table later does
+// nothing.)
+int Sandbox::l_setmetatable(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TTABLE) {
+    lua_pushliteral(L, "__gc");
+    if (lua_rawget(L, 2) != LUA_TNIL)
+      return luaL_error(L, "setmetatable: __gc finalizers are not allowed in a runbook (they "
+                           "would run outside the step's deadline); use a <close> variable");
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 1);
+  return 1;
+}
+
 int Sandbox::l_xpcall(lua_State* L) {
   int n = lua_gettop(L);
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushvalue(L, 2);
+  lua_pushcclosure(L, &Sandbox::l_xpcall_handler, 1);
+  lua_replace(L, 2);
   lua_pushvalue(L, 1);  // f
   lua_copy(L, 2, 1);    // handler at 1
   lua_replace(L, 2);    // f at 2
@@ -243,16 +375,39 @@ int Sandbox::l_load(lua_State* L) {
   return 1;
 }
 
+namespace {
+
+// Whether `path` (canonical) is `dir` or beneath it, by whole components.
+bool inside(const std::filesystem::path& path, const std::filesystem::path& dir) {
+  auto p = path.begin();
+  for (auto d = dir.begin(); d != dir.end(); ++d, ++p)
+    if (p == path.end() || *p != *d) return false;
+  return true;
+}
+
+// While a module's chunk runs, loaded[name] holds this: a require of it then is a cycle.
+void* loading_marker() {
+  static char marker;
+  return &marker;
+}
+
+}  // namespace
+
 int Sandbox::l_require(lua_State* L) {
+  namespace fs = std::filesystem;
   std::string name = luaL_checkstring(L, 1);
   for (char c : name)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '.' || c == '-'))
       return luaL_error(L, "require: bad module name '%s'", name.c_str());
-  if (name.find("..") != std::string::npos || name.front() == '.')
+  if (name.empty() || name.find("..") != std::string::npos || name.front() == '.' ||
+      name.size() > 200)
     return luaL_error(L, "require: bad module name '%s'", name.c_str());
+  lua_settop(L, 1);
 
-  lua_getfield(L, LUA_REGISTRYINDEX, kLoadedKey);
-  lua_getfield(L, -1, name.c_str());
+  lua_getfield(L, LUA_REGISTRYINDEX, kLoadedKey);  // 2
+  lua_getfield(L, 2, name.c_str());
+  if (lua_touserdata(L, -1) == loading_marker())
+    return luaL_error(L, "require: module '%s' requires itself (a cycle)", name.c_str());
   if (!lua_isnil(L, -1)) return 1;
   lua_pop(L, 1);
 
@@ -273,9 +428,26 @@ int Sandbox::l_require(lua_State* L) {
   if (found.empty())
     return luaL_error(L, "module '%s' not found (Lua source only, from stdlib/ or beside the "
                          "runbook):%s", name.c_str(), tried.c_str());
+  // A symlink beside the runbook must not reach the rest of the machine.
+  std::error_code ec;
+  fs::path real = fs::canonical(found, ec);
+  bool allowed = false;
+  for (const auto& dir : self->opts_.module_dirs) {
+    std::error_code dec;
+    fs::path d = fs::canonical(dir, dec);
+    if (!ec && !dec && inside(real, d)) allowed = true;
+  }
+  if (!allowed)
+    return luaL_error(L, "require: module '%s' (%s) resolves to %s, outside stdlib/ and the "
+                         "runbook's directory", name.c_str(), found.c_str(),
+                      ec ? "an unreadable path" : real.c_str());
   std::string code;
   {
-    std::ifstream in(found, std::ios::binary);
+    uintmax_t size = fs::file_size(real, ec);
+    if (ec || size > kMaxModuleBytes)
+      return luaL_error(L, "require: module '%s' (%s) is %s", name.c_str(), found.c_str(),
+                        ec ? "unreadable" : "larger than 16 MiB");
+    std::ifstream in(real, std::ios::binary);
     std::ostringstream ss;
     ss << in.rdbuf();
     code = ss.str();
@@ -283,14 +455,20 @@ int Sandbox::l_require(lua_State* L) {
   std::string err;
   if (!self->load_source(code, "@" + found, &err)) return luaL_error(L, "%s", err.c_str());
   self->modules_[name] = sha256_hex(code);
+  lua_pushlightuserdata(L, loading_marker());
+  lua_setfield(L, 2, name.c_str());
   lua_pushstring(L, name.c_str());
-  lua_call(L, 1, 1);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
+    lua_pushnil(L);
+    lua_setfield(L, 2, name.c_str());
+    return lua_error(L);  // the module's error as it was (a stopped step stays stopped)
+  }
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lua_pushboolean(L, 1);
   }
   lua_pushvalue(L, -1);
-  lua_setfield(L, -3, name.c_str());
+  lua_setfield(L, 2, name.c_str());
   return 1;
 }
 

@@ -4,7 +4,9 @@
 #pragma once
 #include <lua.hpp>
 
+#include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -13,6 +15,14 @@
 namespace rb {
 
 class Dispatcher;
+
+// A Lua error raised where no protected call was there to catch it: a defect of the host, not of
+// the runbook. The panic handler throws it so that the run is still journaled as failed; the
+// interpreter is not used again.
+class LuaPanic : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct SandboxOptions {
   size_t memory_limit = 256u << 20;
@@ -57,6 +67,20 @@ class Sandbox {
   bool load_source(const std::string& code, const std::string& chunkname, std::string* error);
 
   size_t memory_used() const { return used_; }
+  // An allocation was refused since the last arm()/disarm(), and what that means.
+  bool over_limit() const { return over_limit_; }
+  std::string memory_message() const;
+
+  // Runs `fn` inside a protected call, under whatever deadline is armed: a Lua error raised by
+  // what it pushes or calls (a metamethod, the memory ceiling) comes back as false with the
+  // message, never as a panic. `fn` must not throw C++ exceptions.
+  bool protect(const std::function<void(lua_State*)>& fn, std::string* error);
+  // The text of the error value at idx, for the journal. Runs its __tostring protected (and
+  // under the armed deadline): one that fails, loops or returns a non-string gives a
+  // description instead of ending the process.
+  std::string error_text(int idx);
+  // math.randomseed as the sandbox built it, whatever the runbook did to `math`; protected.
+  bool seed(int64_t seed, std::string* error);
 
  private:
   static void* alloc(void* ud, void* ptr, size_t osize, size_t nsize);
@@ -64,6 +88,9 @@ class Sandbox {
   static int l_require(lua_State* L);
   static int l_pcall(lua_State* L);
   static int l_xpcall(lua_State* L);
+  static int l_xpcall_handler(lua_State* L);
+  static int l_setmetatable(lua_State* L);
+  static int panic(lua_State* L);
   static int l_load(lua_State* L);
   static int l_undefined_global(lua_State* L);
   void build_globals();
@@ -76,6 +103,7 @@ class Sandbox {
   std::string deadline_what_;
   std::string killed_;
   bool interrupted_ = false;
+  bool panicked_ = false;
   std::map<std::string, std::string> modules_;
   friend int sandbox_modules_hook(lua_State*);
 };
