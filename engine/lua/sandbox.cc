@@ -9,6 +9,7 @@
 
 #include "core/hash.h"
 #include "core/interrupt.h"
+#include "core/source_file.h"
 
 namespace rb {
 namespace {
@@ -269,15 +270,11 @@ int Sandbox::l_require(lua_State* L) {
   if (found.empty())
     return luaL_error(L, "module '%s' not found (Lua source only, from stdlib/ or beside the "
                          "runbook):%s", name.c_str(), tried.c_str());
-  std::string code;
-  {
-    std::ifstream in(found, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    code = ss.str();
-  }
-  std::string err;
-  if (!self->load_source(code, "@" + found, &err)) return luaL_error(L, "%s", err.c_str());
+  std::string code, err;
+  if (!read_source_file(found, &code, &err))  // bounded, as the runbook file is
+    return luaL_error(L, "require '%s': %s", name.c_str(), err.c_str());
+  if (!self->load_source(lua_source_text(code), "@" + found, &err))
+    return luaL_error(L, "%s", err.c_str());
   self->modules_[name] = sha256_hex(code);
   lua_pushstring(L, name.c_str());
   lua_call(L, 1, 1);
