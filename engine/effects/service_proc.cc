@@ -96,7 +96,11 @@ Filter filter_of(const Args& a) {
   if (f.exe.find('/') != std::string::npos) f.exe_real = real_path(f.exe);
   if (a.has("cwd")) f.cwd = real_path(a.str("cwd"));
   f.user = a.str_or("user", "");
-  f.pid = static_cast<pid_t>(a.integer_or("pid", 0));
+  int64_t pid = a.integer_or("pid", 0);
+  if (pid < 0 || pid > 0x3fffffff)  // PID_MAX_LIMIT is 2^22; a cast would wrap to another pid
+    throw ArgError("bad argument 'pid' to '" + a.effect() + "' (a process id expected, got " +
+                   std::to_string(pid) + ")");
+  f.pid = static_cast<pid_t>(pid);
   if (a.has("argv_match")) {
     f.pattern = a.str("argv_match");
     RE2::Options o;

@@ -295,7 +295,6 @@ void Runbook::load(const std::string& file) {
 
 int Runbook::l_runbook(lua_State* L) {
   Runbook* rb = self(L);
-  std::string at = where(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   if (rb->declared_) return luaL_error(L, "runbook{} is declared twice");
   static const std::vector<std::string> known = {"name", "version", "summary", "params",
@@ -309,8 +308,11 @@ int Runbook::l_runbook(lua_State* L) {
     lua_pop(L, 1);
   }
   auto& d = rb->decl_;
+  size_t before = problems.size();
   d.name = opt_string(L, 1, "name", "", problems);
+  bool name_typed = problems.size() == before;
   d.version = opt_string(L, 1, "version", "", problems);
+  bool version_typed = problems.size() == before + (name_typed ? 0 : 1);
   d.summary = opt_string(L, 1, "summary", "", problems);
   opt_string(L, 1, "description", "", problems);
   opt_string(L, 1, "owner", "", problems);
@@ -318,14 +320,14 @@ int Runbook::l_runbook(lua_State* L) {
   if (!lua_isnil(L, -1) && !string_list(L, -1))
     problems.push_back("'tags' must be a list of strings");
   lua_pop(L, 1);
-  if (d.name.empty())
+  if (d.name.empty() && name_typed)
     problems.push_back("missing required field 'name'");
-  else if (!is_plain_name(d.name))
+  else if (!d.name.empty() && !is_plain_name(d.name))
     problems.push_back("name '" + truncate(d.name, 80) +
                        "' may hold only letters, digits, '.', '_' and '-'");
-  if (d.version.empty())
+  if (d.version.empty() && version_typed)
     problems.push_back("missing required field 'version'");
-  else if (!is_semver(d.version))
+  else if (!d.version.empty() && !is_semver(d.version))
     problems.push_back("version '" + truncate(d.version, 80) + "' is not semver (like 1.2.0)");
 
   lua_getfield(L, 1, "params");
@@ -360,9 +362,10 @@ int Runbook::l_runbook(lua_State* L) {
         lua_getfield(L, t, "type");
         bool typed = !lua_isnil(L, -1);
         lua_pop(L, 1);
+        size_t before_type = problems.size();
         std::string type = opt_string(L, t, "type", owner, problems);
         p.type = typed ? type : "string";
-        if (typed && std::find(std::begin(kParamTypes), std::end(kParamTypes), p.type) ==
+        if (typed && problems.size() == before_type && std::find(std::begin(kParamTypes), std::end(kParamTypes), p.type) ==
                          std::end(kParamTypes))
           problems.push_back(owner + "unknown type '" + truncate(p.type, 40) +
                              "' (string, int, number, bool, path, url, duration, list)");
@@ -404,7 +407,7 @@ int Runbook::l_runbook(lua_State* L) {
   }
   lua_pop(L, 1);
   if (!problems.empty()) {
-    std::string msg = at + " runbook{}: " + join(problems, "; ");
+    std::string msg = "runbook{}: " + join(problems, "; ");  // luaL_error adds file:line
     return luaL_error(L, "%s", msg.c_str());
   }
   rb->declared_ = true;
@@ -461,12 +464,14 @@ int Runbook::l_step(lua_State* L) {
       lua_pop(L, 1);
       if (!given) return;
       auto d = is_text ? parse_duration(text) : std::nullopt;
-      if (!d || (positive && d->count() <= 0))
-        problems.push_back(owner + key + " " +
-                           (is_text ? "'" + truncate(text, 40) + "'" : "of type " + text) +
-                           " is not a duration like \"30s\"" +
-                           (positive ? " (more than 0" : " (") + ", at most " +
+      if (!is_text)
+        problems.push_back(owner + key + " must be a duration like \"30s\", not a " + text);
+      else if (!d)
+        problems.push_back(owner + key + " '" + truncate(text, 40) +
+                           "' is not a duration like \"30s\" (at most " +
                            std::to_string(kMaxDurationMs / 3'600'000) + "h)");
+      else if (positive && d->count() <= 0)
+        problems.push_back(owner + key + " '" + text + "' must be more than 0");
       else
         *into = *d;
     };
