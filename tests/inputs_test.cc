@@ -14,7 +14,9 @@ namespace {
 
 struct Env {
   TempDir dir;
-  std::map<std::string, std::string> env() const { return {{"RUNBOOK_JOURNAL", dir / "journal.db"}}; }
+  std::map<std::string, std::string> env() const {
+    return {{"RUNBOOK_JOURNAL", dir / "journal.db"}};
+  }
   std::string file(const std::string& code, const std::string& name = "rb.lua") const {
     write_file(dir / name, code);
     return dir / name;
@@ -77,8 +79,10 @@ TEST(Inputs, AnInvalidArgvMatchIsAnArgumentErrorNamingProcFind) {
                     pattern + "\" } end)\n");
     auto r = run_cli({"exec", f}, e.env());
     EXPECT_EQ(r.code, 1) << pattern << r.out << r.err;
-    EXPECT_TRUE(has(r.out, "rb.lua:2: bad argument 'argv_match' to 'proc.find' (invalid regular expression"))
-        << pattern << "\n" << r.out;
+    EXPECT_TRUE(has(
+        r.out, "rb.lua:2: bad argument 'argv_match' to 'proc.find' (invalid regular expression"))
+        << pattern << "\n"
+        << r.out;
   }
 }
 
@@ -86,7 +90,8 @@ TEST(Inputs, AnInvalidArgvMatchIsAnArgumentErrorNamingProcFind) {
 TEST(Inputs, HugeNamesVersionsAndUrlsAreCheckedWithoutCrashing) {
   Env e;
   auto ok = e.file("runbook{ name = \"" + many('n', 50'000) + "\", version = \"1.0.0-" +
-                   many('p', 200'000) + "\", params = { u = { type = \"url\" } } }\n"
+                   many('p', 200'000) +
+                   "\", params = { u = { type = \"url\" } } }\n"
                    "step('a', function(p) assert(#p.u > 30000) end)\n");
   auto r = run_cli({"exec", ok, "-p", "u=http://" + many('h', 30'000)}, e.env());
   EXPECT_EQ(r.code, 0) << r.out.substr(0, 2000) << r.err.substr(0, 2000);
@@ -100,8 +105,9 @@ TEST(Inputs, HugeNamesVersionsAndUrlsAreCheckedWithoutCrashing) {
   EXPECT_LT(r.err.size(), 2000u) << "the message quotes the whole value";
 
   auto url = e.file(std::string(kHead) + "step('a', function() end)\n", "u.lua");
-  write_file(url, "runbook{ name = \"t\", version = \"1.0.0\", params = { u = { type = \"url\" } } }\n"
-                  "step('a', function() end)\n");
+  write_file(url,
+             "runbook{ name = \"t\", version = \"1.0.0\", params = { u = { type = \"url\" } } }\n"
+             "step('a', function() end)\n");
   r = run_cli({"exec", url, "-p", "u=http://" + many('h', 30'000) + " x"}, e.env());
   EXPECT_EQ(r.code, 2);
   EXPECT_TRUE(has(r.err, "parameter 'u' must be a URL")) << r.err.substr(0, 300);
@@ -109,8 +115,8 @@ TEST(Inputs, HugeNamesVersionsAndUrlsAreCheckedWithoutCrashing) {
 
 TEST(Inputs, StatsSinceRefusesOutOfRangeAndHugeValues) {
   Env e;
-  for (const std::string& since : {std::string("999999999999d"), std::string("36501d"),
-                                   many('1', 40'000) + "d"}) {
+  for (const std::string& since :
+       {std::string("999999999999d"), std::string("36501d"), many('1', 40'000) + "d"}) {
     auto r = run_cli({"stats", "--since", since}, e.env());
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_TRUE(has(r.err, "is out of range (at most 36500d)")) << r.err.substr(0, 300);
@@ -121,7 +127,8 @@ TEST(Inputs, StatsSinceRefusesOutOfRangeAndHugeValues) {
     EXPECT_EQ(r.code, 2) << r.err;
     EXPECT_TRUE(has(r.err, "--since takes a duration like 7d")) << r.err.substr(0, 300);
   }
-  for (const char* since : {"7d", "12h", "2026-11-01", "2026-11-01T10:00:00Z", "2024-02-29 23:59"}) {
+  for (const char* since :
+       {"7d", "12h", "2026-11-01", "2026-11-01T10:00:00Z", "2024-02-29 23:59"}) {
     auto r = run_cli({"stats", "--since", since}, e.env());
     EXPECT_EQ(r.code, 0) << since << r.err;
   }
@@ -133,7 +140,8 @@ TEST(Inputs, NonRegularOrHugeRunbookFilesAreRefusedAtOnce) {
   std::string fifo = e.dir / "fifo.lua";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   std::string huge = e.dir / "huge.lua";
-  write_file(huge, std::string(kHead) + "step('a', function() end)\n--" + many('x', 9u << 20) + "\n");
+  write_file(huge,
+             std::string(kHead) + "step('a', function() end)\n--" + many('x', 9u << 20) + "\n");
   struct Case {
     std::string file, says;
   };
@@ -185,8 +193,9 @@ TEST(Inputs, ByteOrderMarkAndShebangLineAreAccepted) {
   EXPECT_EQ(r.code, 1) << r.out << r.err;
   EXPECT_TRUE(has(r.out, "bang.lua:4: on line four")) << r.out;
   // Both: the BOM first, then the #! line.
-  auto both = e.file("\xEF\xBB\xBF#!/usr/bin/runbook\n" + std::string(kHead) + "step('a', function() end)\n",
-                     "both.lua");
+  auto both = e.file(
+      "\xEF\xBB\xBF#!/usr/bin/runbook\n" + std::string(kHead) + "step('a', function() end)\n",
+      "both.lua");
   EXPECT_EQ(run_cli({"check", both}, e.env()).code, 0);
   // The journal records the file's own bytes: a replay finds it unchanged.
   r = run_cli({"replay", "last"}, e.env());
@@ -209,23 +218,37 @@ TEST(Inputs, DeclarationMistakesAreErrorsWithFileAndLine) {
     return std::string(kHead) + "step{ 'a',\n  " + fields + " }\n";
   };
   const std::vector<Case> cases = {
-      {step("timeout = '', run = function() end"), "rb.lua:2: step 'a': timeout '' is not a duration"},
-      {step("timeout = true, run = function() end"), "rb.lua:2: step 'a': timeout must be a duration like \"30s\", not a boolean"},
-      {step("timeout = 30, run = function() end"), "rb.lua:2: step 'a': timeout must be a duration like \"30s\", not a number"},
-      {step("timeout = '0s', run = function() end"), "rb.lua:2: step 'a': timeout '0s' must be more than 0"},
-      {step("timeout = '999999999h', run = function() end"), "rb.lua:2: step 'a': timeout '999999999h' is not a duration"},
-      {step("retry_delay = {}, run = function() end"), "rb.lua:2: step 'a': retry_delay must be a duration"},
-      {step("retries = 1e18, run = function() end"), "rb.lua:2: step 'a': retries must be an integer from 0 to 100"},
-      {step("retries = -1, run = function() end"), "rb.lua:2: step 'a': retries must be an integer from 0 to 100"},
-      {step("always = 'no', run = function() end"), "rb.lua:2: step 'a': 'always' must be true or false"},
+      {step("timeout = '', run = function() end"),
+       "rb.lua:2: step 'a': timeout '' is not a duration"},
+      {step("timeout = true, run = function() end"),
+       "rb.lua:2: step 'a': timeout must be a duration like \"30s\", not a boolean"},
+      {step("timeout = 30, run = function() end"),
+       "rb.lua:2: step 'a': timeout must be a duration like \"30s\", not a number"},
+      {step("timeout = '0s', run = function() end"),
+       "rb.lua:2: step 'a': timeout '0s' must be more than 0"},
+      {step("timeout = '999999999h', run = function() end"),
+       "rb.lua:2: step 'a': timeout '999999999h' is not a duration"},
+      {step("retry_delay = {}, run = function() end"),
+       "rb.lua:2: step 'a': retry_delay must be a duration"},
+      {step("retries = 1e18, run = function() end"),
+       "rb.lua:2: step 'a': retries must be an integer from 0 to 100"},
+      {step("retries = -1, run = function() end"),
+       "rb.lua:2: step 'a': retries must be an integer from 0 to 100"},
+      {step("always = 'no', run = function() end"),
+       "rb.lua:2: step 'a': 'always' must be true or false"},
       {step("run = 'echo hi'"), "rb.lua:2: step 'a': 'run' must be a function, not string"},
       {step("'b', run = function() end"), "rb.lua:2: step 'a': only the name is given by position"},
-      {std::string(kHead) + "step{ 42,\n run = function() end }\n", "rb.lua:2: step: the name must be a string"},
-      {std::string(kHead) + "step('a',\n 'not a function')\n", "rb.lua:2: step 'a': the second argument must be a function"},
-      {param("{ choices = 'x' }"), "rb.lua:1: runbook{}: param 'x': choices must be a non-empty list of strings"},
-      {param("{ choices = { 'a', {} } }"), "param 'x': choices must be a non-empty list of strings"},
+      {std::string(kHead) + "step{ 42,\n run = function() end }\n",
+       "rb.lua:2: step: the name must be a string"},
+      {std::string(kHead) + "step('a',\n 'not a function')\n",
+       "rb.lua:2: step 'a': the second argument must be a function"},
+      {param("{ choices = 'x' }"),
+       "rb.lua:1: runbook{}: param 'x': choices must be a non-empty list of strings"},
+      {param("{ choices = { 'a', {} } }"),
+       "param 'x': choices must be a non-empty list of strings"},
       {param("{ choices = {} }"), "param 'x': choices must be a non-empty list of strings"},
-      {param("{ choices = { 'a', 'b' }, default = 'c' }"), "param 'x': default 'c' is not one of a, b"},
+      {param("{ choices = { 'a', 'b' }, default = 'c' }"),
+       "param 'x': default 'c' is not one of a, b"},
       {param("{ type = 'list', default = { {} } }"), "param 'x': default is not a list of strings"},
       {param("{ type = 'list', default = true }"), "param 'x': default is not a list of strings"},
       {param("{ type = true }"), "param 'x': 'type' must be a string, not boolean"},
@@ -235,9 +258,12 @@ TEST(Inputs, DeclarationMistakesAreErrorsWithFileAndLine) {
       {param("{ type = 'int', default = 1e300 }"), "param 'x': default is not an integer"},
       {param("{ type = 'number', default = 'nan' }"), "param 'x': default is not a finite number"},
       {param("{ type = 'duration', default = '' }"), "param 'x': default is not a duration"},
-      {"runbook{ name = 7, version = 1.5 }" + ok_step, "'name' must be a string, not number; 'version' must be a string, not number"},
-      {"runbook{ name = 't', version = '1.0.0', tags = 'ops' }" + ok_step, "'tags' must be a list of strings"},
-      {"runbook{ name = 't', version = '1.0.0', params = { ['a b'] = {} } }" + ok_step, "param 'a b': a name is"},
+      {"runbook{ name = 7, version = 1.5 }" + ok_step,
+       "'name' must be a string, not number; 'version' must be a string, not number"},
+      {"runbook{ name = 't', version = '1.0.0', tags = 'ops' }" + ok_step,
+       "'tags' must be a list of strings"},
+      {"runbook{ name = 't', version = '1.0.0', params = { ['a b'] = {} } }" + ok_step,
+       "param 'a b': a name is"},
   };
   for (const auto& c : cases) {
     auto f = e.file(c.decl);
@@ -294,10 +320,14 @@ TEST(Inputs, EffectDurationsAndIntegersAreChecked) {
     std::string call, says;
   };
   for (const Case& c :
-       {Case{"exec{ 'true', timeout = '' }", "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got \"\")"},
-        Case{"exec{ 'true', timeout = true }", "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got boolean)"},
-        Case{"exec{ 'true', timeout = -5 }", "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got integer -5)"},
-        Case{"exec{ 'true', timeout = 1e300 }", "bad argument 'timeout' to 'exec' (duration like \"30s\" expected"},
+       {Case{"exec{ 'true', timeout = '' }",
+             "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got \"\")"},
+        Case{"exec{ 'true', timeout = true }",
+             "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got boolean)"},
+        Case{"exec{ 'true', timeout = -5 }",
+             "bad argument 'timeout' to 'exec' (duration like \"30s\" expected, got integer -5)"},
+        Case{"exec{ 'true', timeout = 1e300 }",
+             "bad argument 'timeout' to 'exec' (duration like \"30s\" expected"},
         Case{"proc.find{ pid = 2^63 }", "bad argument 'pid' to 'proc.find' (integer expected"},
         Case{"proc.find{ pid = 2^40 }", "bad argument 'pid' to 'proc.find'"}}) {
     auto f = e.file(std::string(kHead) + "step('a', function() " + c.call + " end)\n");
