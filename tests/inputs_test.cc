@@ -230,6 +230,8 @@ TEST(Inputs, DeclarationMistakesAreErrorsWithFileAndLine) {
        "rb.lua:2: step 'a': timeout '999999999h' is not a duration"},
       {step("retry_delay = {}, run = function() end"),
        "rb.lua:2: step 'a': retry_delay must be a duration"},
+      {step("retry_delay = '25h', run = function() end"),
+       "rb.lua:2: step 'a': retry_delay '25h' is not a duration like \"30s\" (at most 24h)"},
       {step("retries = 1e18, run = function() end"),
        "rb.lua:2: step 'a': retries must be an integer from 0 to 100"},
       {step("retries = -1, run = function() end"),

@@ -456,7 +456,7 @@ int Runbook::l_step(lua_State* L) {
     }
     // Durations are strings like "30s"; anything else (true, "", 30, "0s") is an error, not
     // the 30-minute default.
-    auto duration_field = [&](const char* key, bool positive, Millis* into) {
+    auto duration_field = [&](const char* key, bool positive, long long max_h, Millis* into) {
       lua_getfield(L, 1, key);
       bool given = !lua_isnil(L, -1);
       bool is_text = lua_type(L, -1) == LUA_TSTRING;
@@ -466,17 +466,18 @@ int Runbook::l_step(lua_State* L) {
       auto d = is_text ? parse_duration(text) : std::nullopt;
       if (!is_text)
         problems.push_back(owner + key + " must be a duration like \"30s\", not a " + text);
-      else if (!d)
+      else if (!d || d->count() > max_h * 3'600'000)
         problems.push_back(owner + key + " '" + truncate(text, 40) +
-                           "' is not a duration like \"30s\" (at most " +
-                           std::to_string(kMaxDurationMs / 3'600'000) + "h)");
+                           "' is not a duration like \"30s\" (at most " + std::to_string(max_h) +
+                           "h)");
       else if (positive && d->count() <= 0)
         problems.push_back(owner + key + " '" + text + "' must be more than 0");
       else
         *into = *d;
     };
-    duration_field("timeout", true, &s.timeout);
-    duration_field("retry_delay", false, &s.retry_delay);
+    duration_field("timeout", true, kMaxDurationMs / 3'600'000, &s.timeout);
+    // A day: the delay doubles with each retry (up to 64x), which must stay a valid deadline.
+    duration_field("retry_delay", false, 24, &s.retry_delay);
     lua_getfield(L, 1, "retries");
     if (!lua_isnil(L, -1)) {
       if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 100)
