@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/source_file.h"
 #include "lua/runbook.h"
 
 namespace rb::cli {
@@ -112,11 +113,10 @@ void save_plan(Journal& j, int64_t dry_run_id, const std::string& path) {
 
 PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string& file,
                      const std::map<std::string, std::string>& given) {
-  std::ifstream in(plan_path, std::ios::binary);
-  if (!in) throw UsageError("cannot read the plan " + plan_path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  json plan = parse_json(ss.str());
+  std::string text, err;
+  if (!read_source_file(plan_path, &text, &err, 64u << 20))  // bounded: not /dev/zero
+    throw UsageError("cannot read the plan: " + err);
+  json plan = parse_json(text);
   if (plan.is_discarded() || !plan.is_object() || plan.value("format", "") != kPlanFormat)
     throw UsageError(plan_path + " is not a runbook plan (made by exec --dry-run --save-plan)");
   PlanCheck c;
@@ -129,12 +129,9 @@ PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string
   auto drift = [&](std::string what, json expected, json actual) {
     c.drift.push_back({{"what", std::move(what)}, {"expected", std::move(expected)}, {"actual", std::move(actual)}});
   };
-  std::string now;
-  try {
-    now = sha256_file(file);
-  } catch (const std::exception& e) {
-    throw UsageError(e.what());
-  }
+  std::string bytes;
+  if (!read_source_file(file, &bytes, &err)) throw UsageError(err);
+  std::string now = sha256_hex(bytes);
   if (now != plan["sha256"]) {
     drift("the runbook file " + file, plan["sha256"], now);
     return c;  // another file: its effects cannot be compared

@@ -14,6 +14,7 @@
 #include "cli/terminal.h"
 #include "core/error.h"
 #include "core/hash.h"
+#include "core/source_file.h"
 #include "core/strings.h"
 #include "lua/runbook.h"
 
@@ -83,12 +84,13 @@ std::string divergence_text(const json& d, const std::vector<StepRecord>& steps,
   return out;
 }
 
+// "" when the file is gone; a device, FIFO or huge file is refused as the loader would.
 std::string file_sha(const std::string& path) {
-  try {
-    return sha256_file(path);
-  } catch (const std::exception&) {
-    return "";
-  }
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return "";
+  std::string bytes, err;
+  if (!read_source_file(path, &bytes, &err)) throw UsageError(err);
+  return sha256_hex(bytes);
 }
 
 // Whether the process that ran `r` may still be at it (same host, pid alive and a runbook).

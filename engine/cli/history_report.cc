@@ -4,11 +4,13 @@
 //
 // A run that was resumed is one incident with the runs that continued it: the report and the
 // recovery time cover the whole chain, from the first run's start to the last run's end.
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <fstream>
-#include <regex>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "cli/commands.h"
 #include "cli/history.h"
@@ -75,8 +77,7 @@ std::vector<std::pair<std::string, std::string>> backups_of(const EffectRecord& 
 }
 
 bool is_commitish(const json& v) {
-  static const std::regex hex("^[0-9a-f]{7,40}$");
-  return v.is_string() && std::regex_match(v.get<std::string>(), hex);
+  return v.is_string() && is_lower_hex(v.get<std::string>(), 7, 40);
 }
 
 json request_of(const EffectRecord& e) {
@@ -468,25 +469,71 @@ int cmd_report(const HistoryCommon& c, const std::string& run_text, const std::s
 
 namespace {
 
+constexpr int64_t kMaxSinceDays = 36'500;  // a century: the journal holds nothing older
+
+// "2026-11-01", "2026-11-01T10:00", "2026-11-01 10:00:00Z" (UTC) -> epoch ms. Checked by hand,
+// field by field: the text is unbounded user input.
+std::optional<int64_t> date_ms(std::string_view t) {
+  size_t i = 0;
+  bool ok = true;
+  auto digits = [&](size_t n) {
+    int v = 0;
+    for (size_t k = 0; k < n; ++k, ++i) {
+      if (i >= t.size() || t[i] < '0' || t[i] > '9') return ok = false, 0;
+      v = v * 10 + (t[i] - '0');
+    }
+    return v;
+  };
+  auto lit = [&](char c) { return i < t.size() && t[i] == c ? (++i, true) : false; };
+  struct tm tm {};
+  int year = digits(4);
+  ok = ok && lit('-');
+  int mon = digits(2);
+  ok = ok && lit('-');
+  int day = digits(2);
+  int hour = 0, min = 0, sec = 0;
+  if (ok && i < t.size() && (t[i] == 'T' || t[i] == ' ')) {
+    ++i;
+    hour = digits(2);
+    ok = ok && lit(':');
+    min = digits(2);
+    if (ok && lit(':')) sec = digits(2);
+    if (ok) lit('Z');
+  }
+  if (!ok || i != t.size()) return std::nullopt;
+  static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+  if (year < 1970 || mon < 1 || mon > 12 || day < 1 || day > mdays[mon - 1] ||
+      (mon == 2 && day == 29 && !leap) || hour > 23 || min > 59 || sec > 60)
+    return std::nullopt;
+  tm.tm_year = year - 1900;
+  tm.tm_mon = mon - 1;
+  tm.tm_mday = day;
+  tm.tm_hour = hour;
+  tm.tm_min = min;
+  tm.tm_sec = sec;
+  return static_cast<int64_t>(timegm(&tm)) * 1000;
+}
+
 // "7d", "12h", "30m" (that long ago), or a date "2026-11-01" / "2026-11-01T10:00:00Z" (UTC).
 int64_t since_ms(const std::string& text) {
   if (text.empty()) return 0;
-  static const std::regex days(R"(^(\d+)d$)");
-  std::smatch m;
-  if (std::regex_match(text, m, days)) return now_epoch_ms() - std::stoll(m[1]) * 86'400'000LL;
-  if (auto d = parse_duration(text)) return now_epoch_ms() - d->count();
-  static const std::regex date(R"(^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?Z?)?$)");
-  if (std::regex_match(text, m, date)) {
-    struct tm tm {};
-    tm.tm_year = std::stoi(m[1]) - 1900;
-    tm.tm_mon = std::stoi(m[2]) - 1;
-    tm.tm_mday = std::stoi(m[3]);
-    if (m[4].matched) tm.tm_hour = std::stoi(m[4]);
-    if (m[5].matched) tm.tm_min = std::stoi(m[5]);
-    if (m[6].matched) tm.tm_sec = std::stoi(m[6]);
-    return static_cast<int64_t>(timegm(&tm)) * 1000;
+  auto shown = [&] { return truncate(text, 40); };
+  if (text.size() > 1 && text.back() == 'd') {
+    std::string_view n(text.data(), text.size() - 1);
+    bool all_digits = std::all_of(n.begin(), n.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (all_digits) {
+      auto days = n.size() <= 18 ? parse_int(n) : std::nullopt;
+      if (!days || *days > kMaxSinceDays)
+        throw UsageError("--since " + shown() + " is out of range (at most " +
+                         std::to_string(kMaxSinceDays) + "d)");
+      return now_epoch_ms() - *days * 86'400'000LL;
+    }
   }
-  throw UsageError("--since takes a duration like 7d or 12h, or a date like 2026-11-01, not '" + text + "'");
+  if (auto d = parse_duration(text)) return now_epoch_ms() - d->count();
+  if (auto ms = date_ms(text)) return *ms;
+  throw UsageError("--since takes a duration like 7d or 12h, or a date like 2026-11-01, not '" +
+                   shown() + "'");
 }
 
 // The cause of a run that went wrong: the failing effect of the step attempt where it did.

@@ -42,8 +42,15 @@ std::optional<Millis> parse_duration(std::string_view text) {
     total_ms += v * mult;
     any = true;
   }
-  if (total_ms > 1e12) return std::nullopt;
+  if (!(total_ms <= static_cast<double>(kMaxDurationMs))) return std::nullopt;
   return Millis(static_cast<long long>(std::llround(total_ms)));
+}
+
+std::optional<Millis> duration_from_seconds(double seconds) {
+  double ms = seconds * 1000;
+  // Written so that NaN fails too.
+  if (!(ms >= 0 && ms <= static_cast<double>(kMaxDurationMs))) return std::nullopt;
+  return Millis(static_cast<long long>(std::llround(ms)));
 }
 
 std::string format_duration(Millis d) {

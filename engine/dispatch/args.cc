@@ -1,5 +1,7 @@
 #include "dispatch/args.h"
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace rb {
@@ -59,19 +61,24 @@ void check_type(const std::string& effect, const ArgSpec& spec, json& v) {
       break;
     }
     case ArgType::Int:
-      if (v.is_number_float() && v.get<double>() == static_cast<double>(v.get<int64_t>()))
-        v = v.get<int64_t>();
+      if (v.is_number_float()) {
+        // 3.0 is an integer; NaN, 2^63 and beyond are not (the cast would be undefined).
+        double d = v.get<double>();
+        if (std::isfinite(d) && d >= -9.2e18 && d <= 9.2e18 && d == std::trunc(d))
+          v = static_cast<int64_t>(d);
+      }
       if (!v.is_number_integer()) expected("integer");
       break;
     case ArgType::Number:
       if (!v.is_number()) expected("number");
+      if (v.is_number_float() && !std::isfinite(v.get<double>())) expected("finite number");
       break;
     case ArgType::Bool:
       if (!v.is_boolean()) expected("boolean");
       break;
     case ArgType::Duration:
-      if (v.is_number()) break;  // seconds
-      if (!v.is_string() || !parse_duration(v.get<std::string>()))
+      if (v.is_number() ? !duration_from_seconds(v.get<double>())  // seconds
+                        : !v.is_string() || !parse_duration(v.get<std::string>()))
         bad(effect, spec.name, "duration like \"30s\" expected, got " + got(v));
       break;
     case ArgType::List:
@@ -156,7 +163,8 @@ bool Args::boolean(const std::string& k, bool def) const {
 
 Millis Args::duration(const std::string& k) const {
   const json& v = at(k);
-  if (v.is_number()) return Millis(static_cast<int64_t>(v.get<double>() * 1000));
+  if (v.is_number())
+    if (auto d = duration_from_seconds(v.get<double>())) return *d;
   if (v.is_string())
     if (auto d = parse_duration(v.get<std::string>())) return *d;
   bad(effect_, k, "duration like \"30s\" expected, got " + got(v));

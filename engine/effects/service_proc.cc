@@ -7,9 +7,11 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <regex>
+#include <memory>
 #include <thread>
 #include <unistd.h>
+
+#include <re2/re2.h>
 
 #include "core/clock.h"
 #include "core/strings.h"
@@ -22,8 +24,10 @@ namespace rb {
 namespace {
 namespace stdfs = std::filesystem;
 
-// argv_match is an ECMAScript regex; Lua's %-escapes are translated so a Lua-minded pattern
-// ("app%.py", "%d+") means what its author meant.
+// argv_match is an RE2 regular expression: it is user-supplied and meets command lines of any
+// length (a JVM classpath is tens of KB), so it must match in linear time, which RE2 does and
+// std::regex (recursive backtracking) does not. Lua's %-escapes are translated so a Lua-minded
+// pattern ("app%.py", "%d+") means what its author meant.
 std::string lua_escapes_to_regex(const std::string& s) {
   std::string out;
   bool in_class = false;
@@ -81,7 +85,7 @@ std::string base_name(const std::string& p) { return stdfs::path(p).filename().s
 
 struct Filter {
   std::string exe, exe_real, cwd, user, pattern;
-  std::optional<std::regex> re;
+  std::shared_ptr<const RE2> re;
   pid_t pid = 0;
   bool any() const { return !exe.empty() || re || !cwd.empty() || !user.empty() || pid > 0; }
 };
@@ -92,15 +96,22 @@ Filter filter_of(const Args& a) {
   if (f.exe.find('/') != std::string::npos) f.exe_real = real_path(f.exe);
   if (a.has("cwd")) f.cwd = real_path(a.str("cwd"));
   f.user = a.str_or("user", "");
-  f.pid = static_cast<pid_t>(a.integer_or("pid", 0));
+  int64_t pid = a.integer_or("pid", 0);
+  if (pid < 0 || pid > 0x3fffffff)  // PID_MAX_LIMIT is 2^22; a cast would wrap to another pid
+    throw ArgError("bad argument 'pid' to '" + a.effect() + "' (a process id expected, got " +
+                   std::to_string(pid) + ")");
+  f.pid = static_cast<pid_t>(pid);
   if (a.has("argv_match")) {
     f.pattern = a.str("argv_match");
-    try {
-      f.re.emplace(lua_escapes_to_regex(f.pattern), std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
+    RE2::Options o;
+    o.set_log_errors(false);
+    // Bytes, as the command line is: no UTF-8 decoding of either side.
+    o.set_encoding(RE2::Options::EncodingLatin1);
+    auto re = std::make_shared<const RE2>(lua_escapes_to_regex(f.pattern), o);
+    if (!re->ok())
       throw ArgError("bad argument 'argv_match' to '" + a.effect() + "' (invalid regular expression \"" +
-                     f.pattern + "\": " + e.what() + ")");
-    }
+                     truncate(f.pattern, 200) + "\": " + re->error() + ")");
+    f.re = std::move(re);
   }
   return f;
 }
@@ -139,7 +150,7 @@ std::vector<os::ProcInfo> find(const Filter& f) {
     if (!f.exe.empty() && !exe_matches(f, p)) continue;
     if (!f.cwd.empty() && p.cwd != f.cwd) continue;
     if (!f.user.empty() && !user_matches(f, p)) continue;
-    if (f.re && !std::regex_search(p.cmdline, *f.re)) continue;
+    if (f.re && !RE2::PartialMatch(p.cmdline, *f.re)) continue;
     out.push_back(std::move(p));
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
@@ -148,7 +159,7 @@ std::vector<os::ProcInfo> find(const Filter& f) {
 
 std::vector<ArgSpec> filter_args() {
   return {opt("exe", ArgType::String, "the executable: a path (compared resolved), or a file name matched against the executable's and argv[0]'s"),
-          opt("argv_match", ArgType::String, "a regular expression (ECMAScript) searched in the command line (argv joined by spaces); Lua's %-escapes work too: \"app%.py\""),
+          opt("argv_match", ArgType::String, "a regular expression searched in the command line (argv joined by spaces), in RE2 syntax (Perl-like, matched in linear time: no backreferences or lookaround), byte by byte; Lua's %-escapes work too: \"app%.py\", \"%d+\""),
           opt("cwd", ArgType::Path, "the process's working directory (exact, resolved)"),
           opt("user", ArgType::String, "user name or uid"),
           opt("pid", ArgType::Int, "one pid")};

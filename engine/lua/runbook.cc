@@ -4,10 +4,10 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <regex>
 #include <sstream>
 #include <thread>
 #include <utility>
@@ -16,6 +16,7 @@
 #include "core/hash.h"
 #include "core/interrupt.h"
 #include "core/secrets.h"
+#include "core/source_file.h"
 #include "core/strings.h"
 #include "lua/binding.h"
 #include "lua/convert.h"
@@ -28,12 +29,11 @@ namespace {
 
 const char* kRunbookKey = "runbook.self";
 
+// Bounded: a device, a FIFO or a huge file is refused at once (`runbook exec /dev/zero`).
 std::string read_text(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(path + ": cannot read the runbook file");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string text, err;
+  if (!read_source_file(path, &text, &err)) throw UsageError(err);
+  return text;
 }
 
 Runbook* self(lua_State* L) {
@@ -50,16 +50,94 @@ std::string where(lua_State* L) {
   return w;
 }
 
-std::string field_string(lua_State* L, int t, const char* key) {
+// Lenient (a non-string reads as ""): new declaration fields use opt_string instead.
+[[maybe_unused]] std::string field_string(lua_State* L, int t, const char* key) {
   lua_getfield(L, t, key);
   std::string out = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
   lua_pop(L, 1);
   return out;
 }
 
-const std::regex& semver() {
-  static const std::regex re(R"(^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$)");
-  return re;
+// Declaration fields are checked for their type: a wrong one is a problem reported with the
+// declaration's file:line, never a silent default (`timeout = true` once meant 30 minutes).
+// Present and a string: its text; absent: "".
+std::string opt_string(lua_State* L, int t, const char* key, const std::string& owner,
+                       std::vector<std::string>& problems) {
+  lua_getfield(L, t, key);
+  std::string out;
+  if (lua_type(L, -1) == LUA_TSTRING)
+    out = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1))
+    problems.push_back(owner + "'" + key + "' must be a string, not " + luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return out;
+}
+
+bool opt_bool(lua_State* L, int t, const char* key, const std::string& owner,
+              std::vector<std::string>& problems) {
+  lua_getfield(L, t, key);
+  bool out = false;
+  if (lua_type(L, -1) == LUA_TBOOLEAN)
+    out = lua_toboolean(L, -1);
+  else if (!lua_isnil(L, -1))
+    problems.push_back(owner + "'" + key + "' must be true or false, not " +
+                       luaL_typename(L, -1));
+  lua_pop(L, 1);
+  return out;
+}
+
+// A list of strings (numbers taken as their text): { "a", "b" }, nothing else.
+std::optional<std::vector<std::string>> string_list(lua_State* L, int idx) {
+  if (!lua_istable(L, idx)) return std::nullopt;
+  idx = lua_absindex(L, idx);
+  lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, idx));
+  std::vector<std::string> out;
+  lua_Integer fields = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    ++fields;
+    lua_pop(L, 1);
+  }
+  if (fields != n) return std::nullopt;  // holes or named fields
+  for (lua_Integer i = 1; i <= n; ++i) {
+    lua_rawgeti(L, idx, i);
+    int type = lua_type(L, -1);
+    if (type == LUA_TSTRING || type == LUA_TNUMBER) {
+      size_t len = 0;
+      const char* c = lua_tolstring(L, -1, &len);
+      out.emplace_back(c, len);
+    }
+    lua_pop(L, 1);
+    if (type != LUA_TSTRING && type != LUA_TNUMBER) return std::nullopt;
+  }
+  return out;
+}
+
+bool is_param_name(const std::string& s) {
+  if (s.empty() || !(std::isalpha(static_cast<unsigned char>(s[0])) || s[0] == '_')) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  return true;
+}
+
+// The text a typed value is compared with `choices` by: a list's elements one by one.
+std::vector<std::string> choice_texts(const json& v) {
+  std::vector<std::string> out;
+  auto text = [](const json& e) { return e.is_string() ? e.get<std::string>() : e.dump(); };
+  if (v.is_array())
+    for (const auto& e : v) out.push_back(text(e));
+  else
+    out.push_back(text(v));
+  return out;
+}
+
+// Nothing when `value` is among the parameter's choices (or it has none), else the first
+// value that is not.
+std::optional<std::string> not_a_choice(const ParamSpec& p, const json& value) {
+  if (p.choices.empty()) return std::nullopt;
+  for (const auto& t : choice_texts(value))
+    if (std::find(p.choices.begin(), p.choices.end(), t) == p.choices.end()) return t;
+  return std::nullopt;
 }
 
 const char* kParamTypes[] = {"string", "int", "number", "bool", "path", "url", "duration", "list"};
@@ -73,23 +151,21 @@ std::optional<json> convert_param(const ParamSpec& p, const json& v, std::string
   }
   if (p.type == "int") {
     if (v.is_number_integer()) return v;
-    try {
-      size_t used = 0;
-      long long n = std::stoll(text, &used);
-      if (used == text.size()) return json(static_cast<int64_t>(n));
-    } catch (...) {
+    if (v.is_number_float()) {
+      double d = v.get<double>();
+      if (std::isfinite(d) && d == std::trunc(d) && std::fabs(d) <= 9.2e18)
+        return json(static_cast<int64_t>(d));
+    } else if (v.is_string()) {
+      if (auto n = parse_int(text)) return json(*n);
     }
-    return *why = "an integer", std::nullopt;
+    return *why = "an integer (in the 64-bit range)", std::nullopt;
   }
   if (p.type == "number") {
-    if (v.is_number()) return v;
-    try {
-      size_t used = 0;
-      double d = std::stod(text, &used);
-      if (used == text.size()) return json(d);
-    } catch (...) {
-    }
-    return *why = "a number", std::nullopt;
+    // NaN and infinities are refused: JSON cannot hold them (the journal would say null).
+    if (v.is_number() && (!v.is_number_float() || std::isfinite(v.get<double>()))) return v;
+    if (v.is_string())
+      if (auto d = parse_finite(text)) return json(*d);
+    return *why = "a finite number", std::nullopt;
   }
   if (p.type == "bool") {
     if (v.is_boolean()) return v;
@@ -104,8 +180,7 @@ std::optional<json> convert_param(const ParamSpec& p, const json& v, std::string
     return json(ec ? text : abs.lexically_normal().string());
   }
   if (p.type == "url") {
-    static const std::regex re(R"(^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$)");
-    if (!v.is_string() || !std::regex_match(text, re))
+    if (!v.is_string() || !is_url(text))
       return *why = "a URL like http://host:port/path", std::nullopt;
     return json(text);
   }
@@ -114,7 +189,14 @@ std::optional<json> convert_param(const ParamSpec& p, const json& v, std::string
     return json(text);
   }
   if (p.type == "list") {
-    if (v.is_array()) return v;
+    const char* what = "a list of strings (a Lua list, or comma-separated text)";
+    if (v.is_object() && v.empty()) return json::array();  // Lua's {} converts as a table
+    if (v.is_array()) {
+      for (const auto& e : v)
+        if (!e.is_string() && !e.is_number()) return *why = what, std::nullopt;
+      return v;
+    }
+    if (!v.is_string()) return *why = what, std::nullopt;
     json arr = json::array();
     if (!text.empty())
       for (auto& part : split(text, ',')) arr.push_back(trim(part));
@@ -265,7 +347,7 @@ void Runbook::load(const std::string& file) {
       }
     }
 
-    if (!sandbox_->load_source(code, "@" + file, &err)) throw UsageError(err);
+    if (!sandbox_->load_source(lua_source_text(code), "@" + file, &err)) throw UsageError(err);
     sandbox_->arm(std::chrono::steady_clock::now() + std::chrono::seconds(10),
                   "declaring the runbook took longer than 10s");
     declaring_ = true;
@@ -287,7 +369,6 @@ void Runbook::load(const std::string& file) {
 
 int Runbook::l_runbook(lua_State* L) {
   Runbook* rb = self(L);
-  std::string at = where(L);
   luaL_checktype(L, 1, LUA_TTABLE);
   if (rb->declared_) return luaL_error(L, "runbook{} is declared twice");
   static const std::vector<std::string> known = {"name", "version", "summary", "params",
@@ -301,18 +382,27 @@ int Runbook::l_runbook(lua_State* L) {
     lua_pop(L, 1);
   }
   auto& d = rb->decl_;
-  d.name = field_string(L, 1, "name");
-  d.version = field_string(L, 1, "version");
-  d.summary = field_string(L, 1, "summary");
-  static const std::regex name_re(R"(^[A-Za-z0-9][A-Za-z0-9._-]*$)");
-  if (d.name.empty())
+  size_t before = problems.size();
+  d.name = opt_string(L, 1, "name", "", problems);
+  bool name_typed = problems.size() == before;
+  d.version = opt_string(L, 1, "version", "", problems);
+  bool version_typed = problems.size() == before + (name_typed ? 0 : 1);
+  d.summary = opt_string(L, 1, "summary", "", problems);
+  opt_string(L, 1, "description", "", problems);
+  opt_string(L, 1, "owner", "", problems);
+  lua_getfield(L, 1, "tags");
+  if (!lua_isnil(L, -1) && !string_list(L, -1))
+    problems.push_back("'tags' must be a list of strings");
+  lua_pop(L, 1);
+  if (d.name.empty() && name_typed)
     problems.push_back("missing required field 'name'");
-  else if (!std::regex_match(d.name, name_re))
-    problems.push_back("name '" + d.name + "' may hold only letters, digits, '.', '_' and '-'");
-  if (d.version.empty())
+  else if (!d.name.empty() && !is_plain_name(d.name))
+    problems.push_back("name '" + truncate(d.name, 80) +
+                       "' may hold only letters, digits, '.', '_' and '-'");
+  if (d.version.empty() && version_typed)
     problems.push_back("missing required field 'version'");
-  else if (!std::regex_match(d.version, semver()))
-    problems.push_back("version '" + d.version + "' is not semver (like 1.2.0)");
+  else if (!d.version.empty() && !is_semver(d.version))
+    problems.push_back("version '" + truncate(d.version, 80) + "' is not semver (like 1.2.0)");
 
   lua_getfield(L, 1, "params");
   if (!lua_isnil(L, -1)) {
@@ -330,6 +420,10 @@ int Runbook::l_runbook(lua_State* L) {
         ParamSpec p;
         p.name = lua_tostring(L, -2);
         int t = lua_gettop(L);
+        if (!is_param_name(p.name))
+          problems.push_back("param '" + truncate(p.name, 80) +
+                             "': a name is a letter or '_', then letters, digits, '_', '-'");
+        std::string owner = "param '" + p.name + "': ";
         static const std::vector<std::string> pknown = {"type", "required", "default", "secret",
                                                         "doc", "choices", "target"};
         lua_pushnil(L);
@@ -339,26 +433,22 @@ int Runbook::l_runbook(lua_State* L) {
             problems.push_back("param '" + p.name + "': unknown field '" + k + "'");
           lua_pop(L, 1);
         }
-        std::string type = field_string(L, t, "type");
-        p.type = type.empty() ? "string" : type;
-        if (std::find(std::begin(kParamTypes), std::end(kParamTypes), p.type) ==
-            std::end(kParamTypes))
-          problems.push_back("param '" + p.name + "': unknown type '" + p.type +
-                             "' (string, int, number, bool, path, url, duration, list)");
-        lua_getfield(L, t, "required");
-        p.required = lua_toboolean(L, -1);
-        lua_getfield(L, t, "secret");
-        p.secret = lua_toboolean(L, -1);
-        lua_pop(L, 2);
-        p.doc = field_string(L, t, "doc");
-        lua_getfield(L, t, "target");
-        if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-          problems.push_back("param '" + p.name + "': target must be true or false");
-        p.target = lua_toboolean(L, -1);
+        lua_getfield(L, t, "type");
+        bool typed = !lua_isnil(L, -1);
         lua_pop(L, 1);
+        size_t before_type = problems.size();
+        std::string type = opt_string(L, t, "type", owner, problems);
+        p.type = typed ? type : "string";
+        if (typed && problems.size() == before_type && std::find(std::begin(kParamTypes), std::end(kParamTypes), p.type) ==
+                         std::end(kParamTypes))
+          problems.push_back(owner + "unknown type '" + truncate(p.type, 40) +
+                             "' (string, int, number, bool, path, url, duration, list)");
+        p.required = opt_bool(L, t, "required", owner, problems);
+        p.secret = opt_bool(L, t, "secret", owner, problems);
+        p.doc = opt_string(L, t, "doc", owner, problems);
+        p.target = opt_bool(L, t, "target", owner, problems);
         if (p.target && p.secret)
-          problems.push_back("param '" + p.name +
-                             "': a secret cannot be a target (the lock key is shown to everyone)");
+          problems.push_back(owner + "a secret cannot be a target (the lock key is shown to everyone)");
         lua_getfield(L, t, "default");
         try {
           p.def = lua_to_json(L, -1, "param '" + p.name + "' default");
@@ -367,19 +457,23 @@ int Runbook::l_runbook(lua_State* L) {
         }
         lua_pop(L, 1);
         lua_getfield(L, t, "choices");
-        if (lua_istable(L, -1)) {
-          lua_Integer n = static_cast<lua_Integer>(lua_rawlen(L, -1));
-          for (lua_Integer i = 1; i <= n; ++i) {
-            lua_rawgeti(L, -1, i);
-            if (lua_isstring(L, -1)) p.choices.push_back(lua_tostring(L, -1));
-            lua_pop(L, 1);
-          }
+        if (!lua_isnil(L, -1)) {
+          auto choices = string_list(L, -1);
+          if (!choices || choices->empty())
+            problems.push_back(owner + "choices must be a non-empty list of strings, like "
+                                       "{ \"a\", \"b\" }");
+          else
+            p.choices = std::move(*choices);
         }
         lua_pop(L, 1);
         if (!p.def.is_null()) {
           std::string why;
-          if (!convert_param(p, p.def, &why))
-            problems.push_back("param '" + p.name + "': default is not " + why);
+          auto def = convert_param(p, p.def, &why);
+          if (!def)
+            problems.push_back(owner + "default is not " + why);
+          else if (auto off = not_a_choice(p, *def))
+            problems.push_back(owner + "default '" + truncate(*off, 80) + "' is not one of " +
+                               join(p.choices, ", "));
         }
         d.params.push_back(std::move(p));
         lua_pop(L, 1);
@@ -400,7 +494,7 @@ int Runbook::l_runbook(lua_State* L) {
   }
   lua_pop(L, 1);
   if (!problems.empty()) {
-    std::string msg = at + " runbook{}: " + join(problems, "; ");
+    std::string msg = "runbook{}: " + join(problems, "; ");  // luaL_error adds file:line
     return luaL_error(L, "%s", msg.c_str());
   }
   rb->declared_ = true;
@@ -420,51 +514,74 @@ int Runbook::l_step(lua_State* L) {
   if (!s.site.empty() && s.site.back() == ' ') s.site.pop_back();
   if (lua_type(L, 1) == LUA_TSTRING) {
     s.name = lua_tostring(L, 1);
-    luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (lua_type(L, 2) != LUA_TFUNCTION)
+      return luaL_error(L, "step '%s': the second argument must be a function, not %s",
+                        s.name.c_str(), luaL_typename(L, 2));
     lua_pushvalue(L, 2);
   } else if (lua_istable(L, 1)) {
+    std::vector<std::string> problems;
     lua_rawgeti(L, 1, 1);
-    s.name = lua_isstring(L, -1) ? lua_tostring(L, -1) : field_string(L, 1, "name");
+    bool positional = !lua_isnil(L, -1);
+    if (positional && lua_type(L, -1) != LUA_TSTRING)
+      return luaL_error(L, "step: the name must be a string, not %s", luaL_typename(L, -1));
+    if (positional) s.name = lua_tostring(L, -1);
     lua_pop(L, 1);
+    std::string named = opt_string(L, 1, "name", "step: ", problems);
+    if (!problems.empty()) return luaL_error(L, "%s", problems.front().c_str());
+    if (!positional) s.name = named;
     static const std::vector<std::string> known = {"name", "run", "timeout", "retries",
                                                    "retry_delay", "always"};
+    std::string owner = "step '" + truncate(s.name, 80) + "': ";
     lua_pushnil(L);
     while (lua_next(L, 1)) {
       if (lua_type(L, -2) == LUA_TSTRING) {
         std::string k = lua_tostring(L, -2);
         if (std::find(known.begin(), known.end(), k) == known.end())
-          return luaL_error(L, "step '%s': unknown field '%s' (name, run, timeout, retries, "
-                               "retry_delay, always)", s.name.c_str(), k.c_str());
+          problems.push_back(owner + "unknown field '" + truncate(k, 40) +
+                             "' (name, run, timeout, retries, retry_delay, always)");
+      } else if (!(lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1)) {
+        problems.push_back(owner + "only the name is given by position: { \"name\", run = fn, "
+                                   "... }");
       }
       lua_pop(L, 1);
     }
-    std::string timeout = field_string(L, 1, "timeout");
-    if (!timeout.empty()) {
-      auto d = parse_duration(timeout);
-      if (!d) return luaL_error(L, "step '%s': timeout '%s' is not a duration like \"30s\"",
-                                s.name.c_str(), timeout.c_str());
-      s.timeout = *d;
-    }
-    std::string delay = field_string(L, 1, "retry_delay");
-    if (!delay.empty()) {
-      auto d = parse_duration(delay);
-      if (!d) return luaL_error(L, "step '%s': retry_delay '%s' is not a duration",
-                                s.name.c_str(), delay.c_str());
-      s.retry_delay = *d;
-    }
+    // Durations are strings like "30s"; anything else (true, "", 30, "0s") is an error, not
+    // the 30-minute default.
+    auto duration_field = [&](const char* key, bool positive, long long max_h, Millis* into) {
+      lua_getfield(L, 1, key);
+      bool given = !lua_isnil(L, -1);
+      bool is_text = lua_type(L, -1) == LUA_TSTRING;
+      std::string text = is_text ? lua_tostring(L, -1) : luaL_typename(L, -1);
+      lua_pop(L, 1);
+      if (!given) return;
+      auto d = is_text ? parse_duration(text) : std::nullopt;
+      if (!is_text)
+        problems.push_back(owner + key + " must be a duration like \"30s\", not a " + text);
+      else if (!d || d->count() > max_h * 3'600'000)
+        problems.push_back(owner + key + " '" + truncate(text, 40) +
+                           "' is not a duration like \"30s\" (at most " + std::to_string(max_h) +
+                           "h)");
+      else if (positive && d->count() <= 0)
+        problems.push_back(owner + key + " '" + text + "' must be more than 0");
+      else
+        *into = *d;
+    };
+    duration_field("timeout", true, kMaxDurationMs / 3'600'000, &s.timeout);
+    // A day: the delay doubles with each retry (up to 64x), which must stay a valid deadline.
+    duration_field("retry_delay", false, 24, &s.retry_delay);
     lua_getfield(L, 1, "retries");
     if (!lua_isnil(L, -1)) {
       if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > 100)
-        return luaL_error(L, "step '%s': retries must be an integer from 0 to 100", s.name.c_str());
-      s.retries = static_cast<int>(lua_tointeger(L, -1));
+        problems.push_back(owner + "retries must be an integer from 0 to 100");
+      else
+        s.retries = static_cast<int>(lua_tointeger(L, -1));
     }
     lua_pop(L, 1);
-    lua_getfield(L, 1, "always");
-    s.always = lua_toboolean(L, -1);
-    lua_pop(L, 1);
+    s.always = opt_bool(L, 1, "always", owner, problems);
     lua_getfield(L, 1, "run");
     if (!lua_isfunction(L, -1))
-      return luaL_error(L, "step '%s': 'run' must be a function", s.name.c_str());
+      problems.push_back(owner + "'run' must be a function, not " + luaL_typename(L, -1));
+    if (!problems.empty()) return luaL_error(L, "%s", join(problems, "; ").c_str());
   } else {
     return luaL_error(L, "step expects (name, function) or { name, run = function, ... }");
   }
@@ -508,9 +625,7 @@ json Runbook::resolve_params(const std::map<std::string, std::string>& given,
                          (p.secret ? std::string("(secret)") : "'" + (raw.is_string() ? raw.get<std::string>() : raw.dump()) + "'"));
       continue;
     }
-    if (!p.choices.empty() && value->is_string() &&
-        std::find(p.choices.begin(), p.choices.end(), value->get<std::string>()) ==
-            p.choices.end()) {
+    if (not_a_choice(p, *value)) {
       problems.push_back("parameter '" + p.name + "' must be one of " + join(p.choices, ", "));
       continue;
     }
@@ -538,6 +653,10 @@ json Runbook::override_params(const json& base, const std::map<std::string, std:
     auto value = convert_param(*spec, json(text), &why);
     if (!value) {
       problems.push_back("parameter '" + k + "' must be " + why);
+      continue;
+    }
+    if (not_a_choice(*spec, *value)) {
+      problems.push_back("parameter '" + k + "' must be one of " + join(spec->choices, ", "));
       continue;
     }
     if (!spec->secret && changes && (!out.contains(k) || out[k] != *value))
@@ -803,10 +922,8 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   try {
     book.load(req.file);
   } catch (const UsageError& e) {
-    try {
-      run.sha256 = sha256_file(req.file);
-    } catch (...) {
-    }
+    std::string bytes, unread;
+    if (read_source_file(req.file, &bytes, &unread)) run.sha256 = sha256_hex(bytes);
     return fail_usage(e.what());
   }
   const RunbookDecl& d = book.decl();

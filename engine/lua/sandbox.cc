@@ -11,6 +11,7 @@
 #include "core/interrupt.h"
 #include "lua/bounded_string.h"
 #include "lua/bounded_table.h"
+#include "core/source_file.h"
 
 namespace rb {
 namespace {
@@ -33,7 +34,6 @@ const char* kCoroutine[] = {"close", "create", "isyieldable", "resume", "running
 
 const char* kLoadedKey = "runbook.loaded";
 const char* kSeedKey = "runbook.randomseed";  // math.randomseed as built, out of the runbook's reach
-constexpr size_t kMaxModuleBytes = 16u << 20;
 constexpr int kHookEvery = 1000;  // instructions between checks of the deadline and Ctrl-C
 
 template <size_t N>
@@ -441,19 +441,11 @@ int Sandbox::l_require(lua_State* L) {
     return luaL_error(L, "require: module '%s' (%s) resolves to %s, outside stdlib/ and the "
                          "runbook's directory", name.c_str(), found.c_str(),
                       ec ? "an unreadable path" : real.c_str());
-  std::string code;
-  {
-    uintmax_t size = fs::file_size(real, ec);
-    if (ec || size > kMaxModuleBytes)
-      return luaL_error(L, "require: module '%s' (%s) is %s", name.c_str(), found.c_str(),
-                        ec ? "unreadable" : "larger than 16 MiB");
-    std::ifstream in(real, std::ios::binary);
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    code = ss.str();
-  }
-  std::string err;
-  if (!self->load_source(code, "@" + found, &err)) return luaL_error(L, "%s", err.c_str());
+  std::string code, err;
+  if (!read_source_file(real.string(), &code, &err))  // bounded, as the runbook file is
+    return luaL_error(L, "require '%s': %s", name.c_str(), err.c_str());
+  if (!self->load_source(lua_source_text(code), "@" + found, &err))
+    return luaL_error(L, "%s", err.c_str());
   self->modules_[name] = sha256_hex(code);
   lua_pushlightuserdata(L, loading_marker());
   lua_setfield(L, 2, name.c_str());
