@@ -174,13 +174,20 @@ std::string url_of(git_remote* r) {
   return u ? u : "";
 }
 
-// "origin (https://host/repo.git)", for run_transfer's messages; a missing repository or remote
-// fails here as it would in the child.
+// "origin (https://host/repo.git)", for run_transfer's messages and progress (a password in the
+// URL shown as ***); a missing repository or remote fails here as it would in the child.
 std::string remote_label(const Args& a) {
   Repo repo = open(a);
   Remote rem = lookup_remote(repo.get(), a.str("remote"));
-  return a.str("remote") +
-         (url_of(rem.get()) == a.str("remote") ? "" : " (" + url_of(rem.get()) + ")");
+  std::string url = url_of(rem.get());
+  bool anonymous = url == a.str("remote");  // the remote was given as a URL
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme != std::string::npos && at != std::string::npos && at < url.find('/', scheme + 3)) {
+    auto colon = url.find(':', scheme + 3);
+    if (colon < at) url = url.substr(0, colon + 1) + "***" + url.substr(at);
+  }
+  return anonymous ? url : a.str("remote") + " (" + url + ")";
 }
 
 json transfer(EffectContext& ctx, const Args& a, const std::function<json()>& body) {
