@@ -194,7 +194,7 @@ class Reaper {
     std::set<pid_t> seen;
     auto send = [&](int sig, const std::vector<pid_t>& procs, bool only_new) {
       // The group too, while its leader's pid is still ours (a zombie's pid is not reused).
-      if (!reaped()) ::kill(-main, sig);
+      if (!only_new && !reaped()) ::kill(-main, sig);
       for (pid_t p : procs)
         if (seen.insert(p).second || !only_new) ::kill(p, sig);
     };
