@@ -49,6 +49,7 @@ class Demo : public ::testing::Test {
     s.argv = {std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/demo/setup.sh", dir_, std::to_string(port_)};
     s.env = {{"RUNBOOK_BIN", RUNBOOK_BIN}};
     s.timeout = std::chrono::seconds(120);
+    s.detached = true;  // setup.sh starts the demo app, which must outlive it
     auto r = os::run_process(s);
     ASSERT_EQ(r.code, 0) << r.stdout_text << r.stderr_text;
     up_ = true;

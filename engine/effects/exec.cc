@@ -1,5 +1,5 @@
-// exec{ "prog", "arg", ..., cwd =, env =, stdin =, timeout =, readonly = } — a program by argv,
-// never a shell string.
+// exec{ "prog", "arg", ..., cwd =, env =, stdin =, timeout =, readonly =, detached = } — a program
+// by argv, never a shell string. Nothing it starts outlives it unless detached = true.
 #include "core/strings.h"
 #include "effects/effects.h"
 #include "effects/util.h"
@@ -9,17 +9,28 @@ namespace rb {
 void register_exec(Registry& r) {
   Effect e;
   e.name = "exec";
-  e.summary = "Run a program by argv (never through a shell), with a timeout and its output captured";
+  e.summary =
+      "Run a program by argv (never through a shell), with a timeout and its output captured";
   e.kind = Kind::Change;
   e.rest = "argv";
   e.checkable = true;
-  e.args = {req("argv", ArgType::List, "program and arguments: exec{ \"systemctl\", \"restart\", \"app\" }"),
+  e.args = {req("argv", ArgType::List,
+                "program and arguments: exec{ \"systemctl\", \"restart\", \"app\" }"),
             opt("cwd", ArgType::Path, "working directory"),
             opt("env", ArgType::Map, "environment variables added to the inherited ones"),
-            opt("stdin", ArgType::String, "text fed to the program's standard input (secrets go here, not in argv)"),
-            opt("timeout", ArgType::Duration, "the program's group gets TERM after this, then KILL", "60s"),
+            opt("stdin", ArgType::String,
+                "text fed to the program's standard input (secrets go here, not in argv)"),
+            opt("timeout", ArgType::Duration, "the program's group gets TERM after this, then KILL",
+                "60s"),
             opt("grace", ArgType::Duration, "time between TERM and KILL", "3s"),
-            opt("readonly", ArgType::Bool, "true: the program only reads, so it is a probe and runs in dry-run", false)};
+            opt("readonly", ArgType::Bool,
+                "true: the program only reads, so it is a probe and runs in dry-run", false),
+            opt("detached", ArgType::Bool,
+                "true: what the program starts in the background (a daemon) keeps running after it "
+                "exits; "
+                "otherwise its process group and anything that escaped it get TERM, then KILL "
+                "after grace",
+                false)};
   e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
   e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
   e.describe = [](const Args& a) {
@@ -36,6 +47,7 @@ void register_exec(Registry& r) {
     if (a.has("stdin")) spec.stdin_data = a.str("stdin");
     spec.timeout = a.duration("timeout");
     spec.grace = a.duration("grace");
+    spec.detached = a.boolean("detached");
     auto res = run_process_checked(ctx, spec, true, display_argv(spec.argv));
     return process_json(res);
   };

@@ -1,6 +1,8 @@
 // git.fetch and git.push. A forced push is always a push with a lease: the remote ref must still
 // be where our remote-tracking ref says we last saw it (or at `expect`), checked on the same
-// connection the push then uses, so a colleague's push is never silently thrown away.
+// connection the push then uses, so a colleague's push is never silently thrown away. Everything
+// that talks to a remote runs through run_transfer (git_child.cc): in a child process, so that
+// `timeout` bounds the whole operation whatever the server does.
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -80,8 +82,12 @@ git_remote_callbacks callbacks(Session& s) {
   return cb;
 }
 
+// A host that does not accept a connection in this long is not there: said clearly, rather than
+// as a transfer that "did not finish" minutes later.
+constexpr Millis kConnectLimit{30'000};
+
 // libgit2 1.5 has no connect timeout: a dead host would hang for the kernel's TCP timeout. So a
-// network remote's host is first dialled here, bounded by the step's deadline.
+// network remote's host is first dialled here (in the transfer's child), bounded by the timeout.
 void preflight(EffectContext& ctx, const std::string& url, Millis timeout) {
   std::string host, port;
   auto scheme = url.find("://");
@@ -112,7 +118,7 @@ void preflight(EffectContext& ctx, const std::string& url, Millis timeout) {
     port = "22";
   }
   if (host.empty()) return;
-  Millis bound = ctx.bound(timeout);
+  Millis bound = std::min(ctx.bound(timeout), kConnectLimit);
   addrinfo hints{};
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
@@ -168,6 +174,29 @@ std::string url_of(git_remote* r) {
   return u ? u : "";
 }
 
+// "origin (https://host/repo.git)", for run_transfer's messages and progress (a password in the
+// URL shown as ***); a missing repository or remote fails here as it would in the child.
+std::string remote_label(const Args& a) {
+  Repo repo = open(a);
+  Remote rem = lookup_remote(repo.get(), a.str("remote"));
+  std::string url = url_of(rem.get());
+  bool anonymous = url == a.str("remote");  // the remote was given as a URL
+  auto scheme = url.find("://");
+  auto at = url.find('@');
+  if (scheme != std::string::npos && at != std::string::npos && at < url.find('/', scheme + 3)) {
+    auto colon = url.find(':', scheme + 3);
+    if (colon < at) url = url.substr(0, colon + 1) + "***" + url.substr(at);
+  }
+  return anonymous ? url : a.str("remote") + " (" + url + ")";
+}
+
+json transfer(EffectContext& ctx, const Args& a, const std::function<json()>& body) {
+  return run_transfer(ctx, remote_label(a), a.duration("timeout"), body);
+}
+
+const char* kTimeoutDoc =
+    "for the whole operation (connect, transfer, ref updates), bounded by the step's deadline";
+
 void connect(EffectContext& ctx, git_remote* r, git_direction dir, const git_remote_callbacks& cb,
              Session& s, Millis timeout) {
   preflight(ctx, url_of(r), timeout);
@@ -213,6 +242,60 @@ std::string at_text(git_repository* repo, const std::optional<git_oid>& id) {
 
 // ---- fetch ----------------------------------------------------------------------------------
 
+json preview_fetch(EffectContext& ctx, const Args& a) {
+  Repo repo = open(a);
+  Remote rem = lookup_remote(repo.get(), a.str("remote"));
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  connect(ctx, rem.get(), GIT_DIRECTION_FETCH, cb, s, a.duration("timeout"));
+  const git_remote_head** heads = nullptr;
+  size_t n = 0;
+  check(git_remote_ls(&heads, &n, rem.get()), "cannot list the remote's refs");
+  json updated = json::array();
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < n; ++i) {
+    std::string local = tracking_ref(rem.get(), heads[i]->name);
+    if (local.empty()) continue;
+    auto have = local_ref(repo.get(), local);
+    if (have && git_oid_equal(&*have, &heads[i]->oid)) continue;
+    json u{{"ref", local}, {"to", hex(heads[i]->oid)}};
+    u["from"] = have ? json(hex(*have)) : json(nullptr);
+    updated.push_back(u);
+    lines.push_back(local + " " + (have ? short_hex(*have) : std::string("(new)")) + " → " +
+                    short_hex(heads[i]->oid));
+  }
+  git_remote_disconnect(rem.get());
+  std::string text = lines.empty() ? "up to date with " + a.str("remote")
+                                   : "updates " + std::to_string(lines.size()) + " ref" +
+                                         (lines.size() == 1 ? "" : "s") + " from " +
+                                         a.str("remote") + ": " + list_text(lines);
+  return json{{"text", text}, {"url", url_of(rem.get())}, {"updated", updated}};
+}
+
+// git_remote_fetch, step by step (as libgit2 1.5 does it), so that the ref updates are marked as
+// the local phase a stop lets finish.
+json fetch(EffectContext& ctx, const Args& a) {
+  Repo repo = open(a);
+  Remote rem = lookup_remote(repo.get(), a.str("remote"));
+  Session s(&ctx);
+  git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
+  fo.callbacks = callbacks(s);
+  preflight(ctx, url_of(rem.get()), a.duration("timeout"));
+  std::string failed = "cannot fetch from " + a.str("remote") + " (" + url_of(rem.get()) + ")";
+  int rc = git_remote_download(rem.get(), nullptr, &fo);
+  git_remote_disconnect(rem.get());
+  s.rethrow();
+  check(rc, failed);
+  transfer_local_phase();
+  rc = git_remote_update_tips(rem.get(), &fo.callbacks, fo.update_fetchhead, fo.download_tags,
+                              ("runbook: fetch " + a.str("remote")).c_str());
+  s.rethrow();
+  check(rc, failed);
+  if (git_remote_prune_refs(rem.get()))
+    check(git_remote_prune(rem.get(), &fo.callbacks), "cannot prune refs of " + a.str("remote"));
+  return json{{"remote", a.str("remote")}, {"url", url_of(rem.get())}, {"updated", s.updated}};
+}
+
 void add_fetch(Registry& r) {
   Effect e;
   e.name = "git.fetch";
@@ -220,50 +303,14 @@ void add_fetch(Registry& r) {
       "Fetch from a remote, updating its remote-tracking refs (the work tree is not touched)";
   e.kind = Kind::Change;
   e.args = {repo_arg(), opt("remote", ArgType::String, "a remote's name (or a URL)", "origin"),
-            opt("timeout", ArgType::Duration, "to reach the remote's host", "30s")};
+            opt("timeout", ArgType::Duration, kTimeoutDoc, "5m")};
   e.returns = "{ remote, url, updated = { { ref, from, to } } }";
   e.describe = [](const Args& a) { return "fetch " + a.str("remote") + " into " + a.str("repo"); };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    Remote rem = lookup_remote(repo.get(), a.str("remote"));
-    Session s(&ctx);
-    auto cb = callbacks(s);
-    connect(ctx, rem.get(), GIT_DIRECTION_FETCH, cb, s, a.duration("timeout"));
-    const git_remote_head** heads = nullptr;
-    size_t n = 0;
-    check(git_remote_ls(&heads, &n, rem.get()), "cannot list the remote's refs");
-    json updated = json::array();
-    std::vector<std::string> lines;
-    for (size_t i = 0; i < n; ++i) {
-      std::string local = tracking_ref(rem.get(), heads[i]->name);
-      if (local.empty()) continue;
-      auto have = local_ref(repo.get(), local);
-      if (have && git_oid_equal(&*have, &heads[i]->oid)) continue;
-      json u{{"ref", local}, {"to", hex(heads[i]->oid)}};
-      u["from"] = have ? json(hex(*have)) : json(nullptr);
-      updated.push_back(u);
-      lines.push_back(local + " " + (have ? short_hex(*have) : std::string("(new)")) + " → " +
-                      short_hex(heads[i]->oid));
-    }
-    git_remote_disconnect(rem.get());
-    std::string text = lines.empty() ? "up to date with " + a.str("remote")
-                                     : "updates " + std::to_string(lines.size()) + " ref" +
-                                           (lines.size() == 1 ? "" : "s") + " from " +
-                                           a.str("remote") + ": " + list_text(lines);
-    return json{{"text", text}, {"url", url_of(rem.get())}, {"updated", updated}};
+    return transfer(ctx, a, [&] { return preview_fetch(ctx, a); });
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    Remote rem = lookup_remote(repo.get(), a.str("remote"));
-    Session s(&ctx);
-    git_fetch_options fo = GIT_FETCH_OPTIONS_INIT;
-    fo.callbacks = callbacks(s);
-    preflight(ctx, url_of(rem.get()), a.duration("timeout"));
-    int rc =
-        git_remote_fetch(rem.get(), nullptr, &fo, ("runbook: fetch " + a.str("remote")).c_str());
-    s.rethrow();
-    check(rc, "cannot fetch from " + a.str("remote") + " (" + url_of(rem.get()) + ")");
-    return json{{"remote", a.str("remote")}, {"url", url_of(rem.get())}, {"updated", s.updated}};
+    return transfer(ctx, a, [&] { return fetch(ctx, a); });
   };
   e.planned = [](const Args& a, const json& pv) {
     return json{{"remote", a.str("remote")},
@@ -464,6 +511,68 @@ json push_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
   return tags_result(a, p);
 }
 
+json preview_push(EffectContext& ctx, const Args& a) {
+  Repo repo = open(a);
+  if (a.boolean("tags")) return preview_tags(ctx, repo.get(), a);
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
+  git_remote_disconnect(p.remote.get());
+  json j = push_result(repo.get(), a, p);
+  std::string text = p.dst + " on " + a.str("remote") + ": " + at_text(repo.get(), p.remote_at) +
+                     " → " + label(repo.get(), p.local);
+  if (p.up_to_date)
+    text = p.dst + " on " + a.str("remote") + " is already at " + label(repo.get(), p.local);
+  else if (!p.refusal.empty())
+    text += "; would be refused: " + p.refusal;
+  else if (p.force)
+    text += " (forced; the lease holds: the remote is where we last saw it)";
+  j["text"] = text;
+  j["refused"] = !p.refusal.empty();
+  return j;
+}
+
+json push(EffectContext& ctx, const Args& a) {
+  Repo repo = open(a);
+  if (a.boolean("tags")) return push_tags(ctx, repo.get(), a);
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
+  if (!p.refusal.empty()) {
+    git_remote_disconnect(p.remote.get());
+    throw EffectError(p.refusal, push_result(repo.get(), a, p));
+  }
+  if (!p.up_to_date) {
+    // Same connection as the lease check: the push's old value is the one we just compared.
+    upload(p.remote.get(), {p.spec()}, cb, s, a);
+    if (!s.rejected.empty())
+      throw EffectError(a.str("remote") + " refused " + join(s.rejected, "; "),
+                        push_result(repo.get(), a, p));
+    transfer_local_phase();
+    check(git_remote_update_tips(p.remote.get(), &cb, 0, GIT_REMOTE_DOWNLOAD_TAGS_UNSPECIFIED,
+                                 nullptr),
+          "pushed, but cannot update the remote-tracking ref");
+  }
+  git_remote_disconnect(p.remote.get());
+  return push_result(repo.get(), a, p);
+}
+
+json verify_push(EffectContext& ctx, const Args& a) {
+  Repo repo = open(a);
+  if (a.boolean("tags")) {
+    Session s(&ctx);
+    auto cb = callbacks(s);
+    TagsPlan p = plan_tags(ctx, repo.get(), a, s, cb);
+    git_remote_disconnect(p.remote.get());
+    return p.push.empty();
+  }
+  Session s(&ctx);
+  auto cb = callbacks(s);
+  PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
+  git_remote_disconnect(p.remote.get());
+  return p.up_to_date;
+}
+
 void add_push(Registry& r) {
   Effect e;
   e.name = "git.push";
@@ -484,7 +593,7 @@ void add_push(Registry& r) {
           "push every tag the remote lacks instead (git push --tags); a tag the "
           "remote has elsewhere refuses the push",
           false),
-      opt("timeout", ArgType::Duration, "to reach the remote's host", "30s")};
+      opt("timeout", ArgType::Duration, kTimeoutDoc, "5m")};
   e.returns =
       "{ remote, url, refspec, ref, from = remote's previous sha or nil, to, forced, lease, "
       "up_to_date }; "
@@ -495,50 +604,12 @@ void add_push(Registry& r) {
            " from " + a.str("repo") + (a.boolean("force") ? " (force, with lease)" : "");
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    if (a.boolean("tags")) return preview_tags(ctx, repo.get(), a);
-    Session s(&ctx);
-    auto cb = callbacks(s);
-    PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
-    git_remote_disconnect(p.remote.get());
-    json j = push_result(repo.get(), a, p);
-    std::string text = p.dst + " on " + a.str("remote") + ": " + at_text(repo.get(), p.remote_at) +
-                       " → " + label(repo.get(), p.local);
-    if (p.up_to_date)
-      text = p.dst + " on " + a.str("remote") + " is already at " + label(repo.get(), p.local);
-    else if (!p.refusal.empty())
-      text += "; would be refused: " + p.refusal;
-    else if (p.force)
-      text += " (forced; the lease holds: the remote is where we last saw it)";
-    j["text"] = text;
-    j["refused"] = !p.refusal.empty();
-    return j;
+    return transfer(ctx, a, [&] { return preview_push(ctx, a); });
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    if (a.boolean("tags")) {
-      if (a.has("refspec")) throw EffectError("give refspec or tags = true, not both");
-      return push_tags(ctx, repo.get(), a);
-    }
-    Session s(&ctx);
-    auto cb = callbacks(s);
-    PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
-    if (!p.refusal.empty()) {
-      git_remote_disconnect(p.remote.get());
-      throw EffectError(p.refusal, push_result(repo.get(), a, p));
-    }
-    if (!p.up_to_date) {
-      // Same connection as the lease check: the push's old value is the one we just compared.
-      upload(p.remote.get(), {p.spec()}, cb, s, a);
-      if (!s.rejected.empty())
-        throw EffectError(a.str("remote") + " refused " + join(s.rejected, "; "),
-                          push_result(repo.get(), a, p));
-      check(git_remote_update_tips(p.remote.get(), &cb, 0, GIT_REMOTE_DOWNLOAD_TAGS_UNSPECIFIED,
-                                   nullptr),
-            "pushed, but cannot update the remote-tracking ref");
-    }
-    git_remote_disconnect(p.remote.get());
-    return push_result(repo.get(), a, p);
+    if (a.boolean("tags") && a.has("refspec"))
+      throw EffectError("give refspec or tags = true, not both");
+    return transfer(ctx, a, [&] { return push(ctx, a); });
   };
   e.planned = [](const Args& a, const json& pv) {
     if (a.boolean("tags"))
@@ -559,19 +630,7 @@ void add_push(Registry& r) {
                 {"up_to_date", pv_or(pv, "up_to_date", false)}};
   };
   e.verify = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    if (a.boolean("tags")) {
-      Session s(&ctx);
-      auto cb = callbacks(s);
-      TagsPlan p = plan_tags(ctx, repo.get(), a, s, cb);
-      git_remote_disconnect(p.remote.get());
-      return p.push.empty();
-    }
-    Session s(&ctx);
-    auto cb = callbacks(s);
-    PushPlan p = plan_push(ctx, repo.get(), a, s, cb);
-    git_remote_disconnect(p.remote.get());
-    return p.up_to_date;
+    return transfer(ctx, a, [&] { return verify_push(ctx, a); });
   };
   r.add(std::move(e));
 }

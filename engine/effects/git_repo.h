@@ -5,6 +5,7 @@
 #pragma once
 #include <git2.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -157,6 +158,15 @@ std::vector<std::string> checkout_conflicts(git_repository* repo, git_tree* targ
 // Checks `target` out over HEAD's tree, overwriting nothing uncommitted or untracked; throws
 // naming the files in the way.
 void safe_checkout(git_repository* repo, git_tree* target);
+
+// Runs `body`, a whole remote operation (connect, transfer, ref updates), in a forked child and
+// returns what it returned, or throws what it threw. Ends within min(timeout, the step's deadline)
+// plus a fraction of a second, and on the first Ctrl-C, whatever the server does (git_child.cc).
+// `what` names the remote in messages: "origin (https://host/repo.git)".
+json run_transfer(EffectContext& ctx, const std::string& what, Millis timeout,
+                  const std::function<json()>& body);
+// Called by `body` before it writes refs: from then on a stop lets it finish them (no .lock left).
+void transfer_local_phase();
 
 json strings_json(const std::vector<std::string>& v);
 // "a.py, b.py and 3 more"

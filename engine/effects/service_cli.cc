@@ -35,8 +35,12 @@ class CliBackend : public ServiceBackend {
     spec.env = d.env;
     spec.cwd = d.cwd;
     spec.timeout = timeout;
+    spec.detached = starts_own_daemon();
     return run_process_checked(ctx, spec, check, display_argv(argv));
   }
+  // A manager whose command starts the manager's daemon on first use (pm2): that daemon, and the
+  // services under it, must outlive the command, so its leftovers are not stopped.
+  virtual bool starts_own_daemon() const { return false; }
   // Runs the verb's command; a manager that reports failure on stdout with exit 0 is caught by
   // check_output.
   virtual void act(EffectContext& ctx, const ServiceDef& d, const std::string& verb, Millis timeout) {
@@ -137,6 +141,7 @@ class Supervisor : public CliBackend {
 // from the ecosystem file (config) or from argv.
 class Pm2 : public CliBackend {
  public:
+  bool starts_own_daemon() const override { return true; }
   std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
     return {"pm2", verb, d.app};
   }

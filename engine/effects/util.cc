@@ -100,6 +100,9 @@ os::ProcessResult run_process_checked(EffectContext& ctx, os::ProcessSpec spec, 
       ctx.progress(progress_label + " (" + format_duration(elapsed) + ")");
   });
   if (!r.spawn_error.empty()) throw EffectError(r.spawn_error, process_json(r));
+  if (r.leftovers > 0 && !r.timed_out)
+    ctx.note("stopped " + plural(r.leftovers, "process", "processes") + " that '" + prog +
+             "' left running");
   if (r.timed_out) {
     bool by_step = spec.timeout < asked;
     throw EffectError("'" + prog + "' timed out after " + format_duration(spec.timeout) +

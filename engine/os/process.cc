@@ -1,15 +1,20 @@
 #include "os/process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "core/strings.h"
@@ -63,8 +68,7 @@ std::vector<char*> exec_pointers(std::vector<std::string>& strings) {
 }
 
 std::string not_found_text(const std::string& program) {
-  return "'" + program + "' not found" +
-         (program.find('/') == std::string::npos ? " on PATH" : "");
+  return "'" + program + "' not found" + (program.find('/') == std::string::npos ? " on PATH" : "");
 }
 
 std::string which(const std::string& program) {
@@ -96,6 +100,136 @@ bool stop_group(pid_t pgid, Millis grace, const std::function<bool()>& alive) {
   return !alive();
 }
 
+namespace {
+
+// One line of /proc/PID/stat, the fields finding descendants needs.
+struct ProcEntry {
+  pid_t pid = 0, ppid = 0;
+  char state = '?';
+};
+
+bool read_entry(pid_t pid, ProcEntry& out) {
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf - 1);
+  ::close(fd);
+  if (n <= 0) return false;
+  buf[n] = 0;
+  // comm may hold spaces and parentheses: the fields start after the last ')'.
+  const char* close = std::strrchr(buf, ')');
+  int ppid = 0;
+  char state = 0;
+  if (!close || std::sscanf(close + 1, " %c %d", &state, &ppid) != 2) return false;
+  out = {pid, static_cast<pid_t>(ppid), state};
+  return true;
+}
+
+std::vector<ProcEntry> process_table() {
+  std::vector<ProcEntry> out;
+  DIR* d = ::opendir("/proc");
+  if (!d) return out;
+  while (struct dirent* e = ::readdir(d)) {
+    char* end = nullptr;
+    long pid = std::strtol(e->d_name, &end, 10);
+    ProcEntry p;
+    if (end && !*end && pid > 0 && read_entry(static_cast<pid_t>(pid), p)) out.push_back(p);
+  }
+  ::closedir(d);
+  return out;
+}
+
+// While one program runs, this process is a child subreaper (PR_SET_CHILD_SUBREAPER): whatever
+// the program leaves behind, by a double fork, setsid or `(cmd &)`, is reparented to us instead of
+// init, so it is found in /proc (its chain of parents leads here) and stopped before run_process
+// returns. Set only for one run_process, not for the runner's life: the process backend's daemons
+// (spawn_detached's double fork) must still be orphaned to init.
+class Reaper {
+ public:
+  Reaper() : self_(::getpid()) {
+    int was = 0;
+    ::prctl(PR_GET_CHILD_SUBREAPER, &was, 0, 0, 0);
+    if (!was) set_ = ::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0;
+    // Children we had before (a test's servers, say) are none of this program's.
+    for (const auto& e : process_table())
+      if (e.ppid == self_) before_.insert(e.pid);
+  }
+  ~Reaper() {
+    if (set_) ::prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0);
+  }
+  Reaper(const Reaper&) = delete;
+  Reaper& operator=(const Reaper&) = delete;
+
+  // The live descendants started since (main included while it runs). A zombie reparented to us
+  // is reaped on the way: kill(pid, 0) would count it alive, and nobody else will wait for it.
+  std::vector<pid_t> live(pid_t main) {
+    auto table = process_table();
+    std::multimap<pid_t, const ProcEntry*> kids;
+    for (const auto& e : table) kids.emplace(e.ppid, &e);
+    std::vector<pid_t> out, queue{self_};
+    for (size_t i = 0; i < queue.size() && queue.size() < 100'000; ++i) {
+      auto [lo, hi] = kids.equal_range(queue[i]);
+      for (auto it = lo; it != hi; ++it) {
+        const ProcEntry& c = *it->second;
+        if (queue[i] == self_ && before_.count(c.pid)) continue;
+        if (c.state == 'Z') {
+          if (queue[i] == self_ && c.pid != main) ::waitpid(c.pid, nullptr, WNOHANG);
+          continue;
+        }
+        out.push_back(c.pid);
+        queue.push_back(c.pid);
+      }
+    }
+    return out;
+  }
+
+  // TERM to the program's group and every descendant, KILL after `grace` to what is left. `reaped`
+  // waits for the main process without blocking (and says whether it is gone); `pump` reads the
+  // output meanwhile, so a process that writes while it exits is not stuck on a full pipe.
+  // Returns how many processes other than the main one had to be stopped.
+  int stop(pid_t main, Millis grace, const std::function<bool()>& reaped,
+           const std::function<void(int)>& pump) {
+    std::set<pid_t> seen;
+    auto send = [&](int sig, const std::vector<pid_t>& procs, bool only_new) {
+      // The group too, while its leader's pid is still ours (a zombie's pid is not reused).
+      if (!only_new && !reaped()) ::kill(-main, sig);
+      for (pid_t p : procs)
+        if (seen.insert(p).second || !only_new) ::kill(p, sig);
+    };
+    auto others = [&] { return static_cast<int>(seen.size() - seen.count(main)); };
+    std::vector<pid_t> procs = live(main);
+    if (reaped() && procs.empty()) return 0;
+    send(SIGTERM, procs, false);
+    auto until = Clock::now() + grace;
+    while (true) {
+      pump(20);
+      bool gone = reaped();
+      procs = live(main);
+      if (gone && procs.empty()) return others();
+      if (Clock::now() >= until) break;
+      send(SIGTERM, procs, true);  // reparented or forked since
+    }
+    auto hard = Clock::now() + std::chrono::seconds(5);
+    while (Clock::now() < hard) {
+      send(SIGKILL, procs, false);
+      pump(10);
+      bool gone = reaped();
+      procs = live(main);
+      if (gone && procs.empty()) break;
+    }
+    return others();
+  }
+
+ private:
+  pid_t self_;
+  bool set_ = false;
+  std::set<pid_t> before_;
+};
+
+}  // namespace
+
 ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
   ProcessResult r;
   auto t0 = Clock::now();
@@ -110,8 +244,8 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
   }
 
   int out_pipe[2], err_pipe[2], in_pipe[2], exec_pipe[2];
-  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) ||
-      ::pipe2(in_pipe, O_CLOEXEC) || ::pipe2(exec_pipe, O_CLOEXEC)) {
+  if (::pipe2(out_pipe, O_CLOEXEC) || ::pipe2(err_pipe, O_CLOEXEC) || ::pipe2(in_pipe, O_CLOEXEC) ||
+      ::pipe2(exec_pipe, O_CLOEXEC)) {
     r.spawn_error = std::string("pipe: ") + std::strerror(errno);
     return r;
   }
@@ -124,6 +258,10 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
   std::vector<char*> envp = exec_pointers(env_strings), argv = exec_pointers(argv_copy);
   int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
   Fd devnull_fd(devnull);
+
+  // Before the fork, so that nothing the program starts can slip out to init.
+  std::optional<Reaper> reaper;
+  if (!spec.detached) reaper.emplace();
 
   pid_t pid = ::fork();
   if (pid < 0) {
@@ -176,72 +314,78 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
 
   int status = 0;
   bool exited = false;
-  auto alive = [&] {
-    if (exited) return ::kill(-pid, 0) == 0;
-    pid_t w = ::waitpid(pid, &status, WNOHANG);
-    if (w == pid) exited = true;
-    return !exited || ::kill(-pid, 0) == 0;
+  auto reap_main = [&] {
+    if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
+    return exited;
   };
-  auto deadline = t0 + spec.timeout;
   char buf[65536];
-  auto kill_group = [&] {
-    stop_group(pid, spec.grace, alive);
+  // Reads what the program wrote (and feeds its stdin), waiting up to `ms`.
+  auto pump = [&](int ms) {
+    struct pollfd fds[3];
+    int n = 0;
+    if (out_r.fd >= 0) fds[n++] = {out_r.fd, POLLIN, 0};
+    if (err_r.fd >= 0) fds[n++] = {err_r.fd, POLLIN, 0};
+    if (in_w.fd >= 0 && !exited) fds[n++] = {in_w.fd, POLLOUT, 0};
+    if (n == 0) {
+      ::poll(nullptr, 0, ms);
+      return;
+    }
+    ::poll(fds, static_cast<nfds_t>(n), ms);
+    for (int i = 0; i < n; ++i) {
+      if (!fds[i].revents) continue;
+      if (fds[i].fd == in_w.fd) {
+        ssize_t w = ::write(in_w.fd, stdin_buf.data() + stdin_off, stdin_buf.size() - stdin_off);
+        if (w > 0) stdin_off += static_cast<size_t>(w);
+        if ((w < 0 && errno != EAGAIN) || stdin_off >= stdin_buf.size()) in_w.reset();
+        continue;
+      }
+      Fd& src = fds[i].fd == out_r.fd ? out_r : err_r;
+      std::string& dst = fds[i].fd == out_r.fd ? r.stdout_text : r.stderr_text;
+      ssize_t got = ::read(src.fd, buf, sizeof buf);
+      if (got > 0)
+        append_capped(dst, buf, static_cast<size_t>(got), spec.max_output);
+      else if (got == 0 || (errno != EAGAIN && errno != EINTR))
+        src.reset();
+    }
+  };
+  // The program and, unless detached, everything it started: TERM, grace, KILL.
+  auto stop = [&] {
+    if (reaper) {
+      r.leftovers = reaper->stop(pid, spec.grace, reap_main, pump);
+    } else {
+      stop_group(pid, spec.grace, [&] {
+        pump(0);
+        return !reap_main() || ::kill(-pid, 0) == 0;
+      });
+    }
     if (!exited) {
       ::waitpid(pid, &status, 0);
       exited = true;
     }
   };
 
-  // After the child exits, output still open (a daemon it left holding the pipe) is read for a
-  // moment more and then abandoned: a background grandchild cannot make the call hang.
-  std::optional<Clock::time_point> drain_until;
+  auto deadline = t0 + spec.timeout;
   try {
-    while (true) {
-      if (!exited && ::waitpid(pid, &status, WNOHANG) == pid) exited = true;
-      if (exited && !drain_until) drain_until = Clock::now() + std::chrono::milliseconds(200);
-      struct pollfd fds[3];
-      int n = 0;
-      if (out_r.fd >= 0) fds[n++] = {out_r.fd, POLLIN, 0};
-      if (err_r.fd >= 0) fds[n++] = {err_r.fd, POLLIN, 0};
-      if (in_w.fd >= 0 && !exited) fds[n++] = {in_w.fd, POLLOUT, 0};
-      if (n == 0) {
-        if (exited) break;
-        ::poll(nullptr, 0, 20);
-      } else {
-        ::poll(fds, n, exited ? 20 : 50);
-      }
-      for (int i = 0; i < n; ++i) {
-        if (!fds[i].revents) continue;
-        if (fds[i].fd == in_w.fd) {
-          ssize_t w = ::write(in_w.fd, stdin_buf.data() + stdin_off, stdin_buf.size() - stdin_off);
-          if (w > 0) stdin_off += static_cast<size_t>(w);
-          if ((w < 0 && errno != EAGAIN) || stdin_off >= stdin_buf.size()) in_w.reset();
-          continue;
-        }
-        Fd& src = fds[i].fd == out_r.fd ? out_r : err_r;
-        std::string& dst = fds[i].fd == out_r.fd ? r.stdout_text : r.stderr_text;
-        ssize_t got = ::read(src.fd, buf, sizeof buf);
-        if (got > 0)
-          append_capped(dst, buf, static_cast<size_t>(got), spec.max_output);
-        else if (got == 0 || (errno != EAGAIN && errno != EINTR))
-          src.reset();
-      }
+    while (!reap_main()) {
+      pump(50);
       auto now = Clock::now();
-      if (exited && (out_r.fd < 0 && err_r.fd < 0)) break;
-      if (drain_until && now > *drain_until) break;
       if (poll) poll(std::chrono::duration_cast<Millis>(now - t0));
-      if (!exited && now > deadline) {
+      if (now > deadline && !reap_main()) {
         r.timed_out = true;
-        kill_group();
         break;
       }
     }
   } catch (...) {
     r.interrupted = true;
-    if (!exited) kill_group();
+    stop();
     throw;
   }
-  if (!exited) ::waitpid(pid, &status, 0);
+  // Timed out: the program and what it started. Exited: what it left running, unless detached.
+  if (!exited || reaper) stop();
+  // Output still open now (a detached daemon holding the pipe) is read for a moment more and then
+  // abandoned: a background process cannot make the call hang.
+  auto drain_until = Clock::now() + std::chrono::milliseconds(200);
+  while ((out_r.fd >= 0 || err_r.fd >= 0) && Clock::now() < drain_until) pump(20);
   if (WIFEXITED(status)) {
     r.code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

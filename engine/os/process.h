@@ -1,6 +1,7 @@
 // Child processes: argv only (never a shell), own process group, output captured, a deadline
-// after which the whole group gets TERM and then KILL. RAII: a Process that goes out of scope
-// kills and reaps what it started.
+// after which the whole group gets TERM and then KILL. Nothing the program starts outlives the
+// call unless the spec says detached: when it ends (or is stopped), its group and whatever escaped
+// the group (setsid, a double fork) get TERM, then KILL after the grace.
 #pragma once
 #include <sys/types.h>
 
@@ -21,18 +22,22 @@ struct ProcessSpec {
   std::vector<std::string> unset_env;
   std::optional<std::string> stdin_data;  // fed to the child; stdin is /dev/null otherwise
   Millis timeout{60'000};
-  Millis grace{3'000};  // between TERM and KILL
+  Millis grace{3'000};          // between TERM and KILL
   size_t max_output = 4 << 20;  // per stream; the tail is kept beyond this
+  // true: what the program leaves running when it exits (a daemon it started) is not stopped.
+  // A timeout still stops the program's process group.
+  bool detached = false;
 };
 
 struct ProcessResult {
-  int code = -1;      // exit code, or 128+signal
-  int signal = 0;     // the signal that ended it, 0 if it exited
+  int code = -1;   // exit code, or 128+signal
+  int signal = 0;  // the signal that ended it, 0 if it exited
   bool timed_out = false;
   bool interrupted = false;
   std::string stdout_text, stderr_text;
   Millis duration{0};
   std::string spawn_error;  // non-empty when the program could not be started
+  int leftovers = 0;        // processes other than the program itself that had to be stopped
 };
 
 // Called every ~50 ms while waiting; throwing from it (Interrupted, DeadlineExceeded) stops the

@@ -22,6 +22,7 @@ os::ProcessResult as_postgres(const std::vector<std::string>& argv, const std::s
   spec.argv.insert(spec.argv.end(), argv.begin(), argv.end());
   spec.cwd = cwd;
   spec.timeout = std::chrono::seconds(timeout_s);
+  spec.detached = true;  // `pg_ctl start` leaves the server running: it is meant to
   // The server must not pick up a test's PG* settings.
   spec.unset_env = {"PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"};
   return os::run_process(spec);

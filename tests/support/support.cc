@@ -97,6 +97,8 @@ CliResult run_cli(const std::vector<std::string>& args, const std::map<std::stri
   spec.env = env;
   spec.env.emplace("NO_COLOR", "1");
   spec.timeout = std::chrono::seconds(timeout_s);
+  // The runbook may start services (the process backend) meant to outlive it, as from a shell.
+  spec.detached = true;
   auto r = os::run_process(spec);
   CliResult c;
   c.code = r.code;
