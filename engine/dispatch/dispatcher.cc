@@ -397,6 +397,15 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   if (e.secrets_of)
     for (const auto& s : e.secrets_of(args)) add_secret(s);
   Kind kind = e.kind_of(args);
+  // Nothing acts while the journal cannot record it: rows it could not write are tried again
+  // here, and if it still cannot, the step ends at this boundary.
+  if (journal_ && run_id_ && opts_.mode != Mode::Replay) {
+    try {
+      journal_->check();
+    } catch (const JournalError& err) {
+      throw JournalStop(err.what());
+    }
+  }
   json shown_args = redact_args(e, args);
   Args shown(e.name, shown_args);
   ++seq_;
@@ -444,7 +453,17 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   rec.origin = origin;
   rec.origin_run = origin_run;
   // Write-ahead: a live change is on disk before it acts.
-  if (journal_) journal_->effect_begun(rec, kind == Kind::Change && !planned);
+  if (journal_) {
+    try {
+      journal_->effect_begun(rec, kind == Kind::Change && !planned);
+    } catch (const JournalError& err) {
+      // Its begun row is not on disk, so the change does not act.
+      ev.status = "failed";
+      ev.error = err.what();
+      if (reporter_) reporter_->effect_end(ev);
+      throw JournalStop(err.what());
+    }
+  }
   if (!planned) crash_point("before");
 
   auto t0 = std::chrono::steady_clock::now();
