@@ -352,3 +352,30 @@ end)
   EXPECT_EQ(read_file(d / "size"), std::to_string(big.size()));
   EXPECT_EQ(integrity(journal), "ok");
 }
+
+// An argument over the journal's cap is kept as a head and a digest; the replay still matches it.
+TEST(Concurrency, AValueOverTheCapIsCutInTheJournalAndReplayStillMatches) {
+  TempDir d;
+  write_file(d / "huge.lua", R"(
+runbook { name = "huge", version = "1.0.0", params = { root = { type = "path", required = true } } }
+step("write", function(p)
+  local w = fs.write{ path = p.root .. "/huge", content = string.rep("z", 65 * 1024 * 1024 + 7) }
+  log.info(string.rep("l", 200000))
+end)
+)");
+  std::string journal = d / "j.db";
+  auto r = run_cli({"exec", d / "huge.lua", "-p", "root=" + d.path(), "--journal", journal}, quiet());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_EQ(stdfs::file_size(d / "huge"), 65u * 1024 * 1024 + 7);
+  EXPECT_LT(stdfs::file_size(journal), 2u << 20);
+  {
+    Journal j(journal);
+    auto id = *j.last_run_id();
+    auto content = j.effects(id)[0].args["content"].get<std::string>();
+    EXPECT_NE(content.find("… [truncated: " + std::to_string(65 * 1024 * 1024 + 7) + " bytes, sha256 "),
+              std::string::npos);
+    EXPECT_NE(j.logs(id)[0].message.find("[truncated: 200000 bytes"), std::string::npos);
+  }
+  auto replay = run_cli({"replay", "last", "--journal", journal}, quiet());
+  EXPECT_EQ(replay.code, 0) << replay.out << replay.err;
+}

@@ -481,7 +481,8 @@ Journal::Journal(const std::string& path) : path_(path), store_(std::make_unique
   if (sqlite3_open_v2(path.c_str(), &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
       SQLITE_OK) {
     std::string msg = st.db ? sqlite3_errmsg(st.db) : "out of memory";
-    std::string why = open_diagnosis(path);
+    std::string why = ec ? "cannot create directory " + parent.string() + ": " + ec.message()
+                         : open_diagnosis(path);
     throw std::runtime_error("cannot open journal " + path + ": " + msg +
                              (why.empty() ? "" : " (" + why + ")"));
   }
