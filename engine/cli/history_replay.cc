@@ -325,6 +325,15 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
 
   auto reporter = reporter_for(c);
   ExecResult res = execute(req, &j, reporter.get(), builtin_registry());
+  j.flush();
+  if (!j.failure().empty() && res.run_id) {
+    std::fprintf(stderr,
+                 "runbook: %s\n  run #%lld could not be journaled to its end; it shows as crashed. "
+                 "Once the journal can be written again: runbook resume %lld\n",
+                 j.failure().c_str(), static_cast<long long>(res.run_id),
+                 static_cast<long long>(res.run_id));
+    if (res.exit_code == kExitOk) res.exit_code = kExitFailed;
+  }
   if (res.exit_code == kExitUsage) {
     if (c.json) emit({{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}});
     else std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
