@@ -225,6 +225,23 @@ TEST_F(Pg, QueryIsCancelledAtItsTimeout) {
   EXPECT_TRUE(gone);
 }
 
+TEST_F(Pg, ManyRowsComeWholeAndATooLargeResultIsRefusedAsItGrows) {
+  auto r = step(R"~(
+    local rows = pg.query{ dsn = p.dsn, sql = "SELECT g AS n, NULL::text AS t FROM generate_series(1, 20000) g" }
+    assert(#rows == 20000 and rows[1].n == 1 and rows[20000].n == 20000 and rows[5].t == nil, #rows)
+    local multi = pg.exec{ dsn = p.dsn, sql = "UPDATE projects SET state = state WHERE id <= 3 RETURNING id" }
+    assert(multi.affected == 3 and #multi.rows == 3 and multi.command == "UPDATE", json.encode(multi))
+  )~");
+  EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
+  // 200 MB of values: refused at 64 MiB, before the runner holds it all.
+  auto t0 = std::chrono::steady_clock::now();
+  r = step("pg.query{ dsn = p.dsn, sql = \"SELECT repeat('x', 1000000) AS big FROM generate_series(1, 200)\" }");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+  EXPECT_NE(err_of(r).find("pg.query: the result is larger than 64.0 MiB (select fewer rows or columns)"),
+            std::string::npos)
+      << err_of(r);
+}
+
 TEST_F(Pg, ExecWithParamsNeverSplicesThem) {
   auto r = step(R"~(
     local u = pg.exec{ dsn = p.dsn, sql = "UPDATE projects SET state = $1 WHERE id = $2", params = { "old", 7 } }

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "lua/runbook.h"
+#include "os/procfs.h"
 
 namespace rb::cli {
 namespace {
@@ -78,8 +79,11 @@ void print_drift(const Common& c, const std::string& plan_path, const PlanCheck&
 
 int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
              const std::vector<std::string>& kvs, bool yes, bool verbose,
-             const std::string& save_plan_path, const std::string& plan_path) {
+             const std::string& save_plan_path, const std::string& plan_path,
+             const std::string& wait_lock) {
   if (offline && !dry) throw UsageError("--offline goes with --dry-run");
+  if (!wait_lock.empty() && dry)
+    throw UsageError("--wait-lock goes with a live run: a dry-run takes no lock");
   if (!save_plan_path.empty() && !dry) throw UsageError("--save-plan goes with --dry-run");
   if (!plan_path.empty() && dry) throw UsageError("--plan executes a plan; it does not go with --dry-run");
   if (!save_plan_path.empty() && offline)
@@ -125,6 +129,13 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
     req.plan_id = pc.plan_id;
     req.extra["plan"] = {{"id", pc.plan_id}, {"path", plan_path}};
   }
+  std::unique_ptr<RunLocks> locks;
+  if (!dry) {
+    locks = open_locks(journal);
+    req.locks = locks.get();
+    req.start_ticks = self_start_ticks();
+    if (!wait_lock.empty()) req.wait_lock = parse_wait_lock(wait_lock);
+  }
   ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
   journal.flush();
   if (!journal.failure().empty() && res.run_id) {
@@ -135,6 +146,10 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
                  journal.failure().c_str(), static_cast<long long>(res.run_id),
                  static_cast<long long>(res.run_id));
     if (res.exit_code == kExitOk) res.exit_code = kExitFailed;
+  }
+  if (!res.lock.is_null()) {
+    print_lock_stop(c.json, res);
+    return res.exit_code;
   }
   if (!save_plan_path.empty() && res.exit_code != kExitUsage) {
     if (res.outcome != "succeeded") {
@@ -226,6 +241,38 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
                   static_cast<long long>(seen[k].first->id), static_cast<long long>(seen[k].second->id),
                   when(seen[k].first->started_ms).c_str(), when(seen[k].second->started_ms).c_str());
   }
+  return 0;
+}
+
+// The held run locks, and which of them are stale (their process is gone: the next run with
+// that key takes them over).
+int cmd_locks(const Common& c) {
+  Journal j(journal_path(c));
+  auto locks = open_locks(j);
+  auto held = locks->list();
+  auto state = [&](const LockHolder& h) {
+    auto run = j.run(h.run_id);
+    if (run && run->outcome != "running") return "stale: run #" + std::to_string(h.run_id) + " has ended (" + run->outcome + ")";
+    std::string gone = lock_holder_gone(h);
+    return gone.empty() ? std::string("held") : "stale: " + gone;
+  };
+  if (c.json) {
+    for (const auto& h : held)
+      std::printf("%s\n", json{{"key", h.key}, {"run_id", h.run_id}, {"runbook", h.runbook}, {"user", h.user},
+                               {"host", h.host}, {"pid", h.pid}, {"start_ticks", h.start_ticks}, {"since_ms", h.since_ms},
+                               {"since", iso_utc(h.since_ms)}, {"state", state(h)}}.dump().c_str());
+    return 0;
+  }
+  if (held.empty()) {
+    std::printf("no run locks held in %s\n", j.path().c_str());
+    return 0;
+  }
+  std::printf("%-32s %-6s %-20s %-24s %-8s %-20s %s\n", "LOCK", "RUN", "RUNBOOK", "BY", "PID", "SINCE (UTC)", "STATE");
+  for (const auto& h : held)
+    std::printf("%-32s %-6lld %-20s %-24s %-8lld %-20s %s\n", truncate(h.key, 32).c_str(),
+                static_cast<long long>(h.run_id), truncate(h.runbook, 20).c_str(),
+                truncate(h.user + "@" + h.host, 24).c_str(), static_cast<long long>(h.pid),
+                when(h.since_ms).c_str(), state(h).c_str());
   return 0;
 }
 
@@ -339,6 +386,44 @@ int64_t resolve_run_id(Journal& j, const std::string& text) {
   return id;
 }
 
+std::string lock_holder_gone(const LockHolder& h) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  // Another host's process cannot be seen from here: it holds the lock until it gives it back.
+  if (h.host != host || h.pid <= 0 || h.pid > INT32_MAX) return "";
+  std::string pid = "pid " + std::to_string(h.pid);
+  auto st = os::read_stat(static_cast<pid_t>(h.pid));
+  if (!st || st->state == 'Z') return pid + " is no longer running on this host";
+  if (h.start_ticks && st->start_ticks != h.start_ticks)
+    return pid + " on this host is another process now (its start time differs)";
+  return "";
+}
+
+std::unique_ptr<RunLocks> open_locks(Journal& j) { return open_run_locks(j, lock_holder_gone); }
+
+uint64_t self_start_ticks() {
+  auto st = os::read_stat(::getpid());
+  return st ? st->start_ticks : 0;
+}
+
+void print_lock_stop(bool json_out, const ExecResult& res) {
+  if (json_out) {
+    json ev{{"event", res.exit_code == kExitRefused ? "refused" : "error"}, {"run", res.run_id},
+            {"error", res.error}, {"lock", res.lock.value("key", "")}, {"exit_code", res.exit_code}};
+    if (res.lock.contains("holder")) ev["holder"] = res.lock["holder"];
+    std::printf("%s\n", ev.dump().c_str());
+  } else {
+    std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
+  }
+}
+
+Millis parse_wait_lock(const std::string& text) {
+  auto d = parse_duration(text);
+  if (!d || d->count() <= 0)
+    throw UsageError("--wait-lock expects a duration like 30s or 5m, got '" + text + "'");
+  return *d;
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
   app.require_subcommand(1);
@@ -365,6 +450,8 @@ int run_cli(int argc, char** argv) {
   std::string save_plan_path, plan_path;
   exec->add_option("--save-plan", save_plan_path, "with --dry-run: save the plan, with fingerprints of what it depends on, to this file");
   exec->add_option("--plan", plan_path, "execute this saved plan, only if what it depended on still holds (at most once)");
+  std::string wait_lock;
+  exec->add_option("--wait-lock", wait_lock, "when another live run holds this runbook's lock, wait for it this long (like 5m) instead of refusing at once (exit 4)");
   add_common(exec, true);
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
@@ -374,6 +461,9 @@ int run_cli(int argc, char** argv) {
   runs->add_option("--runbook", runbook_filter, "only runs of this runbook");
   runs->add_option("--limit", limit, "how many");
   add_common(runs, true);
+
+  auto* locks = app.add_subcommand("locks", "the run locks held now: which live run holds which target, and which are stale");
+  add_common(locks, true);
 
   auto* show = app.add_subcommand("show", "one run's steps, effects and results");
   show->add_option("run", run_id, "run id, or 'last'")->required();
@@ -395,6 +485,7 @@ int run_cli(int argc, char** argv) {
   resume->add_option("--param,-p", rf.params, "a parameter, name=value: secret ones must be given again")->take_all();
   resume->add_flag("--yes,-y", rf.yes, "answer yes to every confirm()");
   resume->add_flag("--verbose,-v", verbose, "show each effect's result");
+  resume->add_option("--wait-lock", rf.wait_lock, "when another live run holds the lock, wait for it this long instead of refusing at once (exit 4)");
   add_common(resume, true);
 
   std::string format = "md", out_file, since;
@@ -419,7 +510,8 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   try {
-    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose, save_plan_path, plan_path);
+    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose, save_plan_path, plan_path, wait_lock);
+    if (*locks) return cmd_locks(c);
     if (*check) return cmd_check(file);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);

@@ -41,6 +41,7 @@ int cmd_replay(const HistoryCommon& c, const std::string& run, const std::string
 struct ResumeFlags {
   std::vector<std::string> params;  // name=value
   bool assume_done = false, redo = false, allow_param_change = false, yes = false;
+  std::string wait_lock;  // a duration, or "" (refuse at once)
 };
 int cmd_resume(const HistoryCommon& c, const std::string& run, const ResumeFlags& f);
 

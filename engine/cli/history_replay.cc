@@ -323,6 +323,12 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
   else
     std::printf("%s\n", st.dim("resuming " + rid + " (" + run.outcome + "): " + plan).c_str());
 
+  // A resume takes the original's lock, as a live run does.
+  auto locks = open_locks(j);
+  req.locks = locks.get();
+  req.start_ticks = self_start_ticks();
+  if (!f.wait_lock.empty()) req.wait_lock = parse_wait_lock(f.wait_lock);
+
   auto reporter = reporter_for(c);
   ExecResult res = execute(req, &j, reporter.get(), builtin_registry());
   j.flush();
@@ -333,6 +339,10 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
                  j.failure().c_str(), static_cast<long long>(res.run_id),
                  static_cast<long long>(res.run_id));
     if (res.exit_code == kExitOk) res.exit_code = kExitFailed;
+  }
+  if (!res.lock.is_null()) {
+    print_lock_stop(c.json, res);
+    return res.exit_code;
   }
   if (res.exit_code == kExitUsage) {
     if (c.json) emit({{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}});

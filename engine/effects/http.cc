@@ -11,6 +11,66 @@
 namespace rb {
 namespace {
 
+constexpr uint64_t kKiB = 1024, kMiB = kKiB << 10, kGiB = kMiB << 10;
+
+ArgSpec max_body_arg() {
+  return opt("max_body", ArgType::Any,
+             "the largest answer body kept: a size (\"64MiB\", \"512KiB\", \"1GB\") or a number of "
+             "bytes; a longer answer fails the call at once",
+             "16MiB");
+}
+
+// "16MiB", "16 MiB", "1.5GiB", "100kB", "2048" or 2048 (bytes).
+uint64_t max_body_of(const Args& a) {
+  const json& v = a.at("max_body");
+  auto bad = [&] {
+    bad_arg(a, "max_body", "a size like \"64MiB\" or a positive number of bytes expected, got " + v.dump());
+  };
+  double n = 0;
+  std::string unit;
+  if (v.is_number()) {
+    n = v.get<double>();
+  } else if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    if (s.size() > 32) bad();
+    size_t used = 0;
+    try {
+      n = std::stod(s, &used);
+    } catch (const std::exception&) {
+      bad();
+    }
+    unit = trim(s.substr(used));
+  } else {
+    bad();
+  }
+  std::string u = unit;
+  std::transform(u.begin(), u.end(), u.begin(), ::tolower);
+  double mult = 0;
+  if (u.empty() || u == "b") mult = 1;
+  else if (u == "kib" || u == "k") mult = static_cast<double>(kKiB);
+  else if (u == "mib" || u == "m") mult = static_cast<double>(kMiB);
+  else if (u == "gib" || u == "g") mult = static_cast<double>(kGiB);
+  else if (u == "kb") mult = 1e3;
+  else if (u == "mb") mult = 1e6;
+  else if (u == "gb") mult = 1e9;
+  else bad();
+  double bytes = n * mult;
+  // Up to 1 TiB: past that it is a typo, and a double no longer counts bytes exactly.
+  if (!(bytes >= 1) || bytes > static_cast<double>(kGiB << 10)) bad();
+  return static_cast<uint64_t>(bytes);
+}
+
+// "16 MiB" for a round size, as the user wrote it; size_text otherwise.
+std::string cap_text(uint64_t n) {
+  for (auto [unit, name] : {std::pair{kGiB, "GiB"}, std::pair{kMiB, "MiB"}, std::pair{kKiB, "KiB"}})
+    if (n >= unit && n % unit == 0) return std::to_string(n / unit) + " " + name;
+  return n < kKiB ? std::to_string(n) + " bytes" : size_text(n);
+}
+
+std::string too_large_text(uint64_t max_body) {
+  return "the answer is larger than max_body " + cap_text(max_body);
+}
+
 std::vector<ArgSpec> request_args(bool with_method) {
   std::vector<ArgSpec> a = {
       req("url", ArgType::Url, "http:// or https:// URL"),
@@ -22,7 +82,8 @@ std::vector<ArgSpec> request_args(bool with_method) {
       opt("retry_delay", ArgType::Duration, "first pause between tries, doubling", "1s"),
       opt("expect", ArgType::Any, "status (or list of statuses) that counts as success; default: any below 400"),
       opt("readonly", ArgType::Bool, "true: this request changes nothing (a probe that runs in dry-run)", false),
-      opt("insecure", ArgType::Bool, "skip TLS verification", false)};
+      opt("insecure", ArgType::Bool, "skip TLS verification", false),
+      max_body_arg()};
   if (with_method) a.insert(a.begin(), req("method", ArgType::String, "GET, POST, PUT, PATCH, DELETE, HEAD"));
   return a;
 }
@@ -83,6 +144,7 @@ json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
     req.has_body = true;
   }
   req.insecure = a.boolean("insecure");
+  req.max_body = max_body_of(a);
   int tries = 1 + static_cast<int>(std::max<int64_t>(0, a.integer("retries")));
   Millis delay = a.duration("retry_delay");
   os::HttpResponse resp;
@@ -90,6 +152,11 @@ json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
     req.timeout = ctx.bound(a.duration("timeout"));
     if (req.timeout.count() <= 0) ctx.check_interrupt();
     resp = os::http_perform(req, [&] { ctx.check_interrupt(); });
+    // Over the cap is not a passing failure: the same answer would come again.
+    if (resp.too_large)
+      throw EffectError(too_large_text(req.max_body) + " (" + method + " " + req.url + ")",
+                        json{{"status", resp.status}, {"error", too_large_text(req.max_body)},
+                             {"elapsed_ms", resp.elapsed.count()}});
     bool retryable = !resp.error.empty() || resp.status >= 500;
     if (!retryable || t == tries) break;
     ctx.note(method + " " + req.url + ": " +
@@ -145,13 +212,19 @@ void add_method(Registry& r, const std::string& name, const std::string& fixed) 
   r.add(std::move(e));
 }
 
-// One GET; the status, or 0 with the transport error.
-std::pair<long, std::string> probe_once(EffectContext& ctx, const std::string& url, Millis timeout) {
+// One GET; the status, or 0 with the transport error. An answer over max_body throws when
+// `strict`, else counts as no answer.
+std::pair<long, std::string> probe_once(EffectContext& ctx, const Args& a, Millis timeout, bool strict) {
   os::HttpRequest req;
-  req.url = url;
+  req.url = a.str("url");
+  req.max_body = max_body_of(a);
   req.timeout = std::max(Millis(1), ctx.bound(timeout));
   req.connect_timeout = std::min(req.timeout, Millis(5000));
   auto resp = os::http_perform(req, [&] { ctx.check_interrupt(); });
+  if (resp.too_large && strict)
+    throw EffectError(too_large_text(req.max_body) + " (GET " + req.url + ")",
+                      json{{"status", resp.status}, {"error", too_large_text(req.max_body)}});
+  if (resp.too_large) return {0, too_large_text(req.max_body)};
   if (!resp.error.empty()) return {0, resp.error};
   return {resp.status, resp.body};
 }
@@ -180,12 +253,13 @@ void register_http(Registry& r) {
     e.args = {req("url", ArgType::Url, "URL"),
               opt("expect", ArgType::Any, "status or list of statuses", 200),
               opt("body_contains", ArgType::String, "the body must contain this text"),
-              opt("timeout", ArgType::Duration, "for the request", "5s")};
+              opt("timeout", ArgType::Duration, "for the request", "5s"), max_body_arg()};
     e.positional = {"url"};
     e.returns = "boolean";
     e.describe = [](const Args& a) { return "check " + a.str("url"); };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
-      auto [status, body] = probe_once(ctx, a.str("url"), a.duration("timeout"));
+      auto [status, body] = probe_once(ctx, a, a.duration("timeout"), false);
+      if (status == 0) ctx.note(a.str("url") + ": " + body);
       return healthy(a, status, body);
     };
     e.planned = [](const Args&, const json&) -> json { return true; };
@@ -200,7 +274,8 @@ void register_http(Registry& r) {
               opt("expect", ArgType::Any, "status or list of statuses", 200),
               opt("body_contains", ArgType::String, "the body must contain this text"),
               opt("timeout", ArgType::Duration, "give up after this", "60s"),
-              opt("interval", ArgType::Duration, "first pause between polls; grows by half up to 5s", "250ms")};
+              opt("interval", ArgType::Duration, "first pause between polls; grows by half up to 5s", "250ms"),
+              max_body_arg()};
     e.positional = {"url"};
     e.returns = "{ status, attempts, waited (ms) }";
     e.describe = [](const Args& a) {
@@ -208,7 +283,7 @@ void register_http(Registry& r) {
              " to be healthy";
     };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
-      auto [status, body] = probe_once(ctx, a.str("url"), Millis(2000));
+      auto [status, body] = probe_once(ctx, a, Millis(2000), false);
       if (status == 0) return "now: no answer (" + body + ")";
       return "now: " + std::to_string(status) + (healthy(a, status, body) ? " (healthy)" : " (not healthy)");
     };
@@ -222,7 +297,7 @@ void register_http(Registry& r) {
       while (true) {
         ++attempts;
         auto left = std::chrono::duration_cast<Millis>(until - std::chrono::steady_clock::now());
-        auto [status, body] = probe_once(ctx, a.str("url"), std::max(Millis(1), std::min(left, Millis(5000))));
+        auto [status, body] = probe_once(ctx, a, std::max(Millis(1), std::min(left, Millis(5000))), true);
         if (healthy(a, status, body)) {
           auto waited = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
           return json{{"status", status}, {"attempts", attempts}, {"waited", waited.count()}};

@@ -5,8 +5,12 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <set>
+#include <system_error>
+#include <thread>
 
 #include "core/error.h"
 #include "core/strings.h"
@@ -59,6 +63,61 @@ std::string quote_conninfo(const std::string& v) {
 }
 
 void noop_notice(void*, const char*) {}
+
+// How long a cancel may hold the call. PQcancel (libpq 15) connects anew and then waits for the
+// server to close that connection: a stalled server holds it for minutes, so it runs on a thread
+// of its own that is waited for this long and otherwise left to finish (or hang) alone.
+constexpr Millis kCancelWait{500};
+
+void cancel_bounded(PGconn* c) {
+  PGcancel* k = PQgetCancel(c);
+  if (!k) return;
+  struct Done {
+    std::mutex m;
+    std::condition_variable cv;
+    bool done = false;
+  };
+  auto done = std::make_shared<Done>();
+  try {
+    // The thread owns the PGcancel and shares only `done`: nothing of this frame outlives it.
+    std::thread([k, done] {
+      char buf[256];
+      PQcancel(k, buf, sizeof buf);
+      PQfreeCancel(k);
+      std::lock_guard<std::mutex> l(done->m);
+      done->done = true;
+      done->cv.notify_all();
+    }).detach();
+  } catch (const std::system_error&) {
+    PQfreeCancel(k);  // no thread: the connection is closed unannounced, which also ends the query
+    return;
+  }
+  std::unique_lock<std::mutex> l(done->m);
+  done->cv.wait_for(l, kCancelWait, [&] { return done->done; });
+}
+
+// The most of a result (values, plus a little per value) kept in memory: past it a query is
+// refused rather than left to exhaust the runner, and the journal could not take it anyway.
+constexpr size_t kMaxResult = 64u << 20;
+
+// Appends the rows of `from` to `to` (same columns), counting their size in *bytes; false when
+// out of memory or past kMaxResult.
+bool append_rows(PGresult* to, const PGresult* from, size_t* bytes) {
+  int n = PQntuples(from), cols = PQnfields(from);
+  for (int i = 0; i < n; ++i) {
+    int at = PQntuples(to);
+    for (int j = 0; j < cols; ++j) {
+      bool null = PQgetisnull(from, i, j);
+      int len = null ? -1 : PQgetlength(from, i, j);
+      *bytes += static_cast<size_t>(std::max(len, 0)) + 16;
+      if (*bytes > kMaxResult) return false;
+      if (!PQsetvalue(to, at, j, null ? nullptr : PQgetvalue(from, i, j), len)) return false;
+    }
+    // A row of no columns (SELECT FROM t) has nothing to hold it: it is counted, not kept.
+    *bytes += 16;
+  }
+  return true;
+}
 
 bool succeeded(const PGresult* r) {
   auto st = PQresultStatus(r);
@@ -224,6 +283,10 @@ void Conn::connect(const Dsn& dsn, Millis timeout, std::string* why) {
   }
   target_ = dsn.target();
   Millis bound = ctx_.bound(timeout);
+  // The call's whole budget: connecting and every statement after it share it.
+  until_ = std::chrono::steady_clock::now() + bound;
+  budget_ = bound;
+  step_bound_ = bound < timeout;
   auto fail = [&](const std::string& msg) {
     std::string text = scrub("cannot connect to " + target_ + ": " + msg, secrets_);
     conn_.reset();
@@ -248,25 +311,30 @@ void Conn::connect(const Dsn& dsn, Millis timeout, std::string* why) {
   conn_.reset(PQconnectStartParams(keys.data(), vals.data(), 1));
   if (!conn_) return fail("out of memory");
   if (PQstatus(conn_.get()) == CONNECTION_BAD) return fail(one_line(PQerrorMessage(conn_.get())));
-  auto until = std::chrono::steady_clock::now() + bound;
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-    if (!wait_socket(st == PGRES_POLLING_WRITING, until))
-      return fail("no answer within " + format_duration(bound) +
-                  (bound < timeout ? " (the step's deadline)" : ""));
-    st = PQconnectPoll(conn_.get());
+  try {
+    while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+      if (!wait_socket(st == PGRES_POLLING_WRITING, until_))
+        return fail("no answer within " + format_duration(bound) +
+                    (step_bound_ ? " (the step's deadline)" : ""));
+      st = PQconnectPoll(conn_.get());
+    }
+  } catch (...) {
+    conn_.reset();  // Ctrl-C or the deadline: a half-open connection is just closed
+    throw;
   }
   if (st == PGRES_POLLING_FAILED) return fail(one_line(PQerrorMessage(conn_.get())));
+  // Sending must not block either: a server that stops reading would hold a large statement
+  // (or PQfinish's goodbye) in a blocking send.
+  PQsetnonblocking(conn_.get(), 1);
   // Notices (a ROLLBACK outside a transaction) would go to stderr, past the reporter.
   PQsetNoticeProcessor(conn_.get(), noop_notice, nullptr);
 }
 
 void Conn::cancel() {
-  if (PGcancel* k = PQgetCancel(conn_.get())) {
-    char buf[256];
-    PQcancel(k, buf, sizeof buf);
-    PQfreeCancel(k);
-  }
+  if (!conn_) return;
+  cancel_bounded(conn_.get());
+  conn_.reset();  // whatever the server still sends is not waited for
 }
 
 ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout, std::string* error) {
@@ -278,6 +346,12 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
   for (const auto& p : params) vals.push_back(p ? p->c_str() : nullptr);
   Millis bound = ctx_.bound(timeout);
   auto until = std::chrono::steady_clock::now() + bound;
+  bool step = bound < timeout;
+  if (until_ < until) {  // the call's budget, which connecting began to use, ends first
+    until = until_;
+    step = step_bound_;
+    bound = budget_;
+  }
   PGconn* c = conn_.get();
   // Always the extended protocol, even without parameters: it refuses "a; b", so one call is
   // exactly one statement.
@@ -286,8 +360,27 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
     *error = scrub(one_line(PQerrorMessage(c)), secrets_);
     return nullptr;
   }
-  ResultPtr keep;
+  auto timed_out = [&] {
+    cancel();
+    *error = "timed out after " + format_duration(bound) + (step ? " (the step's deadline)" : "") +
+             "; the statement was cancelled";
+  };
+  // Rows arrive one at a time, so that a result too large to hold is refused as it grows.
+  PQsetSingleRowMode(c);
+  ResultPtr keep, rows;
+  size_t bytes = 0;
   try {
+    // Non-blocking mode queues what the socket does not take at once; it is flushed here.
+    for (int f = PQflush(c); f != 0; f = PQflush(c)) {
+      if (f < 0) {
+        *error = scrub(one_line(PQerrorMessage(c)), secrets_);
+        return nullptr;
+      }
+      if (!wait_socket(true, until)) {
+        timed_out();
+        return nullptr;
+      }
+    }
     for (;;) {
       if (!PQconsumeInput(c)) {
         *error = scrub(one_line(PQerrorMessage(c)), secrets_);
@@ -295,16 +388,38 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
       }
       if (PQisBusy(c)) {
         if (!wait_socket(false, until)) {
-          cancel();
-          *error = "timed out after " + format_duration(bound) +
-                   (bound < timeout ? " (the step's deadline)" : "") + "; the statement was cancelled";
-          conn_.reset();  // whatever it still sends is not waited for
+          timed_out();
           return nullptr;
         }
         continue;
       }
       PGresult* r = PQgetResult(c);
       if (!r) break;
+      if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+        ResultPtr row(r);
+        if (!rows) rows.reset(PQcopyResult(r, PG_COPYRES_ATTRS));
+        if (!rows || !append_rows(rows.get(), r, &bytes)) {
+          cancel();
+          *error = !rows ? "out of memory"
+                         : "the result is larger than " + size_text(kMaxResult) +
+                               " (select fewer rows or columns); the statement was cancelled";
+          return nullptr;
+        }
+        continue;
+      }
+      if (rows && PQresultStatus(r) == PGRES_TUPLES_OK) {
+        // The rows gathered so far under the final result's command status ("SELECT 12").
+        ResultPtr done(r);
+        r = PQcopyResult(done.get(), PG_COPYRES_ATTRS);
+        size_t ignored = 0;
+        if (!r || !append_rows(r, rows.get(), &ignored)) {
+          if (r) PQclear(r);
+          cancel();  // the connection may still owe the end of the exchange
+          *error = "out of memory";
+          return nullptr;
+        }
+        rows.reset();
+      }
       // The first failure is the one to report; otherwise the last result (one statement).
       if (keep && !succeeded(keep.get())) PQclear(r);
       else keep.reset(r);

@@ -63,8 +63,10 @@ class Conn {
   bool ok() const { return conn_ != nullptr; }
   PGconn* get() const { return conn_.get(); }
 
-  // Runs one statement with text parameters within min(timeout, the step's time left); the
-  // server cancels it on timeout or Ctrl-C. Throws EffectError with the server's message (and
+  // Runs one statement with text parameters within min(timeout, the step's time left, what is
+  // left of the timeout the connection was opened with: one call's statements share it); on
+  // timeout or Ctrl-C it is cancelled (the cancel waits at most half a second) and the
+  // connection closed. Throws EffectError with the server's message (and
   // {sqlstate}) on failure.
   ResultPtr exec(const std::string& sql, const Params& params, Millis timeout);
   // Like exec, but returns the failed result instead of throwing (its status tells).
@@ -79,6 +81,9 @@ class Conn {
   std::vector<std::string> secrets_;
   std::string target_;
   ConnPtr conn_;
+  SteadyTime until_ = SteadyTime::max();  // connect's timeout, shared by what follows
+  Millis budget_{0};
+  bool step_bound_ = false;  // until_ is the step's deadline, not the call's timeout
 };
 
 // Rows as objects in column order: integers and floats and numerics as numbers, bool as

@@ -1,7 +1,8 @@
-// redis.*: a Redis server through hiredis, in-process. Every connect and command is bounded by
-// the call's timeout and the step's deadline, so a dead server is a prompt failure (or false,
-// for ping), never a hang. Pattern deletes walk with SCAN, never KEYS (which blocks a
-// production server); flushing a database needs confirm = true or --yes.
+// redis.*: a Redis server through hiredis, in-process. Connecting and the commands are bounded
+// together by the call's timeout and the step's deadline (a total, not per read), so a dead or
+// trickling server is a prompt failure (or false, for ping), never a hang. Pattern deletes walk
+// with SCAN, never KEYS (which blocks a production server); flushing a database needs
+// confirm = true or --yes.
 #include <memory>
 #include <optional>
 #include <unordered_set>
@@ -19,7 +20,9 @@ using redis::Reply;
 std::vector<ArgSpec> conn_args(const std::string& timeout = "5s") {
   return {req("url", ArgType::Url, "redis://[[user]:password@]host:port/db (the password is a secret)"),
           secret(opt("password", ArgType::String, "instead of the one in url (from an env var, say)")),
-          opt("timeout", ArgType::Duration, "to connect, and for each command (never past the step's deadline)",
+          opt("timeout", ArgType::Duration,
+              "for connecting and the command together, however slowly the server answers; a SCAN "
+              "walk gets it per page (never past the step's deadline)",
               timeout)};
 }
 
@@ -40,20 +43,16 @@ redis::Url url_of(const Args& a) {
 }
 
 std::unique_ptr<Conn> connect(EffectContext& ctx, const Args& a, std::optional<int> db = {}) {
-  Millis t = ctx.bound(a.duration("timeout"));
-  if (t.count() <= 0) ctx.check_interrupt();
   redis::Url u = url_of(a);
   if (db) u.db = *db;
-  return std::make_unique<Conn>(u, t);
+  return std::make_unique<Conn>(ctx, u, a.duration("timeout"));
 }
 
 // Before each command of a long walk: Ctrl-C and the deadline are honoured between commands,
-// and no single command may outlast the step.
+// and each page gets the call's timeout anew (never past the step's deadline).
 void next_command(EffectContext& ctx, Conn& c, const Args& a) {
   ctx.check_interrupt();
-  Millis t = ctx.bound(a.duration("timeout"));
-  if (t.count() <= 0) ctx.check_interrupt();
-  c.set_timeout(t);
+  c.set_timeout(a.duration("timeout"));
 }
 
 std::string shown_value(const std::string& v) { return json(truncate(v, 80)).dump(); }

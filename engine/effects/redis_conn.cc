@@ -1,11 +1,15 @@
 #include "effects/redis_conn.h"
 
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
 
 #include "core/error.h"
@@ -15,11 +19,8 @@
 namespace rb::redis {
 namespace {
 
-timeval to_timeval(Millis t) {
-  // hiredis treats a zero timeout as "none": the smallest real one stands in for it.
-  int64_t ms = std::max<int64_t>(1, t.count());
-  return timeval{static_cast<time_t>(ms / 1000), static_cast<suseconds_t>((ms % 1000) * 1000)};
-}
+// Redis' limit on a value (proto-max-bulk-len) is 512 MiB; a little over it for the framing.
+constexpr size_t kMaxAnswer = (512u << 20) + (64u << 10);
 
 // The "[user]:password" part of a URL, if any (the text between :// and the last @ before the path).
 std::string userinfo(const std::string& url) {
@@ -115,18 +116,31 @@ std::vector<std::string> url_secrets(const std::string& url) {
   return out;
 }
 
-Conn::Conn(const Url& url, Millis timeout) : url_(url) {
-  c_ = redisConnectWithTimeout(url.host.c_str(), url.port, to_timeval(timeout));
-  if (!c_) throw EffectError("cannot connect to " + url.host + ":" + std::to_string(url.port) + ": out of memory");
+Conn::Conn(EffectContext& ctx, const Url& url, Millis timeout) : ctx_(ctx), url_(url) {
+  start_budget(timeout);
+  std::string where = url.host + ":" + std::to_string(url.port);
+  if (budget_.count() <= 0) ctx_.check_interrupt();
+  // Non-blocking from the start: hiredis' own timeouts bound each read, not the call, so a
+  // server trickling a byte a second would hold a blocking context for ever. Every wait is ours.
+  c_ = redisConnectNonBlock(url.host.c_str(), url.port);
+  if (!c_) throw EffectError("cannot connect to " + where + ": out of memory");
   if (c_->err) {
     std::string why = c_->errstr;
-    redisFree(c_);
-    c_ = nullptr;
-    if (why.find("Operation now in progress") != std::string::npos || why.find("timed out") != std::string::npos)
-      why = "no answer within " + format_duration(timeout);
-    throw EffectError("cannot connect to " + url.host + ":" + std::to_string(url.port) + ": " + why);
+    close();
+    throw EffectError("cannot connect to " + where + ": " + why);
   }
-  set_timeout(timeout);
+  if (!wait(POLLOUT)) {
+    close();
+    throw EffectError("cannot connect to " + where + ": no answer within " + budget_text());
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (::getsockopt(c_->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err != 0) {
+    close();
+    throw EffectError("cannot connect to " + where + ": " + std::strerror(err));
+  }
+  c_->flags |= REDIS_CONNECTED;
   if (!url.password.empty()) {
     std::vector<std::string> auth{"AUTH"};
     if (!url.user.empty()) auth.push_back(url.user);
@@ -136,28 +150,97 @@ Conn::Conn(const Url& url, Millis timeout) : url_(url) {
   if (url.db != 0) cmd({"SELECT", std::to_string(url.db)});
 }
 
-Conn::~Conn() {
+Conn::~Conn() { close(); }
+
+void Conn::close() {
   if (c_) redisFree(c_);
+  c_ = nullptr;
 }
 
-void Conn::set_timeout(Millis timeout) { redisSetTimeout(c_, to_timeval(timeout)); }
+void Conn::start_budget(Millis timeout) {
+  budget_ = ctx_.bound(timeout);
+  step_bound_ = budget_ < timeout;
+  until_ = std::chrono::steady_clock::now() + budget_;
+}
+
+void Conn::set_timeout(Millis timeout) {
+  start_budget(timeout);
+  if (budget_.count() <= 0) ctx_.check_interrupt();
+}
+
+std::string Conn::budget_text() const {
+  return format_duration(std::max(Millis(0), budget_)) + (step_bound_ ? " (the step's deadline)" : "");
+}
+
+bool Conn::wait(short events) {
+  for (;;) {
+    ctx_.check_interrupt();
+    auto left = std::chrono::duration_cast<Millis>(until_ - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{c_->fd, events, 0};
+    // Short slices, so that Ctrl-C and the step's deadline are seen promptly.
+    int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left.count(), 50)));
+    if (n > 0) return true;
+    if (n < 0 && errno != EINTR) return true;  // let the read or write report it
+  }
+}
 
 Reply Conn::try_cmd(const std::vector<std::string>& argv) {
+  auto fail = [&](const std::string& why) -> EffectError {
+    return EffectError("redis " + url_.where() + ": " + argv[0] + " failed: " + why);
+  };
+  if (!c_) throw fail("the connection was closed after an earlier timeout");
   std::vector<const char*> args;
   std::vector<size_t> lens;
   for (const auto& a : argv) {
     args.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(c_, static_cast<int>(args.size()), args.data(), lens.data()));
-  if (!r) {
-    std::string why = c_->errstr;
-    if (why.find("temporarily unavailable") != std::string::npos || why.find("timed out") != std::string::npos)
-      why = "no answer in time";
-    throw EffectError("redis " + url_.where() + ": " + argv[0] + " failed: " + why);
+  if (redisAppendCommandArgv(c_, static_cast<int>(args.size()), args.data(), lens.data()) != REDIS_OK)
+    throw fail(c_->errstr);
+  try {
+    for (int done = 0; !done;) {
+      if (!wait(POLLOUT)) {
+        close();
+        throw fail("cannot send it within " + budget_text());
+      }
+      if (redisBufferWrite(c_, &done) != REDIS_OK) throw fail(c_->errstr);
+    }
+    size_t fed = 0;
+    for (;;) {
+      void* reply = nullptr;
+      if (redisGetReplyFromReader(c_, &reply) != REDIS_OK) {
+        std::string why = c_->errstr;
+        close();  // a protocol error leaves the stream unusable
+        throw fail(why);
+      }
+      if (reply) return Reply(static_cast<redisReply*>(reply));
+      if (!wait(POLLIN)) {
+        close();  // half an answer may still come: nothing more can be read on this connection
+        throw fail("no whole answer within " + budget_text());
+      }
+      // Read here rather than redisBufferRead, to count what the answer has cost so far.
+      char buf[16 * 1024];
+      ssize_t n = ::read(c_->fd, buf, sizeof buf);
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) continue;
+      std::string why = n < 0 ? std::strerror(errno) : n == 0 ? "the server closed the connection" : "";
+      if (why.empty() && redisReaderFeed(c_->reader, buf, static_cast<size_t>(n)) != REDIS_OK)
+        why = c_->reader->errstr;
+      fed += n > 0 ? static_cast<size_t>(n) : 0;
+      // Redis refuses values over 512 MiB itself: a longer answer is not one to keep in memory.
+      if (why.empty() && fed > kMaxAnswer) why = "the answer is larger than " + size_text(kMaxAnswer);
+      if (!why.empty()) {
+        close();
+        throw fail(why);
+      }
+    }
+  } catch (const Interrupted&) {
+    close();
+    throw;
+  } catch (const DeadlineExceeded&) {
+    close();
+    throw;
   }
-  return Reply(r);
 }
 
 Reply Conn::cmd(const std::vector<std::string>& argv) {

@@ -7,8 +7,10 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/duration.h"
 #include "core/json.h"
+#include "dispatch/context.h"
 
 namespace rb::redis {
 
@@ -34,25 +36,38 @@ using Reply = std::unique_ptr<redisReply, ReplyFree>;
 
 class Conn {
  public:
-  // Connects within `timeout`, authenticates and selects the URL's database. Throws EffectError
-  // ("cannot connect to 127.0.0.1:6380: Connection refused").
-  Conn(const Url& url, Millis timeout);
+  // Connects, authenticates and selects the URL's database, all within min(timeout, the step's
+  // time left) in total; Ctrl-C stops it at once. Throws EffectError ("cannot connect to
+  // 127.0.0.1:6380: Connection refused").
+  Conn(EffectContext& ctx, const Url& url, Millis timeout);
   ~Conn();
   Conn(const Conn&) = delete;
   Conn& operator=(const Conn&) = delete;
 
-  // Bounds each following command (read and write) by `timeout`.
+  // A new budget of min(timeout, the step's time left) for the following commands together
+  // (one page of a SCAN walk). Until then they share what is left of the connect's.
   void set_timeout(Millis timeout);
-  // Runs one command. A transport failure or an error reply throws EffectError naming the
-  // command (its name only: arguments may be values or secrets).
+  // Runs one command. A transport failure, no whole answer within the budget (however slowly
+  // the server trickles it), or an error reply throws EffectError naming the command (its name
+  // only: arguments may be values or secrets). After a timeout the connection is closed.
   Reply cmd(const std::vector<std::string>& argv);
   // Like cmd, but an error reply is returned, not thrown (to try UNLINK, then DEL).
   Reply try_cmd(const std::vector<std::string>& argv);
   const Url& url() const { return url_; }
 
  private:
+  void start_budget(Millis timeout);
+  // Waits for the socket to be ready (POLLIN/POLLOUT) until the budget ends; false then.
+  bool wait(short events);
+  std::string budget_text() const;
+  void close();
+
+  EffectContext& ctx_;
   Url url_;
   redisContext* c_ = nullptr;
+  SteadyTime until_{};
+  Millis budget_{0};
+  bool step_bound_ = false;
 };
 
 // A reply's bytes as JSON-safe text (invalid UTF-8 becomes U+FFFD).

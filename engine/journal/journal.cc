@@ -92,6 +92,7 @@ enum Stmt {
   kMarkResumed,
   kInsertBlob,
   kSelectBlob,
+  kReleasePlan,
   kStmtCount
 };
 
@@ -119,6 +120,7 @@ const char* const kSql[kStmtCount] = {
     "the run (found by resume)' ELSE error END WHERE id = ?2",
     "INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES(?,?,?)",
     "SELECT data FROM blobs WHERE sha256 = ?",
+    "UPDATE runs SET plan_id = '' WHERE id = ?",
 };
 
 // How long a write waits for other processes' short transactions before it gives up.
@@ -747,6 +749,14 @@ std::optional<int64_t> Journal::run_of_plan(const std::string& plan_id) {
   q.bind(1, plan_id);
   if (!q.step()) return std::nullopt;
   return sqlite3_column_int64(q.s, 0);
+}
+
+void Journal::release_plan(int64_t run_id) {
+  Row row;
+  row.stmt = kReleasePlan;
+  row.add(run_id);
+  queue(std::move(row));
+  flush();
 }
 
 void Journal::log(const LogRecord& l) {

@@ -135,6 +135,8 @@ class Journal {
   void mark_resumed(int64_t original, int64_t by);
   // The live run that executed this plan, if any.
   std::optional<int64_t> run_of_plan(const std::string& plan_id);
+  // The run did not execute its plan after all (refused at its run lock): the plan stays unused.
+  void release_plan(int64_t run_id);
   void log(const LogRecord& l);
   // Writes whatever is batched. Called at step boundaries and at the end of a run. Never throws
   // for a storage failure (see failure()).

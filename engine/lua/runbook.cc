@@ -10,6 +10,7 @@
 #include <regex>
 #include <sstream>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "core/hash.h"
@@ -135,7 +136,82 @@ std::optional<json> convert_param(const ParamSpec& p, const json& v, std::string
   return *why = "a known type", std::nullopt;
 }
 
+// Walks a lock template: `text` outside placeholders, `{name}` for each placeholder. Returns a
+// problem ("" when well formed); `on_param` gets each name in order.
+std::string walk_lock_template(const std::string& t,
+                               const std::function<void(const std::string&)>& on_text,
+                               const std::function<void(const std::string&)>& on_param) {
+  size_t i = 0;
+  while (i < t.size()) {
+    size_t open = t.find_first_of("{}", i);
+    on_text(t.substr(i, open == std::string::npos ? std::string::npos : open - i));
+    if (open == std::string::npos) break;
+    if (t[open] == '}') return "'}' without '{' at offset " + std::to_string(open);
+    size_t close = t.find_first_of("{}", open + 1);
+    if (close == std::string::npos || t[close] != '}')
+      return "'{' at offset " + std::to_string(open) + " has no closing '}'";
+    on_param(t.substr(open + 1, close - open - 1));
+    i = close + 1;
+  }
+  return "";
+}
+
+std::string lock_template_problem(const std::string& t, const std::vector<ParamSpec>& params) {
+  std::string problem;
+  std::string shape = walk_lock_template(t, [](const std::string&) {}, [&](const std::string& n) {
+    if (!problem.empty()) return;
+    auto it = std::find_if(params.begin(), params.end(),
+                           [&](const ParamSpec& p) { return p.name == n; });
+    if (it == params.end()) {
+      std::string names;
+      for (const auto& p : params) names += (names.empty() ? "" : ", ") + p.name;
+      problem = "unknown parameter '{" + n + "}' (declared: " +
+                (names.empty() ? std::string("none") : names) + ")";
+    } else if (it->secret) {
+      problem = "parameter '{" + n + "}' is secret (the lock key is shown to everyone)";
+    }
+  });
+  return shape.empty() ? problem : shape;
+}
+
+// A parameter's value as it appears in a lock key: text as it is, a path without a trailing
+// slash (so /srv/app/ and /srv/app are one target), a list joined by commas.
+std::string key_text(const ParamSpec* p, const json& v) {
+  if (v.is_null()) return "";
+  if (v.is_string()) {
+    std::string s = v.get<std::string>();
+    if (p && p->type == "path")
+      while (s.size() > 1 && s.back() == '/') s.pop_back();
+    return s;
+  }
+  if (v.is_array()) {
+    std::string out;
+    for (const auto& e : v) out += (out.empty() ? "" : ",") + key_text(nullptr, e);
+    return out;
+  }
+  return v.dump();
+}
+
 }  // namespace
+
+std::string lock_key(const RunbookDecl& d, const json& params) {
+  auto value = [&](const std::string& name) {
+    const ParamSpec* spec = nullptr;
+    for (const auto& p : d.params)
+      if (p.name == name) spec = &p;
+    return key_text(spec, params.is_object() && params.contains(name) ? params[name] : json());
+  };
+  if (!d.lock.empty()) {
+    std::string out;
+    walk_lock_template(d.lock, [&](const std::string& t) { out += t; },
+                       [&](const std::string& n) { out += value(n); });
+    return out;
+  }
+  std::string targets;
+  for (const auto& p : d.params)  // sorted by name
+    if (p.target) targets += (targets.empty() ? "" : ",") + p.name + "=" + value(p.name);
+  return targets.empty() ? d.name : d.name + ":" + targets;
+}
 
 std::string stdlib_dir() {
   if (const char* e = std::getenv("RUNBOOK_STDLIB"); e && *e) return e;
@@ -217,7 +293,7 @@ int Runbook::l_runbook(lua_State* L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   if (rb->declared_) return luaL_error(L, "runbook{} is declared twice");
   static const std::vector<std::string> known = {"name", "version", "summary", "params",
-                                                 "description", "tags", "owner"};
+                                                 "description", "tags", "owner", "lock"};
   std::vector<std::string> problems;
   lua_pushnil(L);
   while (lua_next(L, 1)) {
@@ -257,7 +333,7 @@ int Runbook::l_runbook(lua_State* L) {
         p.name = lua_tostring(L, -2);
         int t = lua_gettop(L);
         static const std::vector<std::string> pknown = {"type", "required", "default", "secret",
-                                                        "doc", "choices"};
+                                                        "doc", "choices", "target"};
         lua_pushnil(L);
         while (lua_next(L, t)) {
           std::string k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : "?";
@@ -277,6 +353,14 @@ int Runbook::l_runbook(lua_State* L) {
         p.secret = lua_toboolean(L, -1);
         lua_pop(L, 2);
         p.doc = field_string(L, t, "doc");
+        lua_getfield(L, t, "target");
+        if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
+          problems.push_back("param '" + p.name + "': target must be true or false");
+        p.target = lua_toboolean(L, -1);
+        lua_pop(L, 1);
+        if (p.target && p.secret)
+          problems.push_back("param '" + p.name +
+                             "': a secret cannot be a target (the lock key is shown to everyone)");
         lua_getfield(L, t, "default");
         try {
           p.def = lua_to_json(L, -1, "param '" + p.name + "' default");
@@ -305,6 +389,16 @@ int Runbook::l_runbook(lua_State* L) {
       std::sort(d.params.begin(), d.params.end(),
                 [](const ParamSpec& a, const ParamSpec& b) { return a.name < b.name; });
     }
+  }
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "lock");
+  if (!lua_isnil(L, -1)) {
+    if (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0)
+      problems.push_back("lock must be a non-empty string like \"app:{app}\"");
+    else if (std::string why = lock_template_problem(lua_tostring(L, -1), d.params); !why.empty())
+      problems.push_back("lock: " + why);
+    else
+      d.lock = lua_tostring(L, -1);
   }
   lua_pop(L, 1);
   if (!problems.empty()) {
@@ -595,6 +689,32 @@ std::string hostname() {
   return buf;
 }
 
+// Gives the run's lock back however execute() leaves (an exception included); the normal end
+// releases it explicitly, after the journal says the run ended.
+struct HeldLock {
+  RunLocks* locks = nullptr;
+  std::string key;
+  int64_t run_id = 0;
+  void release() {
+    if (!locks) return;
+    RunLocks* l = std::exchange(locks, nullptr);
+    try {
+      l->release(key, run_id);
+    } catch (const std::exception&) {
+      // The row stays; it is stale once the run has ended in the journal or its process is gone.
+    }
+  }
+  HeldLock() = default;
+  HeldLock(const HeldLock&) = delete;
+  HeldLock& operator=(const HeldLock&) = delete;
+  ~HeldLock() { release(); }
+};
+
+json holder_json(const LockHolder& h) {
+  return json{{"run_id", h.run_id}, {"runbook", h.runbook}, {"user", h.user},
+              {"host", h.host},     {"pid", h.pid},         {"since_ms", h.since_ms}};
+}
+
 std::string username() {
   if (const char* u = std::getenv("USER"); u && *u) return u;
   if (const char* u = std::getenv("LOGNAME"); u && *u) return u;
@@ -744,7 +864,6 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
       if (run.plan_id.empty()) throw;
       return fail_usage(e.what());
     }
-    if (req.resume && req.parent_id) journal->mark_resumed(req.parent_id, run.id);
   }
   if (run.id) run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
   disp.set_run_id(run.id);
@@ -759,9 +878,99 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
     disp.log("warn", "resumed with changed parameters (--allow-param-change): " + list);
   }
 
+  // One live run per target: the lock is taken before step 1 (so before any change) and given
+  // back when the run ends. A resume locks what the original did: the key from its parameters.
+  HeldLock held;
+  std::string takeover_note;
+  if (opts.mode == Mode::Live && req.locks && run.id) {
+    json key_params = params;
+    if (req.resume && req.typed_params && req.typed_params->is_object())
+      for (const auto& [k, v] : req.typed_params->items()) key_params[k] = v;
+    LockHolder me;
+    me.key = lock_key(d, key_params);
+    me.run_id = run.id;
+    me.runbook = d.name;
+    me.user = run.user;
+    me.host = run.host;
+    me.pid = run.pid;
+    me.start_ticks = req.start_ticks;
+    auto until = std::chrono::steady_clock::now() + req.wait_lock;
+    LockResult lr;
+    bool told = false, stopped = false;
+    std::string failure;
+    try {
+      for (;;) {
+        me.since_ms = now_epoch_ms();
+        lr = req.locks->acquire(me);
+        if (lr.acquired || std::chrono::steady_clock::now() >= until) break;
+        if (reporter && !told)
+          reporter->log("info", "lock \"" + me.key + "\" is held by " +
+                                    describe_holder(*lr.held_by) + "; waiting up to " +
+                                    format_duration(req.wait_lock));
+        told = true;
+        // Poll, a little at a time so that Ctrl-C ends the wait at once.
+        for (int i = 0; i < 10 && std::chrono::steady_clock::now() < until; ++i) {
+          if (interrupt_requested()) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+        if (interrupt_requested()) {
+          stopped = true;
+          break;
+        }
+      }
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    run.extra["lock"] = me.key;
+    if (!lr.acquired) {
+      run.ended_ms = now_epoch_ms();
+      if (!failure.empty()) {
+        // Fail closed: without the lock nothing runs.
+        run.outcome = "failed";
+        run.exit_code = kExitFailed;
+        run.error = "cannot take the lock \"" + me.key + "\": " + failure;
+        res.lock = json{{"key", me.key}};
+      } else {
+        std::string by = lr.held_by ? describe_holder(*lr.held_by) : "another run";
+        run.outcome = stopped ? "interrupted" : "refused";
+        run.exit_code = stopped ? kExitInterrupted : kExitRefused;
+        run.error = "lock \"" + me.key + "\" is held by " + by +
+                    (stopped ? " (interrupted while waiting)"
+                     : told  ? " (waited " + format_duration(req.wait_lock) + ")"
+                             : "");
+        res.lock = json{{"key", me.key},
+                        {"holder", lr.held_by ? holder_json(*lr.held_by) : json(nullptr)}};
+        run.extra["lock_holder"] = res.lock["holder"];
+      }
+      if (journal) {
+        journal->update_run(run);
+        // A plan refused at the lock has not been executed: it may execute later.
+        if (!run.plan_id.empty()) journal->release_plan(run.id);
+        journal->flush();
+      }
+      res.exit_code = run.exit_code;
+      res.run_id = run.id;
+      res.outcome = run.outcome;
+      res.error = run.error;
+      return res;
+    }
+    held.locks = req.locks;
+    held.key = me.key;
+    held.run_id = run.id;
+    if (lr.taken_over) {
+      run.extra["lock_taken_over"] = holder_json(*lr.taken_over);
+      takeover_note = "lock \"" + me.key + "\" was held by " + describe_holder(*lr.taken_over) +
+                      ", which is stale (" + lr.stale_reason + "): taken over";
+    }
+  }
+
+  // Only a resume that goes ahead continues the original (one refused at the lock does not).
+  if (journal && req.resume && req.parent_id) journal->mark_resumed(req.parent_id, run.id);
+
   std::vector<std::string> names;
   for (const auto& s : d.steps) names.push_back(s.name);
   if (reporter) reporter->run_begin(run, names);
+  if (!takeover_note.empty()) disp.log("warn", takeover_note);
   book.run_steps(disp, params, run, 1);
   run.ended_ms = now_epoch_ms();
   run.error = disp.redactor().text(run.error);
@@ -790,6 +999,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
     journal->update_run(run);
     journal->flush();
   }
+  held.release();
   if (reporter) reporter->run_end(run);
   res.exit_code = run.exit_code;
   res.run_id = run.id;

@@ -14,11 +14,19 @@
 #include "dispatch/dispatcher.h"
 #include "dispatch/registry.h"
 #include "journal/journal.h"
+#include "journal/locks.h"
 #include "lua/sandbox.h"
 
 namespace rb {
 
-enum ExitStatus { kExitOk = 0, kExitFailed = 1, kExitUsage = 2, kExitInterrupted = 130 };
+// 4: refused without acting (a lock held by another run; see issue 9 for the full list).
+enum ExitStatus {
+  kExitOk = 0,
+  kExitFailed = 1,
+  kExitUsage = 2,
+  kExitRefused = 4,
+  kExitInterrupted = 130
+};
 
 struct ParamSpec {
   std::string name;
@@ -28,6 +36,7 @@ struct ParamSpec {
   bool secret = false;
   std::string doc;
   std::vector<std::string> choices;
+  bool target = false;  // names what the run acts on: part of the default lock key
 };
 
 struct StepDecl {
@@ -47,7 +56,13 @@ struct RunbookDecl {
   std::string sha256;
   std::vector<ParamSpec> params;
   std::vector<StepDecl> steps;
+  std::string lock;  // the declared `lock = "app:{app}"`, placeholders unfilled; "" if none
 };
+
+// The key a live run of `d` with these (resolved) parameters locks: the declared `lock` with each
+// `{param}` filled in, else the name plus the `target = true` parameters (`name:k=v,k=v`), else
+// the name.
+std::string lock_key(const RunbookDecl& d, const json& params);
 
 // Where stdlib/ is: $RUNBOOK_STDLIB, the source tree, or the installed share directory.
 std::string stdlib_dir();
@@ -125,6 +140,11 @@ struct ExecRequest {
   // Called once the runbook is loaded, before the run is journaled: fills in what the Lua layer
   // cannot know (the CLI reads the file's git commit with libgit2 here).
   std::function<void(RunRecord&)> source_info;
+  // Live runs and resumes take lock_key() from these before step 1 (null: no locking). A held
+  // key is waited for up to wait_lock (polling; Ctrl-C ends the wait), then refused (exit 4).
+  RunLocks* locks = nullptr;
+  uint64_t start_ticks = 0;  // this process's start (/proc/self/stat), kept in the lock row
+  Millis wait_lock{0};
 };
 
 struct ExecResult {
@@ -134,6 +154,7 @@ struct ExecResult {
   json divergence;       // replay/resume departed from the journal (see Dispatcher::divergence)
   json in_doubt;         // resume stopped at a change in doubt
   json param_changes;    // resume: { name: { from, to } }
+  json lock;             // refused: { key, holder: { run_id, user, host, pid, since_ms } }
   int64_t effects = 0;   // effects called
   int64_t answered = 0;  // of which answered from the journal
 };

@@ -21,11 +21,18 @@ void global_init() {
 struct Transfer {
   HttpResponse* resp;
   const HttpPoll* poll;
+  uint64_t max_body;
+  bool head;  // a HEAD answer announces the length of a body it does not send
   std::exception_ptr stopped;
 };
 
+// Returning less than given makes libcurl stop the transfer (CURLE_WRITE_ERROR).
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
+  if (t->resp->body.size() + size * n > t->max_body) {
+    t->resp->too_large = true;
+    return 0;
+  }
   t->resp->body.append(data, size * n);
   return size * n;
 }
@@ -37,7 +44,14 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (colon != std::string::npos) {
     std::string name = line.substr(0, colon);
     std::transform(name.begin(), name.end(), name.begin(), ::tolower);
-    t->resp->headers[name] = trim(line.substr(colon + 1));
+    std::string value = trim(line.substr(colon + 1));
+    // An announced length over the cap ends the transfer before any of the body is read.
+    if (name == "content-length" && !t->head && value.size() < 20 && !value.empty() &&
+        std::all_of(value.begin(), value.end(), ::isdigit) && std::stoull(value) > t->max_body) {
+      t->resp->too_large = true;
+      return 0;
+    }
+    t->resp->headers[name] = std::move(value);
   } else if (line.rfind("HTTP/", 0) == 0) {
     t->resp->headers.clear();  // a new response (after a redirect or 100-continue)
   }
@@ -68,7 +82,7 @@ HttpResponse http_perform(const HttpRequest& req, const HttpPoll& poll) {
     resp.error = "cannot initialise libcurl";
     return resp;
   }
-  Transfer t{&resp, &poll, nullptr};
+  Transfer t{&resp, &poll, req.max_body, req.method == "HEAD", nullptr};
   CURL* c = h.get();
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -110,6 +124,11 @@ HttpResponse http_perform(const HttpRequest& req, const HttpPoll& poll) {
   resp.elapsed =
       std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
   if (t.stopped) std::rethrow_exception(t.stopped);
+  if (resp.too_large) {
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+    resp.error = "the answer is larger than max_body";
+    return resp;
+  }
   if (rc != CURLE_OK) {
     resp.error = curl_easy_strerror(rc);
     resp.timed_out = rc == CURLE_OPERATION_TIMEDOUT;

@@ -1,6 +1,7 @@
 // HTTP over libcurl. One request per call; RAII for the easy handle; the poll callback lets the
 // caller stop a transfer for Ctrl-C or a deadline.
 #pragma once
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
@@ -20,6 +21,8 @@ struct HttpRequest {
   Millis connect_timeout{10'000};
   bool follow_redirects = true;
   bool insecure = false;
+  // The largest body kept; a longer answer (announced or as it streams) stops the transfer.
+  uint64_t max_body = 16u << 20;
 };
 
 struct HttpResponse {
@@ -29,6 +32,7 @@ struct HttpResponse {
   Millis elapsed{0};
   std::string error;  // transport error (connection refused, timeout); empty on any HTTP answer
   bool timed_out = false;
+  bool too_large = false;  // the body went past max_body: `error` says so, `body` is partial
 };
 
 using HttpPoll = std::function<void()>;
