@@ -119,7 +119,10 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
   req.options.offline = offline;
   req.options.yes = yes;
   req.options.interactive = is_tty(0) && !c.json;
-  req.source_info = git_source_info;
+  req.source_info = [](RunRecord& r) {
+    git_source_info(r);
+    process_info(r);
+  };
   if (!plan_path.empty()) {
     req.typed_params = pc.params;
     req.reuse_params = true;
@@ -134,6 +137,16 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
     if (!wait_lock.empty()) req.wait_lock = parse_wait_lock(wait_lock);
   }
   ExecResult res = execute(req, &journal, reporter.get(), builtin_registry());
+  journal.flush();
+  if (!journal.failure().empty() && res.run_id) {
+    // The run's end (or more) is not in the journal: it will show as crashed, and resumable.
+    std::fprintf(stderr,
+                 "runbook: %s\n  run #%lld could not be journaled to its end; it shows as crashed. "
+                 "Once the journal can be written again: runbook resume %lld\n",
+                 journal.failure().c_str(), static_cast<long long>(res.run_id),
+                 static_cast<long long>(res.run_id));
+    if (res.exit_code == kExitOk) res.exit_code = kExitFailed;
+  }
   if (!res.lock.is_null()) {
     print_lock_stop(c.json, res);
     return res.exit_code;
@@ -187,6 +200,7 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
   f.runbook = runbook;
   f.limit = limit;
   auto runs = j.runs(f);
+  for (auto& r : runs) show_crashed(r);
   if (c.json) {
     for (const auto& r : runs) std::printf("%s\n", run_json(r).dump().c_str());
     return 0;
@@ -205,6 +219,10 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
                 r.git_commit.empty() ? "-" : (r.git_commit.substr(0, 7) + (r.git_dirty ? "+" : "")).c_str(),
                 (r.mode + (r.offline ? ",offline" : "") + (r.parent_id ? " of #" + std::to_string(r.parent_id) : "")).c_str(),
                 r.outcome.c_str(), when(r.started_ms).c_str(), took(r).c_str());
+  for (const auto& r : runs)
+    if (r.outcome == "crashed" && !r.resumed_by)
+      std::printf("run #%lld crashed (its process is gone): continue it with: runbook resume %lld\n",
+                  static_cast<long long>(r.id), static_cast<long long>(r.id));
   if (!runbook.empty()) {
     // The versions of this runbook that ran, oldest first, with their first and last run.
     std::vector<std::string> order;
@@ -262,6 +280,7 @@ int cmd_show(const Common& c, const std::string& id_text) {
   Journal j(journal_path(c));
   int64_t id = resolve_run_id(j, id_text);
   auto run = j.run(id);
+  show_crashed(*run);
   auto steps = j.steps(id);
   auto effects = j.effects(id);
   auto logs = j.logs(id);

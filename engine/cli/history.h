@@ -24,6 +24,15 @@ std::string journal_path_of(const HistoryCommon& c);
 // repository: HEAD's commit and whether the file differs from it (libgit2).
 void git_source_info(RunRecord& run);
 
+// Records this process's start time in the run (beside its pid), so that a run whose process is
+// gone is told from one still going even after the pid is reused.
+void process_info(RunRecord& run);
+// Whether the process that ran `r` may still be at it: same host, the pid alive (not a zombie)
+// and started when the run's did (older runs without a start time: a process named runbook).
+bool still_running(const RunRecord& r);
+// A run left "running" whose process is gone is shown as "crashed", with how to continue it.
+void show_crashed(RunRecord& r);
+
 // The run the runbook saw as `run.id`: a resume's original, followed back to the first run.
 int64_t root_run_id(Journal& j, const RunRecord& r);
 

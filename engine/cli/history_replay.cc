@@ -17,6 +17,7 @@
 #include "core/source_file.h"
 #include "core/strings.h"
 #include "lua/runbook.h"
+#include "os/procfs.h"
 
 namespace rb::cli {
 namespace fs = std::filesystem;
@@ -93,20 +94,37 @@ std::string file_sha(const std::string& path) {
   return sha256_hex(bytes);
 }
 
-// Whether the process that ran `r` may still be at it (same host, pid alive and a runbook).
+}  // namespace
+
+void process_info(RunRecord& run) {
+  if (auto self = os::read_stat(::getpid())) run.pid_start = static_cast<int64_t>(self->start_ticks);
+}
+
 bool still_running(const RunRecord& r) {
   if (r.outcome != "running" || r.pid <= 0) return false;
   char host[256] = {0};
   ::gethostname(host, sizeof host - 1);
+  // Another host's process cannot be seen from here (resume leaves that to the operator).
   if (r.host != host) return false;
-  if (::kill(static_cast<pid_t>(r.pid), 0) != 0 && errno != EPERM) return false;
+  auto p = os::read_stat(static_cast<pid_t>(r.pid));
+  if (!p || p->state == 'Z') return false;
+  if (r.pid_start) return static_cast<int64_t>(p->start_ticks) == r.pid_start;
   std::ifstream comm("/proc/" + std::to_string(r.pid) + "/comm");
   std::string name;
   std::getline(comm, name);
   return name.empty() || name.find("runbook") != std::string::npos;
 }
 
-}  // namespace
+void show_crashed(RunRecord& r) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof host - 1);
+  if (r.outcome != "running" || r.host != host || still_running(r)) return;
+  r.outcome = "crashed";
+  if (r.error.empty())
+    r.error = "the process (pid " + std::to_string(r.pid) +
+              ") ended without finishing the run; continue it with: runbook resume " +
+              std::to_string(r.id);
+}
 
 int cmd_replay(const HistoryCommon& c, const std::string& run_text, const std::string& against) {
   Journal j(journal_path_of(c));
@@ -286,7 +304,10 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
   req.options.seen_id = root_run_id(j, run);
   req.options.seen_mode = "live";
   req.options.in_doubt = choice;
-  req.source_info = git_source_info;
+  req.source_info = [](RunRecord& r) {
+    git_source_info(r);
+    process_info(r);
+  };
   req.extra["resume"] = {{"of", run.id},
                          {"answer_through", rp.answer_through},
                          {"in_doubt", rp.in_doubt_seq},
@@ -312,6 +333,15 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
 
   auto reporter = reporter_for(c);
   ExecResult res = execute(req, &j, reporter.get(), builtin_registry());
+  j.flush();
+  if (!j.failure().empty() && res.run_id) {
+    std::fprintf(stderr,
+                 "runbook: %s\n  run #%lld could not be journaled to its end; it shows as crashed. "
+                 "Once the journal can be written again: runbook resume %lld\n",
+                 j.failure().c_str(), static_cast<long long>(res.run_id),
+                 static_cast<long long>(res.run_id));
+    if (res.exit_code == kExitOk) res.exit_code = kExitFailed;
+  }
   if (!res.lock.is_null()) {
     print_lock_stop(c.json, res);
     return res.exit_code;

@@ -40,6 +40,7 @@ std::vector<RunRecord> chain_of(Journal& j, int64_t id) {
     if (!n) break;
     out.push_back(*n);
   }
+  for (auto& run : out) show_crashed(run);
   return out;
 }
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/hash.h"
 #include "core/interrupt.h"
 
 namespace rb {
@@ -162,9 +163,23 @@ namespace {
 
 std::string error_text(const Effect& e, const std::string& what) { return e.name + ": " + what; }
 
+// The journal keeps a value over its cap as a head and "… [truncated: N bytes, sha256 H]": the
+// same as a live value of that size and digest.
+bool same_truncated(const std::string& recorded, const std::string& live) {
+  const std::string mark = "… [truncated: ";
+  auto at = recorded.rfind(mark);
+  if (at == std::string::npos || live.size() <= Journal::kBlobMin) return false;
+  std::string tail = recorded.substr(at + mark.size());
+  std::string expect = std::to_string(live.size()) + " bytes, sha256 ";
+  if (tail.compare(0, expect.size(), expect) != 0) return false;
+  return tail == expect + sha256_hex(live) + "]";
+}
+
 // Equal as values: objects compare by key, whatever their order (a Lua table's keys come out in
 // an order that differs from one process to the next).
 bool same_value(const json& a, const json& b) {
+  if (a.is_string() && b.is_string() && a != b)
+    return same_truncated(a.get_ref<const std::string&>(), b.get_ref<const std::string&>());
   if (a.is_object() && b.is_object()) {
     if (a.size() != b.size()) return false;
     for (auto it = a.begin(); it != a.end(); ++it) {
@@ -397,6 +412,15 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   if (e.secrets_of)
     for (const auto& s : e.secrets_of(args)) add_secret(s);
   Kind kind = e.kind_of(args);
+  // Nothing acts while the journal cannot record it: rows it could not write are tried again
+  // here, and if it still cannot, the step ends at this boundary.
+  if (journal_ && run_id_ && opts_.mode != Mode::Replay) {
+    try {
+      journal_->check();
+    } catch (const JournalError& err) {
+      throw JournalStop(err.what());
+    }
+  }
   json shown_args = redact_args(e, args);
   Args shown(e.name, shown_args);
   ++seq_;
@@ -444,7 +468,17 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   rec.origin = origin;
   rec.origin_run = origin_run;
   // Write-ahead: a live change is on disk before it acts.
-  if (journal_) journal_->effect_begun(rec, kind == Kind::Change && !planned);
+  if (journal_) {
+    try {
+      journal_->effect_begun(rec, kind == Kind::Change && !planned);
+    } catch (const JournalError& err) {
+      // Its begun row is not on disk, so the change does not act.
+      ev.status = "failed";
+      ev.error = err.what();
+      if (reporter_) reporter_->effect_end(ev);
+      throw JournalStop(err.what());
+    }
+  }
   if (!planned) crash_point("before");
 
   auto t0 = std::chrono::steady_clock::now();

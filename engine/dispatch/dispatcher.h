@@ -56,6 +56,14 @@ class InDoubtError : public Divergence {
   using Divergence::Divergence;
 };
 
+// The journal cannot record (disk full, I/O error, read-only, deleted): the step stops at this
+// effect boundary, before anything acts, like a divergence; the run's `always` steps are still
+// tried (their effects go ahead only if the journal can write again).
+class JournalStop : public Divergence {
+ public:
+  using Divergence::Divergence;
+};
+
 // Where a resume goes live: effects with seq <= answer_through are answered from the journal;
 // in_doubt_seq (if not 0) began and never finished. `step`/`attempt` is the step attempt where the
 // original run went wrong (0 when it crashed between steps).

@@ -1,12 +1,14 @@
-// The journal: every run, step, effect and log line, in SQLite (WAL). Probe rows are batched in
-// an open transaction; a change effect's "begun" row is committed with an fsync before the
-// change acts, and its "finished" row is committed without one (it survives a process crash,
-// which is what resume needs). So: one fsync per change, none per probe.
+// The journal: every run, step, effect and log line, in SQLite (WAL). Rows are batched in memory
+// and written in short transactions: no transaction stays open while an effect runs, so other
+// processes on the same journal never wait for one. A change effect's "begun" row is committed
+// with an fsync before the change acts, and its "finished" row is committed at once without one
+// (it survives a process crash, which is what resume needs). So: one fsync per change, none per
+// probe. No SQLite type appears here: another store (PostgreSQL) can sit behind the same interface.
 #pragma once
-#include <sqlite3.h>
-
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -35,6 +37,9 @@ struct RunRecord {
   json extra = json::object();  // free-form: plan fingerprints, resume notes
   int64_t resumed_by = 0;       // the run that continued this one, 0 if none
   int64_t pid = 0;              // the process that ran it (resume refuses a run still going)
+  // That process's start time (clock ticks since boot, /proc/PID/stat field 22), so that a pid
+  // reused by another process is not taken for the run; 0 when unknown (older journals).
+  int64_t pid_start = 0;
   std::string plan_id;          // the saved plan this live run executed (at most one run each)
 };
 
@@ -86,6 +91,14 @@ struct RunFilter {
   bool oldest_first = false;
 };
 
+// The journal cannot record: disk full, I/O error, read-only, deleted, locked for too long.
+// what() reads "journal: disk full (/path/journal.db: database or disk is full: No space left on
+// device)".
+class JournalError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 class Journal {
  public:
   // Opens (creating directories, the file and the schema as needed). Throws std::runtime_error
@@ -96,9 +109,19 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   static std::string default_path();
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
+  // Strings in effect args, results and previews longer than this are stored once, by SHA-256,
+  // in a blob table, the row keeping a reference; so is a whole value whose JSON is longer.
+  static constexpr size_t kBlobMin = 64 * 1024;
+  // Longer values are not stored whole: a head of kBlobMin bytes and a marker
+  // "… [truncated: N bytes, sha256 H]". Log lines and errors are cut the same way at kBlobMin.
+  static constexpr size_t kValueCap = 64u << 20;
   const std::string& path() const { return path_; }
 
+  // Writes that must be on disk before the caller goes on (begin_run, a durable effect_begun)
+  // throw JournalError when they cannot be written. The others never throw for a storage
+  // failure: their rows stay in memory, are tried again at the next write, and failure() says
+  // why until a write succeeds.
   int64_t begin_run(RunRecord& run);  // sets run.id
   void update_run(const RunRecord& run);
   void step_begun(const StepRecord& s);
@@ -115,8 +138,13 @@ class Journal {
   // The run did not execute its plan after all (refused at its run lock): the plan stays unused.
   void release_plan(int64_t run_id);
   void log(const LogRecord& l);
-  // Commits whatever is batched. Called at step boundaries and at the end of a run.
+  // Writes whatever is batched. Called at step boundaries and at the end of a run. Never throws
+  // for a storage failure (see failure()).
   void flush();
+  // Why the journal could not write, "" when it can. An effect boundary calls check().
+  const std::string& failure() const { return failure_; }
+  // Tries the batched rows again; throws JournalError if the journal still cannot write.
+  void check();
 
   std::vector<RunRecord> runs(const RunFilter& f);
   std::optional<RunRecord> run(int64_t id);
@@ -128,20 +156,23 @@ class Journal {
   // Counts fsync-ing commits, for tests and benchmarks of the durability policy.
   int64_t durable_commits() const { return durable_commits_; }
 
+  struct Store;  // the SQLite side, opaque here
+
  private:
-  void exec(const char* sql);
-  void ensure_txn();
-  void begin_durable();
-  void commit(bool durable);
-  void maybe_commit_by_age();
-  sqlite3_stmt* stmt(int which, const char* sql);
+  struct Row;  // one write, batched
+  void queue(Row row);
+  void maybe_flush();
+  // Writes the batched rows, then `extra` (if any), in one transaction; false (and failure_ set)
+  // if it could not. durable: committed with an fsync.
+  bool write(Row* extra, bool durable);
 
   std::string path_;
-  sqlite3* db_ = nullptr;
-  bool in_txn_ = false;
-  int64_t txn_started_ms_ = 0;
+  std::unique_ptr<Store> store_;
+  std::vector<Row> pending_;
+  size_t pending_bytes_ = 0;
+  int64_t oldest_pending_ms_ = 0;
+  std::string failure_;
   int64_t durable_commits_ = 0;
-  std::vector<sqlite3_stmt*> stmts_;
 };
 
 }  // namespace rb
