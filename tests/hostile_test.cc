@@ -2,7 +2,7 @@
 // Each file's header says what it tests and how it must end:
 //   -- expect: exit=1|2 within=4s     exit statuses allowed; wall-clock bound (step timeout + 2 s)
 //   -- args: -p url={url}             after `exec FILE`; {url} is the server, {rep:TEXT:N} TEXT*N
-//   -- server: brackets|object|echo|stall|trickle   tests/support/hostile_http.py in that mode
+//   -- server: brackets|object|wide|echo|stall|trickle   tests/support/hostile_http.py in that mode
 //   -- output: TEXT / -- output-not: TEXT           in (not in) stdout+stderr
 //   -- interrupt: 1s                  SIGINT (Ctrl-C) that long after the start
 //   -- target: PATH                   exec PATH (relative to the runbook's dir) instead of the file

@@ -363,7 +363,7 @@ TEST(Locks, BadDeclarationsAreErrorsWithFileAndLine) {
   EXPECT_EQ(r.code, kExitUsage);
   r = check(R"(runbook{ name = "x", version = "1.0.0", params = { t = { target = "yes" } } })");
   EXPECT_EQ(r.code, kExitUsage);
-  EXPECT_NE(r.err.find("param 't': target must be true or false"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("param 't': 'target' must be true or false"), std::string::npos) << r.err;
   r = check(R"(runbook{ name = "x", version = "1.0.0", params = { pw = { secret = true, target = true } } })");
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_NE(r.err.find("a secret cannot be a target"), std::string::npos) << r.err;

@@ -356,5 +356,13 @@ TEST(Redis, TheStepDeadlineBoundsAHungServer) {
   auto r = run_lua(run_dir.path(), code);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
   EXPECT_NE(r.result.exit_code, 0);
-  EXPECT_NE(err_of(r).find("step 'read' exceeded its timeout of 1.0s (in redis.get)"), std::string::npos) << err_of(r);
+  // The call may end on its own bound (the step's deadline) a moment before the step's timer
+  // does: either clear message is right.
+  std::string err = err_of(r);
+  bool by_step = err.find("step 'read' exceeded its timeout of 1.0s (in redis.get)") != std::string::npos;
+  bool by_call = err.find("redis.get: redis 127.0.0.1:" + std::to_string(hung.port) +
+                          "/0: GET failed: no whole answer within") != std::string::npos &&
+                 err.find("(the step's deadline)") != std::string::npos;
+  EXPECT_TRUE(by_step || by_call)
+      << err;
 }

@@ -37,12 +37,13 @@ bool volatile_key(const std::string& k) {
 // Objects with sorted keys, volatile keys dropped: the same world gives the same text.
 json canonical(const json& v) {
   if (v.is_object()) {
-    std::vector<std::string> keys;
+    std::vector<std::pair<std::string, const json*>> members;
     for (auto it = v.begin(); it != v.end(); ++it)
-      if (!volatile_key(it.key())) keys.push_back(it.key());
-    std::sort(keys.begin(), keys.end());
+      if (!volatile_key(it.key())) members.emplace_back(it.key(), &*it);
+    std::sort(members.begin(), members.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
     json out = json::object();
-    for (const auto& k : keys) out[k] = canonical(v.at(k));
+    for (auto& [k, m] : members) append_member(out, std::move(k), canonical(*m));
     return out;
   }
   if (v.is_array()) {

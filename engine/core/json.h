@@ -17,27 +17,15 @@ inline const char* json_too_deep() { return "json: nested deeper than 200 levels
 
 // Parses text from outside the engine with the depth bound. On failure returns a discarded value
 // and, when `error` is given, why: json_too_deep() or "not valid JSON (...)". Every parse of
-// outside text goes through here, never json::parse directly.
-inline json parse_json(std::string_view text, std::string* error = nullptr) {
-  struct TooDeep {};
-  // The parser builds the value with an explicit stack (it does not recurse); the callback sees
-  // how many containers enclose each one as it starts (0 for the outermost), so a 400 KB
-  // "[[[[..." stops at level 201.
-  auto bound = [](int depth, json::parse_event_t event, json&) {
-    if (depth >= kJsonMaxDepth && (event == json::parse_event_t::object_start ||
-                                  event == json::parse_event_t::array_start))
-      throw TooDeep{};
-    return true;
-  };
-  try {
-    json v = json::parse(text.begin(), text.end(), bound, true);
-    return v;
-  } catch (const TooDeep&) {
-    if (error) *error = json_too_deep();
-  } catch (const json::exception& e) {
-    if (error) *error = std::string("not valid JSON (") + e.what() + ")";
-  }
-  return json(json::value_t::discarded);
+// outside text goes through here, never json::parse directly. Linear in the size of the text:
+// an object with 100,000 keys costs what 100,000 array items do (json.cc says why that needs
+// care with an insertion-ordered object).
+json parse_json(std::string_view text, std::string* error = nullptr);
+
+// Appends a member known not to be present yet (a Lua table's keys are unique), without the
+// linear search that ordered_json's operator[] makes for every insertion.
+inline void append_member(json& obj, std::string key, json value) {
+  obj.get_ref<json::object_t&>().emplace_back(std::move(key), std::move(value));
 }
 
 }  // namespace rb

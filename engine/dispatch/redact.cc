@@ -35,7 +35,14 @@ json Redactor::value(const json& v) const {
   }
   if (v.is_object()) {
     json out = json::object();
-    for (auto it = v.begin(); it != v.end(); ++it) out[text(it.key())] = value(*it);
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string key = text(it.key());
+      // Appending keeps a wide object linear; a key the redaction changed may now equal another.
+      if (key == it.key())
+        append_member(out, std::move(key), value(*it));
+      else
+        out[key] = value(*it);
+    }
     return out;
   }
   return v;

@@ -42,8 +42,18 @@ void register_exec(Registry& r) {
     os::ProcessSpec spec;
     spec.argv = a.strings("argv");
     if (spec.argv.empty()) throw ArgError("bad argument 'argv' to 'exec' (empty)");
+    // execve ends each string at a NUL: the program would silently get a shorter argument.
+    for (size_t i = 0; i < spec.argv.size(); ++i)
+      if (spec.argv[i].find('\0') != std::string::npos)
+        throw ArgError("bad argument 'argv' to 'exec' (item " + std::to_string(i + 1) +
+                       " holds a NUL byte)");
     spec.cwd = a.str_or("cwd", "");
     spec.env = a.string_map("env");
+    for (const auto& [k, v] : spec.env)
+      if (k.find('\0') != std::string::npos || v.find('\0') != std::string::npos ||
+          k.find('=') != std::string::npos || k.empty())
+        throw ArgError("bad argument 'env' to 'exec' (a name is non-empty, without '=' or NUL; "
+                       "a value without NUL)");
     if (a.has("stdin")) spec.stdin_data = a.str("stdin");
     spec.timeout = a.duration("timeout");
     spec.grace = a.duration("grace");

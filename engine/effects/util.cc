@@ -1,5 +1,6 @@
 #include "effects/util.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <filesystem>
@@ -93,6 +94,8 @@ os::ProcessResult run_process_checked(EffectContext& ctx, os::ProcessSpec spec, 
                                       const std::string& progress_label) {
   Millis asked = spec.timeout;
   spec.timeout = ctx.bound(spec.timeout);
+  // Cut short by the step's deadline: the step must end within a second of it.
+  if (spec.timeout < asked) spec.grace = std::min(spec.grace, os::kStopGrace);
   std::string prog = spec.argv.empty() ? "?" : spec.argv[0];
   os::ProcessResult r = os::run_process(spec, [&](Millis elapsed) {
     ctx.check_interrupt();

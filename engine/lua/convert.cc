@@ -81,7 +81,8 @@ json to_json(lua_State* L, int idx, const std::string& root, const std::string& 
         size_t klen = 0;
         const char* k = lua_tolstring(L, -2, &klen);  // a string: the first pass checked
         std::string key(k, klen);
-        obj[key] = to_json(L, -1, root, level < 8 ? what + "." + key : what, level + 1, budget);
+        json member = to_json(L, -1, root, level < 8 ? what + "." + key : what, level + 1, budget);
+        append_member(obj, std::move(key), std::move(member));  // Lua's keys are unique
         lua_pop(L, 1);
       }
       return obj;

@@ -1,5 +1,6 @@
 #include "os/process.h"
 
+#include <algorithm>
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -349,11 +350,11 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
     }
   };
   // The program and, unless detached, everything it started: TERM, grace, KILL.
-  auto stop = [&] {
+  auto stop = [&](Millis grace) {
     if (reaper) {
-      r.leftovers = reaper->stop(pid, spec.grace, reap_main, pump);
+      r.leftovers = reaper->stop(pid, grace, reap_main, pump);
     } else {
-      stop_group(pid, spec.grace, [&] {
+      stop_group(pid, grace, [&] {
         pump(0);
         return !reap_main() || ::kill(-pid, 0) == 0;
       });
@@ -376,12 +377,14 @@ ProcessResult run_process(const ProcessSpec& spec, const Poll& poll) {
       }
     }
   } catch (...) {
+    // Ctrl-C or the step's deadline: the operator is waiting, so a program that ignores TERM
+    // gets at most half a second before KILL, whatever grace it asked for.
     r.interrupted = true;
-    stop();
+    stop(std::min(spec.grace, kStopGrace));
     throw;
   }
   // Timed out: the program and what it started. Exited: what it left running, unless detached.
-  if (!exited || reaper) stop();
+  if (!exited || reaper) stop(spec.grace);
   // Output still open now (a detached daemon holding the pipe) is read for a moment more and then
   // abandoned: a background process cannot make the call hang.
   auto drain_until = Clock::now() + std::chrono::milliseconds(200);

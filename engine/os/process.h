@@ -15,6 +15,10 @@
 
 namespace rb::os {
 
+// The grace between TERM and KILL when the call is stopped from outside (Ctrl-C, the step's
+// deadline): short, so that the step ends within its deadline plus a second.
+constexpr Millis kStopGrace{500};
+
 struct ProcessSpec {
   std::vector<std::string> argv;
   std::string cwd;

@@ -1,6 +1,7 @@
--- test: Ctrl-C during a looping __gc finalizer
--- expect: exit=130 within=3s
+-- test: Ctrl-C during a looping __gc finalizer (refused: setmetatable allows no __gc)
+-- expect: exit=1 within=3s
 -- interrupt: 1s
+-- output: __gc finalizers are not allowed
 
 runbook { name = "interrupt-gc-loop", version = "1.0.0" }
 step{ "garbage", timeout = "60s", run = function()

@@ -5,6 +5,7 @@ object    every request: 200, application/json, {"a":{"a":...1...}} 100,000 deep
 echo      GET: 200 {"ok": true}; POST/PUT: 200 echoing the JSON body received as {"received": ...}
 stall     accepts connections, reads the request, never answers
 trickle   answers a valid-looking response one byte per second, forever
+wide      every request: 200, application/json, one object of 200,000 keys (about 3.5 MB)
 """
 import http.server, socket, sys, threading, time
 
@@ -61,6 +62,8 @@ class H(http.server.BaseHTTPRequestHandler):
             return self._send(b"[" * 200000 + b"]" * 200000)
         if mode == "object":
             return self._send(b'{"a":' * 100000 + b"1" + b"}" * 100000)
+        if mode == "wide":
+            return self._send(b"{" + b",".join(b'"key%d":%d' % (i, i) for i in range(200000)) + b"}")
         self._send(b'{"ok": true}')
 
     do_HEAD = do_GET
@@ -68,7 +71,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(n) if n else b"null"
-        if mode in ("brackets", "object"):
+        if mode in ("brackets", "object", "wide"):
             return self.do_GET()
         self._send(b'{"received": ' + body + b"}")
 
