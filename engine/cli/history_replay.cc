@@ -97,7 +97,7 @@ std::string file_sha(const std::string& path) {
 }  // namespace
 
 void process_info(RunRecord& run) {
-  if (auto self = os::read_stat(::getpid())) run.pid_start = static_cast<int64_t>(self->start_ticks);
+  run.pid_start = static_cast<int64_t>(self_start_ticks());  // the same as the lock row's
 }
 
 bool still_running(const RunRecord& r) {
