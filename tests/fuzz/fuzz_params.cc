@@ -77,7 +77,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       std::string c = v["c"].is_string() ? v["c"].get<std::string>() : "";
       if (c != "L1" && c != "L2" && c != "L3") finding("a value outside choices: " + v["c"].dump());
     }
-    v.dump();  // what the journal stores must serialize
+    // What the journal stores must serialize, as the journal does (invalid UTF-8 replaced).
+    v.dump(-1, ' ', false, rb::json::error_handler_t::replace);
   } catch (const rb::UsageError&) {
   }
   return 0;
