@@ -11,6 +11,6 @@ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRUNBOOK_FUZZ=ON -DR
 cmake --build build-fuzz -j"${JOBS:-2}" --target fuzz
 export ASAN_OPTIONS="exitcode=86:abort_on_error=0:detect_leaks=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
-export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 cd build-fuzz
 ctest -L fuzz --output-on-failure -j"${JOBS:-2}" "$@"

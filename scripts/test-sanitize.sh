@@ -15,6 +15,6 @@ cmake --build build-asan -j"${JOBS:-2}"
 # every process of the suite, helpers included, reports the same way.
 export ASAN_OPTIONS="exitcode=86:abort_on_error=0:detect_leaks=1:strict_string_checks=1:check_initialization_order=1:handle_abort=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:exitcode=87"
-export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp"
+export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 cd build-asan
 ctest --output-on-failure -j"${JOBS:-2}" --timeout 900 "$@"
