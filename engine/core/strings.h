@@ -19,7 +19,7 @@ std::string truncate(std::string_view s, size_t max);
 // Shell-style glob on one name: * ? [abc]. Used by fs.glob and fs.latest.
 bool glob_match(std::string_view pattern, std::string_view name);
 
-// Hand-written checks, linear in the input and without recursion (std::regex recurses per
+// Hand-written checks, linear in the input and without recursion (the standard library's regex recurses per
 // character and overflows the stack on a few tens of KB).
 // A runbook name: a letter or digit, then letters, digits, '.', '_', '-'.
 bool is_plain_name(std::string_view s);

@@ -26,7 +26,7 @@ namespace stdfs = std::filesystem;
 
 // argv_match is an RE2 regular expression: it is user-supplied and meets command lines of any
 // length (a JVM classpath is tens of KB), so it must match in linear time, which RE2 does and
-// std::regex (recursive backtracking) does not. Lua's %-escapes are translated so a Lua-minded
+// the C++ standard library's regex (recursive backtracking) does not. Lua's %-escapes are translated so a Lua-minded
 // pattern ("app%.py", "%d+") means what its author meant.
 std::string lua_escapes_to_regex(const std::string& s) {
   std::string out;
