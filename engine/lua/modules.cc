@@ -41,7 +41,10 @@ int l_json_encode(lua_State* L) {
   try {
     json v = lua_to_json(L, 1, "argument #1");
     bool pretty = lua_toboolean(L, 2);
-    out = pretty ? v.dump(2) : v.dump();
+    // Object keys sorted: a Lua table has no key order (two equal tables can iterate
+    // differently), and the same value must give the same text (plans, digests, replay).
+    nlohmann::json sorted = v;
+    out = pretty ? sorted.dump(2) : sorted.dump();
   } catch (const std::exception& e) {
     err = e.what();
   }
