@@ -21,6 +21,16 @@ class EffectError : public std::runtime_error {
   json result_;
 };
 
+// Thrown by a change's preview() when it finds that the live call would be refused or fail
+// (uncommitted changes under a checkout, a missing source, an existing tag, an unknown service):
+// the dry-run fails at that effect with this message, as the live run would. A preview that
+// merely cannot look (a server down, no permission to read) throws EffectError instead: the plan
+// then says "cannot preview" and goes on.
+class WouldFail : public EffectError {
+ public:
+  using EffectError::EffectError;
+};
+
 // Bad input to a primitive: a missing or ill-typed argument. Names the argument.
 class ArgError : public std::runtime_error {
  public:

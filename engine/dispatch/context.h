@@ -30,6 +30,12 @@ class EffectContext {
   virtual json& state(const std::string& module) = 0;
   // An effect that learns a secret (a password inside a DSN) registers it for redaction.
   virtual void add_secret(const std::string& secret) = 0;
+  // The dry-run's predicted world: what the changes planned so far will have made true. One JSON
+  // object per run, shared by the modules, each under its own key ("fs", "git", "service", ...);
+  // what one module's change makes unpredictable for another goes under "taint" (a planned
+  // service restart sets taint.http: HTTP answers are then unknown). Empty outside a dry-run;
+  // predict() and predicted() are only called in one.
+  virtual json& predictions() = 0;
   // During verify (resume after a crash): when the effect in doubt began, epoch ms; 0 otherwise.
   virtual int64_t doubt_began_ms() const { return 0; }
 };

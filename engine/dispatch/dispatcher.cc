@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/hash.h"
 #include "core/interrupt.h"
+#include "core/unknown.h"
 
 namespace rb {
 
@@ -430,7 +431,16 @@ CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& s
   ev.name = e.name;
   ev.kind = kind;
   ev.site = site;
-  ev.describe = redactor_.text(e.describe ? e.describe(shown) : e.name);
+  std::string described = e.name;
+  if (e.describe) {
+    try {
+      described = e.describe(shown);
+    } catch (const std::exception&) {
+      // Arguments it cannot read (a rehearsal's unknown): the call as given.
+      described = e.name + " " + shown_args.dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+  }
+  ev.describe = redactor_.text(described);
   ev.status = "running";
 
   bool answered = opts_.mode == Mode::Replay || seq_ <= answer_through_;
@@ -453,6 +463,18 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
                                const json& shown_args, const std::string& site, EffectEvent& ev,
                                const std::string& origin, int64_t origin_run) {
   bool planned = opts_.mode == Mode::DryRun && (kind != Kind::Probe || opts_.offline) && !e.state_only;
+  // Unknowns exist only in a rehearsal (a probe it could not predict) and in a resume's results
+  // taken with --assume-done. Live, nothing acts on a value nobody knows.
+  bool unknown_args = contains_unknown(args.raw());
+  std::string refusal;
+  if (unknown_args && opts_.mode != Mode::DryRun) {
+    std::vector<std::string> why;
+    unknown_reasons(args.raw(), &why, 3);
+    refusal = "its arguments hold a value that is not known (" +
+              (why.empty() ? std::string("?") : why.front()) +
+              "), so it does not act; look at the world, then resume with --redo or change the "
+              "runbook";
+  }
   EffectRecord rec;
   rec.run_id = run_id_;
   rec.seq = seq_;
@@ -485,12 +507,31 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   CallResult out;
   std::string failure;
   json result;
+  bool predicted = false;
   try {
-    if (planned) {
+    if (!refusal.empty()) throw EffectError(refusal);
+    if (planned && kind == Kind::Probe && e.predicted) {
+      // An offline dry-run performs no probe, but one of what the plan changes is answered.
+      result = e.predicted(*this, args);
+      predicted = !result.is_null();
+      if (!predicted) result = e.planned ? e.planned(args, nullptr) : json::object();
+      if (!predicted && result.is_object()) result["planned"] = true;
+    } else if (planned && unknown_args) {
+      // Its arguments are known only live (they hold what a probe could not predict): neither
+      // previewed nor predicted; it is checked live only.
+      try {
+        result = e.planned ? e.planned(args, nullptr) : json::object();
+      } catch (const std::exception&) {
+        result = json::object();
+      }
+      if (result.is_object()) result["planned"] = true;
+    } else if (planned) {
       json pv = nullptr;
       if (e.preview && !opts_.offline) {
         try {
           pv = e.preview(*this, args);
+        } catch (const WouldFail&) {
+          throw;
         } catch (const EffectError& err) {
           pv = json{{"text", std::string("cannot preview: ") + err.what()}, {"error", err.what()}};
         }
@@ -498,9 +539,17 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
       ev.preview = redactor_.value(pv);
       result = e.planned ? e.planned(args, pv) : json::object();
       if (result.is_object()) result["planned"] = true;
+      if (e.predict) e.predict(*this, args, pv, result);
+    } else if (opts_.mode == Mode::DryRun && e.predicted) {
+      result = e.predicted(*this, args);
+      predicted = !result.is_null();
+      if (!predicted) result = e.apply(*this, args);
     } else {
       result = e.apply(*this, args);
     }
+  } catch (const WouldFail& err) {
+    failure = error_text(e, std::string("the live run would fail here: ") + err.what());
+    result = err.result();
   } catch (const EffectError& err) {
     failure = error_text(e, err.what());
     result = err.result();
@@ -523,9 +572,17 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   ev.duration = std::chrono::duration_cast<Millis>(std::chrono::steady_clock::now() - t0);
   ev.result = result;
   ev.error = failure;
-  ev.status = !failure.empty() ? "failed" : (planned ? "planned" : "ok");
+  ev.status = !failure.empty() ? "failed" : predicted ? "predicted" : (planned ? "planned" : "ok");
   ev.handled = !failure.empty() && takes_failures(e, args);
-  rec.state = !failure.empty() ? "failed" : (planned ? "planned" : "done");
+  rec.state = !failure.empty() ? "failed" : predicted ? "predicted" : (planned ? "planned" : "done");
+  if (failure.empty() && opts_.mode == Mode::DryRun && (unknown_args || contains_unknown(result))) {
+    std::vector<std::string> why;
+    unknown_reasons(unknown_args ? args.raw() : result, &why, 3);
+    add_checked_live_only({{"seq", seq_}, {"step", step_idx_}, {"step_name", step_name_},
+                           {"name", e.name}, {"describe", ev.describe},
+                           {"why", redactor_.text(why.empty() ? "" : why.front())},
+                           {"what", unknown_args ? "arguments" : "result"}});
+  }
   rec.result = result;
   rec.preview = ev.preview;
   rec.error = failure;

@@ -134,6 +134,13 @@ class Dispatcher : public EffectContext {
   json& state(const std::string& module) override;
   void add_secret(const std::string& secret) override { redactor_.add(secret); }
   int64_t doubt_began_ms() const override { return doubt_began_ms_; }
+  json& predictions() override { return predictions_; }
+
+  // Dry-run: what the rehearsal could not check, in order: probes answered with unknowns,
+  // changes whose arguments held unknowns, and (added by the step runner) steps that failed
+  // after touching an unknown. Each { seq?, step, name, describe?, why }.
+  const json& checked_live_only() const { return checked_live_only_; }
+  void add_checked_live_only(json entry) { checked_live_only_.push_back(std::move(entry)); }
 
  private:
   json redact_args(const Effect& e, const Args& a) const;
@@ -171,6 +178,8 @@ class Dispatcher : public EffectContext {
   std::string step_name_;
   json divergence_;
   json in_doubt_stop_;
+  json predictions_ = json::object();
+  json checked_live_only_ = json::array();
   int64_t doubt_began_ms_ = 0;
   // Test hook (RUNBOOK_CRASH_AT="before:7" | "after:7" | "done:7"): SIGKILL this process just
   // before effect 7 acts, just after it acted (before its end is journaled), or just after its

@@ -46,12 +46,28 @@ struct Effect {
   std::function<std::string(const Args&)> describe;
   // Read-only: what would change ("HEAD 1a2b3c4 → 9f8e7d6, 12 files"). A string, or an object
   // with a "text" field and data. Optional.
+  //  - When it finds that the live call would be refused or fail, it throws WouldFail (the
+  //    dry-run fails here, as the live run would); EffectError means only "cannot look".
+  //  - Its object may hold "basis": what the change acts on as the world is now, as plain data
+  //    (the sha256 of the content a write replaces and of the source a copy or restore reads, the
+  //    count and digest of the keys a delete_matching removes, the rows a statement affects, the
+  //    versions a pin replaces, the commit a checkout leaves and the one it goes to). A saved plan
+  //    keeps it; executing the plan previews again and refuses when the basis differs (drift).
   std::function<json(EffectContext&, const Args&)> preview;
   // The only code allowed to act. Throws EffectError (with the observed result) on failure.
   std::function<json(EffectContext&, const Args&)> apply;
   // The result a dry-run returns instead of applying, so the runbook can keep going; it gets
   // the preview's value (or null). Optional: the default is { planned = true }.
   std::function<json(const Args&, const json& preview)> planned;
+  // Dry-run predictions (see EffectContext::predictions). A change's predict() records what it
+  // will make true once it is planned; it gets the preview's value and the planned result.
+  std::function<void(EffectContext&, const Args&, const json& preview, const json& planned)> predict;
+  // A probe's answer from the predicted world, in a dry-run: null when no planned change touched
+  // what it reads (it is then performed as usual); otherwise the result, marked `predicted` in
+  // the output, the journal and the plan. What cannot be predicted is unknown_value(why), wholly
+  // or in some fields (core/unknown.h). It may read the world (ctx and its own module's code) to
+  // combine with the prediction (fs.glob: the directory as it is, plus the planned backup).
+  std::function<json(EffectContext&, const Args&)> predicted;
   // For resume: after a crash in the middle of this effect, tells from the world whether it took
   // place (true/false), or null when it cannot tell. Optional. It may also return
   // { done = true, result = ... }: the result the runbook would have had (fs.backup's path).

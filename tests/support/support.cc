@@ -234,6 +234,8 @@ struct BareContext : EffectContext {
   bool interactive() const override { return false; }
   json& state(const std::string&) override { return st; }
   void add_secret(const std::string&) override {}
+  json pred = json::object();
+  json& predictions() override { return pred; }
 };
 
 }  // namespace
