@@ -49,6 +49,8 @@ class HumanReporter : public Reporter {
     clear_progress();
     if (outcome == "skipped") {
       line(s_.dim("step " + std::to_string(idx) + "/" + std::to_string(total_steps_) + "  " + name + "  (skipped)"));
+    } else if (outcome == "live-only") {
+      line("  " + s_.yellow("step " + std::to_string(idx) + " checked live only: ") + error);
     } else if (outcome != "succeeded") {
       line("  " + s_.red("step " + std::to_string(idx) + " " + outcome + ": ") + error);
     }
@@ -63,16 +65,20 @@ class HumanReporter : public Reporter {
     if (e.status == "ok") mark = s_.green("✓");
     else if (e.status == "failed" && e.handled) mark = s_.yellow("!");
     else if (e.status == "failed") mark = s_.red("✗");
+    else if (e.status == "predicted") mark = s_.cyan("≈");
     else mark = s_.cyan("~");
     if (e.kind == Kind::Change && e.status == "ok") ++changes_;
     if (e.status == "planned" && e.kind == Kind::Change) ++planned_changes_;
-    std::string dur = e.status == "planned" ? s_.dim("(plan)") : s_.dim(format_duration(e.duration));
+    std::string dur = e.status == "planned"     ? s_.dim("(plan)")
+                      : e.status == "predicted" ? s_.dim("(predicted)")
+                                                : s_.dim(format_duration(e.duration));
     line("  " + mark + " " + s_.dim(e.name) + "  " + e.describe + "  " + dur);
     std::string pv = preview_text(e.preview);
     if (!pv.empty())
       for (const auto& l : split(pv, '\n')) line("      " + s_.cyan(l));
     if (e.status == "failed" && e.handled) line("      " + s_.yellow(e.error) + s_.dim("  (check = false: the runbook handles it)"));
     else if (e.status == "failed") line("      " + s_.red(e.error));
+    else if (e.status == "predicted") line("      " + s_.dim("→ " + brief(e.result)));
     else if (o_.verbose && !e.result.is_null()) line("      " + s_.dim("→ " + brief(e.result)));
   }
 
@@ -104,6 +110,23 @@ class HumanReporter : public Reporter {
     } else {
       line(s_.red("✗ " + run.outcome) + " after " + secs + ": " + run.error);
       if (run.id) line(s_.dim("  details: runbook show " + std::to_string(run.id)));
+    }
+    checked_live_only(run);
+  }
+
+  // What a rehearsal could not check: the operator sees it before trusting the plan.
+  void checked_live_only(const RunRecord& run) {
+    auto it = run.extra.find("checked_live_only");
+    if (it == run.extra.end() || !it->is_array() || it->empty()) return;
+    line(s_.yellow("  checked live only") + " (the rehearsal could not know these; the live run checks them):");
+    for (const auto& c : *it) {
+      std::string where = "step " + std::to_string(c.value("step", 0));
+      if (c.value("what", "") == "step")
+        line("    " + where + " '" + c.value("step_name", "") + "': stopped at " + c.value("error", "") +
+             s_.dim("  (" + c.value("why", "") + ")"));
+      else
+        line("    " + where + " #" + std::to_string(c.value("seq", 0)) + " " + c.value("name", "") + "  " +
+             c.value("describe", "") + s_.dim("  (its " + c.value("what", "result") + ": " + c.value("why", "") + ")"));
     }
   }
 
@@ -159,6 +182,7 @@ class JsonReporter : public Reporter {
     json e{{"event", "run_end"}, {"run", run.id}, {"outcome", run.outcome}, {"exit_code", run.exit_code},
            {"duration_ms", run.ended_ms - run.started_ms}};
     if (!run.error.empty()) e["error"] = run.error;
+    if (run.extra.contains("checked_live_only")) e["checked_live_only"] = run.extra["checked_live_only"];
     emit(e);
   }
 

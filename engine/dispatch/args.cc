@@ -1,10 +1,9 @@
 #include "dispatch/args.h"
 
-#include "core/unknown.h"
-
 #include <cmath>
 
 #include "core/error.h"
+#include "core/unknown.h"
 
 namespace rb {
 

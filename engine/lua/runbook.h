@@ -89,8 +89,11 @@ class Runbook {
                        std::vector<std::string>* secrets, json* changes) const;
 
   struct StepOutcome {
-    std::string outcome;  // succeeded failed interrupted skipped
+    // succeeded failed interrupted skipped; live-only: a dry-run's step that failed after using
+    // an unknown (checked live only, not a failure of the rehearsal)
+    std::string outcome;
     std::string error;
+    std::string why;  // live-only: why the value it used was unknown
   };
   // Runs every step (from `first`, 1-based). Fills `run` with outcome, error and exit code.
   void run_steps(Dispatcher& d, const json& params, RunRecord& run, int first = 1);

@@ -61,6 +61,11 @@ class Sandbox {
   // The engine state the bindings reach through the interpreter.
   Dispatcher* dispatcher = nullptr;
   bool in_step = false;
+  // Unknown values (a rehearsal's unpredictable answers, lua/convert.cc) the running step used:
+  // how many times, and why the first was unknown. Reset per step attempt; a dry-run step that
+  // fails after using one is "checked live only".
+  int unknown_touched = 0;
+  std::string unknown_reason;
 
   // Loads Lua source (text only) as a function whose environment is the sandbox's globals.
   // On failure pushes nothing and returns the message ("file:line: ...").
