@@ -88,6 +88,71 @@ void BM_ChangeInDryRun(benchmark::State& state) {
 }
 BENCHMARK(BM_ChangeInDryRun);
 
+// The prediction overlay in a dry-run: a probe whose module has predictions, none for this object
+// (it is performed: the cost of asking), one answered from the overlay, and a change that
+// records a prediction. Compare with BM_ChangeInDryRun and BM_ProbeThroughDispatcher.
+Effect predicting(const Effect& base, bool is_change) {
+  Effect e = base;
+  if (is_change) {
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      ctx.predictions()["bench"][a.str("path")] = true;
+    };
+  } else {
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      const json& p = ctx.predictions();
+      auto m = p.find("bench");
+      if (m == p.end()) return nullptr;
+      auto it = m->find(a.str("path"));
+      return it == m->end() ? json(nullptr) : *it;
+    };
+  }
+  return e;
+}
+
+void BM_ProbeInDryRunNotPredicted(benchmark::State& state) {
+  Fixture f;
+  RunOptions o;
+  o.mode = Mode::DryRun;
+  Dispatcher dry(f.journal.get(), nullptr, o);
+  dry.set_run_id(1);
+  Effect probe = predicting(f.probe, false);
+  for (int i = 0; i < 1000; ++i) dry.predictions()["bench"]["/other/" + std::to_string(i)] = true;
+  for (auto _ : state) {
+    auto r = dry.call(probe, json{{"path", "/srv/app/config"}}, "bench.lua:1:");
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_ProbeInDryRunNotPredicted);
+
+void BM_ProbeInDryRunPredicted(benchmark::State& state) {
+  Fixture f;
+  RunOptions o;
+  o.mode = Mode::DryRun;
+  Dispatcher dry(f.journal.get(), nullptr, o);
+  dry.set_run_id(1);
+  Effect probe = predicting(f.probe, false);
+  dry.predictions()["bench"]["/srv/app/config"] = true;
+  for (auto _ : state) {
+    auto r = dry.call(probe, json{{"path", "/srv/app/config"}}, "bench.lua:1:");
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_ProbeInDryRunPredicted);
+
+void BM_ChangeInDryRunPredicting(benchmark::State& state) {
+  Fixture f;
+  RunOptions o;
+  o.mode = Mode::DryRun;
+  Dispatcher dry(f.journal.get(), nullptr, o);
+  dry.set_run_id(1);
+  Effect change = predicting(f.change, true);
+  for (auto _ : state) {
+    auto r = dry.call(change, json{{"path", "/srv/app/config"}}, "bench.lua:1:");
+    benchmark::DoNotOptimize(r);
+  }
+}
+BENCHMARK(BM_ChangeInDryRunPredicting);
+
 // The whole path from Lua: a runbook whose one step calls a cheap real probe N times.
 void BM_ProbeFromLua(benchmark::State& state) {
   char tmpl[] = "/tmp/runbook-bench-XXXXXX";
