@@ -48,7 +48,8 @@ void need_program(const std::string& program);
 
 // --- dry-run predictions (EffectContext::predictions) ---
 // Layout, per module ("pip", "npm") and subject (a venv's or a project's absolute path):
-//   { "changes": { key: { "name": as spelled, "version": "1.2.3" | null (removed) | unknown } },
+//   { "changes": { key: version }, a version being "1.2.3", null (removed) or an unknown (pip:
+//                 { "name": as spelled, "version": ... }, keyed by the normalized name),
 //     "others": "live" | "absent" | unknown,   -- the packages `changes` does not name
 //     "by": the describe of the last planned change }
 // A planned change updates the entry; a probe overlays it on what is installed now.
