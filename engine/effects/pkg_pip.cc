@@ -573,9 +573,9 @@ SnapshotView snapshot_view(EffectContext& ctx, const std::string& snapshot) {
 
 // --- WouldFail: a version the given find-links directory does not have, with no_index ---
 
-// Whether pip's configuration may add find-links of its own (then the check is not made).
+// Whether pip's configuration files may add find-links of their own (then no check is made;
+// PIP_FIND_LINKS in the environment is read by check_available itself).
 bool pip_config_adds_links(const std::string& venv) {
-  if (const char* e = std::getenv("PIP_FIND_LINKS"); e && *e) return true;
   std::vector<std::string> files = {"/etc/pip.conf", "/etc/xdg/pip/pip.conf", venv + "/pip.conf"};
   if (const char* f = std::getenv("PIP_CONFIG_FILE"); f && *f) files.emplace_back(f);
   if (const char* h = std::getenv("HOME"); h && *h) {
@@ -600,34 +600,45 @@ bool pip_config_adds_links(const std::string& venv) {
   return false;
 }
 
-// With no_index and a local find_links directory, pip can install only what that directory
-// holds: a version it lacks fails the live call. Checked from the file names (wheels:
-// name-version-…whl, sdists: name-version.tar.gz/.zip); skipped whenever pip could look elsewhere.
+// With no_index and local find-links directories only (the find_links argument and those of
+// PIP_FIND_LINKS), pip can install only what they hold: a version they lack fails the live call.
+// Checked from the file names (wheels: name-version-…whl, sdists: name-version.tar.gz/.zip);
+// skipped whenever pip could look elsewhere (a URL, find-links in a pip configuration file).
 void check_available(EffectContext& ctx, const Args& a, const std::string& venv,
                      const std::vector<std::pair<std::string, std::string>>& installs) {
   if (installs.empty() || !a.has("no_index") || !a.boolean("no_index") || !a.has("find_links"))
     return;
-  std::string fl = a.str("find_links");
-  if (fl.rfind("file://", 0) == 0) fl = fl.substr(7);
-  if (fl.find("://") != std::string::npos) return;
+  std::vector<std::string> links = {a.str("find_links")};
+  if (const char* e = std::getenv("PIP_FIND_LINKS"); e && *e)
+    for (const auto& l : split(e, ' '))
+      if (!trim(l).empty()) links.push_back(trim(l));
+  std::vector<std::string> dirs;
+  for (auto fl : links) {
+    if (fl.rfind("file://", 0) == 0) fl = fl.substr(7);
+    if (fl.find("://") != std::string::npos) return;
+    dirs.push_back(abs_path(fl));
+  }
   if (pip_config_adds_links(venv)) return;
-  std::string dir = abs_path(fl);
+  std::string dir = dirs.front();  // the one the call names
   std::error_code ec;
   if (!stdfs::is_directory(dir, ec))
     would_fail(ctx, kMod, dir,
                "find_links " + dir + " is not a directory, and no_index is set: nothing to "
                "install " + installs.front().first + "==" + installs.front().second + " from");
   std::map<std::string, std::vector<std::string>> have;
-  size_t budget = 100'000;
-  for (auto it = stdfs::directory_iterator(dir, ec); !ec && it != stdfs::directory_iterator() &&
-                                                       budget-- > 0;
-       it.increment(ec)) {
-    std::string fn = it->path().filename().string();
-    std::string stem;
-    for (const char* ext : {".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz"}) {
-      std::string x = ext;
-      if (fn.size() > x.size() && fn.compare(fn.size() - x.size(), x.size(), x) == 0) {
-        stem = fn.substr(0, fn.size() - x.size());
+  const size_t kMaxFiles = 100'000;
+  size_t seen = 0;
+  for (const auto& d : dirs) {
+    if (d != dir && touched_elsewhere(ctx, kMod, d)) return;
+    if (!stdfs::is_directory(d, ec)) continue;  // pip warns and goes on
+    for (auto it = stdfs::directory_iterator(d, ec); !ec && it != stdfs::directory_iterator();
+         it.increment(ec)) {
+      if (++seen > kMaxFiles) return;  // too many to list: leave it to pip
+      std::string fn = it->path().filename().string();
+      for (const char* ext : {".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz"}) {
+        std::string x = ext;
+        if (fn.size() <= x.size() || fn.compare(fn.size() - x.size(), x.size(), x) != 0) continue;
+        std::string stem = fn.substr(0, fn.size() - x.size());
         if (x == ".whl") {
           auto parts = split(stem, '-');
           if (parts.size() >= 2) have[normalize(parts[0])].push_back(parts[1]);
@@ -637,8 +648,8 @@ void check_available(EffectContext& ctx, const Args& a, const std::string& venv,
         break;
       }
     }
+    if (ec) return;  // cannot list it: leave it to pip
   }
-  if (ec) return;  // cannot list it: leave it to pip
   for (const auto& [name, ver] : installs) {
     const auto& vs = have[normalize(name)];
     bool found = std::any_of(vs.begin(), vs.end(),
@@ -647,7 +658,7 @@ void check_available(EffectContext& ctx, const Args& a, const std::string& venv,
     std::set<std::string> uniq(vs.begin(), vs.end());
     std::vector<std::string> list(uniq.begin(), uniq.end());
     would_fail(ctx, kMod, dir,
-               "no " + name + "==" + ver + " in find_links " + dir +
+               "no " + name + "==" + ver + " in find_links " + join(dirs, ", ") +
                    (list.empty() ? " (no " + name + " there at all)"
                                  : " (it has " + join(list, ", ") + ")") +
                    ", and no_index is set");
