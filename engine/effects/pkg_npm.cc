@@ -358,8 +358,11 @@ View view_of(EffectContext& ctx, const std::string& dir) {
     v.by = p->value("by", "");
     v.lock_changed = p->value("lock_changed", false);
     if (p->contains("pinned") && (*p)["pinned"].is_object()) v.pinned = (*p)["pinned"];
-    const json& others = (*p)["others"];
-    const json& changes = (*p)["changes"];
+    // Read with defaults: a missing field must not reach nlohmann's const operator[] (UB).
+    static const json kLive = "live", kNone = json::object();
+    const json& others = p->contains("others") ? p->at("others") : kLive;
+    const json& changes =
+        p->contains("changes") && p->at("changes").is_object() ? p->at("changes") : kNone;
     if (others.is_string() && others.get<std::string>() == "absent") v.inst.clear();
     if (is_unknown(others)) {
       v.others = others;

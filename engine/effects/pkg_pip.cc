@@ -434,9 +434,12 @@ View view_of(EffectContext& ctx, const std::string& venv) {
     v.predicted = true;
     v.created = p->value("created", false);
     v.by = p->value("by", "");
-    const json& others = (*p)["others"];
+    // Read with defaults: a missing field must not reach nlohmann's const operator[] (UB).
+    static const json kLive = "live", kNone = json::object();
+    const json& others = p->contains("others") ? p->at("others") : kLive;
     if (others.is_string() && others.get<std::string>() == "absent") v.inst.clear();
-    const json& changes = (*p)["changes"];
+    const json& changes =
+        p->contains("changes") && p->at("changes").is_object() ? p->at("changes") : kNone;
     if (is_unknown(others)) {
       v.others = others;
       for (auto& [norm, d] : v.inst)
@@ -446,9 +449,11 @@ View view_of(EffectContext& ctx, const std::string& venv) {
         }
     }
     for (auto it = changes.begin(); it != changes.end(); ++it) {
+      if (!it->is_object()) continue;
       const json& c = *it;
-      std::string name = c.value("name", it.key());
-      const json& ver = c["version"];
+      std::string name = c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>()
+                                                                    : it.key();
+      json ver = c.contains("version") ? c["version"] : json(nullptr);
       if (ver.is_null()) {
         v.inst.erase(it.key());
         v.why.erase(it.key());
