@@ -175,6 +175,11 @@ TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
   write_file(d / "requirements.txt", "rb-schema==4.23.0\nrb-app\n");
   std::string before = sha256_tree(venv_);
   auto r = step(R"(
+    -- probes do run in a dry-run (before any planned change: after one they are predicted), and
+    -- must not write either (no __pycache__ from importing pip)
+    assert(pip.check{ venv = p.venv }.ok)
+    assert(pip.versions{ venv = p.venv }["rb-schema"] == "4.25.0")
+    pip.freeze{ venv = p.venv }
     local r = pip.pin{ venv = p.venv, packages = { ["rb-schema"] = "4.23.0", rb_core = "2.37.2", ["rb-extra"] = "1.0.0" },
                        find_links = p.wheels, no_index = true }
     assert(r.planned and r.changed["rb-schema"].to == "4.23.0" and r.unchanged.rb_core == "2.37.2", json.encode(r))
@@ -183,31 +188,29 @@ TEST_F(Pip, DryRunPreviewsWithVersionsAndLeavesTheVenvByteIdentical) {
     pip.install{ venv = p.venv, requirements = p.dir .. "/requirements.txt", no_index = true }
     pip.freeze{ venv = p.venv, to = p.dir .. "/frozen.txt" }
     pip.venv{ path = p.venv, clear = true }
-    -- probes do run in a dry-run, and must not write either (no __pycache__ from importing pip)
-    assert(pip.check{ venv = p.venv }.ok)
-    assert(pip.versions{ venv = p.venv }["rb-schema"] == "4.25.0")
-    pip.freeze{ venv = p.venv }
   )",
                 {{"venv", venv_}, {"wheels", wheels_}, {"dir", d.path()}}, Mode::DryRun);
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(venv_), before) << "a dry-run changed the venv";
   EXPECT_FALSE(stdfs::exists(d / "frozen.txt"));
 
-  ASSERT_GE(r.events.effects.size(), 6u);
-  EXPECT_EQ(preview_text(r.events.effects[0]),
+  ASSERT_GE(r.events.effects.size(), 9u);
+  EXPECT_EQ(r.events.effects[0].status, "ok");  // the probes before any change: performed
+  const EffectEvent* e = &r.events.effects[3];
+  EXPECT_EQ(preview_text(e[0]),
             "rb-extra not installed → 1.0.0, rb-schema 4.25.0 → 4.23.0, rb_core already at 2.37.2");
-  EXPECT_EQ(preview_text(r.events.effects[1]),
-            "rb-schema 4.25.0 → 4.23.0, rb-extra not installed → 1.0.0");
-  EXPECT_NE(preview_text(r.events.effects[2]).find("the snapshot is taken when the run is live"),
+  // Previews see the venv as the planned changes before them leave it.
+  EXPECT_EQ(preview_text(e[1]), "already matches the snapshot (3 packages)");
+  EXPECT_NE(preview_text(e[2]).find("the snapshot is taken when the run is live"),
             std::string::npos)
-      << preview_text(r.events.effects[2]);
-  EXPECT_EQ(preview_text(r.events.effects[3]),
-            "2 requirements: rb-schema 4.25.0 → 4.23.0; 1 not pinned with == (pip decides)");
-  EXPECT_NE(preview_text(r.events.effects[4]).find("writes "), std::string::npos);
-  EXPECT_NE(
-      preview_text(r.events.effects[5]).find("replaces the virtualenv at " + venv_ + " (Python 3."),
-      std::string::npos)
-      << preview_text(r.events.effects[5]);
+      << preview_text(e[2]);
+  // After a restore from a snapshot only the live run takes, the versions are unknown.
+  EXPECT_EQ(preview_text(e[3]),
+            "2 requirements: rb-schema unknown → 4.23.0; 1 not pinned with == (pip decides)");
+  EXPECT_NE(preview_text(e[4]).find("writes "), std::string::npos);
+  EXPECT_NE(preview_text(e[5]).find("replaces the virtualenv at " + venv_ + " (Python 3."),
+            std::string::npos)
+      << preview_text(e[5]);
 }
 
 TEST_F(Pip, PinFailsNamingThePackagesNotAtTheAskedVersion) {
@@ -443,7 +446,8 @@ TEST_F(Npm, DryRunPreviewsAndChangesNothing) {
     npm.install{ dir = p.dir }
     npm.run{ dir = p.dir, script = "build" }
     npm.run{ dir = p.dir, script = "deploy" }
-    assert(npm.versions{ dir = p.dir }["@rb/left-thing"] == "1.0.0")
+    -- predicted: what the planned pin (then ci and install of the lockfile it wrote) leave
+    assert(npm.versions{ dir = p.dir }["@rb/left-thing"] == "2.0.0")
   )",
                 {{"dir", dir}, {"tgz2", tgz2_}}, Mode::DryRun);
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);

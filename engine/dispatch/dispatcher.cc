@@ -604,7 +604,8 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     return CallResult{false, raw, failure};
   }
   // Checkable results always say whether they succeeded, planned ones included.
-  if (e.checkable && raw.is_object()) raw["ok"] = true;
+  // (A predicted unknown stays one: whether it succeeded is not known either.)
+  if (e.checkable && raw.is_object() && !is_unknown(raw)) raw["ok"] = true;
   return CallResult{true, raw, ""};
 }
 

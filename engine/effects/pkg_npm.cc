@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/pkg_util.h"
 #include "effects/util.h"
@@ -136,7 +137,16 @@ struct Wanted {
 };
 
 // packages = { name = "1.2.3" | "file:/path/x-1.2.3.tgz" | "./x-1.2.3.tgz" }.
-std::vector<Wanted> wanted_of(EffectContext& ctx, const Args& a, const std::string& dir) {
+// In a preview (`preview` true) a missing tarball or one holding another package is where the live
+// call would fail (WouldFail).
+[[noreturn]] void wanted_fails(EffectContext& ctx, bool preview, const std::string& path,
+                               const std::string& msg) {
+  if (preview) would_fail(ctx, "npm", path, msg);
+  throw EffectError(msg);
+}
+
+std::vector<Wanted> wanted_of(EffectContext& ctx, const Args& a, const std::string& dir,
+                              bool preview = false) {
   std::vector<Wanted> out;
   for (const auto& [name, value] : a.string_map("packages")) {
     if (!valid_name(name)) bad_arg(a, "packages", "not a package name: \"" + name + "\"");
@@ -163,9 +173,10 @@ std::vector<Wanted> wanted_of(EffectContext& ctx, const Args& a, const std::stri
     if (path.empty() || path.front() != '/')
       path = dir + "/" + path;  // npm reads file: specs from the project
     path = abs_path(path);
-    if (!exists(path)) throw EffectError("the tarball for " + name + " does not exist: " + path);
+    if (!exists(path))
+      wanted_fails(ctx, preview, path, "the tarball for " + name + " does not exist: " + path);
     Manifest m = manifest_of(ctx, path);
-    if (m.name != name) throw EffectError(path + " holds " + m.name + ", not " + name);
+    if (m.name != name) wanted_fails(ctx, preview, path, path + " holds " + m.name + ", not " + name);
     out.push_back({name, name + "@file:" + path, m.version});
   }
   if (out.empty()) bad_arg(a, "packages", "no packages given");
@@ -323,6 +334,148 @@ size_t counted(const Lock& lock, bool production) {
   return n;
 }
 
+// --- dry-run predictions (layout in pkg_util.h; subjects are project directories) ---
+// An npm entry also keeps "pinned" ({ name = version } that planned pins wrote into package.json
+// and the lockfile) and "lock_changed" (a planned change rewrites the lockfile).
+
+const char* const kMod = "npm";
+const char* const kUnknownVersion = "unknown";
+
+struct View {
+  std::map<std::string, std::string> inst;  // top of node_modules (kUnknownVersion: unknown)
+  std::map<std::string, json> why;           // name -> the unknown of its version
+  json others = "live";                      // "live", or unknown: packages no change names
+  std::string by;
+  json pinned = json::object();
+  bool predicted = false, lock_changed = false;
+};
+
+View view_of(EffectContext& ctx, const std::string& dir) {
+  View v;
+  v.inst = node_modules(dir);
+  if (const json* p = prediction_of(ctx, kMod, dir)) {
+    v.predicted = true;
+    v.by = p->value("by", "");
+    v.lock_changed = p->value("lock_changed", false);
+    if (p->contains("pinned") && (*p)["pinned"].is_object()) v.pinned = (*p)["pinned"];
+    // Read with defaults: a missing field must not reach nlohmann's const operator[] (UB).
+    static const json kLive = "live", kNone = json::object();
+    const json& others = p->contains("others") ? p->at("others") : kLive;
+    const json& changes =
+        p->contains("changes") && p->at("changes").is_object() ? p->at("changes") : kNone;
+    if (others.is_string() && others.get<std::string>() == "absent") v.inst.clear();
+    if (is_unknown(others)) {
+      v.others = others;
+      for (auto& [n, ver] : v.inst)
+        if (!changes.contains(n)) {
+          ver = kUnknownVersion;
+          v.why[n] = others;
+        }
+    }
+    for (auto it = changes.begin(); it != changes.end(); ++it) {
+      const json& ver = *it;
+      if (ver.is_null()) {
+        v.inst.erase(it.key());
+        v.why.erase(it.key());
+      } else if (ver.is_string()) {
+        v.inst[it.key()] = ver.get<std::string>();
+        v.why.erase(it.key());
+      } else {
+        v.inst[it.key()] = kUnknownVersion;
+        v.why[it.key()] = is_unknown(ver) ? ver : unknown_value("npm.versions after " + v.by);
+      }
+    }
+  }
+  if (std::string taint = taint_of(ctx, kMod); !taint.empty()) {
+    v.predicted = true;
+    v.by = taint;
+    v.others = unknown_value("npm.versions after " + taint);
+    for (auto& [n, ver] : v.inst) {
+      ver = kUnknownVersion;
+      v.why[n] = v.others;
+    }
+  }
+  return v;
+}
+
+json version_in(const View& v, const std::string& name) {
+  auto it = v.inst.find(name);
+  if (it != v.inst.end()) {
+    if (it->second != kUnknownVersion) return it->second;
+    auto w = v.why.find(name);
+    return w != v.why.end() ? w->second : unknown_value("npm.versions after " + v.by);
+  }
+  if (is_unknown(v.others)) return v.others;
+  return nullptr;
+}
+
+json with_unknowns(json changed, const View& v) {
+  if (!changed.is_object()) return changed;
+  for (auto it = changed.begin(); it != changed.end(); ++it)
+    if (it->is_object() && (*it)["from"].is_string() &&
+        (*it)["from"].get<std::string>() == kUnknownVersion)
+      (*it)["from"] = version_in(v, it.key());
+  return changed;
+}
+
+json basis_versions(const View& v, const std::set<std::string>& names) {
+  json out = json::object();
+  for (const auto& n : names) out[n] = version_in(v, n);  // std::set: sorted, deterministic
+  return out;
+}
+
+// Previews: the project as the live call requires it (package.json readable), npm on PATH.
+json project_or_fail(EffectContext& ctx, const std::string& dir) {
+  if (!exists(dir)) would_fail(ctx, kMod, dir, "no such directory: " + dir);
+  if (!exists(dir + "/package.json")) would_fail(ctx, kMod, dir, "no package.json in " + dir);
+  try {
+    return read_json(dir + "/package.json");
+  } catch (const EffectError& e) {
+    would_fail(ctx, kMod, dir + "/package.json", e.what());
+  }
+}
+
+void npm_or_fail() {
+  try {
+    need_program("npm");
+  } catch (const EffectError& e) {
+    throw WouldFail(e.what());
+  }
+}
+
+// The lockfile's sha256 for a basis: unknown when a planned change rewrites it first.
+json lock_basis(const View& v, const std::string& dir) {
+  if (v.lock_changed) return unknown_value("the lockfile after " + v.by);
+  std::string lf = lockfile_of(dir);
+  return lf.empty() ? json(nullptr) : sha256_or_null(lf);
+}
+
+// { name = spec } of a dependency section, in name order (npm may write either order).
+std::map<std::string, std::string> spec_map(const json& j, const char* key) {
+  std::map<std::string, std::string> out;
+  if (!j.contains(key) || !j[key].is_object()) return out;
+  for (auto it = j[key].begin(); it != j[key].end(); ++it)
+    out[it.key()] = it->is_string() ? it->get<std::string>() : it->dump();
+  return out;
+}
+
+// node_modules as a lockfile lays it out (its top level), with what planned pins wrote into it.
+void predict_from_lock(json& entry, const Lock& lock, bool production, const View& v) {
+  json changes = json::object();
+  for (const auto& e : lock.entries) {
+    std::string name = e.path.substr(13);  // after "node_modules/"
+    if (name.find("/node_modules/") != std::string::npos || (production && e.dev)) continue;
+    if (e.link || e.version.empty())
+      changes[name] = unknown_value("the version of " + name + " (a link in the lockfile)");
+    else
+      changes[name] = e.version;
+  }
+  if (v.lock_changed)
+    for (auto it = v.pinned.begin(); it != v.pinned.end(); ++it) changes[it.key()] = *it;
+  entry["changes"] = changes;
+  entry["others"] = "absent";
+}
+
 // --- the effects ---
 
 void add_versions(Registry& r) {
@@ -340,6 +493,16 @@ void add_versions(Registry& r) {
     if (!exists(dir)) throw EffectError("no such directory: " + dir);
     json out = json::object();
     for (const auto& [n, v] : node_modules(dir)) out[n] = v;
+    return out;
+  };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    std::string dir = dir_of(a);
+    View v = view_of(ctx, dir);
+    if (!v.predicted) return nullptr;
+    if (!exists(dir)) throw EffectError("no such directory: " + dir);
+    if (is_unknown(v.others)) return v.others;
+    json out = json::object();
+    for (const auto& [n, ver] : v.inst) out[n] = version_in(v, n);
     return out;
   };
   e.planned = [](const Args&, const json&) { return json::object(); };
@@ -368,9 +531,34 @@ void add_pin(Registry& r) {
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
-    require_project(dir);
-    auto changes = changes_of(node_modules(dir), wanted_of(ctx, a, dir));
-    return change_preview(changes);
+    project_or_fail(ctx, dir);
+    npm_or_fail();
+    View v = view_of(ctx, dir);
+    auto changes = changes_of(v.inst, wanted_of(ctx, a, dir, true));
+    json pv = change_preview(changes);
+    pv["changed"] = with_unknowns(pv["changed"], v);
+    std::set<std::string> names;
+    for (const auto& c : changes) names.insert(c.name);
+    pv["basis"] = json{{"versions", basis_versions(v, names)}};
+    return pv;
+  };
+  // A pin that succeeds leaves each package at its version (it verifies them) and writes them
+  // into package.json and the lockfile; what npm moves besides is not predicted.
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string dir = dir_of(a);
+    json& entry = prediction_for(ctx, kMod, dir);
+    entry["by"] = "npm.pin in " + dir;
+    entry["lock_changed"] = true;
+    if (!entry["pinned"].is_object()) entry["pinned"] = json::object();
+    for (const auto& [name, _] : a.string_map("packages")) {
+      json to = unknown_value("the version npm.pin installs for " + name + " (not previewed)");
+      if (pv.is_object() && pv["changed"].is_object() && pv["changed"].contains(name))
+        to = pv["changed"][name].value("to", to);
+      else if (pv.is_object() && pv["unchanged"].is_object() && pv["unchanged"].contains(name))
+        to = pv["unchanged"][name];
+      entry["changes"][name] = to;
+      entry["pinned"][name] = to;
+    }
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -449,8 +637,16 @@ void add_ci(Registry& r) {
   e.describe = [](const Args& a) {
     return "npm ci in " + a.str("dir") + (a.boolean("production") ? " (production)" : "");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
+    project_or_fail(ctx, dir);
+    View v = view_of(ctx, dir);
+    if (lockfile_of(dir).empty()) {
+      std::string msg = "no package-lock.json in " + dir + " (npm ci needs one)";
+      if (v.lock_changed) throw EffectError(msg + " now; " + v.by + " writes one");
+      would_fail(ctx, kMod, dir, msg);
+    }
+    npm_or_fail();
     std::string lf = ci_lockfile(dir);
     Lock lock = read_lock(lf);
     size_t n = counted(lock, a.boolean("production"));
@@ -460,7 +656,24 @@ void add_ci(Registry& r) {
                     std::to_string(lock.version) + ")";
     s += now ? ", replacing node_modules (" + std::to_string(now) + " packages now)"
              : " into a new node_modules";
-    return json{{"text", s}, {"packages", n}};
+    return json{{"text", s},
+                {"packages", n},
+                {"basis", json{{"lockfile_sha256", lock_basis(v, dir)}}}};
+  };
+  // node_modules afterwards is the lockfile's top level, nothing else.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string dir = dir_of(a);
+    View v = view_of(ctx, dir);
+    json& entry = prediction_for(ctx, kMod, dir);
+    entry["by"] = "npm.ci in " + dir;
+    try {
+      std::string lf = lockfile_of(dir);
+      if (lf.empty()) throw EffectError("no lockfile yet");
+      predict_from_lock(entry, read_lock(lf), a.boolean("production"), v);
+    } catch (const std::exception& e) {
+      entry["changes"] = json::object();
+      entry["others"] = unknown_value("npm.versions after npm.ci in " + dir + " (" + e.what() + ")");
+    }
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -503,20 +716,64 @@ void add_install(Registry& r) {
       "backup = directory }";
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) { return "npm install in " + a.str("dir"); };
-  e.preview = [](EffectContext&, const Args& a) -> json {
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);
-    json pj = require_project(dir);
+    json pj = project_or_fail(ctx, dir);
+    npm_or_fail();
+    View v = view_of(ctx, dir);
     size_t declared = 0;
+    std::set<std::string> names;
     for (const char* k : {"dependencies", "devDependencies", "optionalDependencies"})
       if (pj.contains(k) && pj[k].is_object() &&
-          !(a.boolean("production") && std::string(k) == "devDependencies"))
+          !(a.boolean("production") && std::string(k) == "devDependencies")) {
         declared += pj[k].size();
+        for (auto it = pj[k].begin(); it != pj[k].end(); ++it) names.insert(it.key());
+      }
     std::string lf = lockfile_of(dir);
-    return "installs the " + std::to_string(declared) + " dependencies package.json declares" +
-           (lf.empty() ? " (no lockfile yet: npm resolves versions)"
-                       : " as " + stdfs::path(lf).filename().string() + " locks them (" +
-                             std::to_string(read_lock(lf).entries.size()) + " packages)") +
-           "; " + std::to_string(node_modules(dir).size()) + " installed now";
+    std::string text =
+        "installs the " + std::to_string(declared) + " dependencies package.json declares" +
+        (lf.empty() ? " (no lockfile yet: npm resolves versions)"
+                    : " as " + stdfs::path(lf).filename().string() + " locks them (" +
+                          std::to_string(read_lock(lf).entries.size()) + " packages)") +
+        "; " + std::to_string(node_modules(dir).size()) + " installed now";
+    json manifest = v.lock_changed ? unknown_value("package.json after " + v.by)
+                                   : sha256_or_null(dir + "/package.json");
+    return json{{"text", text},
+                {"basis", json{{"versions", basis_versions(v, names)},
+                               {"package_json_sha256", manifest},
+                               {"lockfile_sha256", lock_basis(v, dir)}}}};
+  };
+  // With a lockfile that locks what package.json declares (or that a planned pin wrote),
+  // node_modules afterwards is its top level; otherwise npm resolves: the versions are unknown.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string dir = dir_of(a);
+    View v = view_of(ctx, dir);
+    json& entry = prediction_for(ctx, kMod, dir);
+    std::string by = "npm.install in " + dir;
+    entry["by"] = by;
+    try {
+      std::string lf = lockfile_of(dir);
+      if (lf.empty()) throw EffectError("no lockfile: npm resolves versions");
+      bool matches = v.lock_changed;
+      if (!matches) {
+        json pj = read_json(dir + "/package.json");
+        json lj = read_json(lf);
+        const json* root = nullptr;
+        if (lj.contains("packages") && lj["packages"].is_object() && lj["packages"].contains(""))
+          root = &lj["packages"][""];
+        matches = root && root->is_object();
+        for (const char* k : {"dependencies", "devDependencies", "optionalDependencies"}) {
+          if (!matches) break;
+          matches = spec_map(pj, k) == spec_map(*root, k);
+        }
+      }
+      if (!matches) throw EffectError("the lockfile does not lock what package.json declares");
+      predict_from_lock(entry, read_lock(lf), a.boolean("production"), v);
+    } catch (const std::exception& e) {
+      entry["changes"] = json::object();
+      entry["others"] = unknown_value("npm.versions after " + by + " (" + e.what() + ")");
+    }
+    entry["lock_changed"] = true;
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string dir = dir_of(a);

@@ -6,9 +6,11 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <cstdlib>
 #include <set>
 
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/pkg_util.h"
 #include "effects/util.h"
@@ -340,14 +342,13 @@ struct RestorePlan {
   size_t skipped = 0;                  // snapshot lines not of the form name==version
 };
 
-RestorePlan restore_plan(const std::string& venv, const std::string& snapshot) {
-  if (snapshot.find("/(dry-run) pip freeze of ") != std::string::npos)
-    throw EffectError("the snapshot is taken when the run is live");
-  if (!exists(snapshot)) throw EffectError("snapshot " + snapshot + " does not exist");
-  Requirements req = parse_requirements(read_text(snapshot));
+bool is_planned_snapshot(const std::string& snapshot) {
+  return snapshot.find("/(dry-run) pip freeze of ") != std::string::npos;
+}
+
+RestorePlan plan_from(const Installed& inst, const Requirements& req) {
   RestorePlan p;
   p.skipped = req.other.size();
-  Installed inst = installed(venv);
   std::set<std::string> in_snapshot;
   for (const auto& [name, ver] : req.pinned) {
     p.wanted.push_back({name, ver});
@@ -358,6 +359,13 @@ RestorePlan restore_plan(const std::string& venv, const std::string& snapshot) {
   for (const auto& [norm, d] : inst)
     if (!in_snapshot.count(norm) && !kTooling.count(norm)) p.extras.push_back(d);
   return p;
+}
+
+RestorePlan restore_plan(const std::string& venv, const std::string& snapshot) {
+  if (is_planned_snapshot(snapshot))
+    throw EffectError("the snapshot is taken when the run is live");
+  if (!exists(snapshot)) throw EffectError("snapshot " + snapshot + " does not exist");
+  return plan_from(installed(venv), parse_requirements(read_text(snapshot)));
 }
 
 std::string extras_text(const std::vector<Dist>& extras) {
@@ -376,6 +384,290 @@ std::string restore_text(const RestorePlan& p, bool prune) {
   if (p.skipped)
     s += "; " + std::to_string(p.skipped) + " snapshot lines not pinned with == are not restored";
   return s;
+}
+
+// The packages a requirement set names, with their exact version ("" when not pinned with ==);
+// a line that names none (-r, -e, a URL, a path) gives an empty name.
+std::vector<std::pair<std::string, std::string>> requirement_names(const Requirements& r) {
+  std::vector<std::pair<std::string, std::string>> out(r.pinned.begin(), r.pinned.end());
+  for (const auto& line : r.other) {
+    if (line.empty() || line.front() == '-' || line.find("://") != std::string::npos ||
+        line.find('/') != std::string::npos) {
+      out.emplace_back("", "");
+      continue;
+    }
+    size_t n = 0;
+    while (n < line.size() && (std::isalnum(static_cast<unsigned char>(line[n])) ||
+                               line[n] == '.' || line[n] == '_' || line[n] == '-'))
+      ++n;
+    std::string name = line.substr(0, n);
+    out.emplace_back(valid_name(name) ? name : "", "");
+  }
+  return out;
+}
+
+// --- dry-run predictions (layout in pkg_util.h; subjects are venv paths) ---
+
+const char* const kMod = "pip";
+// Where predictions of snapshot files written by a planned pip.freeze{ to } are kept, beside the
+// venvs (a key that is no absolute path).
+const char* const kSnapshots = "$snapshots";
+// In a preview's Installed, a package whose version a planned change made unknown.
+const char* const kUnknownVersion = "unknown";
+
+// The venv as the planned changes leave it: installed now, overlaid with the prediction.
+struct View {
+  Installed inst;                     // versions known (kUnknownVersion: unknown)
+  std::map<std::string, json> why;    // normalized name -> the unknown of its version
+  json others = "live";               // "live", or unknown: packages no change names
+  std::string by;                     // the change that made it so
+  bool predicted = false;             // a planned change (or a taint) touched this venv
+  bool created = false;               // a planned pip.venv creates it
+};
+
+View view_of(EffectContext& ctx, const std::string& venv) {
+  View v;
+  v.inst = installed(venv);
+  std::string taint = taint_of(ctx, kMod);
+  const json* p = prediction_of(ctx, kMod, venv);
+  if (p) {
+    v.predicted = true;
+    v.created = p->value("created", false);
+    v.by = p->value("by", "");
+    // Read with defaults: a missing field must not reach nlohmann's const operator[] (UB).
+    static const json kLive = "live", kNone = json::object();
+    const json& others = p->contains("others") ? p->at("others") : kLive;
+    if (others.is_string() && others.get<std::string>() == "absent") v.inst.clear();
+    const json& changes =
+        p->contains("changes") && p->at("changes").is_object() ? p->at("changes") : kNone;
+    if (is_unknown(others)) {
+      v.others = others;
+      for (auto& [norm, d] : v.inst)
+        if (!changes.contains(norm)) {
+          d.version = kUnknownVersion;
+          v.why[norm] = others;
+        }
+    }
+    for (auto it = changes.begin(); it != changes.end(); ++it) {
+      if (!it->is_object()) continue;
+      const json& c = *it;
+      std::string name = c.contains("name") && c["name"].is_string() ? c["name"].get<std::string>()
+                                                                    : it.key();
+      json ver = c.contains("version") ? c["version"] : json(nullptr);
+      if (ver.is_null()) {
+        v.inst.erase(it.key());
+        v.why.erase(it.key());
+      } else if (ver.is_string()) {
+        v.inst[it.key()] = Dist{name, ver.get<std::string>()};
+        v.why.erase(it.key());
+      } else {
+        v.inst[it.key()] = Dist{name, kUnknownVersion};
+        v.why[it.key()] = is_unknown(ver) ? ver : unknown_value("pip.versions after " + v.by);
+      }
+    }
+  }
+  if (!taint.empty()) {
+    // Another module's change (an exec, a restored directory) may have changed anything here.
+    v.predicted = true;
+    v.by = taint;
+    v.others = unknown_value("pip.versions after " + taint);
+    for (auto& [norm, d] : v.inst) {
+      d.version = kUnknownVersion;
+      v.why[norm] = v.others;
+    }
+  }
+  return v;
+}
+
+// The version of one package in a view: a string, null (absent) or an unknown.
+json version_in(const View& v, const std::string& name) {
+  std::string norm = normalize(name);
+  auto it = v.inst.find(norm);
+  if (it != v.inst.end()) {
+    if (it->second.version != kUnknownVersion) return it->second.version;
+    auto w = v.why.find(norm);
+    return w != v.why.end() ? w->second : unknown_value("pip.versions after " + v.by);
+  }
+  if (is_unknown(v.others)) return v.others;
+  return nullptr;
+}
+
+// pip.versions' result from a view (whole unknown when the set of packages is not known).
+json view_versions_json(const View& v) {
+  if (is_unknown(v.others)) return v.others;
+  json out = versions_json(v.inst);
+  for (const auto& [norm, d] : v.inst)
+    if (d.version == kUnknownVersion) {
+      json u = version_in(v, norm);
+      std::string under = norm;
+      std::replace(under.begin(), under.end(), '-', '_');
+      out[norm] = u;
+      out[d.name] = u;
+      out[under] = u;
+    }
+  return out;
+}
+
+// A preview's "changed" with the unknown versions of the view as unknowns, not as text.
+json with_unknowns(json changed, const View& v) {
+  if (!changed.is_object()) return changed;
+  for (auto it = changed.begin(); it != changed.end(); ++it) {
+    if (!it->is_object()) continue;
+    for (const char* k : {"from", "to"})
+      if ((*it)[k].is_string() && (*it)[k].get<std::string>() == kUnknownVersion)
+        (*it)[k] = version_in(v, it.key());
+  }
+  return changed;
+}
+
+// A preview's basis: the versions now (as planned changes leave them) of the packages concerned.
+json basis_versions(const View& v, const std::vector<std::string>& names) {
+  std::map<std::string, json> sorted;  // deterministic order
+  for (const auto& n : names) sorted[normalize(n)] = version_in(v, n);
+  json out = json::object();
+  for (auto& [k, ver] : sorted) out[k] = std::move(ver);
+  return out;
+}
+
+// Previews: a venv must exist (or be created by a planned pip.venv), as the live call requires.
+void need_venv(EffectContext& ctx, const std::string& venv, const View& v) {
+  if (v.created || exists(python_of(venv))) return;
+  would_fail(ctx, kMod, venv,
+             "no virtualenv at " + venv + " (" + python_of(venv) + " is missing)");
+}
+
+void set_version(json& entry, const std::string& name, json version) {
+  entry["changes"][normalize(name)] = json{{"name", name}, {"version", std::move(version)}};
+}
+
+// Everything in the venv unknown from here on (a change that could not be previewed).
+void all_unknown(json& entry, const std::string& why) {
+  entry["changes"] = json::object();
+  entry["others"] = unknown_value(why);
+}
+
+// A snapshot's content as planned changes leave it: { name = version } parsed, or why not.
+struct SnapshotView {
+  Requirements req;
+  std::string unknown;  // non-empty: its content cannot be known in the dry-run
+};
+
+SnapshotView snapshot_view(EffectContext& ctx, const std::string& snapshot) {
+  SnapshotView s;
+  const json* planned = prediction_of(ctx, kMod, kSnapshots);
+  if (planned && planned->contains(snapshot)) {
+    const json& f = (*planned)[snapshot];
+    if (is_unknown(f)) {
+      s.unknown = unknown_why(f);
+    } else {
+      for (auto it = f.begin(); it != f.end(); ++it)
+        if (it->is_string()) s.req.pinned.emplace_back(it.key(), it->get<std::string>());
+    }
+    return s;
+  }
+  if (is_planned_snapshot(snapshot)) {
+    s.unknown = "the snapshot is taken when the run is live";
+    return s;
+  }
+  if (!exists(snapshot)) {
+    would_fail(ctx, kMod, snapshot, "snapshot " + snapshot + " does not exist");
+  }
+  s.req = parse_requirements(read_text(snapshot));
+  return s;
+}
+
+// --- WouldFail: a version the given find-links directory does not have, with no_index ---
+
+// Whether pip's configuration files may add find-links of their own (then no check is made;
+// PIP_FIND_LINKS in the environment is read by check_available itself).
+bool pip_config_adds_links(const std::string& venv) {
+  std::vector<std::string> files = {"/etc/pip.conf", "/etc/xdg/pip/pip.conf", venv + "/pip.conf"};
+  if (const char* f = std::getenv("PIP_CONFIG_FILE"); f && *f) files.emplace_back(f);
+  if (const char* h = std::getenv("HOME"); h && *h) {
+    files.push_back(std::string(h) + "/.config/pip/pip.conf");
+    files.push_back(std::string(h) + "/.pip/pip.conf");
+  }
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x)
+    files.push_back(std::string(x) + "/pip/pip.conf");
+  for (const auto& f : files) {
+    std::error_code ec;
+    if (!stdfs::is_regular_file(f, ec)) continue;
+    if (stdfs::file_size(f, ec) > (1u << 20) || ec) return true;
+    try {
+      std::string text = os::read_file(f);
+      if (text.find("find-links") != std::string::npos ||
+          text.find("find_links") != std::string::npos)
+        return true;
+    } catch (const std::exception&) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// With no_index and local find-links directories only (the find_links argument and those of
+// PIP_FIND_LINKS), pip can install only what they hold: a version they lack fails the live call.
+// Checked from the file names (wheels: name-version-…whl, sdists: name-version.tar.gz/.zip);
+// skipped whenever pip could look elsewhere (a URL, find-links in a pip configuration file).
+void check_available(EffectContext& ctx, const Args& a, const std::string& venv,
+                     const std::vector<std::pair<std::string, std::string>>& installs) {
+  if (installs.empty() || !a.has("no_index") || !a.boolean("no_index") || !a.has("find_links"))
+    return;
+  std::vector<std::string> links = {a.str("find_links")};
+  if (const char* e = std::getenv("PIP_FIND_LINKS"); e && *e)
+    for (const auto& l : split(e, ' '))
+      if (!trim(l).empty()) links.push_back(trim(l));
+  std::vector<std::string> dirs;
+  for (auto fl : links) {
+    if (fl.rfind("file://", 0) == 0) fl = fl.substr(7);
+    if (fl.find("://") != std::string::npos) return;
+    dirs.push_back(abs_path(fl));
+  }
+  if (pip_config_adds_links(venv)) return;
+  std::string dir = dirs.front();  // the one the call names
+  std::error_code ec;
+  if (!stdfs::is_directory(dir, ec))
+    would_fail(ctx, kMod, dir,
+               "find_links " + dir + " is not a directory, and no_index is set: nothing to "
+               "install " + installs.front().first + "==" + installs.front().second + " from");
+  std::map<std::string, std::vector<std::string>> have;
+  const size_t kMaxFiles = 100'000;
+  size_t seen = 0;
+  for (const auto& d : dirs) {
+    if (d != dir && touched_elsewhere(ctx, kMod, d)) return;
+    if (!stdfs::is_directory(d, ec)) continue;  // pip warns and goes on
+    for (auto it = stdfs::directory_iterator(d, ec); !ec && it != stdfs::directory_iterator();
+         it.increment(ec)) {
+      if (++seen > kMaxFiles) return;  // too many to list: leave it to pip
+      std::string fn = it->path().filename().string();
+      for (const char* ext : {".whl", ".tar.gz", ".zip", ".tar.bz2", ".tgz"}) {
+        std::string x = ext;
+        if (fn.size() <= x.size() || fn.compare(fn.size() - x.size(), x.size(), x) != 0) continue;
+        std::string stem = fn.substr(0, fn.size() - x.size());
+        if (x == ".whl") {
+          auto parts = split(stem, '-');
+          if (parts.size() >= 2) have[normalize(parts[0])].push_back(parts[1]);
+        } else if (auto dash = stem.rfind('-'); dash != std::string::npos && dash > 0) {
+          have[normalize(stem.substr(0, dash))].push_back(stem.substr(dash + 1));
+        }
+        break;
+      }
+    }
+    if (ec) return;  // cannot list it: leave it to pip
+  }
+  for (const auto& [name, ver] : installs) {
+    const auto& vs = have[normalize(name)];
+    bool found = std::any_of(vs.begin(), vs.end(),
+                             [&](const std::string& x) { return same_version(x, ver); });
+    if (found) continue;
+    std::set<std::string> uniq(vs.begin(), vs.end());
+    std::vector<std::string> list(uniq.begin(), uniq.end());
+    would_fail(ctx, kMod, dir,
+               "no " + name + "==" + ver + " in find_links " + join(dirs, ", ") +
+                   (list.empty() ? " (no " + name + " there at all)"
+                                 : " (it has " + join(list, ", ") + ")") +
+                   ", and no_index is set");
+  }
 }
 
 // --- the effects ---
@@ -401,6 +693,19 @@ void add_versions(Registry& r) {
     json out = json::object();
     for (const auto& n : a.strings("packages"))
       if (const Dist* d = find(inst, n)) out[n] = d->version;
+    return out;
+  };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    std::string venv = venv_of(a);
+    View v = view_of(ctx, venv);
+    if (!v.predicted) return nullptr;
+    if (!v.created) require_venv(venv);
+    if (!a.has("packages")) return view_versions_json(v);
+    json out = json::object();
+    for (const auto& n : a.strings("packages")) {
+      json ver = version_in(v, n);
+      if (!ver.is_null()) out[n] = ver;
+    }
     return out;
   };
   e.planned = [](const Args&, const json&) { return json::object(); };
@@ -430,12 +735,30 @@ void add_pin(Registry& r) {
     for (const auto& [n, v] : a.string_map("packages")) s += (s.empty() ? "" : " ") + n + "==" + v;
     return "pin " + s + " in " + a.str("venv");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
     auto wanted = wanted_of(a);
     std::string venv = venv_of(a);
-    require_venv(venv);
-    auto changes = changes_of(installed(venv), wanted);
-    return change_preview(changes);
+    View v = view_of(ctx, venv);
+    need_venv(ctx, venv, v);
+    auto changes = changes_of(v.inst, wanted);
+    std::vector<std::pair<std::string, std::string>> installs;
+    std::vector<std::string> names;
+    for (const auto& c : changes) {
+      names.push_back(c.name);
+      if (c.from.empty() || !same_version(c.from, c.to)) installs.emplace_back(c.name, c.to);
+    }
+    check_available(ctx, a, venv, installs);
+    json pv = change_preview(changes);
+    pv["changed"] = with_unknowns(pv["changed"], v);
+    pv["basis"] = json{{"versions", basis_versions(v, names)}};
+    return pv;
+  };
+  // A pin that succeeds leaves each asked package at its version (it verifies them). The
+  // dependencies pip may move are not predicted: they keep their versions of now.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    json& entry = prediction_for(ctx, kMod, venv_of(a));
+    for (const auto& w : wanted_of(a)) set_version(entry, w.given, w.version);
+    entry["by"] = "pip.pin in " + venv_of(a);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     auto wanted = wanted_of(a);
@@ -503,9 +826,9 @@ void add_freeze(Registry& r) {
   e.describe = [](const Args& a) {
     return "freeze the packages of " + a.str("venv") + (a.has("to") ? " into " + a.str("to") : "");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
     std::string venv = venv_of(a);
-    require_venv(venv);
+    need_venv(ctx, venv, view_of(ctx, venv));
     size_t n = installed(venv).size();
     return "writes " + plural(n, "package", "packages") + " to " + a.str("to") +
            (exists(a.str("to")) ? " (replacing it)" : "");
@@ -520,6 +843,51 @@ void add_freeze(Registry& r) {
     return json{{"path", a.has("to") ? abs_path(a.str("to")) : planned_snapshot(a)},
                 {"packages", json::object()},
                 {"count", 0}};
+  };
+  // A planned freeze into `to` leaves a snapshot a later pip.restore reads: what it will hold.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    if (!a.has("to")) return;
+    std::string venv = venv_of(a);
+    View v = view_of(ctx, venv);
+    json content = json::object();
+    if (is_unknown(v.others)) {
+      content = v.others;
+    } else {
+      for (const auto& [norm, d] : v.inst) {
+        if (kTooling.count(norm)) continue;
+        if (d.version == kUnknownVersion) {
+          content = version_in(v, norm);
+          break;
+        }
+        content[d.name] = d.version;
+      }
+    }
+    json& files = ctx.predictions()[kMod][kSnapshots];
+    if (!files.is_object()) files = json::object();
+    files[abs_path(a.str("to"))] = content;
+  };
+  // The freeze probe, after planned changes: the packages as they leave them. Its file is not
+  // written (there is nothing true to write yet), so a restore from it is unknown.
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    if (a.has("to")) return nullptr;
+    std::string venv = venv_of(a);
+    View v = view_of(ctx, venv);
+    if (!v.predicted) return nullptr;
+    if (!v.created) require_venv(venv);
+    json packages = json::object();
+    size_t count = 0;
+    if (is_unknown(v.others)) {
+      packages = v.others;
+    } else {
+      Installed listed;
+      for (const auto& [norm, d] : v.inst)
+        if (!kTooling.count(norm)) listed[norm] = d;
+      packages = view_versions_json(View{listed, v.why, v.others, v.by, true, v.created});
+      count = listed.size();
+    }
+    return json{{"path", planned_snapshot(a)},
+                {"packages", packages},
+                {"count", is_unknown(packages) ? packages : json(count)}};
   };
   r.add(std::move(e));
 }
@@ -549,13 +917,58 @@ void add_restore(Registry& r) {
     return "restore " + a.str("venv") + " to " + a.str("snapshot") +
            (a.boolean("prune") ? " (prune)" : "");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
     std::string venv = venv_of(a);
-    require_venv(venv);
-    auto p = restore_plan(venv, abs_path(a.str("snapshot")));
+    View v = view_of(ctx, venv);
+    need_venv(ctx, venv, v);
+    std::string snapshot = abs_path(a.str("snapshot"));
+    SnapshotView sv = snapshot_view(ctx, snapshot);
+    if (!sv.unknown.empty()) throw EffectError(sv.unknown);
+    auto p = plan_from(v.inst, sv.req);
+    std::vector<std::pair<std::string, std::string>> installs;
+    for (const auto& c : p.changes) installs.emplace_back(c.name, c.to);
+    check_available(ctx, a, venv, installs);
+    std::vector<std::string> names;
+    for (const auto& w : p.wanted) names.push_back(w.given);
+    if (a.boolean("prune"))
+      for (const auto& d : p.extras) names.push_back(d.name);
     return json{{"text", restore_text(p, a.boolean("prune"))},
-                {"changed", changed_json(p.changes)},
-                {"extras", p.extras.size()}};
+                {"changed", with_unknowns(changed_json(p.changes), v)},
+                {"extras", p.extras.size()},
+                {"basis", json{{"versions", basis_versions(v, names)},
+                               {"snapshot_sha256", sha256_or_null(snapshot)}}}};
+  };
+  // After a restore: the snapshot's versions; with prune, nothing else but pip's own tooling.
+  // A snapshot whose content the dry-run cannot know (one a planned change takes) leaves every
+  // version unknown.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string venv = venv_of(a);
+    std::string snapshot = abs_path(a.str("snapshot"));
+    std::string by = "pip.restore of " + venv + " to " + a.str("snapshot");
+    SnapshotView sv;
+    try {
+      sv = snapshot_view(ctx, snapshot);
+    } catch (const std::exception& e) {
+      sv.unknown = e.what();
+    }
+    View v = view_of(ctx, venv);
+    json& entry = prediction_for(ctx, kMod, venv);
+    entry["by"] = by;
+    if (!sv.unknown.empty()) {
+      all_unknown(entry, "pip.versions after " + by + " (" + sv.unknown + ")");
+      return;
+    }
+    std::set<std::string> listed;
+    for (const auto& [name, ver] : sv.req.pinned) {
+      set_version(entry, name, ver);
+      listed.insert(normalize(name));
+    }
+    if (a.boolean("prune")) {
+      for (const auto& [norm, d] : v.inst)
+        if (!listed.count(norm) && !kTooling.count(norm)) set_version(entry, d.name, nullptr);
+      // Whatever unknown a change before may have added is removed now.
+      entry["others"] = "live";
+    }
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -640,6 +1053,12 @@ void add_check(Registry& r) {
                       json{{"problems", problems}});
   };
   e.planned = [](const Args&, const json&) { return json{{"problems", json::array()}}; };
+  // Whether requirements hold after planned changes is pip's to say: unknown until live.
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    View v = view_of(ctx, venv_of(a));
+    if (!v.predicted) return nullptr;
+    return unknown_value("pip.check after " + v.by);
+  };
   r.add(std::move(e));
 }
 
@@ -684,8 +1103,12 @@ void add_venv(Registry& r) {
     }
     std::error_code ec;
     if (exists(path) && !stdfs::is_empty(path, ec))
-      throw EffectError(path + " exists and is not a virtualenv (no bin/python)");
-    need_program(a.str("python"));
+      would_fail(ctx, kMod, path, path + " exists and is not a virtualenv (no bin/python)");
+    try {
+      need_program(a.str("python"));
+    } catch (const EffectError& e) {
+      throw WouldFail(e.what());
+    }
     os::ProcessSpec spec;
     spec.argv = {a.str("python"), "--version"};
     spec.timeout = Millis(30'000);
@@ -728,6 +1151,16 @@ void add_venv(Registry& r) {
   };
   e.planned = [](const Args& a, const json&) {
     return venv_json(abs_path(a.str("path")), "", true, nullptr);
+  };
+  // A new (or cleared) venv holds nothing but pip, at the version its Python bundles.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string path = abs_path(a.str("path"));
+    if (exists(python_of(path)) && !a.boolean("clear")) return;
+    json& entry = prediction_for(ctx, kMod, path);
+    entry = json{{"changes", json::object()}, {"others", "absent"}, {"created", true},
+                 {"by", (a.boolean("clear") ? "pip.venv (clear) " : "pip.venv ") + path}};
+    if (!a.boolean("without_pip"))
+      set_version(entry, "pip", unknown_value("pip's version in the virtualenv pip.venv creates"));
   };
   e.verify = [](EffectContext&, const Args& a) -> json {
     return exists(python_of(abs_path(a.str("path"))));
@@ -775,12 +1208,18 @@ void add_install(Registry& r) {
     }
     return parse_requirements(text);
   };
-  e.preview = [requested](EffectContext&, const Args& a) -> json {
+  e.preview = [requested](EffectContext& ctx, const Args& a) -> json {
+    if (a.has("requirements") && !a.has("packages") && !exists(abs_path(a.str("requirements"))))
+      would_fail(ctx, kMod, abs_path(a.str("requirements")),
+                 a.str("requirements") + " does not exist");
     auto req = requested(a);
     std::string venv = venv_of(a);
-    require_venv(venv);
-    Installed inst = installed(venv);
+    View v = view_of(ctx, venv);
+    need_venv(ctx, venv, v);
+    const Installed& inst = v.inst;
     std::vector<VersionChange> changes;
+    std::vector<std::string> names;
+    for (const auto& n : requirement_names(req)) names.push_back(n.first);
     size_t same = 0;
     for (const auto& [name, ver] : req.pinned) {
       const Dist* d = find(inst, name);
@@ -795,7 +1234,36 @@ void add_install(Registry& r) {
     if (same) s += "; " + std::to_string(same) + " already at their version";
     if (!req.other.empty())
       s += "; " + std::to_string(req.other.size()) + " not pinned with == (pip decides)";
-    return json{{"text", s}, {"changed", changed_json(changes)}};
+    // The exact pins that change are checked against find_links (with no_index, nothing else).
+    std::vector<std::pair<std::string, std::string>> installs;
+    for (const auto& c : changes) installs.emplace_back(c.name, c.to);
+    check_available(ctx, a, venv, installs);
+    json basis{{"versions", basis_versions(v, names)}};
+    if (a.has("requirements")) basis["requirements_sha256"] = sha256_or_null(abs_path(a.str("requirements")));
+    return json{{"text", s}, {"changed", with_unknowns(changed_json(changes), v)}, {"basis", basis}};
+  };
+  // The name==version lines are at their versions after an install that succeeds (it verifies
+  // them); a named requirement without one is at a version pip picks (unknown); a line that names
+  // no package (-r, -e, a URL) may install anything, so then every other version is unknown.
+  e.predict = [requested](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string venv = venv_of(a);
+    std::string by = "pip.install in " + venv;
+    json& entry = prediction_for(ctx, kMod, venv);
+    entry["by"] = by;
+    Requirements req;
+    try {
+      req = requested(a);
+    } catch (const std::exception& e) {
+      all_unknown(entry, "pip.versions after " + by + " (" + e.what() + ")");
+      return;
+    }
+    bool unnamed = false;
+    for (const auto& [name, ver] : requirement_names(req)) {
+      if (name.empty()) unnamed = true;
+      else if (!ver.empty()) set_version(entry, name, ver);
+      else set_version(entry, name, unknown_value("the version pip picks for " + name + " in " + by));
+    }
+    if (unnamed) entry["others"] = unknown_value("pip.versions after " + by);
   };
   e.apply = [requested](EffectContext& ctx, const Args& a) -> json {
     auto req = requested(a);

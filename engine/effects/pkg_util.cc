@@ -5,6 +5,8 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/hash.h"
+#include "core/unknown.h"
 #include "os/files.h"
 #include "os/process.h"
 
@@ -137,6 +139,91 @@ std::vector<std::string> url_secrets(const std::vector<std::string>& urls) {
 
 void need_program(const std::string& program) {
   if (os::which(program).empty()) throw EffectError(os::not_found_text(program));
+}
+
+const json* prediction_of(EffectContext& ctx, const std::string& module,
+                          const std::string& subject) {
+  const json& all = ctx.predictions();
+  if (!all.is_object()) return nullptr;
+  auto m = all.find(module);
+  if (m == all.end() || !m->is_object()) return nullptr;
+  auto s = m->find(subject);
+  if (s == m->end() || !s->is_object()) return nullptr;
+  return &*s;
+}
+
+json& prediction_for(EffectContext& ctx, const std::string& module, const std::string& subject) {
+  json& all = ctx.predictions();
+  if (!all.is_object()) all = json::object();
+  json& m = all[module];
+  if (!m.is_object()) m = json::object();
+  json& s = m[subject];
+  if (!s.is_object() || !s.contains("changes") || !s["changes"].is_object())
+    s = json{{"changes", json::object()}, {"others", "live"}, {"by", ""}};
+  return s;
+}
+
+std::string taint_of(EffectContext& ctx, const std::string& module) {
+  const json& all = ctx.predictions();
+  if (!all.is_object() || !all.contains("taint") || !all["taint"].is_object()) return "";
+  auto it = all["taint"].find(module);
+  if (it == all["taint"].end() || it->is_null()) return "";
+  return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
+namespace {
+
+bool related_path(const std::string& s, const std::string& path) {
+  if (s.empty() || s.front() != '/' || path.empty()) return false;
+  auto below = [](const std::string& a, const std::string& b) {  // a is b or below b
+    return a.size() >= b.size() && a.compare(0, b.size(), b) == 0 &&
+           (a.size() == b.size() || b.back() == '/' || a[b.size()] == '/');
+  };
+  return below(s, path) || (s != "/" && below(path, s));
+}
+
+}  // namespace
+
+bool touched_elsewhere(EffectContext& ctx, const std::string& module, const std::string& path) {
+  if (!taint_of(ctx, module).empty()) return true;
+  const json& all = ctx.predictions();
+  if (!all.is_object()) return false;
+  std::vector<const json*> todo;
+  for (auto it = all.begin(); it != all.end(); ++it)
+    if (it.key() != module && it.key() != "taint") todo.push_back(&*it);
+  // Bounded: predictions are small; a huge one is not searched past this many values.
+  size_t budget = 200'000;
+  while (!todo.empty() && budget-- > 0) {
+    const json* v = todo.back();
+    todo.pop_back();
+    if (v->is_string()) {
+      if (related_path(v->get_ref<const std::string&>(), path)) return true;
+    } else if (v->is_object()) {
+      for (auto it = v->begin(); it != v->end(); ++it) {
+        if (related_path(it.key(), path)) return true;
+        todo.push_back(&*it);
+      }
+    } else if (v->is_array()) {
+      for (const auto& x : *v) todo.push_back(&x);
+    }
+  }
+  return false;
+}
+
+void would_fail(EffectContext& ctx, const std::string& module, const std::string& path,
+                const std::string& msg) {
+  if (touched_elsewhere(ctx, module, path))
+    throw EffectError(msg + " (now; a planned change before this one may change that)");
+  throw WouldFail(msg);
+}
+
+json sha256_or_null(const std::string& path) {
+  try {
+    if (!exists(path)) return nullptr;
+    return sha256_file(path);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
 }
 
 }  // namespace rb::pkg

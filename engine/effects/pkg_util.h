@@ -46,4 +46,28 @@ std::vector<std::string> url_secrets(const std::vector<std::string>& urls);
 // Throws EffectError "'npm' not found on PATH" before anything is backed up or changed.
 void need_program(const std::string& program);
 
+// --- dry-run predictions (EffectContext::predictions) ---
+// Layout, per module ("pip", "npm") and subject (a venv's or a project's absolute path):
+//   { "changes": { key: version }, a version being "1.2.3", null (removed) or an unknown (pip:
+//                 { "name": as spelled, "version": ... }, keyed by the normalized name),
+//     "others": "live" | "absent" | unknown,   -- the packages `changes` does not name
+//     "by": the describe of the last planned change }
+// A planned change updates the entry; a probe overlays it on what is installed now.
+
+// The entry of `subject`, or nullptr when no planned change touched it.
+const json* prediction_of(EffectContext& ctx, const std::string& module, const std::string& subject);
+// The entry of `subject`, created ({ changes = {}, others = "live" }) if needed.
+json& prediction_for(EffectContext& ctx, const std::string& module, const std::string& subject);
+// What another module's planned change made unpredictable here (predictions.taint.<module>), or "".
+std::string taint_of(EffectContext& ctx, const std::string& module);
+// Whether a planned change of another module may have made `path` exist or change: a taint of
+// `module`, or a path in another module's predictions that is `path`, below it or above it.
+bool touched_elsewhere(EffectContext& ctx, const std::string& module, const std::string& path);
+// For previews: throws WouldFail(msg) — the live call would fail — unless a planned change of
+// another module may have changed `path` meanwhile; then EffectError(msg): cannot look.
+[[noreturn]] void would_fail(EffectContext& ctx, const std::string& module, const std::string& path,
+                             const std::string& msg);
+// The file's sha256, or null when it does not exist or cannot be read (for a preview's basis).
+json sha256_or_null(const std::string& path);
+
 }  // namespace rb::pkg
