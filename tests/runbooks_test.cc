@@ -143,7 +143,10 @@ const std::map<std::string, std::vector<Case>>& cases() {
     };
     const std::vector<std::pair<std::string, std::string>> sprint = {
         {"repo", "{app}"}, {"test_cmd", "python3,-c,print('3 passed')"}, {"backend_url", "{url}/health"},
-        {"frontend_url", "{url}/"}, {"evidence_dir", "{fx}/rollbacks"}, {"venv", "{app}/backend/venv"}};
+        {"frontend_url", "{url}/"}, {"evidence_dir", "{fx}/rollbacks"}, {"venv", "{app}/backend/venv"},
+        // A backend the fixture has (there is no uvicorn here): a start of a missing program
+        // fails the rehearsal as it would fail the live run.
+        {"backend_cmd", "python3,-c,import time; time.sleep(60)"}};
     m["sprint-rollback.lua"] = {
         {"L1 full", with(sprint, {{"level", "L1"}}), false,
          {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "fs.remove", "pip.install", "service.start"}},

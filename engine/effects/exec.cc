@@ -1,7 +1,10 @@
 // exec{ "prog", "arg", ..., cwd =, env =, stdin =, timeout =, readonly =, detached = } — a program
 // by argv, never a shell string. Nothing it starts outlives it unless detached = true.
+#include <filesystem>
+
 #include "core/strings.h"
 #include "effects/effects.h"
+#include "effects/service_backend.h"
 #include "effects/util.h"
 
 namespace rb {
@@ -60,6 +63,31 @@ void register_exec(Registry& r) {
     spec.detached = a.boolean("detached");
     auto res = run_process_checked(ctx, spec, true, display_argv(spec.argv));
     return process_json(res);
+  };
+  // A change's preview only says whether it can start at all: a program that is not there (or a
+  // working directory that is not) fails the live run before anything runs. What the program
+  // then does is its own business, so there is no basis and no text.
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    auto argv = a.strings("argv");
+    if (argv.empty()) return nullptr;  // apply names the bad argument
+    // An earlier planned change may create the program or the directory (an install, a checkout).
+    if (paths_may_appear(ctx)) return nullptr;
+    if (os::which(argv[0]).empty()) throw WouldFail(os::not_found_text(argv[0]));
+    std::error_code ec;
+    if (a.has("cwd") && !std::filesystem::is_directory(a.str("cwd"), ec))
+      throw WouldFail("cannot enter directory " + a.str("cwd") + ": " +
+                      (std::filesystem::exists(a.str("cwd"), ec) ? "Not a directory" : "No such file or directory"));
+    return nullptr;
+  };
+  // Whatever it does may restart the app or start and stop processes: later HTTP answers and
+  // process lists of the rehearsal are unknown.
+  e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+    std::string label = "exec " + truncate(display_argv(a.strings("argv")), 120);
+    taint_probes(ctx, label);
+    // Kept after later taints: a program run may have created files (paths_may_appear).
+    json& p = ctx.predictions();
+    if (!p["exec"].is_object()) p["exec"] = json::object();
+    p["exec"]["last"] = label;
   };
   e.planned = [](const Args&, const json&) {
     return json{{"code", 0}, {"stdout", ""}, {"stderr", ""}, {"duration", 0}, {"timed_out", false}};

@@ -4,7 +4,9 @@
 #include <thread>
 
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
+#include "effects/service_backend.h"
 #include "effects/util.h"
 #include "os/http_client.h"
 
@@ -182,6 +184,15 @@ json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
   return out;
 }
 
+// In a dry-run after a planned change that makes HTTP answers unpredictable (a service restart):
+// the answer is unknown as a whole, never the one of the world before the change. Null when no
+// such change was planned (the probe is then performed live).
+json unknown_after(EffectContext& ctx, const std::string& probe) {
+  std::string after = taint_of(ctx, "http");
+  if (after.empty()) return nullptr;
+  return unknown_value(probe + " after " + after);
+}
+
 void add_method(Registry& r, const std::string& name, const std::string& fixed) {
   Effect e;
   e.name = name;
@@ -208,6 +219,10 @@ void add_method(Registry& r, const std::string& name, const std::string& fixed) 
   e.planned = [](const Args& a, const json&) {
     return json{{"status", planned_status(a)}, {"body", ""}, {"json", json::object()},
                 {"headers", json::object()}, {"elapsed_ms", 0}};
+  };
+  // Called for probe-kind calls only (GET, HEAD, readonly); changes are planned as before.
+  e.predicted = [name, fixed](EffectContext& ctx, const Args& a) -> json {
+    return unknown_after(ctx, name + (fixed.empty() ? " " + method_of(a, fixed) : "") + " " + a.str("url"));
   };
   r.add(std::move(e));
 }
@@ -263,6 +278,7 @@ void register_http(Registry& r) {
       return healthy(a, status, body);
     };
     e.planned = [](const Args&, const json&) -> json { return true; };
+    e.predicted = [](EffectContext& ctx, const Args& a) { return unknown_after(ctx, "http.check " + a.str("url")); };
     r.add(std::move(e));
   }
   {

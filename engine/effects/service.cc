@@ -11,11 +11,13 @@
 
 #include "core/clock.h"
 #include "core/secrets.h"
+#include "core/unknown.h"
 #include "core/strings.h"
 #include "effects/effects.h"
 #include "effects/service_backend.h"
 #include "effects/util.h"
 #include "os/http_client.h"
+#include "os/process.h"
 
 namespace rb {
 namespace {
@@ -142,30 +144,120 @@ enum class Verb { Start, Stop, Restart };
 const char* verb_name(Verb v) { return v == Verb::Start ? "start" : v == Verb::Stop ? "stop" : "restart"; }
 std::string target_of(Verb v) { return v == Verb::Stop ? "stopped" : "running"; }
 
+}  // namespace
+
+bool paths_may_appear(EffectContext& ctx) {
+  const json& p = ctx.predictions();
+  if (!p.is_object()) return false;
+  for (auto it = p.begin(); it != p.end(); ++it) {
+    if (it.key() == "service") continue;
+    if (it.key() != "taint") return true;
+    if (!it.value().is_object()) continue;
+    for (const auto& why : *it)
+      if (!why.is_string() || why.get<std::string>().rfind("service.", 0) != 0) return true;
+  }
+  return false;
+}
+
+namespace {
+
+// What earlier planned changes of this run left the service in: { state, after }, or null.
+const json* predicted_state(EffectContext& ctx, const std::string& name) {
+  const json& p = ctx.predictions();
+  if (!p.is_object() || !p.contains("service") || !p["service"].is_object()) return nullptr;
+  const json& all = p["service"];
+  if (!all.contains(name) || !all[name].is_object() || !all[name].contains("state") ||
+      !all[name]["state"].is_string())
+    return nullptr;
+  return &all[name];
+}
+
+std::string change_label(Verb v, const std::string& name) {
+  return std::string("service.") + verb_name(v) + " " + name;
+}
+
 json preview_of(EffectContext& ctx, const Args& a, Verb v) {
-  ServiceDef d = lookup(ctx, a);
+  ServiceDef d;
+  try {
+    d = lookup(ctx, a);
+  } catch (const EffectError& e) {
+    throw WouldFail(e.what());  // apply looks it up the same way, in the same run state
+  }
   auto be = make_backend(d.backend);
+  bool may_appear = paths_may_appear(ctx);
+  // Apply asks the backend for the status first: a manager it cannot reach fails it.
+  if (!may_appear)
+    if (std::string why = be->unreachable(d); !why.empty()) throw WouldFail(why);
+  auto cmd = be->command(d, verb_name(v));
   ServiceStatus cur;
   // Previews run only in dry-run, where earlier changes were planned, not made: the state an
   // earlier planned start/stop leaves is what this one starts from.
-  json& plan = ctx.state("service.plan");
-  if (plan.contains(d.name)) {
-    cur.state = plan[d.name]["state"].get<std::string>();
-    cur.pid = plan[d.name]["pid"].get<pid_t>();
-    if (plan[d.name]["planned"].get<bool>()) cur.detail = "planned";
+  if (const json* pred = predicted_state(ctx, d.name)) {
+    cur.state = (*pred)["state"].get<std::string>();
+    cur.detail = "planned";
   } else {
-    cur = be->status(ctx, d);
+    try {
+      cur = be->status(ctx, d);
+    } catch (const ServiceMissing& e) {
+      if (may_appear) throw;  // an earlier planned change may add it: "cannot preview"
+      throw WouldFail(e.what(), e.result());
+    }
   }
   bool noop = (v == Verb::Start && cur.running()) || (v == Verb::Stop && !cur.running() && cur.state != "starting");
-  plan[d.name] = noop ? json{{"state", cur.state}, {"pid", cur.pid}, {"planned", cur.detail == "planned"}}
-                      : json{{"state", target_of(v)}, {"pid", 0}, {"planned", true}};
+  if (!noop) {
+    std::string why = be->would_fail(ctx, d, verb_name(v), cur, may_appear);
+    if (!why.empty()) throw WouldFail(why);
+  }
   std::string text = d.name + ": " + state_text(cur) + " → " +
                      (v == Verb::Restart && cur.running() ? "restarted, running" : target_of(v));
   if (noop) text = d.name + ": " + state_text(cur) + " already; nothing to do";
-  auto cmd = be->command(d, verb_name(v));
   if (!cmd.empty() && !noop) text += " (" + display_argv(cmd) + ")";
-  return json{{"text", text}, {"state", cur.state}, {"pid", pid_json(cur.pid)}, {"changed", !noop},
-              {"backend", d.backend}};
+  // The basis is the state only: a pid (or a start time) would make every plan drift.
+  return json{{"text", text},     {"state", cur.state},     {"pid", pid_json(cur.pid)},
+              {"changed", !noop}, {"backend", d.backend}, {"basis", {{"state", cur.state}}}};
+}
+
+// After a planned change the service is in its target state, with a pid nobody knows yet; its
+// HTTP answers and the process table are no longer what a probe of the world sees.
+void predict_of(EffectContext& ctx, const Args& a, const json& pv, Verb v) {
+  bool acts = !(pv.is_object() && pv.contains("changed") && pv["changed"].is_boolean() &&
+                !pv["changed"].get<bool>());
+  if (!acts) return;  // a start of a running service, a stop of a stopped one: nothing changes
+  std::string name = a.str("name"), label = change_label(v, name);
+  json& p = ctx.predictions();
+  if (!p.is_object()) p = json::object();
+  if (!p["service"].is_object()) p["service"] = json::object();
+  p["service"][name] = {{"state", target_of(v)}, {"after", label}};
+  taint_probes(ctx, label);
+}
+
+// service.status from the predicted state, shaped as each backend's live answer: what the
+// backend would report and a dry-run cannot know (the new pid, its start time, the manager's
+// status line) is unknown.
+json predicted_status(EffectContext& ctx, const Args& a) {
+  const json* pred = predicted_state(ctx, a.str("name"));
+  if (!pred) return nullptr;
+  ServiceDef d = lookup(ctx, a);
+  std::string state = (*pred)["state"].get<std::string>();
+  std::string after = pred->contains("after") && (*pred)["after"].is_string() ? (*pred)["after"].get<std::string>()
+                                                                               : "a planned change";
+  json unknown = unknown_value("service.status " + d.name + " after " + after);
+  json r{{"name", d.name}, {"backend", d.backend}, {"state", state}, {"pid", nullptr}};
+  bool running = state == "running";
+  if (running) {
+    if (d.backend != "compose") r["pid"] = unknown;  // compose reports no pid
+    if (d.backend == "process" || d.backend == "pm2") r["since"] = unknown;
+  }
+  if (d.backend == "process") {
+    if (!running) r["detail"] = "no pidfile " + d.pidfile;  // stop removes it
+  } else if (d.backend == "systemd") {
+    r["detail"] = running ? "active" : "inactive";
+  } else if (d.backend == "pm2") {
+    r["detail"] = running ? "pm2: online" : "pm2: stopped";
+  } else {
+    r["detail"] = unknown;  // supervisor's status line, compose's container status: times in them
+  }
+  return r;
 }
 
 json planned_of(const Args& a, const json& pv, Verb v) {
@@ -255,6 +347,7 @@ void add_verb(Registry& reg, Verb v) {
   e.describe = [v](const Args& a) { return std::string(verb_name(v)) + " service " + a.str("name"); };
   e.preview = [v](EffectContext& ctx, const Args& a) { return preview_of(ctx, a, v); };
   e.planned = [v](const Args& a, const json& pv) { return planned_of(a, pv, v); };
+  e.predict = [v](EffectContext& ctx, const Args& a, const json& pv, const json&) { predict_of(ctx, a, pv, v); };
   e.verify = [v](EffectContext& ctx, const Args& a) { return verify_of(ctx, a, v); };
   e.apply = [v](EffectContext& ctx, const Args& a) { return apply_verb(ctx, a, v); };
   reg.add(std::move(e));
@@ -315,6 +408,28 @@ std::string service_state_dir() {
   if (const char* x = std::getenv("XDG_STATE_HOME"); x && *x) return absolute(std::string(x) + "/runbook/services");
   const char* home = std::getenv("HOME");
   return absolute(std::string(home && *home ? home : "/tmp") + "/.local/state/runbook/services");
+}
+
+void taint_probes(EffectContext& ctx, const std::string& change) {
+  json& p = ctx.predictions();
+  if (!p.is_object()) p = json::object();
+  if (!p["taint"].is_object()) p["taint"] = json::object();
+  p["taint"]["http"] = change;
+  p["taint"]["proc"] = change;
+}
+
+std::string taint_of(EffectContext& ctx, const std::string& module) {
+  const json& p = ctx.predictions();
+  if (!p.is_object() || !p.contains("taint") || !p["taint"].is_object()) return "";
+  const json& t = p["taint"];
+  if (!t.contains(module) || !t[module].is_string()) return "";
+  return t[module].get<std::string>();
+}
+
+std::string ServiceBackend::unreachable(const ServiceDef& d) const {
+  auto cmd = command(d, "start");
+  if (!cmd.empty() && os::which(cmd[0]).empty()) return os::not_found_text(cmd[0]);
+  return "";
 }
 
 void ServiceBackend::restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) {
@@ -446,6 +561,7 @@ void register_service(Registry& r) {
     e.planned = [](const Args& a, const json&) {
       return json{{"name", a.str("name")}, {"state", "running"}, {"pid", nullptr}};
     };
+    e.predicted = predicted_status;
     r.add(std::move(e));
   }
   register_proc(r);

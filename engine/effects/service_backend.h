@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/duration.h"
+#include "core/error.h"
 #include "core/json.h"
 #include "dispatch/context.h"
 
@@ -47,6 +48,14 @@ struct ServiceStatus {
   bool running() const { return state == "running"; }
 };
 
+// The manager says it has no such service (supervisorctl: "no such process", compose: "no such
+// service"): status() throws this, so that a preview can tell "the live run would fail" from
+// "cannot look". Live it is an ordinary EffectError.
+class ServiceMissing : public EffectError {
+ public:
+  using EffectError::EffectError;
+};
+
 class ServiceBackend {
  public:
   virtual ~ServiceBackend() = default;
@@ -57,6 +66,18 @@ class ServiceBackend {
   // Called when status says it runs (`cur`).
   virtual void stop(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) = 0;
   virtual void restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out);
+  // For a dry-run's preview of `verb` (start, stop, restart) from state `cur`: why apply would
+  // certainly fail (a missing working directory or program, a unit systemd does not know, a
+  // process we may not signal), or "" when it may work. Reads the world, changes nothing. Only
+  // definite refusals: anything apply might accept returns "". `paths_may_appear`: an earlier
+  // planned change (of another module) may create files, so a missing path proves nothing.
+  virtual std::string would_fail(EffectContext& ctx, const ServiceDef& d, const std::string& verb,
+                                 const ServiceStatus& cur, bool paths_may_appear) {
+    return "";
+  }
+  // For a preview, before the backend is asked anything: why it certainly cannot reach the
+  // service (the manager's command is not on PATH, a compose file does not exist), or "".
+  virtual std::string unreachable(const ServiceDef& d) const;
   // The commands a CLI backend issues, for descriptions ("systemctl stop app"); empty for process.
   virtual std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const {
     return {};
@@ -77,6 +98,16 @@ std::string service_state_dir();
 int64_t wait_service_healthy(EffectContext& ctx, const ServiceDef& d,
                              const std::function<std::string()>& dead,
                              const std::function<std::string()>& log_tail);
+
+// Dry-run predictions shared by the modules: a planned change that makes HTTP answers and the
+// process table unpredictable (a service restart, a program run, a signal) records itself as
+// ctx.predictions().taint.http and .proc ("service.restart app"); taint_of says what tainted a
+// module's probes ("" when nothing did).
+void taint_probes(EffectContext& ctx, const std::string& change);
+std::string taint_of(EffectContext& ctx, const std::string& module);
+// Whether an earlier planned change other than a service's (a write, a checkout, an install, a
+// program run) may have created files: a missing working directory or program then proves nothing.
+bool paths_may_appear(EffectContext& ctx);
 
 void register_proc(class Registry& r);  // proc.find, proc.signal (service_proc.cc)
 

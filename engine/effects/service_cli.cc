@@ -3,6 +3,7 @@
 // Each backend is: the command for a verb, and how to read the manager's status answer.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "core/clock.h"
 #include "core/strings.h"
@@ -80,6 +81,17 @@ class Systemd : public CliBackend {
     }
     return s;
   }
+  // systemctl start/restart of a unit systemd has not loaded (no such unit file) or masked fails.
+  std::string would_fail(EffectContext& ctx, const ServiceDef& d, const std::string& verb, const ServiceStatus&,
+                         bool paths_may_appear) override {
+    if (verb == "stop") return "";
+    auto r = run(ctx, d, {"systemctl", "show", "--property=LoadState", "--value", d.unit}, Millis(15'000), false);
+    std::string load = trim(r.stdout_text);
+    if (r.code != 0) return "";
+    if (load == "not-found" && !paths_may_appear) return "systemctl " + verb + " " + d.unit + ": no such unit (LoadState not-found)";
+    if (load == "masked") return "systemctl " + verb + " " + d.unit + ": the unit is masked";
+    return "";
+  }
 };
 
 // supervisorctl [-c CONF] [-s URL] start|stop|restart|status PROGRAM.
@@ -117,6 +129,9 @@ class Supervisor : public CliBackend {
       if (at != std::string::npos) s.pid = std::atoi(line.c_str() + at + 4);
       return s;
     }
+    if (text.find("no such process") != std::string::npos)
+      throw ServiceMissing(display_argv(command(d, "status")) + ": supervisord has no program " + d.program +
+                           " (" + tail_lines(text) + ")");
     throw EffectError(display_argv(command(d, "status")) + " exited " + std::to_string(r.code) + ": " +
                       tail_lines(text));
   }
@@ -183,6 +198,22 @@ class Pm2 : public CliBackend {
     after_start(ctx, d, out);
   }
 
+  // An app pm2 does not know: start needs an ecosystem file or an argv, and `pm2 restart APP`
+  // fails (service.start starts it from the definition; restart does not).
+  std::string would_fail(EffectContext&, const ServiceDef& d, const std::string& verb, const ServiceStatus& cur,
+                         bool paths_may_appear) override {
+    bool unknown_app = cur.detail == "pm2 has no app named " + d.app;  // from the world, not a plan
+    if (!unknown_app || verb == "stop") return "";
+    if (verb == "restart")
+      return "pm2 has no app named " + d.app + ": pm2 restart " + d.app + " would fail (service.start starts it)";
+    if (d.config.empty() && d.argv.empty())
+      return "pm2 has no app named " + d.app + "; give service.define an argv or a config (ecosystem file)";
+    std::error_code ec;
+    if (!d.config.empty() && !paths_may_appear && !std::filesystem::is_regular_file(d.config, ec))
+      return "pm2 has no app named " + d.app + " and its ecosystem file " + d.config + " does not exist";
+    return "";
+  }
+
  private:
   json find_app(EffectContext& ctx, const ServiceDef& d) {
     auto r = run(ctx, d, {"pm2", "jlist"}, Millis(30'000), true);
@@ -219,8 +250,23 @@ class Compose : public CliBackend {
     else a.insert(a.end(), {verb, d.compose_service});
     return a;
   }
+  // docker compose -f FILE fails at once when FILE does not exist.
+  std::string unreachable(const ServiceDef& d) const override {
+    std::string why = CliBackend::unreachable(d);
+    std::error_code ec;
+    if (why.empty() && !d.config.empty() && !std::filesystem::exists(d.config, ec))
+      why = display_argv(command(d, "ps")) + ": the compose file " + d.config + " does not exist";
+    return why;
+  }
   ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
-    auto r = run(ctx, d, command(d, "ps"), Millis(30'000), true);
+    os::ProcessResult r;
+    try {
+      r = run(ctx, d, command(d, "ps"), Millis(30'000), true);
+    } catch (const EffectError& e) {
+      if (std::string(e.what()).find("no such service") != std::string::npos)
+        throw ServiceMissing(e.what(), e.result());
+      throw;
+    }
     // Older compose prints one JSON array, newer one object per line.
     std::vector<json> rows;
     json all = parse_json(r.stdout_text);

@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/service_backend.h"
 #include "effects/util.h"
@@ -297,6 +298,12 @@ void register_proc(Registry& r) {
       return out;
     };
     e.planned = [](const Args&, const json&) { return json::array(); };
+    // After a planned change that starts, stops or signals processes, the list is unknown.
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      std::string after = taint_of(ctx, "proc");
+      if (after.empty()) return nullptr;
+      return unknown_value("proc.find " + describe_filter(a) + " after " + after);
+    };
     r.add(std::move(e));
   }
   {
@@ -312,7 +319,7 @@ void register_proc(Registry& r) {
     e.args.push_back(opt("max", ArgType::Int, "refuse (signal nothing) if more processes than this match"));
     e.returns = "{ signal, signalled = { pids }, exited = { pids }, killed = { pids }, still_running = { pids }, processes = { as proc.find } }";
     e.describe = [](const Args& a) { return "send " + os::signal_name(os::signal_number(a.str("signal"))) + " to " + describe_filter(a); };
-    e.preview = [](EffectContext&, const Args& a) -> json {
+    e.preview = [](EffectContext& ctx, const Args& a) -> json {
       check_signal_args(a);
       auto found = find(filter_of(a));
       json procs = json::array();
@@ -321,9 +328,23 @@ void register_proc(Registry& r) {
       std::string text = found.empty() ? "no process matches; nothing would be signalled"
                                        : "would send " + sname + " to " + std::to_string(found.size()) +
                                              (found.size() == 1 ? " process: " : " processes: ") + list_text(found);
-      if (a.has("max") && static_cast<int64_t>(found.size()) > a.integer("max"))
+      if (a.has("max") && static_cast<int64_t>(found.size()) > a.integer("max")) {
+        // Apply refuses the same way, unless an earlier planned change alters who runs.
+        if (taint_of(ctx, "proc").empty())
+          throw WouldFail(std::to_string(found.size()) + " processes match, more than max = " +
+                              std::to_string(a.integer("max")) + "; nothing would be signalled: " + list_text(found),
+                          json{{"processes", procs}, {"signalled", json::array()}});
         text += " — more than max = " + std::to_string(a.integer("max")) + ", so it would refuse";
+      }
       return json{{"text", text}, {"processes", procs}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+      // Nothing matched and nothing planned before changed who runs: nothing changes.
+      bool none = pv.is_object() && pv.contains("processes") && pv["processes"].is_array() &&
+                  pv["processes"].empty() && !pv.contains("error");
+      if (none && taint_of(ctx, "proc").empty()) return;
+      taint_probes(ctx, "proc.signal " + os::signal_name(os::signal_number(a.str("signal"))) + " to " +
+                            describe_filter(a));
     };
     e.planned = [](const Args& a, const json& pv) {
       json pids = json::array(), procs = json::array();

@@ -4,6 +4,7 @@
 // so a pidfile left over after a reboot or a pid reuse never gets an unrelated process killed.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -17,6 +18,7 @@
 #include "effects/service_backend.h"
 #include "effects/util.h"
 #include "os/files.h"
+#include "os/process.h"
 #include "os/procfs.h"
 
 namespace rb {
@@ -173,6 +175,33 @@ class ProcessBackend : public ServiceBackend {
     out["log"] = d.log;
     out["pidfile"] = d.pidfile;
     out["waited"] = waited;
+  }
+
+  std::string would_fail(EffectContext&, const ServiceDef& d, const std::string& verb, const ServiceStatus& cur,
+                         bool paths_may_appear) override {
+    // A stop (and the stop half of a restart) signals the pid the pidfile names: one we may not
+    // signal (another user's) is refused.
+    if (verb != "start" && cur.running() && cur.pid > 0 && ::kill(cur.pid, 0) != 0 && errno == EPERM)
+      return d.name + ": cannot signal pid " + std::to_string(cur.pid) + ": " + std::strerror(EPERM);
+    if (verb == "stop" || paths_may_appear) return "";
+    // What start() checks before it spawns, in the same order and words.
+    std::error_code ec;
+    if (!d.cwd.empty() && !stdfs::is_directory(d.cwd, ec))
+      return d.name + ": working directory " + d.cwd + " does not exist";
+    for (const auto& f : {d.log, d.pidfile}) {
+      // create_directories needs the nearest existing ancestor to be a directory we may write.
+      stdfs::path dir = stdfs::path(f).parent_path();
+      int depth = 0;
+      while (!dir.empty() && !stdfs::exists(dir, ec) && dir != dir.parent_path() && ++depth < 256)
+        dir = dir.parent_path();
+      if (dir.empty() || depth == 0) continue;  // the directory itself exists (or f has no directory)
+      if (!stdfs::is_directory(dir, ec) || ::access(dir.c_str(), W_OK | X_OK) != 0)
+        return d.name + ": cannot create " + stdfs::path(f).parent_path().string() + ": " +
+               (stdfs::is_directory(dir, ec) ? std::strerror(EACCES) : dir.string() + " is not a directory");
+    }
+    if (d.argv.empty() || os::which(d.argv[0]).empty())
+      return d.name + ": " + (d.argv.empty() ? std::string("empty argv") : os::not_found_text(d.argv[0]));
+    return "";
   }
 
   void stop(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) override {
