@@ -343,6 +343,11 @@ class Fixture {
     write_file(a + "/dumps/backup.dump", "PGDMP fixture\n");
     write_file(a + "/migrations/fix.sql", "UPDATE projects SET state = 'live' WHERE id IN (1, 2, 3)\n");
     fs::create_directories(fx_ + "/wheels");
+    // What the seed's requirements name, before and after the bad deploy: the live run installs
+    // from here with no index, and so the rehearsal checks that it could.
+    run_ok({"python3", RUNBOOK_TEST_SUPPORT_DIR "/pkg_wheels.py", fx_ + "/wheels", "jsonschema==4.23.0",
+            "jsonschema==4.25.0", "pydantic-core==2.33.2", "pydantic-core==2.37.2"},
+           fx_);
     write_file(a + "/backend/__pycache__/app.cpython-311.pyc", "cache");
     write_file(a + "/frontend/.next/BUILD_ID", "stale");
   }

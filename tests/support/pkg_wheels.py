@@ -1,7 +1,7 @@
 """Writes small pure-Python wheels for pkg_test into a find-links directory, by hand (zipfile),
 so that the tests need no index, no network and no build backend.
 
-usage: pkg_wheels.py OUTDIR
+usage: pkg_wheels.py OUTDIR [NAME==VERSION ...]   (with specs: only those wheels)
 """
 import base64
 import hashlib
@@ -31,6 +31,11 @@ def wheel(outdir, name, version, requires=(), extra_files=None):
 
 
 out = sys.argv[1]
+if len(sys.argv) > 2:
+    for spec in sys.argv[2:]:
+        name, version = spec.split("==")
+        wheel(out, name, version)
+    sys.exit(0)
 for v in ("4.23.0", "4.25.0"):
     wheel(out, "rb-schema", v)
 # An odd spelling on purpose: pip.versions must find it as rb-core, rb_core and Rb_Core.
