@@ -616,8 +616,11 @@ TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
     EXPECT_EQ(r.result.exit_code, exit_code) << body << ": " << err_of(r);
     EXPECT_EQ(sha256_tree(f.dir.path()), before) << "a dry run changed the repositories: " << body;
     EXPECT_EQ(f.sha("HEAD"), head);
-    for (const auto& e : r.events.effects)
-      if (e.kind == Kind::Change && exit_code == 0) EXPECT_EQ(e.status, "planned") << e.name;
+    for (const auto& e : r.events.effects) {
+      if (e.kind == Kind::Change && exit_code == 0) {
+        EXPECT_EQ(e.status, "planned") << e.name;
+      }
+    }
     return r;
   };
   std::string h7 = head.substr(0, 7), v2 = f.sha("v2.0.0").substr(0, 7),
