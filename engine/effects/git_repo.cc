@@ -477,16 +477,17 @@ json resolve_predicted_with(git_repository* repo, const json* pred, const std::s
                 {"by", pred->at("after")}};
   }
   std::string base, suffix;
-  if (rev == "@" || (rev.size() > 1 && rev[0] == '@' && rev[1] != '{')) {
+  if (rev == "@") {  // libgit2 takes "@" alone for HEAD, not "@~1"
     base = "HEAD";
-    suffix = rev.substr(1);
   } else {
     size_t cut = rev.find_first_of("~^:@");
     base = rev.substr(0, cut);
     suffix = cut == std::string::npos ? "" : rev.substr(cut);
   }
-  // "main@{1}" (the reflog) and what is not a name are left to the world.
-  if (base.empty() || (!suffix.empty() && suffix[0] == '@')) return live(rev);
+  // What is not a name is left to the world.
+  if (base.empty()) return live(rev);
+  // A reflog ("HEAD@{1}") of a ref planned changes move gets their entries first: not known.
+  bool reflog = !suffix.empty() && suffix[0] == '@';
   const json* pc = nullptr;
   if (base == "HEAD") {
     pc = &pred->at("head");
@@ -504,6 +505,11 @@ json resolve_predicted_with(git_repository* repo, const json* pred, const std::s
     }
   }
   if (!pc) return live(rev);
+  if (reflog) {
+    json out{{"id", unknown_value("reflog " + rev + " after " + pred->at("after").get<std::string>())},
+             {"by", pred->at("after")}};
+    return out;
+  }
   if (is_known(*pc)) return suffix.empty() ? *pc : live(pc->at("id").get<std::string>() + suffix);
   auto steps = first_parent_steps(suffix);
   static const json kNone = json::array();
