@@ -597,7 +597,6 @@ TEST(GitRemote, AnUnreachableHostFailsPromptly) {
 
 TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
   Fixture f;
-  TempDir run;
   std::string other = f.dir / "other";
   sh("git clone -q '" + f.origin + "' '" + other + "'");
   write_file(other + "/o.py", "o\n");
@@ -609,50 +608,56 @@ TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
   write_file(f.work + "/stray/file.txt", "stray\n");
   std::string before = sha256_tree(f.dir.path());
   std::string head = f.sha("HEAD");
-  auto r = step(f.dir.path(), run.path(), R"(
+  // Each change alone, previewed against the world as it is (one after another they would be
+  // previewed against what the earlier ones are predicted to make: tests/predict_git_test.cc).
+  auto dry = [&](const std::string& body, int exit_code = 0) {
+    TempDir run;
+    auto r = step(f.dir.path(), run.path(), body, Mode::DryRun);
+    EXPECT_EQ(r.result.exit_code, exit_code) << body << ": " << err_of(r);
+    EXPECT_EQ(sha256_tree(f.dir.path()), before) << "a dry run changed the repositories: " << body;
+    EXPECT_EQ(f.sha("HEAD"), head);
+    for (const auto& e : r.events.effects) {
+      if (e.kind == Kind::Change && exit_code == 0) {
+        EXPECT_EQ(e.status, "planned") << e.name;
+      }
+    }
+    return r;
+  };
+  std::string h7 = head.substr(0, 7), v2 = f.sha("v2.0.0").substr(0, 7),
+              v1 = f.sha("v1.0.0").substr(0, 7);
+
+  auto r = dry(R"(
     local t = git.tag{ repo = W, name = "emergency-backup" }
     assert(t.commit == git.head(W).commit, "planned results carry the real commit")
     git.branch{ repo = W, name = "backup/x" }
+  )");
+  EXPECT_EQ(preview_text(event(r, "git.tag")), "tag emergency-backup → " + h7 + " (v2.0.1)");
+  r = dry(R"(
     local s = git.stash{ repo = W, message = "m" }
     assert(s.stashed == true)
+  )");
+  r = dry(R"(
     local c = git.checkout{ repo = W, ref = "v2.0.0" }
-    assert(c.commit == git.rev_parse(W, "v2.0.0") and c.files == 1, json.encode(c))
-    git.checkout{ repo = W, ref = "v2.0.0", stash = true }
-    git.checkout{ repo = W, ref = "v1.0.0", paths = { "app.py" } }
-    local rs = git.reset{ repo = W, ref = "v1.0.0", hard = true }
-    assert(rs.commit == git.rev_parse(W, "v1.0.0") and rs.moved[1] == "legacy.txt", json.encode(rs))
-    local rv = git.revert{ repo = W, commit = "v2.0.0..v2.0.1" }
-    assert(rv.reverted[1] == git.rev_parse(W, "v2.0.1"))
-    git.cherry_pick{ repo = W, commit = "v2.0.0" }
-    local cl = git.clean{ repo = W, ignored = true }
-    assert(cl.count == 2, json.encode(cl))
-    local fe = git.fetch{ repo = W }
-    assert(#fe.updated == 1, json.encode(fe))
-    local pu = git.push{ repo = W, refspec = "main", force = true }
-    assert(pu.refspec == "+refs/heads/main:refs/heads/main", pu.refspec)
   )",
-                Mode::DryRun);
-  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
-  EXPECT_EQ(sha256_tree(f.dir.path()), before) << "a dry run changed the repositories";
-  EXPECT_EQ(f.sha("HEAD"), head);
-  for (const auto& e : r.events.effects) {
-    if (e.kind == Kind::Change) {
-      EXPECT_EQ(e.status, "planned") << e.name;
-    }
-  }
-
-  std::string h7 = head.substr(0, 7), v2 = f.sha("v2.0.0").substr(0, 7),
-              v1 = f.sha("v1.0.0").substr(0, 7);
-  EXPECT_EQ(preview_text(event(r, "git.tag")), "tag emergency-backup → " + h7 + " (v2.0.1)");
+          1);
+  EXPECT_NE(err_of(r).find("the live run would fail here: uncommitted changes to config.ini; "
+                           "commit them, or pass stash = true to stash them first"),
+            std::string::npos)
+      << err_of(r);
+  r = dry(R"(
+    local c = git.checkout{ repo = W, ref = "v2.0.0", stash = true }
+    assert(c.commit == git.rev_parse(W, "v2.0.0") and c.files == 1, json.encode(c))
+  )");
   EXPECT_EQ(preview_text(event(r, "git.checkout")),
             "HEAD " + h7 + " (v2.0.1) → " + v2 +
-                " (v2.0.0), 1 file changes; would be refused: uncommitted "
-                "changes to config.ini (stash = true stashes them)");
-  EXPECT_NE(preview_text(event(r, "git.checkout", 1))
-                .find("stashes uncommitted changes to config.ini first"),
-            std::string::npos);
-  EXPECT_EQ(preview_text(event(r, "git.checkout", 2)),
+                " (v2.0.0), 1 file changes; stashes uncommitted changes to config.ini first");
+  r = dry(R"(git.checkout{ repo = W, ref = "v1.0.0", paths = { "app.py" } })");
+  EXPECT_EQ(preview_text(event(r, "git.checkout")),
             "restores 1 file from " + v1 + " (v1.0.0): app.py");
+  r = dry(R"(
+    local rs = git.reset{ repo = W, ref = "v1.0.0", hard = true }
+    assert(rs.commit == git.rev_parse(W, "v1.0.0") and rs.moved[1] == "legacy.txt", json.encode(rs))
+  )");
   std::string reset = preview_text(event(r, "git.reset"));
   EXPECT_EQ(reset.find("HEAD " + h7 + " (v2.0.1) → " + v1 +
                        " (v1.0.0), 3 files change; backs up HEAD to "
@@ -665,39 +670,51 @@ TEST(GitDryRun, EveryChangeIsPreviewedAndNothingChanges) {
   EXPECT_NE(reset.find("moves untracked legacy.txt (in the way) to the run's artifacts"),
             std::string::npos)
       << reset;
-  std::string revert = preview_text(event(r, "git.revert"));
-  EXPECT_NE(revert.find("reverts " + h7 + " \"release 2.0.1: the bad one\""), std::string::npos)
-      << revert;
-  EXPECT_NE(revert.find("would be refused: uncommitted changes to config.ini"), std::string::npos)
-      << revert;
+  r = dry(R"(git.revert{ repo = W, commit = "v2.0.0..v2.0.1" })", 1);
+  EXPECT_NE(err_of(r).find("the live run would fail here: uncommitted changes to config.ini"),
+            std::string::npos)
+      << err_of(r);
+  r = dry(R"(
+    local cl = git.clean{ repo = W, ignored = true }
+    assert(cl.count == 2, json.encode(cl))
+  )");
   EXPECT_NE(preview_text(event(r, "git.clean"))
                 .find("moves 2 paths to the run's artifacts: legacy.txt, stray/file.txt"),
             std::string::npos)
       << preview_text(event(r, "git.clean"));
+  r = dry(R"(
+    local fe = git.fetch{ repo = W }
+    assert(#fe.updated == 1, json.encode(fe))
+  )");
   EXPECT_NE(preview_text(event(r, "git.fetch"))
                 .find("updates 1 ref from origin: refs/remotes/origin/main"),
             std::string::npos)
       << preview_text(event(r, "git.fetch"));
-  EXPECT_NE(
-      preview_text(event(r, "git.push")).find("would be refused: refs/heads/main on origin is at"),
-      std::string::npos)
-      << preview_text(event(r, "git.push"));
+  r = dry(R"(git.push{ repo = W, refspec = "main", force = true })", 1);
+  EXPECT_NE(err_of(r).find("the live run would fail here: refs/heads/main on origin is at"),
+            std::string::npos)
+      << err_of(r);
 }
 
 TEST(GitDryRun, RevertPreviewFindsAConflictWithoutWritingObjects) {
   Fixture f;
-  TempDir run;
+  TempDir run, run2;
   std::string before = sha256_tree(f.dir.path());
   auto r = step(f.dir.path(), run.path(), R"(
     git.revert{ repo = W, commit = "v2.0.0" }
-    git.revert{ repo = W, commit = "v2.0.1" }
   )",
                 Mode::DryRun);
+  EXPECT_EQ(r.result.exit_code, 1);
+  EXPECT_EQ(sha256_tree(f.dir.path()), before);
+  EXPECT_NE(err_of(r).find("the live run would fail here: reverting"), std::string::npos)
+      << err_of(r);
+  EXPECT_NE(err_of(r).find("conflicts in app.py"), std::string::npos) << err_of(r);
+  r = step(f.dir.path(), run2.path(), R"(
+    git.revert{ repo = W, commit = "v2.0.1" }
+  )",
+           Mode::DryRun);
   ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
   EXPECT_EQ(sha256_tree(f.dir.path()), before);
-  std::string conflict = preview_text(event(r, "git.revert", 0));
-  EXPECT_NE(conflict.find("would be refused: reverting"), std::string::npos) << conflict;
-  EXPECT_NE(conflict.find("conflicts in app.py"), std::string::npos) << conflict;
-  std::string ok = preview_text(event(r, "git.revert", 1));
+  std::string ok = preview_text(event(r, "git.revert", 0));
   EXPECT_NE(ok.find("as 1 new commit, 1 file changes"), std::string::npos) << ok;
 }

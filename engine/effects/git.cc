@@ -2,10 +2,12 @@
 // that add to it (commit, tag, branch). Work-tree changes are in git_tree.cc, history in
 // git_history.cc, remotes in git_remote.cc. All in-process through libgit2: no `git` is ever
 // spawned.
+#include <algorithm>
 #include <set>
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/git_repo.h"
 #include "effects/util.h"
@@ -13,6 +15,80 @@
 namespace rb {
 namespace {
 using namespace rb::git;
+
+// The repository a probe reads and its prediction: p is null when no planned change touched it
+// (the probe is then performed as usual).
+struct Predicted {
+  Repo repo;
+  const json* p = nullptr;
+};
+Predicted predicted_for(EffectContext& ctx, const Args& a) {
+  Predicted out;
+  const json& all = ctx.predictions();
+  if (!all.is_object() || !all.contains("git") || all["git"].empty()) return out;
+  try {
+    out.repo = open(a);
+  } catch (const EffectError&) {
+    return out;  // performed, it fails as it would
+  }
+  out.p = predicted_repo(ctx, out.repo.get());
+  return out;
+}
+
+// "git.head after git.revert v2.0.1 in /w": what a probe cannot know.
+json unknown_after(const std::string& probe, const json& pred, const json* pc = nullptr) {
+  std::string by;
+  if (pc && pc->is_object() && pc->contains("by") && (*pc)["by"].is_string())
+    by = (*pc)["by"].get<std::string>();
+  else if (pred.contains("unknown") && pred["unknown"].is_string())
+    by = pred["unknown"].get<std::string>();
+  else
+    by = pred.value("after", std::string("a planned change"));
+  return unknown_value(probe + " after " + by);
+}
+
+// The tags on a predicted commit: the world's, less those planned changes moved, plus theirs.
+std::vector<std::string> predicted_tags(git_repository* repo, const json& pred, const json& pc) {
+  std::set<std::string> out;
+  if (is_known(pc))
+    for (auto& t : tags_at(repo, oid_of(pc))) out.insert(t);
+  for (const auto& [name, v] : pred["refs"].items()) {
+    if (name.rfind("refs/tags/", 0) != 0) continue;
+    if (v.is_object() && v.contains("id") && v["id"] == pc["id"])
+      out.insert(name.substr(10));
+    else
+      out.erase(name.substr(10));
+  }
+  return {out.begin(), out.end()};
+}
+
+json log_entry(git_repository* repo, const git_oid& id) {
+  Commit c;
+  check(git_commit_lookup(c.out(), repo, &id), "cannot read commit " + hex(id));
+  const git_signature* au = git_commit_author(c.get());
+  return json{{"commit", hex(id)},
+              {"short", short_hex(id)},
+              {"summary", summary_of(c.get())},
+              {"author", au->name ? au->name : ""},
+              {"email", au->email ? au->email : ""},
+              {"time", static_cast<int64_t>(git_commit_time(c.get()))},
+              {"date", iso_utc(static_cast<int64_t>(git_commit_time(c.get())) * 1000)}};
+}
+
+// Up to `max` commits from `start`, newest first, leaving out those reachable from `hide`.
+json log_walk(git_repository* repo, const git_oid& start, const git_oid* hide, int64_t max,
+              json out = json::array()) {
+  Revwalk walk;
+  check(git_revwalk_new(walk.out(), repo), "cannot walk history");
+  // Children before parents even within one second; by date otherwise, as `git log`.
+  git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
+  check(git_revwalk_push(walk.get(), &start), "cannot walk from " + hex(start));
+  if (hide) check(git_revwalk_hide(walk.get(), hide), "cannot walk to " + hex(*hide));
+  git_oid id;
+  while (static_cast<int64_t>(out.size()) < max && git_revwalk_next(&id, walk.get()) == 0)
+    out.push_back(log_entry(repo, id));
+  return out;
+}
 
 void add_head(Registry& r) {
   Effect e;
@@ -38,6 +114,41 @@ void add_head(Registry& r) {
     j["tag"] = tags.empty() ? json(nullptr) : json(tags.front());
     j["tags"] = strings_json(tags);
     j["summary"] = summary_of(c.get());
+    return j;
+  };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    Predicted pr = predicted_for(ctx, a);
+    if (!pr.p) return nullptr;
+    const json& p = *pr.p;
+    if (p.contains("unknown")) return unknown_after("git.head", p);
+    const json& pc = p["head"];
+    if (pc.is_null()) return nullptr;  // no commits: it fails as it would
+    json j;
+    if (is_known(pc)) {
+      git_oid id = oid_of(pc);
+      Commit c;
+      check(git_commit_lookup(c.out(), pr.repo.get(), &id), "cannot read HEAD's commit");
+      j = json{{"commit", hex(id)}, {"short", short_hex(id)}};
+      j["summary"] = summary_of(c.get());
+    } else {
+      j = json{{"commit", unknown_after("git.head", p, &pc)},
+               {"short", unknown_after("git.head", p, &pc)}};
+      const json& made = pc.contains("made") ? pc["made"] : json::array();
+      j["summary"] = made.is_array() && !made.empty() && made[0].contains("summary")
+                         ? made[0]["summary"]
+                         : unknown_after("git.head", p, &pc);
+    }
+    json summary = j["summary"];
+    j.erase("summary");
+    bool detached = !p["ref"].is_string();
+    std::string ref = detached ? "" : p["ref"].get<std::string>();
+    auto tags = predicted_tags(pr.repo.get(), p, pc);
+    j["ref"] = detached ? json(nullptr) : json(ref);
+    j["branch"] = detached ? json(nullptr) : json(ref.substr(ref.rfind("refs/heads/", 0) == 0 ? 11 : 0));
+    j["detached"] = detached;
+    j["tag"] = tags.empty() ? json(nullptr) : json(tags.front());
+    j["tags"] = strings_json(tags);
+    j["summary"] = summary;
     return j;
   };
   e.planned = [](const Args&, const json&) {
@@ -71,12 +182,57 @@ void add_status(Registry& r) {
                 {"untracked", strings_json(s.untracked)},
                 {"conflicted", strings_json(s.conflicted)}};
   };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    Predicted pr = predicted_for(ctx, a);
+    if (!pr.p) return nullptr;
+    const json& p = *pr.p;
+    if (p.contains("unknown")) return unknown_after("git.status", p);
+    if (git_repository_is_bare(pr.repo.get())) return nullptr;
+    Status s = status(pr.repo.get());
+    json untracked = strings_json(predicted_untracked(&p, s.untracked));
+    std::string wt = p.value("worktree", std::string("live"));
+    json modified = strings_json(s.modified), staged = strings_json(s.staged),
+         conflicted = strings_json(s.conflicted);
+    json tracked_clean = !s.tracked_dirty();
+    if (wt == "clean") {
+      modified = staged = conflicted = json::array();
+      tracked_clean = true;
+    } else if (wt == "index_clean") {
+      staged = conflicted = json::array();
+      tracked_clean = modified.empty();
+    } else if (wt == "dirty") {
+      modified = staged = conflicted = unknown_after("git.status", p);
+      tracked_clean = false;
+    } else if (wt == "unknown") {
+      modified = staged = conflicted = tracked_clean = unknown_after("git.status", p);
+    }
+    json clean = tracked_clean.is_boolean()
+                     ? json(tracked_clean.get<bool>() && untracked.empty())
+                     : unknown_after("git.status", p);
+    return json{{"clean", clean},          {"tracked_clean", tracked_clean},
+                {"modified", modified},    {"staged", staged},
+                {"untracked", untracked},  {"conflicted", conflicted}};
+  };
   e.planned = [](const Args&, const json&) {
     return json{
         {"clean", true},           {"tracked_clean", true},      {"modified", json::array()},
         {"staged", json::array()}, {"untracked", json::array()}, {"conflicted", json::array()}};
   };
   r.add(std::move(e));
+}
+
+// `rev` (the ref argument, or it with a predicted sha in place of its start) as rev_parse says.
+std::string rev_parse(git_repository* repo, const Args& a, const std::string& rev) {
+  Object o;
+  int rc = git_revparse_single(o.out(), repo, rev.c_str());
+  if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
+    throw EffectError("unknown ref '" + a.str("ref") + "' in " + a.str("repo"));
+  check(rc, "cannot resolve '" + a.str("ref") + "'");
+  Object c;
+  // A tag means its commit (as `rev-parse v1^{commit}`); a tree or blob stays itself.
+  if (git_object_peel(c.out(), o.get(), GIT_OBJECT_COMMIT) == 0)
+    return hex(*git_object_id(c.get()));
+  return hex(*git_object_id(o.get()));
 }
 
 void add_rev_parse(Registry& r) {
@@ -90,16 +246,17 @@ void add_rev_parse(Registry& r) {
   e.describe = [](const Args& a) { return "resolve " + a.str("ref") + " in " + a.str("repo"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
-    Object o;
-    int rc = git_revparse_single(o.out(), repo.get(), a.str("ref").c_str());
-    if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
-      throw EffectError("unknown ref '" + a.str("ref") + "' in " + a.str("repo"));
-    check(rc, "cannot resolve '" + a.str("ref") + "'");
-    Object c;
-    // A tag means its commit (as `rev-parse v1^{commit}`); a tree or blob stays itself.
-    if (git_object_peel(c.out(), o.get(), GIT_OBJECT_COMMIT) == 0)
-      return hex(*git_object_id(c.get()));
-    return hex(*git_object_id(o.get()));
+    return rev_parse(repo.get(), a, a.str("ref"));
+  };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    Predicted pr = predicted_for(ctx, a);
+    if (!pr.p) return nullptr;
+    git_repository* repo = pr.repo.get();
+    json pc = resolve_predicted_with(repo, pr.p, a.str("ref"), [&](const std::string& rev) {
+      return json{{"id", rev_parse(repo, a, rev)}};
+    });
+    if (is_known(pc)) return pc["id"];
+    return unknown_after("git.rev_parse", *pr.p, &pc);
   };
   e.planned = [](const Args&, const json&) -> json { return kZeroSha; };
   r.add(std::move(e));
@@ -127,29 +284,52 @@ void add_log(Registry& r) {
       if (ref.empty()) ref = "HEAD";
     }
     Commit start = resolve_commit(repo.get(), ref);
-    Revwalk walk;
-    check(git_revwalk_new(walk.out(), repo.get()), "cannot walk history");
-    // Children before parents even within one second; by date otherwise, as `git log`.
-    git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | GIT_SORT_TIME);
-    check(git_revwalk_push(walk.get(), git_commit_id(start.get())), "cannot walk from " + ref);
+    std::optional<git_oid> stop;
     if (!hide.empty()) {
-      Commit stop = resolve_commit(repo.get(), hide);
-      check(git_revwalk_hide(walk.get(), git_commit_id(stop.get())), "cannot walk to " + hide);
+      Commit c = resolve_commit(repo.get(), hide);
+      stop = *git_commit_id(c.get());
     }
-    json out = json::array();
-    git_oid id;
+    return log_walk(repo.get(), *git_commit_id(start.get()), stop ? &*stop : nullptr,
+                    a.integer("max"));
+  };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    Predicted pr = predicted_for(ctx, a);
+    if (!pr.p) return nullptr;
+    const json& p = *pr.p;
+    git_repository* repo = pr.repo.get();
+    std::string ref = a.str("ref"), hide;
+    if (auto dots = ref.find(".."); dots != std::string::npos) {
+      hide = ref.substr(0, dots);
+      ref = ref.substr(dots + 2);
+      if (ref.empty()) ref = "HEAD";
+    }
+    json start = resolve_predicted(repo, &p, ref);
+    std::optional<git_oid> stop;
+    if (!hide.empty()) {
+      json h = resolve_predicted(repo, &p, hide);
+      if (!is_known(h)) return unknown_after("git.log", p, &h);
+      stop = oid_of(h);
+    }
     int64_t max = a.integer("max");
-    while (static_cast<int64_t>(out.size()) < max && git_revwalk_next(&id, walk.get()) == 0) {
-      Commit c;
-      check(git_commit_lookup(c.out(), repo.get(), &id), "cannot read commit " + hex(id));
-      const git_signature* au = git_commit_author(c.get());
-      out.push_back(json{{"commit", hex(id)},
-                         {"short", short_hex(id)},
-                         {"summary", summary_of(c.get())},
-                         {"author", au->name ? au->name : ""},
-                         {"email", au->email ? au->email : ""},
-                         {"time", static_cast<int64_t>(git_commit_time(c.get()))},
-                         {"date", iso_utc(static_cast<int64_t>(git_commit_time(c.get())) * 1000)}});
+    if (is_known(start)) return log_walk(repo, oid_of(start), stop ? &*stop : nullptr, max);
+    // New commits a planned change makes: what they will say is known, their ids and times not.
+    if (!start.contains("base") || !start.contains("made") || !start["made"].is_array())
+      return unknown_after("git.log", p, &start);
+    json out = json::array();
+    json u = unknown_after("git.log", p, &start);
+    for (const auto& m : start["made"]) {
+      if (static_cast<int64_t>(out.size()) >= max) break;
+      out.push_back(json{{"commit", u},
+                         {"short", u},
+                         {"summary", m.value("summary", std::string())},
+                         {"author", m.value("author", std::string())},
+                         {"email", m.value("email", std::string())},
+                         {"time", u},
+                         {"date", u}});
+    }
+    if (start["base"].is_string()) {
+      json base{{"id", start["base"]}};
+      out = log_walk(repo, oid_of(base), stop ? &*stop : nullptr, max, std::move(out));
     }
     return out;
   };
@@ -193,6 +373,35 @@ void add_diff_names(Registry& r) {
     Tree tt = tree_of(to.get());
     return strings_json(diff_names(repo.get(), ft.get(), tt.get()));
   };
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    Predicted pr = predicted_for(ctx, a);
+    if (!pr.p) return nullptr;
+    const json& p = *pr.p;
+    git_repository* repo = pr.repo.get();
+    if (p.contains("unknown")) return unknown_after("git.diff_names", p);
+    if (world_is_predicted(repo, &p)) return nullptr;  // HEAD and the work tree are as they are
+    json from = resolve_predicted(repo, &p, a.str("from")), to;
+    if (a.boolean("worktree")) {
+      if (git_repository_is_bare(repo)) return nullptr;
+      if (p.value("worktree", std::string()) != "clean") return unknown_after("git.diff_names", p);
+      to = p["head"];
+    } else {
+      to = resolve_predicted(repo, &p, a.str("to"));
+    }
+    if (is_known(from) && is_known(to)) {
+      git_oid fid = oid_of(from), tid = oid_of(to);
+      Commit fc, tc;
+      check(git_commit_lookup(fc.out(), repo, &fid), "cannot read " + hex(fid));
+      check(git_commit_lookup(tc.out(), repo, &tid), "cannot read " + hex(tid));
+      Tree ft = tree_of(fc.get()), tt = tree_of(tc.get());
+      return strings_json(diff_names(repo, ft.get(), tt.get()));
+    }
+    // From the commit planned commits sit on to the last of them: the paths they change.
+    if (is_known(from) && to.is_object() && to.contains("files") && to["files"].is_array() &&
+        to.contains("base") && to["base"] == from["id"])
+      return to["files"];
+    return unknown_after("git.diff_names", p, is_known(to) ? &from : &to);
+  };
   e.planned = [](const Args&, const json&) { return json::array(); };
   r.add(std::move(e));
 }
@@ -233,11 +442,7 @@ RefPlan plan_ref(git_repository* repo, const Args& a, const std::string& prefix,
   if (p.previous && !git_oid_equal(&*p.previous, &p.target)) {
     if (a.boolean("force")) p.text += " (moves it from " + label(repo, *p.previous) + ")";
   }
-  if (p.previous && !a.boolean("force")) {
-    p.refused = true;
-    p.text += "; would be refused: it exists at " + label(repo, *p.previous) +
-              " (force = true replaces it)";
-  }
+  p.refused = p.previous && !a.boolean("force");
   return p;
 }
 
@@ -251,23 +456,69 @@ json ref_result(git_repository* repo, const Args& a, const RefPlan& p) {
 }
 
 json ref_planned(const Args& a, const json& pv, const std::string& prefix) {
-  std::string commit = pv_str(pv, "commit", kZeroSha);
+  json commit = pv.is_object() && pv.contains("commit") && is_unknown(pv["commit"])
+                    ? pv["commit"]
+                    : json(pv_str(pv, "commit", kZeroSha));
   return json{{"name", a.str("name")},
               {"ref", prefix + a.str("name")},
               {"commit", commit},
-              {"short", commit.substr(0, 7)},
+              {"short", commit.is_string() ? json(commit.get<std::string>().substr(0, 7)) : commit},
               {"previous", pv_or(pv, "previous", nullptr)}};
 }
 
-// git.tag and git.branch: the result they would give, with the sentence and whether it is refused.
-json ref_preview(const Args& a, const std::string& prefix, const std::string& kind,
-                 const std::string& note = "") {
-  Repo repo = open(a);
-  RefPlan p = plan_ref(repo.get(), a, prefix, kind);
-  json j = ref_result(repo.get(), a, p);
-  j["text"] = p.text + note;
-  j["refused"] = p.refused;
+// The commit `full` names in the predicted world (null when it does not exist), and its target.
+json predicted_ref(git_repository* repo, const json* pred, const std::string& full) {
+  if (pred && pred->contains("refs") && pred->at("refs").contains(full))
+    return pred->at("refs").at(full);
+  auto at = ref_commit(repo, full);
+  return at ? known_commit(*at) : json(nullptr);
+}
+
+// git.tag and git.branch: the result they would give and the sentence. An existing one (in the
+// world or made by a planned change) without force fails as the live call would.
+json ref_preview(EffectContext& ctx, const Args& a, const std::string& prefix,
+                 const std::string& kind, const std::string& note = "") {
+  Repo repo = sure([&] { return open(a); });
+  const json* pred = predicted_repo(ctx, repo.get());
+  std::string full = prefix + a.str("name");
+  sure([&] { check_ref_name(full, a.str("name")); });
+  json target = sure([&] { return resolve_predicted(repo.get(), pred, a.str("ref")); });
+  json previous = predicted_ref(repo.get(), pred, full);
+  if (!previous.is_null() && !a.boolean("force"))
+    throw WouldFail(kind + " '" + a.str("name") + "' already exists at " +
+                    pc_label(repo.get(), previous) +
+                    (kind == "tag" ? " (force = true replaces it)" : " (force = true moves it)"));
+  std::string text = kind + " " + a.str("name") + " → " + pc_label(repo.get(), target);
+  if (!previous.is_null() && previous["id"] != target["id"])
+    text += " (moves it from " + pc_label(repo.get(), previous) + ")";
+  json j{{"name", a.str("name")}, {"ref", full}};
+  if (is_known(target)) {
+    j["commit"] = target["id"];
+    j["short"] = target["id"].get<std::string>().substr(0, 7);
+  } else {
+    j["commit"] = j["short"] = unknown_value("the commit " + a.str("ref") + " names after " +
+                                            target.value("by", std::string("a planned change")));
+  }
+  j["previous"] = is_known(previous) ? previous["id"] : json(nullptr);
+  j["text"] = text + note;
+  j["refused"] = false;
+  json b = basis(repo.get(), target);
+  b["previous"] = j["previous"];
+  b.erase("dirty");
+  j["basis"] = b;
   return j;
+}
+
+void ref_predict(EffectContext& ctx, const Args& a, const json& pv, const std::string& prefix,
+                 const std::string& effect) {
+  with_prediction(ctx, a, pv, effect + " " + a.str("name") + " in " + a.str("repo"),
+                  [&](git_repository* repo, json& p) {
+                    json target = resolve_predicted(repo, &p, a.str("ref"));
+                    std::string full = prefix + a.str("name");
+                    p["refs"][full] = target;
+                    // A branch moved with force = true while HEAD is on it moves HEAD too.
+                    if (p["ref"] == full) p["head"] = target;
+                  });
 }
 
 json ref_verify(const Args& a, const std::string& prefix) {
@@ -293,8 +544,11 @@ void add_tag(Registry& r) {
   e.describe = [](const Args& a) {
     return "tag " + a.str("ref") + " as " + a.str("name") + " in " + a.str("repo");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
-    return ref_preview(a, "refs/tags/", "tag", a.has("message") ? " (annotated)" : "");
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    return ref_preview(ctx, a, "refs/tags/", "tag", a.has("message") ? " (annotated)" : "");
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    ref_predict(ctx, a, pv, "refs/tags/", "git.tag");
   };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -343,8 +597,11 @@ void add_branch(Registry& r) {
   e.describe = [](const Args& a) {
     return "create branch " + a.str("name") + " at " + a.str("ref") + " in " + a.str("repo");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
-    return ref_preview(a, "refs/heads/", "branch");
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    return ref_preview(ctx, a, "refs/heads/", "branch");
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    ref_predict(ctx, a, pv, "refs/heads/", "git.branch");
   };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -363,6 +620,22 @@ void add_branch(Registry& r) {
   e.planned = [](const Args& a, const json& pv) { return ref_planned(a, pv, "refs/heads/"); };
   e.verify = [](EffectContext&, const Args& a) -> json { return ref_verify(a, "refs/heads/"); };
   r.add(std::move(e));
+}
+
+// A commit message's summary as libgit2 gives it: its first paragraph on one line, trimmed.
+std::string message_summary(const std::string& msg) {
+  size_t b = msg.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  std::string para = msg.substr(b, msg.find("\n\n", b) == std::string::npos
+                                       ? std::string::npos
+                                       : msg.find("\n\n", b) - b);
+  std::string out;
+  for (char c : para) {
+    if (c == '\r') continue;
+    out += c == '\n' ? ' ' : c;
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  return out;
 }
 
 // Stages everything (git add -A) in the repository's index, in memory.
@@ -388,18 +661,59 @@ void add_commit(Registry& r) {
   e.describe = [](const Args& a) {
     return "commit \"" + a.str("message") + "\" in " + a.str("repo");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    const json* pred = predicted_repo(ctx, repo.get());
     Status st = status(repo.get());
-    std::vector<std::string> files = a.boolean("all") ? st.tracked_changes() : st.staged;
-    if (a.boolean("all")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
+    std::string wt = !pred ? "live" : pred->contains("unknown") ? "unknown"
+                                    : pred->value("worktree", std::string("live"));
+    bool all = a.boolean("all");
+    if (!all && wt == "live" && !st.conflicted.empty())
+      throw WouldFail("the index has unresolved conflicts");
+    json b = basis(repo.get(), nullptr);
+    if (wt == "unknown" || wt == "dirty")
+      return json{{"text", "commits what the planned changes before it leave (known when it runs)"},
+                  {"committed", true},
+                  {"files", unknown_value("the files git.commit commits after " +
+                                          pred->value("after", std::string("a planned change")))},
+                  {"basis", b}};
+    std::vector<std::string> files;
+    if (wt == "live") files = all ? st.tracked_changes() : st.staged;
+    if (wt == "index_clean" && all) files = st.modified;
+    if (all) {
+      auto u = predicted_untracked(pred, st.untracked);
+      files.insert(files.end(), u.begin(), u.end());
+    }
+    std::sort(files.begin(), files.end());
+    files.erase(std::unique(files.begin(), files.end()), files.end());
     bool commits = !files.empty() || a.boolean("allow_empty");
     return json{
         {"text", commits ? "commits " + std::to_string(files.size()) + " files: " + list_text(files)
                          : std::string("nothing to commit")},
         {"committed", commits},
-        {"files", strings_json(files)}};
+        {"files", strings_json(files)},
+        {"basis", b}};
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    with_prediction(ctx, a, pv, "git.commit \"" + a.str("message") + "\" in " + a.str("repo"),
+                    [&](git_repository* repo, json& p) {
+                      if (pv.is_object() && pv.value("committed", true) == false) return;
+                      Signature sig = signature(repo);
+                      json made = json::array({json{{"summary", message_summary(a.str("message"))},
+                                                    {"author", sig.get()->name},
+                                                    {"email", sig.get()->email}}});
+                      json files = pv_or(pv, "files", json::array());
+                      json head = p["head"];
+                      predict_head(p, new_commits(p, head, made, files,
+                                                  p["after"].get<std::string>()));
+                      if (a.boolean("all")) {
+                        p["worktree"] = "clean";
+                        p["untracked_gone"] = true;
+                      } else if (p["worktree"] == "live") {
+                        p["worktree"] = "index_clean";
+                      }
+                    });
   };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);

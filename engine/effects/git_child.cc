@@ -84,6 +84,8 @@ json error_answer(const char* kind, const std::string& msg, json result = nullpt
   json answer;
   try {
     answer = json{{"ok", body()}};
+  } catch (const WouldFail& e) {  // a preview's "the live call would fail": it stays one
+    answer = error_answer("wouldfail", e.what(), e.result());
   } catch (const EffectError& e) {
     answer = error_answer("effect", e.what(), e.result());
   } catch (const ArgError& e) {
@@ -181,6 +183,7 @@ json answer_of(const Transfer& t, const std::string& what) {
   if (kind == "arg") throw ArgError(msg);
   if (kind == "interrupted") throw Interrupted(msg);
   if (kind == "deadline") throw DeadlineExceeded(msg);
+  if (kind == "wouldfail") throw WouldFail(msg, j.contains("result") ? j["result"] : json(nullptr));
   throw EffectError(msg, j.contains("result") ? j["result"] : json(nullptr));
 }
 

@@ -4,10 +4,12 @@
 // object store, so a dry run can say "would conflict" without writing to .git.
 #include <git2/sys/mempack.h>
 
+#include <optional>
 #include <set>
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/git_repo.h"
 #include "effects/util.h"
@@ -17,15 +19,22 @@ namespace {
 
 // "abc1234", "v1.0.0" or "A..B" (B defaults to HEAD) to commits, in the order they are applied:
 // newest first for a revert, oldest first for a cherry-pick.
-std::vector<git_oid> commits_of(git_repository* repo, const std::string& spec, bool newest_first) {
+// With a prediction, the ends are resolved in the predicted world; nullopt when one of them is a
+// commit a planned change makes (not known before it runs).
+std::optional<std::vector<git_oid>> commits_of(git_repository* repo, const std::string& spec,
+                                               bool newest_first, const json* pred = nullptr) {
   auto dots = spec.find("..");
   if (dots == std::string::npos) {
-    Commit c = resolve_commit(repo, spec);
-    return {*git_commit_id(c.get())};
+    json c = resolve_predicted(repo, pred, spec);
+    if (!is_known(c)) return std::nullopt;
+    return std::vector<git_oid>{oid_of(c)};
   }
   std::string from = spec.substr(0, dots), to = spec.substr(dots + 2);
   if (to.empty()) to = "HEAD";
-  Commit fc = resolve_commit(repo, from), tc = resolve_commit(repo, to);
+  json fj = resolve_predicted(repo, pred, from), tj = resolve_predicted(repo, pred, to);
+  if (!is_known(fj) || !is_known(tj)) return std::nullopt;
+  Commit fc = resolve_commit(repo, fj["id"].get<std::string>()),
+         tc = resolve_commit(repo, tj["id"].get<std::string>());
   Revwalk walk;
   check(git_revwalk_new(walk.out(), repo), "cannot walk history");
   git_revwalk_sorting(walk.get(), GIT_SORT_TOPOLOGICAL | (newest_first ? 0 : GIT_SORT_REVERSE));
@@ -35,7 +44,7 @@ std::vector<git_oid> commits_of(git_repository* repo, const std::string& spec, b
   git_oid id;
   while (git_revwalk_next(&id, walk.get()) == 0) out.push_back(id);
   if (out.empty()) throw EffectError("'" + spec + "' names no commits");
-  return out;
+  return std::optional<std::vector<git_oid>>(std::move(out));
 }
 
 std::vector<std::string> conflicts_in(git_index* idx) {
@@ -52,7 +61,7 @@ std::vector<std::string> conflicts_in(git_index* idx) {
 
 struct Made {
   git_oid from, made;
-  std::string summary;
+  std::string summary, message_summary, author, email;
 };
 
 struct Replay {
@@ -63,9 +72,13 @@ struct Replay {
 
 // Applies the commits one by one on top of HEAD, as new commits that no ref points at yet.
 Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool revert,
-              unsigned mainline) {
+              unsigned mainline, const git_oid* start = nullptr) {
   const char* verb = revert ? "reverting" : "cherry-picking";
-  Commit current = head_commit(repo);
+  Commit current;
+  if (start)
+    check(git_commit_lookup(current.out(), repo, start), "cannot read " + hex(*start));
+  else
+    current = head_commit(repo);
   Replay r;
   r.start = *git_commit_id(current.get());
   Signature committer = signature(repo);
@@ -107,7 +120,12 @@ Replay replay(git_repository* repo, const std::vector<git_oid>& commits, bool re
     check(git_commit_create(&made, repo, nullptr, author, committer.get(), nullptr, msg.c_str(),
                             tree.get(), 1, parents),
           "cannot commit " + std::string(revert ? "the revert of " : "the cherry-pick of ") + what);
-    r.made.push_back({id, made, summary_of(pick.get())});
+    r.made.push_back({id, made, summary_of(pick.get()), "", author->name ? author->name : "",
+                      author->email ? author->email : ""});
+    {
+      Commit mc;
+      if (git_commit_lookup(mc.out(), repo, &made) == 0) r.made.back().message_summary = summary_of(mc.get());
+    }
     Commit next;
     check(git_commit_lookup(next.out(), repo, &made), "cannot read the new commit");
     current = std::move(next);
@@ -155,51 +173,98 @@ void add_history_effect(Registry& r, bool revert) {
     return std::string(revert ? "revert " : "cherry-pick ") + a.str("commit") + " in " +
            a.str("repo");
   };
-  e.preview = [revert, key](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
+  e.preview = [revert, key](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    const json* pred = predicted_repo(ctx, repo.get());
+    std::string name = revert ? "git.revert" : "git.cherry_pick";
+    auto dirty = predicted_dirty(repo.get(), pred);
+    if (dirty && !dirty->empty())
+      throw WouldFail("uncommitted changes to " + list_text(*dirty) + "; commit or stash them first",
+                      json{{"uncommitted", strings_json(*dirty)}});
+    json start;
+    if (pred) {
+      start = pred->at("head");
+      if (start.is_null()) throw WouldFail(where(repo.get()) + " has no commits yet");
+    } else {
+      Commit hc = sure([&] { return head_commit(repo.get()); });
+      start = known_commit(*git_commit_id(hc.get()));
+    }
+    json b = basis(repo.get(), nullptr);
+    auto commits = sure([&] { return commits_of(repo.get(), a.str("commit"), revert, pred); });
+    std::string after = pred ? pred->value("after", std::string()) : std::string();
+    if (!commits || !is_known(start)) {
+      // On top of commits a planned change makes: the merge can be tried only when they exist.
+      json u = unknown_value("what " + name + " " + a.str("commit") + " does after " + after);
+      return json{{"text", std::string(revert ? "reverts " : "applies ") + a.str("commit") +
+                               " on the commits " + after + " makes (checked when it runs)"},
+                  {key, u},
+                  {"files", u},
+                  {"skipped", u},
+                  {"refused", false},
+                  {"basis", b}};
+    }
     // Every object the trial merge writes goes to memory, never to .git/objects.
     Odb odb;
     check(git_repository_odb(odb.out(), repo.get()), "cannot open the object store");
     git_odb_backend* mem = nullptr;
     check(git_mempack_new(&mem), "cannot create an in-memory object store");
     check(git_odb_add_backend(odb.get(), mem, 1000), "cannot add an in-memory object store");
-    auto commits = commits_of(repo.get(), a.str("commit"), revert);
     std::vector<std::string> shas, names;
-    for (const auto& id : commits) {
+    for (const auto& id : *commits) {
       Commit c;
       check(git_commit_lookup(c.out(), repo.get(), &id), "cannot read " + hex(id));
       shas.push_back(hex(id));
       names.push_back(short_hex(id) + " \"" + summary_of(c.get()) + "\"");
     }
     std::string text = std::string(revert ? "reverts " : "applies ") +
-                       (commits.size() == 1 ? "" : std::to_string(commits.size()) + " commits: ") +
+                       (commits->size() == 1 ? "" : std::to_string(commits->size()) + " commits: ") +
                        list_text(names, 10);
     json j{{key, strings_json(shas)}};
-    auto dirty = status(repo.get(), false, false).tracked_changes();
-    if (!dirty.empty()) {
-      j["text"] = text + "; would be refused: uncommitted changes to " + list_text(dirty);
-      j["refused"] = true;
-      return j;
-    }
-    try {
-      Replay rp = replay(repo.get(), commits, revert, static_cast<unsigned>(a.integer("mainline")));
-      auto files = changed_between(repo.get(), rp.start, rp.final);
-      text += " as " + std::to_string(rp.made.size()) + " new commit" +
-              (rp.made.size() == 1 ? "" : "s") + ", " + std::to_string(files.size()) +
-              (files.size() == 1 ? " file changes" : " files change");
-      if (!rp.skipped.empty())
-        text += "; " + std::to_string(rp.skipped.size()) + " already " +
-                (revert ? "undone" : "applied");
-      j["files"] = strings_json(files);
-      j["skipped"] = strings_json(rp.skipped);
-      j["refused"] = false;
-    } catch (const EffectError& err) {
-      text += "; would be refused: " + std::string(err.what());
-      j["refused"] = true;
-    }
+    git_oid sid = oid_of(start);
+    // A conflict refuses the live call with this very message.
+    Replay rp = sure([&] {
+      return replay(repo.get(), *commits, revert, static_cast<unsigned>(a.integer("mainline")),
+                    &sid);
+    });
+    auto files = changed_between(repo.get(), rp.start, rp.final);
+    text += " as " + std::to_string(rp.made.size()) + " new commit" +
+            (rp.made.size() == 1 ? "" : "s") + ", " + std::to_string(files.size()) +
+            (files.size() == 1 ? " file changes" : " files change");
+    if (!rp.skipped.empty())
+      text += "; " + std::to_string(rp.skipped.size()) + " already " +
+              (revert ? "undone" : "applied");
+    json made = json::array();
+    for (auto it = rp.made.rbegin(); it != rp.made.rend(); ++it)
+      made.push_back(
+          json{{"summary", it->message_summary}, {"author", it->author}, {"email", it->email}});
+    j["files"] = strings_json(files);
+    j["skipped"] = strings_json(rp.skipped);
+    j["new_commits"] = made;
+    j["refused"] = false;
     j["text"] = text;
+    b["commits"] = strings_json(shas);
+    j["basis"] = b;
     return j;
+  };
+  e.predict = [revert](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string after = std::string(revert ? "git.revert " : "git.cherry_pick ") +
+                        a.str("commit") + " in " + a.str("repo");
+    with_prediction(ctx, a, pv, after, [&](git_repository*, json& p) {
+      json head = p["head"];
+      if (pv.contains("new_commits") && pv["new_commits"].is_array()) {
+        if (pv["new_commits"].empty()) return;  // all already done: HEAD stays
+        predict_head(p, new_commits(p, head, pv["new_commits"], pv["files"], after));
+      } else {
+        json unknown_head{{"id", unknown_value("commits made by " + after)},
+                          {"by", after},
+                          {"base", nullptr},
+                          {"made", json::array()}};
+        predict_head(p, unknown_head);
+      }
+      p["worktree"] = "clean";
+    });
+    taint_files(ctx, after);
   };
   e.apply = [revert, key](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -209,7 +274,7 @@ void add_history_effect(Registry& r, bool revert) {
       throw EffectError(
           "uncommitted changes to " + list_text(dirty) + "; commit or stash them first",
           json{{"uncommitted", strings_json(dirty)}});
-    auto commits = commits_of(repo.get(), a.str("commit"), revert);
+    auto commits = *commits_of(repo.get(), a.str("commit"), revert);
     Replay rp = replay(repo.get(), commits, revert, static_cast<unsigned>(a.integer("mainline")));
     if (!git_oid_equal(&rp.final, &rp.start)) {
       Commit fc;

@@ -472,7 +472,11 @@ json preview_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
   std::string text = p.push.empty() ? "every tag is on " + a.str("remote") + " already"
                                     : "pushes " + plural(p.push.size(), "tag", "tags") + " to " +
                                           a.str("remote") + ": " + list_text(p.push);
-  if (!p.differ.empty()) text += "; would be refused: " + tags_refusal(p);
+  if (!p.differ.empty()) {
+    // The live push is refused with these words, unless planned changes make the tags first.
+    if (!predicted_repo(ctx, repo)) throw WouldFail(tags_refusal(p), j);
+    text += "; would be refused: " + tags_refusal(p);
+  }
   j["text"] = text;
   j["refused"] = !p.differ.empty();
   return j;
@@ -512,7 +516,7 @@ json push_tags(EffectContext& ctx, git_repository* repo, const Args& a) {
 }
 
 json preview_push(EffectContext& ctx, const Args& a) {
-  Repo repo = open(a);
+  Repo repo = sure([&] { return open(a); });
   if (a.boolean("tags")) return preview_tags(ctx, repo.get(), a);
   Session s(&ctx);
   auto cb = callbacks(s);
@@ -523,6 +527,8 @@ json preview_push(EffectContext& ctx, const Args& a) {
                      " → " + label(repo.get(), p.local);
   if (p.up_to_date)
     text = p.dst + " on " + a.str("remote") + " is already at " + label(repo.get(), p.local);
+  else if (!p.refusal.empty() && !predicted_repo(ctx, repo.get()))
+    throw WouldFail(p.refusal, j);  // as the live push is, unless planned changes move the ref
   else if (!p.refusal.empty())
     text += "; would be refused: " + p.refusal;
   else if (p.force)

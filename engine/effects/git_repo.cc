@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/util.h"
 #include "os/files.h"
 
@@ -385,6 +386,286 @@ std::string list_text(const std::vector<std::string>& v, size_t max) {
   std::string s = join(shown, ", ");
   if (v.size() > max) s += " and " + std::to_string(v.size() - max) + " more";
   return s;
+}
+
+// ---- dry-run predictions ------------------------------------------------------------------
+
+json known_commit(const git_oid& id) { return json{{"id", hex(id)}}; }
+
+bool is_known(const json& pc) {
+  return pc.is_object() && pc.contains("id") && pc["id"].is_string();
+}
+
+git_oid oid_of(const json& pc) {
+  git_oid id{};
+  git_oid_fromstr(&id, pc["id"].get<std::string>().c_str());
+  return id;
+}
+
+const json* predicted_repo(EffectContext& ctx, git_repository* repo) {
+  const json& all = ctx.predictions();
+  if (!all.is_object()) return nullptr;
+  auto g = all.find("git");
+  if (g == all.end() || !g->is_object()) return nullptr;
+  auto p = g->find(where(repo));
+  return p == g->end() || !p->is_object() ? nullptr : &*p;
+}
+
+json& predict_repo(EffectContext& ctx, git_repository* repo, const std::string& after) {
+  json& all = ctx.predictions();
+  if (!all.is_object()) all = json::object();
+  json& g = all["git"];
+  if (!g.is_object()) g = json::object();
+  json& p = g[where(repo)];
+  if (!p.is_object()) {
+    Head h = head(repo);
+    std::string ref = h.ref;
+    if (h.unborn) {
+      Reference hr;
+      if (git_reference_lookup(hr.out(), repo, "HEAD") == 0 &&
+          git_reference_type(hr.get()) == GIT_REFERENCE_SYMBOLIC)
+        ref = git_reference_symbolic_target(hr.get());
+    }
+    p = json{{"head", h.unborn ? json(nullptr) : known_commit(h.id)},
+             {"ref", h.detached || ref.empty() ? json(nullptr) : json(ref)},
+             {"refs", json::object()},
+             {"worktree", "live"},
+             {"untracked_removed", json::array()},
+             {"untracked_gone", false}};
+  }
+  p["after"] = after;
+  return p;
+}
+
+void predict_head(json& p, const json& pc) {
+  p["head"] = pc;
+  if (p["ref"].is_string()) p["refs"][p["ref"].get<std::string>()] = pc;
+}
+
+namespace {
+
+// "~2^~" as first-parent steps (3); nullopt for anything else (^2, ^{tree}, @{1}, :path).
+std::optional<int64_t> first_parent_steps(const std::string& s) {
+  int64_t k = 0;
+  size_t i = 0;
+  while (i < s.size()) {
+    char c = s[i++];
+    if (c != '~' && c != '^') return std::nullopt;
+    size_t j = i;
+    while (j < s.size() && j - i < 9 && s[j] >= '0' && s[j] <= '9') ++j;
+    int64_t n = j == i ? 1 : std::stoll(s.substr(i, j - i));
+    if (j < s.size() && s[j] >= '0' && s[j] <= '9') return std::nullopt;  // absurdly long
+    if (c == '^' && n > 1) return std::nullopt;
+    k += n;
+    i = j;
+  }
+  return k;
+}
+
+bool live_ref_exists(git_repository* repo, const std::string& name) {
+  Reference r;
+  return git_reference_lookup(r.out(), repo, name.c_str()) == 0;
+}
+
+}  // namespace
+
+json resolve_predicted_with(git_repository* repo, const json* pred, const std::string& rev,
+                            const std::function<json(const std::string&)>& live) {
+  if (!pred) return live(rev);
+  if (pred->contains("unknown")) {
+    return json{{"id", unknown_value(pred->at("unknown").get<std::string>())},
+                {"by", pred->at("after")}};
+  }
+  std::string base, suffix;
+  if (rev == "@") {  // libgit2 takes "@" alone for HEAD, not "@~1"
+    base = "HEAD";
+  } else {
+    size_t cut = rev.find_first_of("~^:@");
+    base = rev.substr(0, cut);
+    suffix = cut == std::string::npos ? "" : rev.substr(cut);
+  }
+  // What is not a name is left to the world.
+  if (base.empty()) return live(rev);
+  // A reflog ("HEAD@{1}") of a ref planned changes move gets their entries first: not known.
+  bool reflog = !suffix.empty() && suffix[0] == '@';
+  const json* pc = nullptr;
+  if (base == "HEAD") {
+    pc = &pred->at("head");
+    if (pc->is_null()) throw EffectError("unknown ref '" + rev + "' in " + where(repo));
+  } else {
+    const json& refs = pred->at("refs");
+    for (const std::string& cand :
+         {base, "refs/" + base, "refs/tags/" + base, "refs/heads/" + base, "refs/remotes/" + base,
+          "refs/remotes/" + base + "/HEAD"}) {
+      if (refs.contains(cand)) {
+        pc = &refs[cand];
+        break;
+      }
+      if (live_ref_exists(repo, cand)) break;
+    }
+  }
+  if (!pc) return live(rev);
+  if (reflog) {
+    json out{{"id", unknown_value("reflog " + rev + " after " + pred->at("after").get<std::string>())},
+             {"by", pred->at("after")}};
+    return out;
+  }
+  if (is_known(*pc)) return suffix.empty() ? *pc : live(pc->at("id").get<std::string>() + suffix);
+  auto steps = first_parent_steps(suffix);
+  static const json kNone = json::array();
+  const json& made = pc->contains("made") ? pc->at("made") : kNone;
+  json out = *pc;
+  if (!steps || !made.is_array()) {
+    out["id"] = unknown_value(unknown_why(pc->at("id")) + " " + suffix);
+    out["made"] = json::array();
+    out["base"] = nullptr;
+    out.erase("files");
+    return out;
+  }
+  if (*steps == 0) return *pc;
+  int64_t m = static_cast<int64_t>(made.size());
+  if (*steps < m) {
+    out["id"] = unknown_value(unknown_why(pc->at("id")) + " ~" + std::to_string(*steps));
+    out["made"] = json(made.begin() + *steps, made.end());
+    out.erase("files");
+    return out;
+  }
+  if (pc->contains("base") && pc->at("base").is_string())
+    return live(pc->at("base").get<std::string>() + "~" + std::to_string(*steps - m));
+  out["id"] = unknown_value(unknown_why(pc->at("id")) + " ~" + std::to_string(*steps));
+  out["made"] = json::array();
+  out["base"] = nullptr;
+  out.erase("files");
+  return out;
+}
+
+json resolve_predicted(git_repository* repo, const json* pred, const std::string& rev) {
+  return resolve_predicted_with(repo, pred, rev, [repo](const std::string& r) {
+    Commit c = resolve_commit(repo, r);
+    return known_commit(*git_commit_id(c.get()));
+  });
+}
+
+std::optional<std::vector<std::string>> predicted_dirty(git_repository* repo, const json* pred) {
+  std::string wt = pred ? pred->value("worktree", std::string("live")) : "live";
+  if (pred && pred->contains("unknown")) return std::nullopt;
+  if (wt == "clean") return std::vector<std::string>{};
+  if (wt == "unknown") return std::nullopt;
+  if (wt == "dirty" && pred->contains("dirty")) {
+    std::vector<std::string> out;
+    for (const auto& d : pred->at("dirty"))
+      if (d.is_string()) out.push_back(d.get<std::string>());
+    return out;
+  }
+  if (wt == "dirty") return std::nullopt;
+  Status st = status(repo, false, false);
+  if (wt == "index_clean") return st.modified;
+  return st.tracked_changes();
+}
+
+void taint_files(EffectContext& ctx, const std::string& after) {
+  json& all = ctx.predictions();
+  if (!all.is_object()) all = json::object();
+  json& t = all["taint"];
+  if (!t.is_object()) t = json::object();
+  t["fs"] = after;
+}
+
+std::vector<std::string> predicted_untracked(const json* pred,
+                                             const std::vector<std::string>& live) {
+  if (!pred) return live;
+  if (pred->value("untracked_gone", false)) return {};
+  std::vector<std::string> removed;
+  if (pred->contains("untracked_removed") && pred->at("untracked_removed").is_array())
+    for (const auto& r : pred->at("untracked_removed"))
+      if (r.is_string()) removed.push_back(r.get<std::string>());
+  std::vector<std::string> out;
+  for (const auto& f : live) {
+    bool gone = false;
+    for (std::string r : removed) {
+      while (!r.empty() && r.back() == '/') r.pop_back();
+      if (!r.empty() && (f == r || f == r + "/" || f.rfind(r + "/", 0) == 0)) gone = true;
+    }
+    if (!gone) out.push_back(f);
+  }
+  return out;
+}
+
+bool world_is_predicted(git_repository* repo, const json* pred) {
+  if (!pred) return true;
+  if (pred->contains("unknown") || pred->value("worktree", std::string()) != "live" ||
+      pred->value("untracked_gone", false) || !pred->at("untracked_removed").empty())
+    return false;
+  Head h = head(repo);
+  const json& ph = pred->at("head");
+  if (h.unborn) return ph.is_null();
+  return is_known(ph) && ph["id"] == hex(h.id);
+}
+
+std::string pc_label(git_repository* repo, const json& pc) {
+  if (is_known(pc)) return label(repo, oid_of(pc));
+  std::string by = pc.contains("by") && pc["by"].is_string() ? pc["by"].get<std::string>()
+                                                            : "a planned change";
+  return "(the commit " + by + " makes)";
+}
+
+json basis(git_repository* repo, const json& target) {
+  Head h = head(repo);
+  json b{{"head", h.unborn ? json(nullptr) : json(hex(h.id))}};
+  b["target"] = is_known(target) ? target["id"] : json(nullptr);
+  json dirty = json::array();
+  if (!git_repository_is_bare(repo)) dirty = strings_json(status(repo, false, false).tracked_changes());
+  b["dirty"] = dirty;
+  return b;
+}
+
+json new_commits(json& p, const json& head, const json& made, const json& files,
+                 const std::string& by) {
+  int64_t n = p.value("made_count", int64_t{0}) + 1;
+  p["made_count"] = n;
+  json pc{{"id", unknown_value("commit #" + std::to_string(n) + ", made by " + by)}, {"by", by}};
+  json all = made;
+  if (is_known(head)) {
+    pc["base"] = head["id"];
+    pc["files"] = files;
+  } else if (head.is_object()) {
+    pc["base"] = head.contains("base") ? head["base"] : json(nullptr);
+    if (head.contains("made") && head["made"].is_array())
+      for (const auto& m : head["made"]) all.push_back(m);
+  } else {
+    pc["base"] = nullptr;  // no commits yet: the new one is the first
+    pc["files"] = files;
+  }
+  pc["made"] = all;
+  return pc;
+}
+
+void with_prediction(EffectContext& ctx, const Args& a, const json& pv, const std::string& after,
+                     const std::function<void(git_repository*, json&)>& body) {
+  Repo repo;
+  try {
+    repo = open(a);
+  } catch (const EffectError&) {
+    return;  // its preview said so; the dry-run does not get past it
+  }
+  json* pp = nullptr;
+  try {
+    pp = &predict_repo(ctx, repo.get(), after);
+  } catch (const EffectError&) {
+    return;
+  }
+  json& p = *pp;
+  if (pv.is_null() || (pv.is_object() && pv.contains("error"))) {
+    p["unknown"] = after;
+    taint_files(ctx, after);
+    return;
+  }
+  try {
+    body(repo.get(), p);
+  } catch (const EffectError&) {
+    p["unknown"] = after;
+    taint_files(ctx, after);
+  }
 }
 
 }  // namespace rb::git

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "core/json.h"
 #include "dispatch/args.h"
 #include "dispatch/context.h"
@@ -167,6 +168,70 @@ json run_transfer(EffectContext& ctx, const std::string& what, Millis timeout,
                   const std::function<json()>& body);
 // Called by `body` before it writes refs: from then on a stop lets it finish them (no .lock left).
 void transfer_local_phase();
+
+// ---- dry-run predictions (git_repo.cc) ---------------------------------------------------
+// ctx.predictions()["git"][<work tree>] is what the changes planned so far make true of one
+// repository (engine/dispatch/effect.h: predict/predicted):
+//   { head = PCommit or null (no commits), ref = "refs/heads/main" or null (detached),
+//     refs = { "refs/tags/x" = PCommit, ... } (refs planned changes created or moved),
+//     worktree = "live" | "clean" (tracked files as HEAD) | "index_clean" | "unknown",
+//     untracked_removed = {...}, untracked_gone, after = "git.reset v1.0.0 in /w" (the last change),
+//     unknown = why (set when a change could not be previewed: nothing of it can be said) }
+// A PCommit is { id = sha } for a commit that exists, or, for one a planned commit, revert or
+// cherry-pick makes (its id depends on the clock), { id = unknown, by = "git.revert ... in /w",
+// base = sha the new commits sit on (or null), made = { { summary, author, email }, newest
+// first }, files = paths changed from base (or absent) }.
+json known_commit(const git_oid& id);
+bool is_known(const json& pc);
+git_oid oid_of(const json& pc);  // of a known PCommit
+// This repository's prediction, or null when no planned change touched it (always null live).
+const json* predicted_repo(EffectContext& ctx, git_repository* repo);
+// The prediction to update (created from the world as it is now), after the change `after`.
+json& predict_repo(EffectContext& ctx, git_repository* repo, const std::string& after);
+// Moves the predicted HEAD (and the branch it is on) to `pc`.
+void predict_head(json& p, const json& pc);
+// A revision in the predicted world: HEAD, HEAD~n, refs planned changes made, else the world.
+// Throws EffectError as resolve_commit does when it names nothing.
+json resolve_predicted(git_repository* repo, const json* pred, const std::string& rev);
+// Like resolve_predicted, but `live` resolves whatever is left in the world (rev_parse also
+// names trees and blobs): it gets the revision with a known sha in place of the predicted part.
+json resolve_predicted_with(git_repository* repo, const json* pred, const std::string& rev,
+                            const std::function<json(const std::string&)>& live);
+// The predicted tracked changes: the world's, unless a planned change cleaned them; nullopt
+// when they cannot be known.
+std::optional<std::vector<std::string>> predicted_dirty(git_repository* repo, const json* pred);
+// The untracked files as predicted: the world's, less what planned changes remove.
+std::vector<std::string> predicted_untracked(const json* pred, const std::vector<std::string>& live);
+// Whether the world already is the predicted state (no prediction, or one that changed neither
+// HEAD nor the work tree): then libgit2 can be asked about it directly.
+bool world_is_predicted(git_repository* repo, const json* pred);
+// "1a2b3c4 (v2.0.1)", or "(the commit git.revert ... makes)".
+std::string pc_label(git_repository* repo, const json& pc);
+// The preview's "basis": HEAD as it is, the commit the change goes to (null when not known before
+// it runs) and the tracked files with uncommitted changes.
+json basis(git_repository* repo, const json& target);
+// The commit a planned commit/revert/cherry-pick makes on top of `head`: `made` newest first.
+json new_commits(json& p, const json& head, const json& made, const json& files,
+                 const std::string& by);
+// For predict(): runs `body` on this repository's prediction (made from the world if there is
+// none yet). When the change could not be previewed (`pv` null or an error) or `body` throws,
+// the repository is marked unknown: its probes then answer unknown values.
+void with_prediction(EffectContext& ctx, const Args& a, const json& pv, const std::string& after,
+                     const std::function<void(git_repository*, json&)>& body);
+// Marks the work tree's files as changed by a git change, for the fs module's probes.
+void taint_files(EffectContext& ctx, const std::string& after);
+// Runs `f`, turning an EffectError into WouldFail: for previews that meet exactly the error apply
+// would raise (a ref that does not resolve, not a repository).
+template <typename F>
+auto sure(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const WouldFail&) {
+    throw;
+  } catch (const EffectError& e) {
+    throw WouldFail(e.what(), e.result());
+  }
+}
 
 json strings_json(const std::vector<std::string>& v);
 // "a.py, b.py and 3 more"

@@ -4,11 +4,13 @@
 // artifacts instead of being deleted.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
 #include "core/error.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/git_repo.h"
 #include "effects/util.h"
@@ -35,17 +37,31 @@ void add_stash(Registry& r) {
     return "stash the changes in " + a.str("repo") +
            (a.boolean("untracked") ? " (with untracked files)" : "");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    const json* pred = predicted_repo(ctx, repo.get());
     Status st = status(repo.get());
-    std::vector<std::string> files = st.tracked_changes();
-    if (a.boolean("untracked")) files.insert(files.end(), st.untracked.begin(), st.untracked.end());
+    auto dirty = predicted_dirty(repo.get(), pred);
+    std::vector<std::string> files = dirty ? *dirty : st.tracked_changes();
+    if (a.boolean("untracked")) {
+      auto u = predicted_untracked(pred, st.untracked);
+      files.insert(files.end(), u.begin(), u.end());
+    }
     json j{{"stashed", !files.empty()}, {"files", strings_json(files)}};
     j["text"] = files.empty() ? "nothing to stash"
                               : "stashes changes to " + plural(files.size(), "file", "files") +
                                     ": " + list_text(files);
+    j["basis"] = basis(repo.get(), nullptr);
     return j;
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string after = "git.stash in " + a.str("repo");
+    with_prediction(ctx, a, pv, after, [&](git_repository*, json& p) {
+      p["worktree"] = "clean";
+      if (a.boolean("untracked")) p["untracked_gone"] = true;
+    });
+    taint_files(ctx, after);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
@@ -88,6 +104,22 @@ std::string local_branch(git_repository* repo, const std::string& ref) {
     return git_reference_name_to_id(&id, repo, ref.c_str()) == 0 ? ref : "";
   std::string full = "refs/heads/" + ref;
   return git_reference_name_to_id(&id, repo, full.c_str()) == 0 ? full : "";
+}
+
+// The local branch `ref` names, planned branches included (see local_branch).
+std::string predicted_branch(git_repository* repo, const json* pred, const std::string& ref) {
+  if (pred && pred->contains("refs")) {
+    const json& refs = pred->at("refs");
+    std::string full = ref.rfind("refs/heads/", 0) == 0 ? ref : "refs/heads/" + ref;
+    if (refs.contains(full) && !refs.contains(ref) && !refs.contains("refs/tags/" + ref)) return full;
+  }
+  return local_branch(repo, ref);
+}
+
+git_oid oid_from(const json& sha) {
+  git_oid id{};
+  if (sha.is_string()) git_oid_fromstr(&id, sha.get<std::string>().c_str());
+  return id;
 }
 
 std::string normalize_path(std::string p) {
@@ -273,11 +305,6 @@ CheckoutPlan plan_checkout(git_repository* repo, const Args& a) {
   return p;
 }
 
-std::string head_label(git_repository* repo, const Head& h) {
-  if (h.unborn) return "(no commits)";
-  return label(repo, h.id);
-}
-
 json checkout_result(git_repository* repo, const Args& a, const CheckoutPlan& p) {
   json j{{"ref", a.str("ref")}, {"commit", hex(p.tid)}, {"short", short_hex(p.tid)}};
   j["branch"] = p.branch.empty() ? json(nullptr) : json(p.branch.substr(11));
@@ -313,35 +340,99 @@ void add_checkout(Registry& r) {
              a.str("repo");
     return "check out " + a.str("ref") + " in " + a.str("repo");
   };
-  e.preview = [](EffectContext&, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
-    if (a.has("paths")) return preview_restore(repo.get(), a);
-    CheckoutPlan p = plan_checkout(repo.get(), a);
-    json j = checkout_result(repo.get(), a, p);
-    std::string to = (p.branch.empty() ? "" : p.branch.substr(11) + " ") + label(repo.get(), p.tid);
-    std::string text = "HEAD " + head_label(repo.get(), p.before) + " → " + to + ", " +
-                       plural(p.changed.size(), "file changes", "files change");
-    bool refused = false;
-    auto dirty = p.st.tracked_changes();
-    if (!dirty.empty() && !a.boolean("stash")) {
-      refused = true;
-      text += "; would be refused: uncommitted changes to " + list_text(dirty) +
-              " (stash = true stashes them)";
-    } else if (!dirty.empty()) {
-      text += "; stashes uncommitted changes to " + list_text(dirty) + " first";
+  e.preview = [](EffectContext& ctx, const Args& a) -> json {
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    const json* pred = predicted_repo(ctx, repo.get());
+    if (a.has("paths")) {
+      json j = sure([&] { return preview_restore(repo.get(), a); });
+      j["basis"] = basis(repo.get(), known_commit(oid_from(j["commit"])));
+      return j;
     }
-    if (dirty.empty()) {
-      Tree nt = tree_of(p.target.get());
-      auto in_way = checkout_conflicts(repo.get(), nt.get());
-      if (!in_way.empty()) {
-        refused = true;
-        text += "; would be refused: local files in the way: " + list_text(in_way);
+    json target = sure([&] { return resolve_predicted(repo.get(), pred, a.str("ref")); });
+    std::string branch = predicted_branch(repo.get(), pred, a.str("ref"));
+    json before;
+    if (pred) {
+      before = pred->at("head");
+    } else {
+      Head h = head(repo.get());
+      before = h.unborn ? json(nullptr) : known_commit(h.id);
+    }
+    auto dirty = predicted_dirty(repo.get(), pred);
+    if (dirty && !dirty->empty() && !a.boolean("stash"))
+      throw WouldFail("uncommitted changes to " + list_text(*dirty) +
+                          "; commit them, or pass stash = true to stash them first",
+                      json{{"uncommitted", strings_json(*dirty)}});
+    json changed = unknown_value("the files git.checkout " + a.str("ref") + " changes after " +
+                                 (pred ? pred->value("after", std::string()) : std::string()));
+    if (is_known(target) && (before.is_null() || is_known(before))) {
+      git_oid tid = oid_of(target);
+      Commit tc;
+      check(git_commit_lookup(tc.out(), repo.get(), &tid), "cannot read " + hex(tid));
+      Tree nt = tree_of(tc.get());
+      if (before.is_null()) {
+        changed = strings_json(diff_names(repo.get(), nullptr, nt.get()));
+      } else {
+        git_oid bid = oid_of(before);
+        Commit bc;
+        check(git_commit_lookup(bc.out(), repo.get(), &bid), "cannot read " + hex(bid));
+        Tree ot = tree_of(bc.get());
+        changed = strings_json(diff_names(repo.get(), ot.get(), nt.get()));
+      }
+      if (dirty && dirty->empty() && world_is_predicted(repo.get(), pred)) {
+        auto in_way = checkout_conflicts(repo.get(), nt.get());
+        if (!in_way.empty())
+          throw WouldFail("local files are in the way: " + list_text(in_way) +
+                              " (move them, or git.clean them into the run's artifacts)",
+                          json{{"in_the_way", strings_json(in_way)}});
       }
     }
+    json j{{"ref", a.str("ref")}};
+    json u = unknown_value("the commit " + a.str("ref") + " names after " +
+                           target.value("by", std::string("a planned change")));
+    j["commit"] = is_known(target) ? target["id"] : u;
+    j["short"] = is_known(target) ? json(target["id"].get<std::string>().substr(0, 7)) : u;
+    j["branch"] = branch.empty() ? json(nullptr) : json(branch.substr(11));
+    j["detached"] = branch.empty();
+    json prev = is_known(before) ? json{{"commit", before["id"]},
+                                        {"short", before["id"].get<std::string>().substr(0, 7)}}
+                                 : json{{"commit", before.is_null() ? json(nullptr) : u}};
+    if (pred)
+      prev["ref"] = pred->at("ref");
+    else {
+      Head h = head(repo.get());
+      prev["ref"] = h.detached || h.ref.empty() ? json(nullptr) : json(h.ref);
+    }
+    j["previous"] = prev;
+    j["files"] = changed.is_array() ? json(changed.size()) : changed;
+    j["changed"] = changed;
+    std::string to = (branch.empty() ? "" : branch.substr(11) + " ") + pc_label(repo.get(), target);
+    std::string text = "HEAD " +
+                       (before.is_null() ? std::string("(no commits)") : pc_label(repo.get(), before)) +
+                       " → " + to +
+                       (changed.is_array()
+                            ? ", " + plural(changed.size(), "file changes", "files change")
+                            : std::string());
+    if (dirty && !dirty->empty()) text += "; stashes uncommitted changes to " + list_text(*dirty) + " first";
     j["text"] = text;
-    j["refused"] = refused;
+    j["refused"] = false;
+    j["basis"] = basis(repo.get(), target);
     return j;
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string after = "git.checkout " + a.str("ref") + " in " + a.str("repo");
+    with_prediction(ctx, a, pv, after, [&](git_repository* repo, json& p) {
+      if (a.has("paths")) {
+        p["worktree"] = "unknown";  // the restored files are staged: changes against HEAD, or not
+        return;
+      }
+      json target = resolve_predicted(repo, &p, a.str("ref"));
+      std::string branch = predicted_branch(repo, &p, a.str("ref"));
+      p["ref"] = branch.empty() ? json(nullptr) : json(branch);
+      predict_head(p, target);
+      p["worktree"] = "clean";
+    });
+    taint_files(ctx, after);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
@@ -478,40 +569,116 @@ void add_reset(Registry& r) {
     return "reset " + a.str("repo") + " to " + a.str("ref") + (a.boolean("hard") ? " (hard)" : "");
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
-    Commit target = resolve_commit(repo.get(), a.str("ref"));
-    const git_oid& tid = *git_commit_id(target.get());
-    Commit hc = head_commit(repo.get());
-    Tree ot = tree_of(hc.get()), nt = tree_of(target.get());
-    auto changed = diff_names(repo.get(), ot.get(), nt.get());
-    std::string text = "HEAD " + label(repo.get(), *git_commit_id(hc.get())) + " → " +
-                       label(repo.get(), tid) + ", " +
-                       plural(changed.size(), "file changes", "files change");
-    json j{{"commit", hex(tid)},
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    const json* pred = predicted_repo(ctx, repo.get());
+    json target = sure([&] { return resolve_predicted(repo.get(), pred, a.str("ref")); });
+    json before;
+    if (pred) {
+      before = pred->at("head");
+      if (before.is_null()) throw WouldFail(where(repo.get()) + " has no commits yet");
+    } else {
+      Commit hc = sure([&] { return head_commit(repo.get()); });
+      before = known_commit(*git_commit_id(hc.get()));
+    }
+    std::string after = pred ? pred->value("after", std::string()) : std::string();
+    json changed = unknown_value("the files git.reset " + a.str("ref") + " changes after " + after);
+    Tree nt;
+    if (is_known(target)) {
+      git_oid tid = oid_of(target);
+      Commit tc;
+      check(git_commit_lookup(tc.out(), repo.get(), &tid), "cannot read " + hex(tid));
+      nt = tree_of(tc.get());
+      if (is_known(before)) {
+        git_oid bid = oid_of(before);
+        Commit bc;
+        check(git_commit_lookup(bc.out(), repo.get(), &bid), "cannot read " + hex(bid));
+        Tree ot = tree_of(bc.get());
+        changed = strings_json(diff_names(repo.get(), ot.get(), nt.get()));
+      }
+    }
+    std::string text = "HEAD " + pc_label(repo.get(), before) + " → " +
+                       pc_label(repo.get(), target) +
+                       (changed.is_array()
+                            ? ", " + plural(changed.size(), "file changes", "files change")
+                            : std::string());
+    json u = unknown_value("the commit " + a.str("ref") + " names after " + after);
+    json prev = is_known(before) ? json{{"commit", before["id"]},
+                                        {"short", before["id"].get<std::string>().substr(0, 7)}}
+                                 : json{{"commit", u}, {"short", u}};
+    json j{{"commit", is_known(target) ? target["id"] : u},
            {"mode", mode_name(reset_mode(a))},
-           {"previous", commit_json(*git_commit_id(hc.get()))},
-           {"files", changed.size()},
-           {"changed", strings_json(changed)},
+           {"previous", prev},
+           {"files", changed.is_array() ? json(changed.size()) : changed},
+           {"changed", changed},
            {"moved", json::array()}};
     if (reset_mode(a) == GIT_RESET_HARD) {
       int n = next_backup_n(repo.get(), ctx.run_id());
       std::string prefix = backup_ref_text(ctx.run_id(), n);
       text += "; backs up HEAD to " + prefix + "/head";
-      auto dirty = status(repo.get(), false, false).tracked_changes();
-      if (!dirty.empty())
-        text += ", uncommitted changes to " + list_text(dirty) + " to " + prefix + "/changes";
-      auto way = untracked_in_the_way(repo.get(), nt.get());
+      auto dirty = predicted_dirty(repo.get(), pred);
+      if (dirty && !dirty->empty())
+        text += ", uncommitted changes to " + list_text(*dirty) + " to " + prefix + "/changes";
+      std::vector<std::string> way;
+      if (nt) {
+        Status st = status(repo.get(), true, true);
+        std::vector<std::string> left = predicted_untracked(pred, st.untracked);
+        for (const auto& q : predicted_untracked(pred, st.ignored)) left.push_back(q);
+        for (const auto& q : untracked_in_the_way(repo.get(), nt.get()))
+          if (std::find(left.begin(), left.end(), q) != left.end()) way.push_back(q);
+      }
       if (!way.empty())
         text += "; moves untracked " + list_text(way) + " (in the way) to the run's artifacts";
-      j["backup"] =
-          json{{"ref", prefix + "/head"},
-               {"head", hex(*git_commit_id(hc.get()))},
-               {"changes_ref", dirty.empty() ? json(nullptr) : json(prefix + "/changes")}};
+      j["backup"] = json{{"ref", prefix + "/head"},
+                         {"head", is_known(before) ? before["id"] : u},
+                         {"changes_ref", dirty && dirty->empty() ? json(nullptr)
+                                                                 : json(prefix + "/changes")}};
       j["moved"] = strings_json(way);
     }
     j["text"] = text;
+    j["basis"] = basis(repo.get(), target);
     return j;
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string after = "git.reset " + a.str("ref") + " in " + a.str("repo");
+    with_prediction(ctx, a, pv, after, [&](git_repository* repo, json& p) {
+      p["worktree_before"] = p["worktree"];
+      predict_head(p, resolve_predicted(repo, &p, a.str("ref")));
+      if (reset_mode(a) == GIT_RESET_HARD) {
+        p["worktree"] = "clean";
+        for (const auto& m : pv_or(pv, "moved", json::array())) p["untracked_removed"].push_back(m);
+      } else {
+        p["worktree"] = "unknown";
+        // The work tree stays; against the new HEAD its files differ where the commits do
+        // (mixed: those the new index tracks; soft: all of them, staged).
+        json before = pv_or(pv, "previous", json());
+        json changed = pv_or(pv, "changed", json());
+        std::string was = p.value("worktree_before", std::string());
+        if (changed.is_array() && before.is_object() && before.value("commit", json()).is_string()) {
+          json target = resolve_predicted(repo, &p, a.str("ref"));
+          if (is_known(target)) {
+            git_oid tid = oid_of(target);
+            Commit tc;
+            check(git_commit_lookup(tc.out(), repo, &tid), "cannot read " + hex(tid));
+            Tree tt = tree_of(tc.get());
+            std::set<std::string> dirty;
+            for (const auto& c : changed) {
+              TreeEntry te;
+              if (reset_mode(a) == GIT_RESET_SOFT ||
+                  git_tree_entry_bypath(te.out(), tt.get(), c.get<std::string>().c_str()) == 0)
+                dirty.insert(c.get<std::string>());
+            }
+            if (was == "live")
+              for (const auto& d : status(repo, false, false).tracked_changes()) dirty.insert(d);
+            if (was == "live" || was == "clean") {
+              p["worktree"] = dirty.empty() ? "clean" : "dirty";
+              p["dirty"] = strings_json({dirty.begin(), dirty.end()});
+            }
+          }
+        }
+      }
+    });
+    if (reset_mode(a) == GIT_RESET_HARD) taint_files(ctx, after);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
@@ -619,10 +786,12 @@ void add_clean(Registry& r) {
            ", keeping what it removes in the run's artifacts";
   };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
-    Repo repo = open(a);
-    require_workdir(repo.get(), a.str("repo"));
-    auto paths = clean_paths(repo.get(), a);
+    Repo repo = sure([&] { return open(a); });
+    sure([&] { require_workdir(repo.get(), a.str("repo")); });
+    auto paths = predicted_untracked(predicted_repo(ctx, repo.get()), clean_paths(repo.get(), a));
     json j{{"moved", strings_json(paths)}, {"count", paths.size()}};
+    j["basis"] = basis(repo.get(), nullptr);
+    j["basis"]["untracked"] = strings_json(paths);
     if (paths.empty()) {
       j["text"] = "nothing to clean";
       return j;
@@ -632,6 +801,13 @@ void add_clean(Registry& r) {
                 " to the run's artifacts: " + list_text(paths, 10) + "; backs up HEAD to " +
                 prefix + "/head";
     return j;
+  };
+  e.predict = [](EffectContext& ctx, const Args& a, const json& pv, const json&) {
+    std::string after = "git.clean in " + a.str("repo");
+    with_prediction(ctx, a, pv, after, [&](git_repository*, json& p) {
+      for (const auto& m : pv_or(pv, "moved", json::array())) p["untracked_removed"].push_back(m);
+    });
+    taint_files(ctx, after);
   };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     Repo repo = open(a);
