@@ -160,10 +160,30 @@ step("Move the code back", function(p)
       files = git.diff_names{ repo = p.app_dir, from = p.good_ref, to = "HEAD" }
     end
     if C.empty(files) then return log.info("no file differs from " .. p.good_ref) end
-    log.info("restoring from " .. p.good_ref .. ": " .. table.concat(files, ", "))
-    git.checkout{ repo = p.app_dir, ref = p.good_ref, paths = files }
-    state.done[#state.done + 1] = "restored " .. #files .. " files from " .. p.good_ref
-    if p.commit then
+    -- A file the bad release added is not in good_ref: rolling it back means removing it (kept
+    -- in the run's artifacts), not checking it out, which the live run would refuse.
+    local restore, added = {}, {}
+    for _, f in ipairs(files) do
+      local in_good = try(function() return git.rev_parse{ repo = p.app_dir, ref = p.good_ref .. ":" .. f } end)
+      if in_good then restore[#restore + 1] = f else added[#added + 1] = f end
+    end
+    if #restore > 0 then
+      log.info("restoring from " .. p.good_ref .. ": " .. table.concat(restore, ", "))
+      git.checkout{ repo = p.app_dir, ref = p.good_ref, paths = restore }
+      state.done[#state.done + 1] = "restored " .. #restore .. " files from " .. p.good_ref
+    end
+    for _, f in ipairs(added) do
+      if fs.exists(p.app_dir .. "/" .. f) then fs.remove(p.app_dir .. "/" .. f) end
+    end
+    if #added > 0 then
+      state.done[#state.done + 1] = "removed " .. #added .. " files added since " .. p.good_ref ..
+        " (kept in the run's artifacts): " .. table.concat(added, ", ")
+    end
+    if p.commit and #added > 0 then
+      -- Their removal is part of the rollback: stage everything the rollback touched.
+      git.commit{ repo = p.app_dir, message = "Partial rollback to " .. p.good_ref .. ": " .. p.reason, all = true }
+      state.done[#state.done + 1] = "committed the partial rollback"
+    elseif p.commit then
       -- Only the rolled-back files are committed (checkout staged them); the source's
       -- `git add .` took whatever else was lying in the tree.
       git.commit{ repo = p.app_dir, message = "Partial rollback to " .. p.good_ref .. ": " .. p.reason, all = false }
