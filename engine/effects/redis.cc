@@ -158,11 +158,10 @@ redis::Url target_url(const Args& a) {
 // The prediction for the url's database, created when `create`; nullptr when no planned change
 // touched it.
 json* db_prediction(EffectContext& ctx, const redis::Url& u, bool create) {
-  json& all = ctx.predictions()["redis"];
-  if (all.is_null()) {
-    if (!create) return nullptr;
-    all = json::object();
-  }
+  json& preds = ctx.predictions();
+  if (!create && !preds.contains("redis")) return nullptr;
+  json& all = preds["redis"];
+  if (!all.is_object()) all = json::object();
   std::string where = u.where();
   if (all.contains(where)) return &all[where];
   bool flushed_all = all.contains("flushall") && all["flushall"].value(server_of(u), false);
