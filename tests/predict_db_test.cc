@@ -628,13 +628,13 @@ TEST_F(PredictPg, RestoresAndExecsTheLiveRunWouldRefuseFailTheDryRun) {
 
 TEST_F(PredictPg, WhatTheLiveRunAcceptsDoesNotFailTheDryRun) {
   // A table the plan creates, then fills; a dump the plan makes, then restores; a dead server.
-  const std::string body = R"(
+  const std::string body = R"~(
     pg.exec{ dsn = p.dsn, sql = "CREATE TABLE fresh(a int)" }
     pg.exec{ dsn = p.dsn, sql = "INSERT INTO fresh VALUES (1), (2)" }
     pg.exec{ dsn = p.dsn, sql = "UPDATE fresh SET a = 3" }
     pg.dump{ dsn = p.dsn, file = p.dir .. "/new.dump" }
     pg.restore{ dsn = p.dsn, file = p.dir .. "/new.dump" }
-  )";
+  )~";
   TempDir dry_dir;
   auto dry = pg_step(dry_dir, body, Mode::DryRun);
   ASSERT_EQ(dry.result.exit_code, 0) << err_of(dry);
