@@ -280,7 +280,7 @@ void register_redis(Registry& r) {
     e.args.insert(e.args.begin() + 1, opt("pattern", ArgType::String, "glob-style, e.g. \"gemini:*\"", "*"));
     e.args.push_back(opt("batch", ArgType::Int, "keys per SCAN page", 500));
     e.positional = {"url", "pattern"};
-    e.returns = "the number of matching keys (an integer)";
+    e.returns = "the number of matching keys (an integer); in a dry-run, after a planned set, del, delete_matching or flush of that database, the number they leave";
     e.describe = [](const Args& a) { return "count keys matching " + a.str("pattern") + " in " + a.str("url"); };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       if (a.str("pattern").empty()) throw ArgError("bad argument 'pattern' to 'redis.count' (empty)");
