@@ -362,8 +362,12 @@ json predicted_probe(EffectContext& ctx, const Args& a, F&& probe) {
   if (!p) return nullptr;
   if (p->contains("unknown"))
     return unknown_value(a.effect() + " after " + (*p)["unknown"].get<std::string>());
+  std::string from = (*p)["from"].get<std::string>();
+  // Not there (an --offline rehearsal's planned path, a file another module's change makes):
+  // what it will hold is not known here.
+  if (!db_exists(from)) return unknown_value(a.effect() + " after a restore from " + from);
   json raw = a.raw();
-  raw["db"] = (*p)["from"];
+  raw["db"] = from;
   Args on(a.effect(), raw);
   return guarded(ctx, [&] { return probe(on); });
 }
