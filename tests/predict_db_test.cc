@@ -651,3 +651,26 @@ TEST_F(PredictPg, WhatTheLiveRunAcceptsDoesNotFailTheDryRun) {
                    {{"dsn", "postgresql://app:pw@127.0.0.1:" + std::to_string(dead) + "/app"}});
   EXPECT_EQ(down.result.exit_code, 0) << "a server that does not answer is \"cannot preview\": " << err_of(down);
 }
+
+TEST(PredictSqlite, AnOfflineRehearsalAnswersFromTheBackupOrSaysUnknown) {
+  TempDir d;
+  make_db(d / "app.db", 10);
+  make_db(d / "backup.db", 3);
+  TempDir run_dir;
+  auto known = run_lua(run_dir.path(),
+                       "runbook { name = 'o', version = '1.0.0', params = { db = { type = 'path' }, backup = { type = 'path' } } }\n"
+                       "step('s', function(p)\n"
+                       "  sqlite.restore{ db = p.db, from = p.backup }\n"
+                       "  assert(sqlite.tables{ db = p.db }.users == 3)\n"
+                       "  sqlite.restore{ db = p.db, from = p.backup .. '.not-there' }\n"
+                       "  local t = sqlite.tables{ db = p.db }\n"
+                       "end)\n",
+                       Mode::DryRun, {{"db", d / "app.db"}, {"backup", d / "backup.db"}}, true);
+  ASSERT_EQ(known.result.exit_code, 0) << err_of(known);
+  auto t = effects(known, "sqlite.tables");
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0]->status, "predicted");
+  EXPECT_EQ(t[1]->status, "predicted");
+  EXPECT_TRUE(is_unknown(t[1]->result)) << t[1]->result.dump();
+  EXPECT_EQ(rows(d / "app.db", "users"), 10);
+}
