@@ -290,7 +290,7 @@ TEST(Redis, DryRunLeavesTheKeyspaceIdenticalAndPlansFromTheServer) {
   auto r = step(server.url(), R"(
     local s = redis.set{ url = p.url, key = "flag", value = "off" }
     assert(s.previous == "on", json.encode(s))  -- read from the server by the preview
-    assert(redis.get{ url = p.url, key = "flag" } == "on")  -- probes still read for real
+    assert(redis.get{ url = p.url, key = "flag" } == "off")  -- predicted from the planned set
     assert(redis.del{ url = p.url, key = "keep:1" }.deleted == 1)
     assert(redis.delete_matching{ url = p.url, pattern = "cache:*" }.deleted == 200)
     local f = redis.flush{ url = p.url, confirm = true }

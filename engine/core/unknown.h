@@ -24,4 +24,11 @@ bool contains_unknown(const json& v);
 // The reasons of the unknowns in v, in order, at most `max`.
 void unknown_reasons(const json& v, std::vector<std::string>* out, size_t max = 8);
 
+// What an Effect's predicted() returns for a predicted nil (redis.get of a key a planned flush
+// removes), since null means "not predicted"; the dispatcher hands the runbook nil.
+inline json predicted_nil() { return json{{"$predicted_nil", true}}; }
+inline bool is_predicted_nil(const json& v) {
+  return v.is_object() && v.size() == 1 && v.contains("$predicted_nil");
+}
+
 }  // namespace rb

@@ -514,6 +514,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
       // An offline dry-run performs no probe, but one of what the plan changes is answered.
       result = e.predicted(*this, args);
       predicted = !result.is_null();
+      if (is_predicted_nil(result)) result = nullptr;
       if (!predicted) result = e.planned ? e.planned(args, nullptr) : json::object();
       if (!predicted && result.is_object()) result["planned"] = true;
     } else if (planned && unknown_args) {
@@ -543,6 +544,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     } else if (opts_.mode == Mode::DryRun && e.predicted) {
       result = e.predicted(*this, args);
       predicted = !result.is_null();
+      if (is_predicted_nil(result)) result = nullptr;
       if (!predicted) result = e.apply(*this, args);
     } else {
       result = e.apply(*this, args);

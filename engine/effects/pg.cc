@@ -12,6 +12,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/pg_conn.h"
 #include "effects/util.h"
@@ -248,6 +249,61 @@ json dump_to(EffectContext& ctx, const Args& a, const pg::Dsn& dsn, const std::s
   }
 }
 
+
+// ---- dry-run predictions ------------------------------------------------------------------
+// ctx.predictions()["pg"]["db"]["host:port/dbname"] = "pg.restore ..." (the last planned change
+// to that database: its queries are unknown after it); ["pg"]["dumps"][<absolute path>] = true
+// for the dumps the plan makes.
+
+std::string db_key(const Args& a) {
+  std::string t = dsn_of(a).target();
+  auto at = t.find('@');
+  return at == std::string::npos ? t : t.substr(at + 1);
+}
+
+json& pg_predictions(EffectContext& ctx) {
+  json& p = ctx.predictions()["pg"];
+  if (!p.is_object()) p = json::object();
+  return p;
+}
+
+// ["pg"][section], or nullptr (reading never adds a key).
+const json* pg_section(EffectContext& ctx, const std::string& section) {
+  const json& all = ctx.predictions();
+  auto it = all.find("pg");
+  if (it == all.end() || !it->is_object()) return nullptr;
+  auto s = it->find(section);
+  return s != it->end() && s->is_object() ? &*s : nullptr;
+}
+
+// The planned change that makes this database's queries unpredictable, or "".
+std::string changed_by(EffectContext& ctx, const Args& a) {
+  const json* dbs = pg_section(ctx, "db");
+  if (!dbs) return "";
+  auto it = dbs->find(db_key(a));
+  return it == dbs->end() ? "" : it->get<std::string>();
+}
+
+bool planned_dump(EffectContext& ctx, const std::string& file) {
+  const json* dumps = pg_section(ctx, "dumps");
+  return dumps && dumps->contains(file);
+}
+
+// Whether another module's planned change may create files (fs.copy of a dump).
+bool other_planned_files(EffectContext& ctx) {
+  const json& all = ctx.predictions();
+  auto it = all.find("fs");
+  return it != all.end() && it->is_object() && !it->empty();
+}
+
+// SQLSTATEs that say the statement itself is wrong as the database is now (syntax, a missing
+// table or column, a bad value, a constraint), not that the server was busy or slow.
+bool statement_fault(const std::string& state) {
+  if (state.size() != 5) return false;
+  std::string cls = state.substr(0, 2);
+  return cls == "42" || cls == "22" || cls == "23" || cls == "2B" || cls == "0A";
+}
+
 // ---- exec's preview ------------------------------------------------------------------------
 
 json exec_preview(EffectContext& ctx, const Args& a) {
@@ -276,6 +332,8 @@ json exec_preview(EffectContext& ctx, const Args& a) {
       if (state && std::string(state) == "55P03")
         return json{{"text", "cannot count the rows: another transaction holds locks on them"},
                     {"error", error}};
+      // What the live run would hit, unless an earlier planned change makes the database differ.
+      if (state && statement_fault(state) && changed_by(ctx, a).empty()) throw WouldFail(error);
       return json{{"text", "would fail: " + error}, {"error", error}};
     }
     int64_t n = std::strtoll(PQcmdTuples(r.get()), nullptr, 10);
@@ -283,7 +341,8 @@ json exec_preview(EffectContext& ctx, const Args& a) {
     return json{{"text", "would " + what + plural(n, "row", "rows") +
                              " (counted by running it in a transaction that was rolled back)"},
                 {"affected", n},
-                {"exact", true}};
+                {"exact", true},
+                {"basis", {{"rows", n}}}};
   }
   // Otherwise the planner's estimate: EXPLAIN plans the statement without running it.
   c.exec("BEGIN READ ONLY", {}, timeout);
@@ -304,6 +363,10 @@ json exec_preview(EffectContext& ctx, const Args& a) {
                   {"exact", false}};
     }
   }
+  // Planning a DML statement fails as running it would (a syntax error, a missing table).
+  const char* state = !error.empty() && r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+  bool dml = verb == "INSERT" || verb == "UPDATE" || verb == "DELETE" || verb == "MERGE";
+  if (dml && state && statement_fault(state) && changed_by(ctx, a).empty()) throw WouldFail(error);
   return json{{"text", "would run a " + (verb.empty() ? std::string("SQL") : verb) +
                            " statement on " + dsn.target() + " (no row estimate for it)"}};
 }
@@ -369,6 +432,11 @@ void register_pg(Registry& r) {
       }
       return pg::rows_json(res.get());
     };
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      std::string change = changed_by(ctx, a);
+      if (change.empty()) return nullptr;
+      return unknown_value("pg.query after " + change);
+    };
     e.planned = [](const Args&, const json&) -> json { return json::array(); };
     r.add(std::move(e));
   }
@@ -405,6 +473,9 @@ void register_pg(Registry& r) {
     e.planned = [](const Args& a, const json& pv) {
       int64_t n = pv.is_object() && pv.contains("affected") ? pv["affected"].get<int64_t>() : 0;
       return json{{"affected", n}, {"command", verb_of(a.str("sql"))}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      pg_predictions(ctx)["db"][db_key(a)] = "pg.exec on " + db_key(a) + ": " + truncate(one_line_sql(a.str("sql")), 80);
     };
     r.add(std::move(e));
   }
@@ -445,6 +516,9 @@ void register_pg(Registry& r) {
                   {"format", a.str("format")},
                   {"tables", pv.is_object() ? pv.value("tables", json(0)) : json(0)}};
     };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      pg_predictions(ctx)["dumps"][abs_path(a.str("file"))] = true;
+    };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       std::string path = abs_path(a.str("file"));
       if (!exists(path)) return false;
@@ -475,9 +549,26 @@ void register_pg(Registry& r) {
     };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string file = abs_path(a.str("file"));
-      if (!exists(file)) throw EffectError("the dump " + file + " does not exist");
+      if (planned_dump(ctx, file)) {
+        // A dump the plan makes: it is not on disk yet (or not as it will be).
+        pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
+        DbInfo d = db_info(c, a.duration("timeout"));
+        return json{{"text", "restores " + file + " (the dump the plan makes) into " + d.name},
+                    {"database", d.name}, {"database_size", d.size}, {"database_tables", d.tables}};
+      }
+      if (!exists(file)) {
+        if (other_planned_files(ctx))
+          throw EffectError("the dump " + file + " does not exist (yet: a planned change may create it)");
+        throw WouldFail("the dump " + file + " does not exist");
+      }
       DumpList l = list_dump(ctx, a, file);
-      if (!l.ok) throw EffectError("pg_restore cannot read " + file + ": " + l.error);
+      if (!l.ok) throw WouldFail("pg_restore cannot read " + file + " (a plain SQL dump needs psql): " + l.error);
+      std::string sha;
+      try {
+        sha = sha256_path(file);
+      } catch (const std::exception& err) {
+        throw EffectError(err.what());
+      }
       pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
       DbInfo d = db_info(c, a.duration("timeout"));
       uint64_t size = os::path_size(file);
@@ -487,7 +578,11 @@ void register_pg(Registry& r) {
       if (a.boolean("clean", true)) text += "; drops the dump's objects first";
       if (a.boolean("backup", true)) text += "; backs up the current database first";
       return json{{"text", text},           {"dump_size", size},      {"dump_tables", l.tables},
-                  {"database", d.name},     {"database_size", d.size}, {"database_tables", d.tables}};
+                  {"database", d.name},     {"database_size", d.size}, {"database_tables", d.tables},
+                  {"basis", {{"sha256", sha}}}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      pg_predictions(ctx)["db"][db_key(a)] = "pg.restore of " + db_key(a) + " from " + abs_path(a.str("file"));
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       std::string file = abs_path(a.str("file"));

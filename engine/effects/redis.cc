@@ -1,13 +1,18 @@
 // redis.*: a Redis server through hiredis, in-process. Connecting and the commands are bounded
 // together by the call's timeout and the step's deadline (a total, not per read), so a dead or
-// trickling server is a prompt failure (or false, for ping), never a hang. Pattern deletes walk
+// trickling server is a prompt failure (or false, for ping), never a hang. Pattern deletes and counts walk
 // with SCAN, never KEYS (which blocks a production server); flushing a database needs
 // confirm = true or --yes.
+#include <fnmatch.h>
+
+#include <algorithm>
 #include <memory>
 #include <optional>
 #include <unordered_set>
 
+#include "core/hash.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/redis_conn.h"
 #include "effects/util.h"
@@ -129,6 +134,69 @@ std::string refusal(const json& scope) {
          "; pass confirm = true (or run with --yes) to flush";
 }
 
+
+// ---- dry-run predictions ------------------------------------------------------------------
+// ctx.predictions()["redis"]["host:port/db"] = { flushed = bool, patterns = [deleted patterns],
+// keys = { key = value | null } }: what the planned changes leave in that database. A key in
+// `keys` was set (a string) or deleted (null) after the last flush and pattern delete covering
+// it; a key not in it is gone when the db is flushed or a deleted pattern matches it, else it is
+// as the server has it now. A planned FLUSHALL is ["redis"]["flushall"]["host:port"] = true.
+
+// Redis glob patterns (*, ?, [...], \ escapes) as fnmatch(3) reads them without flags.
+bool glob_match(const std::string& pattern, const std::string& key) {
+  return ::fnmatch(pattern.c_str(), key.c_str(), 0) == 0;
+}
+
+std::string server_of(const redis::Url& u) { return u.host + ":" + std::to_string(u.port); }
+
+redis::Url target_url(const Args& a) {
+  redis::Url u = url_of(a);
+  if (a.has("db")) u.db = static_cast<int>(a.integer("db"));
+  return u;
+}
+
+// The prediction for the url's database, created when `create`; nullptr when no planned change
+// touched it.
+json* db_prediction(EffectContext& ctx, const redis::Url& u, bool create) {
+  json& preds = ctx.predictions();
+  if (!create && !preds.contains("redis")) return nullptr;
+  json& all = preds["redis"];
+  if (!all.is_object()) all = json::object();
+  std::string where = u.where();
+  if (all.contains(where)) return &all[where];
+  bool flushed_all = all.contains("flushall") && all["flushall"].value(server_of(u), false);
+  if (!create && !flushed_all) return nullptr;
+  all[where] = json{{"flushed", flushed_all}, {"patterns", json::array()}, {"keys", json::object()}};
+  return &all[where];
+}
+
+// What the planned changes make of one key: a string, json null (absent), or nothing said
+// (std::nullopt: as the server has it).
+std::optional<json> predicted_key(const json& p, const std::string& key) {
+  auto it = p["keys"].find(key);
+  if (it != p["keys"].end()) return *it;
+  if (p.value("flushed", false)) return json(nullptr);
+  for (const auto& pat : p["patterns"])
+    if (glob_match(pat.get<std::string>(), key)) return json(nullptr);
+  return std::nullopt;
+}
+
+// Whether every key matching `pattern` that the server has now is gone in the prediction.
+bool live_keys_all_gone(const json& p, const std::string& pattern) {
+  if (p.value("flushed", false)) return true;
+  for (const auto& pat : p["patterns"])
+    if (pat == pattern || pat == "*") return true;
+  return false;
+}
+
+// The sha256 of the sorted key names (each ended by a NUL): a key set's fingerprint.
+std::string key_digest(std::vector<std::string> keys) {
+  std::sort(keys.begin(), keys.end());
+  std::string acc;
+  for (const auto& k : keys) acc.append(k).push_back('\0');
+  return sha256_hex(acc);
+}
+
 // Every redis effect takes a url whose password must not reach the journal.
 void add_redis(Registry& r, Effect e) {
   e.secrets_of = secrets;
@@ -194,7 +262,64 @@ void register_redis(Registry& r) {
       if (rep->type == REDIS_REPLY_NIL) return nullptr;
       return redis::text_of(rep.get());
     };
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      json* p = db_prediction(ctx, url_of(a), false);
+      if (!p) return nullptr;
+      auto v = predicted_key(*p, a.str("key"));
+      if (!v) return nullptr;
+      return v->is_null() ? predicted_nil() : *v;
+    };
     e.planned = [](const Args&, const json&) -> json { return nullptr; };
+    add_redis(r, std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "redis.count";
+    e.summary = "How many keys match a pattern, counted with SCAN (never KEYS), page by page";
+    e.args = conn_args();
+    e.args.insert(e.args.begin() + 1, opt("pattern", ArgType::String, "glob-style, e.g. \"gemini:*\"", "*"));
+    e.args.push_back(opt("batch", ArgType::Int, "keys per SCAN page", 500));
+    e.positional = {"url", "pattern"};
+    e.returns = "the number of matching keys (an integer); in a dry-run, after a planned set, del, delete_matching or flush of that database, the number they leave";
+    e.describe = [](const Args& a) { return "count keys matching " + a.str("pattern") + " in " + a.str("url"); };
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      if (a.str("pattern").empty()) throw ArgError("bad argument 'pattern' to 'redis.count' (empty)");
+      if (a.integer("batch") < 1) throw ArgError("bad argument 'batch' to 'redis.count' (at least 1)");
+      auto c = connect(ctx, a);
+      std::unordered_set<std::string> seen;  // SCAN may return a key twice
+      scan(ctx, *c, a, [&](const std::vector<std::string>& keys) { seen.insert(keys.begin(), keys.end()); });
+      return static_cast<int64_t>(seen.size());
+    };
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      json* found = db_prediction(ctx, url_of(a), false);
+      if (!found) return nullptr;
+      if (a.str("pattern").empty()) throw ArgError("bad argument 'pattern' to 'redis.count' (empty)");
+      if (a.integer("batch") < 1) throw ArgError("bad argument 'batch' to 'redis.count' (at least 1)");
+      const json& p = *found;
+      std::string pattern = a.str("pattern");
+      int64_t n = 0;
+      // The keys the plan sets and that match, plus the server's matching keys it leaves alone.
+      for (auto it = p["keys"].begin(); it != p["keys"].end(); ++it)
+        if (it.value().is_string() && glob_match(pattern, it.key())) ++n;
+      if (!live_keys_all_gone(p, pattern)) {
+        // The server's keys the plan leaves alone. When it cannot be read (an --offline
+        // rehearsal, a server down now), the number is not known.
+        try {
+          auto c = connect(ctx, a);
+          std::unordered_set<std::string> seen;
+          scan(ctx, *c, a, [&](const std::vector<std::string>& keys) {
+            for (const auto& k : keys)
+              if (!predicted_key(p, k)) seen.insert(k);
+          });
+          n += static_cast<int64_t>(seen.size());
+        } catch (const EffectError& err) {
+          return unknown_value("redis.count after the planned changes to " + url_of(a).where() +
+                               " (the server could not be read: " + err.what() + ")");
+        }
+      }
+      return n;
+    };
+    e.planned = [](const Args&, const json&) -> json { return 0; };
     add_redis(r, std::move(e));
   }
   {
@@ -239,6 +364,9 @@ void register_redis(Registry& r) {
       }
       return out;
     };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      (*db_prediction(ctx, url_of(a), true))["keys"][a.str("key")] = a.str("value");
+    };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       auto c = connect(ctx, a);
       Reply rep = c->try_cmd({"GET", a.str("key")});
@@ -272,6 +400,9 @@ void register_redis(Registry& r) {
     e.planned = [](const Args&, const json& pv) {
       return json{{"deleted", pv.is_object() && pv.value("exists", false) ? 1 : 0}};
     };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      (*db_prediction(ctx, url_of(a), true))["keys"][a.str("key")] = nullptr;
+    };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       auto c = connect(ctx, a);
       return c->cmd({"EXISTS", a.str("key")})->integer == 0;
@@ -294,9 +425,21 @@ void register_redis(Registry& r) {
       std::unordered_set<std::string> seen;  // SCAN may return a key twice
       scan(ctx, *c, a, [&](const std::vector<std::string>& keys) { seen.insert(keys.begin(), keys.end()); });
       int64_t all = dbsize(*c);
+      std::vector<std::string> keys(seen.begin(), seen.end());
       return json{{"text", "deletes " + std::to_string(seen.size()) + " of " + std::to_string(all) +
                                " keys in " + c->url().where() + " matching " + json(a.str("pattern")).dump()},
-                  {"count", seen.size()}};
+                  {"count", seen.size()},
+                  {"basis", {{"count", seen.size()}, {"digest", key_digest(std::move(keys))}}}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      json& p = *db_prediction(ctx, url_of(a), true);
+      std::string pattern = a.str("pattern");
+      json keys = json::object();
+      for (auto it = p["keys"].begin(); it != p["keys"].end(); ++it)
+        if (!glob_match(pattern, it.key())) keys[it.key()] = it.value();
+      p["keys"] = std::move(keys);
+      if (std::find(p["patterns"].begin(), p["patterns"].end(), json(pattern)) == p["patterns"].end())
+        p["patterns"].push_back(pattern);
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       if (a.str("pattern").empty()) throw ArgError("bad argument 'pattern' to 'redis.delete_matching' (empty)");
@@ -363,12 +506,18 @@ void register_redis(Registry& r) {
       return "flush " + (a.has("db") ? "db " + std::to_string(a.integer("db")) + " of " : std::string()) + a.str("url");
     };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
-      json scope = flush_scope(ctx, a);
       if (!a.boolean("confirm") && !ctx.assume_yes()) {
-        scope["refused"] = refusal(scope);
-        scope["text"] = scope["text"].get<std::string>() + " — would be refused: no confirm = true or --yes";
+        // Refused live whatever the server holds: the dry-run fails here too.
+        json scope;
+        try {
+          scope = flush_scope(ctx, a);
+        } catch (const EffectError&) {
+          redis::Url u = target_url(a);
+          scope = json{{"text", a.boolean("all") ? "FLUSHALL on " + server_of(u) : "FLUSHDB on " + u.where()}};
+        }
+        throw WouldFail(refusal(scope));
       }
-      return scope;
+      return flush_scope(ctx, a);
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       json scope = flush_scope(ctx, a);
@@ -382,11 +531,23 @@ void register_redis(Registry& r) {
       return scope;
     };
     e.planned = [](const Args& a, const json& pv) -> json {
-      // The dry-run fails where the live run would: a flush nobody confirmed.
-      if (pv.is_object() && pv.contains("refused")) throw EffectError(pv["refused"].get<std::string>());
       json out = pv.is_object() ? pv : json{{"scope", a.boolean("all") ? "all" : "db"}, {"keys_before", 0}};
       out.erase("text");
       return out;
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      redis::Url u = target_url(a);
+      json fresh{{"flushed", true}, {"patterns", json::array()}, {"keys", json::object()}};
+      if (!a.boolean("all")) {
+        *db_prediction(ctx, u, true) = fresh;
+        return;
+      }
+      json& all = ctx.predictions()["redis"];
+      if (!all.is_object()) all = json::object();
+      all["flushall"][server_of(u)] = true;
+      std::string prefix = server_of(u) + "/";
+      for (auto it = all.begin(); it != all.end(); ++it)
+        if (it.key().rfind(prefix, 0) == 0) it.value() = fresh;
     };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       json scope = flush_scope(ctx, a);

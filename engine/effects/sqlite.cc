@@ -8,6 +8,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/sqlite_db.h"
 #include "effects/util.h"
@@ -252,9 +253,8 @@ json query_rows(EffectContext& ctx, const Args& a) {
   return rows;
 }
 
-json exec_script(EffectContext& ctx, const Args& a) {
-  std::string db = a.str("db");
-  require_db(db);
+// The script's statements, checked as exec does before it opens anything.
+std::vector<std::string> script_of(const Args& a) {
   auto statements = split_statements(a.str("sql"));
   std::erase_if(statements, only_comments);
   if (statements.empty()) throw EffectError("sql is empty");
@@ -262,6 +262,20 @@ json exec_script(EffectContext& ctx, const Args& a) {
   if (has_params && statements.size() > 1)
     throw EffectError("params bind to one statement, but sql holds " +
                       std::to_string(statements.size()));
+  return statements;
+}
+
+json run_script(const Args& a, Db& d, const std::vector<std::string>& statements);
+
+json exec_script(EffectContext& ctx, const Args& a) {
+  std::string db = a.str("db");
+  require_db(db);
+  auto statements = script_of(a);
+  Db d(db, OpenMode::ReadWrite, busy_wait(ctx, a), stopper(ctx));
+  return run_script(a, d, statements);
+}
+
+json run_script(const Args& a, Db& d, const std::vector<std::string>& statements) {
   bool own_transaction = false;
   for (const auto& s : statements) {
     std::string k = first_keyword(s);
@@ -271,7 +285,6 @@ json exec_script(EffectContext& ctx, const Args& a) {
   // A script either applies whole or not at all, unless it manages its own transactions.
   bool wrap = statements.size() > 1 && a.boolean("transaction", true) && !own_transaction;
 
-  Db d(db, OpenMode::ReadWrite, busy_wait(ctx, a), stopper(ctx));
   if (wrap) d.run("BEGIN IMMEDIATE");
   int64_t affected = 0;
   json rows = json::array();
@@ -301,6 +314,131 @@ json exec_script(EffectContext& ctx, const Args& a) {
               {"rows", rows},
               {"last_insert_id", static_cast<int64_t>(sqlite3_last_insert_rowid(d.get()))},
               {"statements", statements.size()}};
+}
+
+
+// ---- dry-run predictions ------------------------------------------------------------------
+// ctx.predictions()["sqlite"][<absolute db path>] = { from = file } when the planned changes
+// leave that database holding what `file` holds now (a restore from it, a backup of it), or
+// { unknown = "sqlite.exec on ..." } when they change it in ways not predicted.
+
+// The predictions of one module, or nullptr (reading never adds a key).
+const json* module_predictions(EffectContext& ctx, const std::string& module) {
+  const json& all = ctx.predictions();
+  auto it = all.find(module);
+  return it != all.end() && it->is_object() ? &*it : nullptr;
+}
+
+const json* prediction_of(EffectContext& ctx, const std::string& path) {
+  const json* all = module_predictions(ctx, "sqlite");
+  if (!all) return nullptr;
+  auto it = all->find(abs_path(path));
+  return it == all->end() ? nullptr : &*it;
+}
+
+// What `path` will hold, as a prediction: its own one, else { from = path }.
+json source_of(EffectContext& ctx, const std::string& path) {
+  const json* p = prediction_of(ctx, path);
+  return p ? *p : json{{"from", abs_path(path)}};
+}
+
+void set_prediction(EffectContext& ctx, const std::string& path, json p) {
+  json& all = ctx.predictions()["sqlite"];
+  if (!all.is_object()) all = json::object();
+  all[abs_path(path)] = std::move(p);
+}
+
+// Whether another module's planned change may create files (then a missing file is not proof
+// that the live run fails).
+bool other_planned_files(EffectContext& ctx) {
+  const json* fs = module_predictions(ctx, "fs");
+  return fs && !fs->empty();
+}
+
+// A probe of a database the plan changes: run against the file it will hold, or unknown.
+template <typename F>
+json predicted_probe(EffectContext& ctx, const Args& a, F&& probe) {
+  const json* p = prediction_of(ctx, a.str("db"));
+  if (!p) return nullptr;
+  if (p->contains("unknown"))
+    return unknown_value(a.effect() + " after " + (*p)["unknown"].get<std::string>());
+  std::string from = (*p)["from"].get<std::string>();
+  // Not there (an --offline rehearsal's planned path, a file another module's change makes):
+  // what it will hold is not known here.
+  if (!db_exists(from)) return unknown_value(a.effect() + " after a restore from " + from);
+  json raw = a.raw();
+  raw["db"] = from;
+  Args on(a.effect(), raw);
+  return guarded(ctx, [&] { return probe(on); });
+}
+
+// A lock, a busy file or Ctrl-C: the preview cannot look, which says nothing about the live run.
+bool transient(EffectContext& ctx, const std::string& msg) {
+  ctx.check_interrupt();
+  return msg.find("locked") != std::string::npos || msg.find("busy") != std::string::npos ||
+         msg.find("interrupted") != std::string::npos;
+}
+
+// What a restore would refuse of its backup: missing, a directory, unreadable, not a database,
+// damaged. Throws WouldFail (or EffectError when it cannot look).
+void check_backup(EffectContext& ctx, const Args& a, const std::string& from) {
+  std::error_code ec;
+  if (!stdfs::exists(from, ec)) {
+    if (other_planned_files(ctx))
+      throw EffectError("backup " + from + " does not exist (yet: a planned change may create it)");
+    throw WouldFail("backup " + from + " does not exist");
+  }
+  if (stdfs::is_directory(from, ec)) throw WouldFail("backup " + from + " is a directory");
+  std::vector<std::string> problems;
+  try {
+    Db src(from, OpenMode::ReadOnly, busy_wait(ctx, a), stopper(ctx));
+    problems = sqlite::integrity_problems(src, true);
+  } catch (const EffectError& e) {
+    if (transient(ctx, e.what())) throw;
+    problems.push_back(e.what());
+  }
+  if (!problems.empty())
+    throw WouldFail("backup " + from + " is damaged (" + join(problems, "; ") + "); nothing was changed");
+}
+
+// Above this size a script is not rehearsed on an in-memory copy; only its first statement is
+// prepared.
+constexpr uint64_t kRehearseMax = 64ull << 20;
+
+// sqlite.exec's rehearsal: the script on an in-memory copy of what the database will hold, so
+// the live file is never opened for writing. { affected } or { skipped = why }; WouldFail when
+// the script fails there as it would live.
+json rehearse(EffectContext& ctx, const Args& a, const std::string& source,
+              const std::vector<std::string>& statements) {
+  for (const auto& st : statements) {
+    std::string k = first_keyword(st);
+    // They reach other files (ATTACH, VACUUM INTO): never run in a preview.
+    if (k == "ATTACH" || k == "DETACH" || k == "VACUUM")
+      return json{{"skipped", "the script uses " + k}};
+  }
+  try {
+    Db src(source, OpenMode::ReadOnly, busy_wait(ctx, a), stopper(ctx));
+    if (file_size(source) > kRehearseMax) {
+      Stmt first(src, statements[0]);  // what the live run meets first
+      if (!first.empty()) first.bind(a.at("params"));
+      return json{{"skipped", "the database is larger than " + size_text(kRehearseMax) +
+                                  "; only the first statement was prepared"}};
+    }
+    Db mem(":memory:", OpenMode::Create, busy_wait(ctx, a), stopper(ctx));
+    sqlite3_limit(mem.get(), SQLITE_LIMIT_ATTACHED, 0);
+    sqlite::BackupHooks hooks;
+    hooks.stop = stopper(ctx);
+    hooks.max_wait = busy_wait(ctx, a);
+    sqlite::backup_copy(src, mem, hooks);
+    json out = run_script(a, mem, statements);
+    return json{{"affected", out["affected"]}};
+  } catch (const EffectError& e) {
+    std::string msg = e.what();
+    if (transient(ctx, msg)) throw;
+    if (msg.find("too many attached") != std::string::npos)
+      return json{{"skipped", "the script attaches another database"}};
+    throw WouldFail(msg);
+  }
 }
 
 }  // namespace
@@ -359,6 +497,9 @@ void register_sqlite(Registry& r) {
           if (pv.contains(k)) out[k] = pv[k];
       return out;
     };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json& planned) {
+      set_prediction(ctx, planned.value("path", backup_target(a)), source_of(ctx, a.str("db")));
+    };
     add(r, std::move(e));
   }
   {
@@ -374,7 +515,21 @@ void register_sqlite(Registry& r) {
     e.returns = "{ restored = db path, from, backup = artifact path of the previous database or nil, tables, size }";
     e.describe = [](const Args& a) { return "restore SQLite " + a.str("db") + " from " + a.str("from"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
-      require_db(a.str("from"), "backup");
+      std::string from_path = abs_path(a.str("from"));
+      if (abs_path(a.str("db")) == from_path) throw WouldFail("from is the database itself");
+      json basis = nullptr;
+      if (const json* planned = prediction_of(ctx, from_path)) {
+        // A backup the plan makes (or changes): what it will hold is not on disk yet.
+        std::string text = "restores " + a.str("db") + " from " + from_path + " (as the plan leaves it)";
+        if (planned->contains("from")) text += ": " + (*planned)["from"].get<std::string>() + " now";
+        return json{{"text", text}, {"current", inspect(ctx, a.str("db"), a)}};
+      }
+      check_backup(ctx, a, from_path);
+      try {
+        basis = json{{"sha256", sha256_file(from_path)}};
+      } catch (const std::runtime_error& e) {
+        throw EffectError(e.what());
+      }
       json from = inspect(ctx, a.str("from"), a);
       json cur = inspect(ctx, a.str("db"), a);
       std::string text = cur["exists"].get<bool>()
@@ -383,7 +538,7 @@ void register_sqlite(Registry& r) {
                                    (a.boolean("backup", true) ? "; the current file is kept in artifacts" : "")
                              : "creates " + a.str("db") + " from " + from["text"].get<std::string>();
       return json{{"text", text}, {"tables", from.value("tables", json::object())},
-                  {"size", from["size"]}, {"current", cur}};
+                  {"size", from["size"]}, {"current", cur}, {"basis", basis}};
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded(ctx, [&]() -> json {
@@ -448,6 +603,9 @@ void register_sqlite(Registry& r) {
       }
       return out;
     };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      set_prediction(ctx, a.str("db"), source_of(ctx, a.str("from")));
+    };
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       // Done when the database holds what the backup holds (same tables, same row counts).
       if (!db_exists(a.str("db")) || !db_exists(a.str("from"))) return nullptr;
@@ -476,6 +634,9 @@ void register_sqlite(Registry& r) {
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded(ctx, [&] { return query_rows(ctx, a); });
     };
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      return predicted_probe(ctx, a, [&](const Args& on) { return query_rows(ctx, on); });
+    };
     e.planned = [](const Args&, const json&) { return json::array(); };
     add(r, std::move(e));
   }
@@ -495,21 +656,51 @@ void register_sqlite(Registry& r) {
     e.returns = "{ affected = rows changed, rows = rows returned (RETURNING), last_insert_id, statements }";
     e.describe = [](const Args& a) { return "run SQL on " + a.str("db") + ": " + truncate(trim(a.str("sql")), 120); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
-      require_db(a.str("db"));
-      json cur = inspect(ctx, a.str("db"), a);
-      auto all = split_statements(a.str("sql"));
-      auto n = all.size() - static_cast<size_t>(std::count_if(all.begin(), all.end(), only_comments));
-      return json{{"text", "runs " + std::to_string(n) + (n == 1 ? " statement" : " statements") +
-                               " on " + cur["text"].get<std::string>()},
-                  {"statements", n},
-                  {"tables", cur.value("tables", json::object())}};
+      std::vector<std::string> statements;
+      try {
+        statements = script_of(a);
+      } catch (const EffectError& err) {
+        throw WouldFail(err.what());
+      }
+      size_t n = statements.size();
+      std::string runs = "runs " + std::to_string(n) + (n == 1 ? " statement" : " statements") + " on ";
+      json source = source_of(ctx, a.str("db"));
+      if (source.contains("unknown"))
+        return json{{"text", runs + a.str("db") + " (after " + source["unknown"].get<std::string>() +
+                                 ": not rehearsed)"},
+                    {"statements", n}};
+      std::string from = source["from"].get<std::string>();
+      try {
+        require_db(from);
+      } catch (const EffectError& err) {
+        if (other_planned_files(ctx)) throw;  // a planned change may create it
+        throw WouldFail(err.what());
+      }
+      json cur = inspect(ctx, from, a);
+      json tried = rehearse(ctx, a, from, statements);
+      json out{{"statements", n}, {"tables", cur.value("tables", json::object())}};
+      std::string text = runs + cur["text"].get<std::string>();
+      if (tried.contains("affected")) {
+        out["affected"] = tried["affected"];
+        out["basis"] = json{{"rows", tried["affected"]}};
+        text += "; changes " + plural(tried["affected"].get<int64_t>(), "row", "rows") +
+                " (rehearsed on an in-memory copy)";
+      } else {
+        text += " (" + tried["skipped"].get<std::string>() + ")";
+      }
+      out["text"] = text;
+      return out;
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded(ctx, [&] { return exec_script(ctx, a); });
     };
-    e.planned = [](const Args& a, const json& pv) {
-      return json{{"affected", 0}, {"rows", json::array()}, {"last_insert_id", 0},
+    e.planned = [](const Args&, const json& pv) {
+      return json{{"affected", pv.is_object() ? pv.value("affected", json(0)) : json(0)},
+                  {"rows", json::array()}, {"last_insert_id", 0},
                   {"statements", pv.is_object() ? pv.value("statements", json(0)) : json(0)}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      set_prediction(ctx, a.str("db"), json{{"unknown", "sqlite.exec on " + a.str("db")}});
     };
     add(r, std::move(e));
   }
@@ -523,7 +714,7 @@ void register_sqlite(Registry& r) {
     e.positional = {"db"};
     e.returns = "true | false";
     e.describe = [](const Args& a) { return "check the integrity of " + a.str("db"); };
-    e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    static auto check = [](EffectContext& ctx, const Args& a) -> json {
       return guarded(ctx, [&]() -> json {
         std::string db = a.str("db");
         require_db(db);
@@ -543,6 +734,10 @@ void register_sqlite(Registry& r) {
         return false;
       });
     };
+    e.apply = check;
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      return predicted_probe(ctx, a, [&](const Args& on) { return check(ctx, on); });
+    };
     e.planned = [](const Args&, const json&) -> json { return true; };
     add(r, std::move(e));
   }
@@ -558,6 +753,13 @@ void register_sqlite(Registry& r) {
       return guarded(ctx, [&]() -> json {
         require_db(a.str("db"));
         Db d(a.str("db"), OpenMode::ReadOnly, busy_wait(ctx, a), stopper(ctx));
+        return sqlite::table_counts(d);
+      });
+    };
+    e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+      return predicted_probe(ctx, a, [&](const Args& on) -> json {
+        require_db(on.str("db"));
+        Db d(on.str("db"), OpenMode::ReadOnly, busy_wait(ctx, on), stopper(ctx));
         return sqlite::table_counts(d);
       });
     };
