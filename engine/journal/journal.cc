@@ -829,7 +829,8 @@ std::vector<RunRecord> Journal::runs(const RunFilter& f) {
   std::string sql = std::string("SELECT ") + kRunColumns +
                     " FROM runs WHERE (?1 = '' OR runbook = ?1) AND started_ms >= ?2"
                     " AND outcome != 'reserved'";
-  sql += f.oldest_first ? " ORDER BY id" : " ORDER BY id DESC";
+  // By start, not id: a plan's execution has the id reserved before its dry-run.
+  sql += f.oldest_first ? " ORDER BY started_ms, id" : " ORDER BY started_ms DESC, id DESC";
   if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
   Query q(*store_, sql.c_str());
   q.bind(1, f.runbook);
@@ -850,7 +851,8 @@ std::optional<RunRecord> Journal::run(int64_t id) {
 
 std::optional<int64_t> Journal::last_run_id() {
   flush();
-  Query q(*store_, "SELECT max(id) FROM runs WHERE outcome != 'reserved'");
+  Query q(*store_,
+          "SELECT id FROM runs WHERE outcome != 'reserved' ORDER BY started_ms DESC, id DESC LIMIT 1");
   if (!q.step() || sqlite3_column_type(q.s, 0) == SQLITE_NULL) return std::nullopt;
   return sqlite3_column_int64(q.s, 0);
 }
