@@ -199,7 +199,8 @@ PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string
   PlanCheck c;
   c.plan_id = plan["id"];
   c.params = plan.contains("params") && plan["params"].is_object() ? plan["params"] : json::object();
-  c.planned_run_id = plan.value("run_id", int64_t{0});
+  if (plan.contains("run_id") && plan["run_id"].is_number_integer() && plan["run_id"].get<int64_t>() > 0)
+    c.planned_run_id = plan["run_id"].get<int64_t>();
 
   // The runbook: the plan's own (a relative path is relative to the plan's directory), or the
   // one given, which must be that file (or a copy of it elsewhere: same content).

@@ -1129,11 +1129,15 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
         run.extra["lock_holder"] = res.lock["holder"];
       }
       if (journal) {
-        journal->update_run(run);
         // A plan refused at the lock has not been executed: it may execute later (under the
-        // run id reserved for it, when it had one).
-        if (claimed) journal->unclaim(run);
-        else if (!run.plan_id.empty()) journal->release_plan(run.id);
+        // run id reserved for it, when it had one: reserved again, the refusal in its extra).
+        if (claimed) {
+          run.extra["refused_at_lock"] = {{"error", run.error}, {"at_ms", run.ended_ms}};
+          journal->unclaim(run);
+        } else {
+          journal->update_run(run);
+          if (!run.plan_id.empty()) journal->release_plan(run.id);
+        }
         journal->flush();
       }
       res.exit_code = run.exit_code;
