@@ -37,7 +37,7 @@ TEST(Dispatcher, DryRunPerformsProbesButNoChange) {
   EXPECT_EQ(r.events.effects[0].status, "ok");       // fs.exists: a probe, really performed
   EXPECT_EQ(r.events.effects[0].result, true);
   EXPECT_EQ(r.events.effects[1].status, "planned");  // fs.write
-  EXPECT_EQ(r.events.effects[1].preview, "creates " + d / "new.txt");
+  EXPECT_EQ(r.events.effects[1].preview["text"], "creates " + d / "new.txt");
   EXPECT_EQ(r.events.effects[2].status, "planned");  // exec
 }
 

@@ -166,7 +166,7 @@ TEST(Fs, DryRunOfEveryChangeLeavesTheTreeByteForByteAndPlansUsableResults) {
   EXPECT_EQ(sha256_tree(d.path()), before);
   ASSERT_GE(r.events.effects.size(), 6u);
   for (const auto& e : r.events.effects) EXPECT_EQ(e.status, "planned") << e.name;
-  EXPECT_NE(r.events.effects[1].preview.get<std::string>().find("1 lines differ"), std::string::npos);
+  EXPECT_NE(r.events.effects[1].preview["text"].get<std::string>().find("1 lines differ"), std::string::npos);
 }
 
 TEST(Http, GetPostAndJson) {

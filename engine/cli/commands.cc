@@ -62,22 +62,86 @@ json run_json(const RunRecord& r) {
               {"steps_total", r.steps_total}, {"artifacts", r.artifacts}, {"extra", r.extra}};
 }
 
-void print_drift(const Common& c, const std::string& plan_path, const PlanCheck& pc) {
+std::string text_of(const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); }
+
+// A plan refused before anything ran (exit 4): drifted, or executed already.
+int refuse_plan(const Common& c, const std::string& plan_path, const PlanCheck& pc,
+                const std::string& reason, const std::string& msg) {
   if (c.json) {
-    std::printf("%s\n", json{{"event", "plan_drift"}, {"plan", pc.plan_id}, {"drift", pc.drift}, {"exit_code", 2}}.dump().c_str());
-    return;
+    json ev{{"event", "refused"}, {"reason", reason}, {"plan", pc.plan_id}, {"plan_path", plan_path},
+            {"error", msg}, {"exit_code", kExitRefused}};
+    if (reason == "plan_drift") ev["drift"] = pc.drift;
+    if (pc.executed_by) ev["executed_by"] = pc.executed_by;
+    std::printf("%s\n", ev.dump().c_str());
+    return kExitRefused;
   }
-  std::fprintf(stderr, "runbook: the plan %s no longer holds, so nothing was executed. What drifted:\n",
-               plan_path.c_str());
-  for (const auto& d : pc.drift) {
-    auto text = [](const json& v) { return v.is_string() ? v.get<std::string>() : v.dump(); };
-    std::fprintf(stderr, "  - %s\n      planned: %s\n      now:     %s\n", text(d["what"]).c_str(),
-                 truncate(text(d["expected"]), 300).c_str(), truncate(text(d["actual"]), 300).c_str());
+  std::fprintf(stderr, "runbook: %s\n", msg.c_str());
+  if (reason == "plan_drift") {
+    for (const auto& d : pc.drift)
+      std::fprintf(stderr, "  - %s\n      planned: %s\n      now:     %s\n", text_of(d["what"]).c_str(),
+                   truncate(text_of(d["planned"]), 300).c_str(), truncate(text_of(d["now"]), 300).c_str());
+    std::fprintf(stderr, "Make a new plan: runbook exec %s --dry-run --save-plan PLAN\n", pc.file.c_str());
   }
-  std::fprintf(stderr, "Make a new plan: runbook exec FILE --dry-run --save-plan PLAN\n");
+  return kExitRefused;
 }
 
-int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
+// What --save-plan tells: where the plan is, what the rehearsal could not check, and the command
+// that executes it, with the secret parameters it needs given again (the plan does not hold them).
+void print_plan_saved(const Common& c, const std::string& path, const json& plan, int64_t dry_run) {
+  std::string cmd = "runbook exec --plan " + path;
+  json secrets = json::array();
+  if (plan.contains("secrets_given") && plan["secrets_given"].is_array())
+    for (const auto& n : plan["secrets_given"])
+      if (n.is_string()) {
+        secrets.push_back(n);
+        cmd += " -p " + n.get<std::string>() + "=...";
+      }
+  const json& live_only = plan["checked_live_only"];
+  if (c.json) {
+    std::printf("%s\n", json{{"event", "plan_saved"}, {"path", path}, {"plan", plan["id"]}, {"run", dry_run},
+                             {"run_id", plan["run_id"]}, {"secrets_needed", secrets},
+                             {"checked_live_only", live_only}, {"command", cmd}}.dump().c_str());
+    return;
+  }
+  std::printf("plan saved to %s (%s); it will execute as run #%lld\n", path.c_str(),
+              plan["id"].get<std::string>().c_str(), static_cast<long long>(plan["run_id"].get<int64_t>()));
+  if (!live_only.empty()) {
+    std::printf("checked live only (the rehearsal could not check these):\n");
+    for (const auto& x : live_only) {
+      if (!x.is_object()) {
+        std::printf("  - %s\n", text_of(x).c_str());
+        continue;
+      }
+      std::string what = x.contains("seq") ? "#" + text_of(x["seq"]) + " " : "";
+      what += x.contains("name") ? text_of(x["name"]) : "step " + text_of(x.value("step", json("?")));
+      if (x.contains("describe")) what += " (" + text_of(x["describe"]) + ")";
+      if (x.contains("why")) what += ": " + text_of(x["why"]);
+      std::printf("  - %s\n", what.c_str());
+    }
+  }
+  std::printf("execute it (once) with: %s\n", cmd.c_str());
+  if (!secrets.empty()) {
+    std::string names;
+    for (const auto& n : secrets) names += (names.empty() ? "" : ", ") + n.get<std::string>();
+    std::printf("  the plan does not hold secrets: give %s again (-p name=value)\n", names.c_str());
+  }
+}
+
+// The run row a --save-plan reserves, deleted unless the plan is saved.
+struct ReservationGuard {
+  Journal* j = nullptr;
+  PlanReservation r;
+  ~ReservationGuard() {
+    if (!j || !r.run_id) return;
+    try {
+      drop_plan_reservation(*j, r);
+    } catch (const std::exception&) {
+      // Not a run: a reserved row left behind is not listed, and no plan refers to it.
+    }
+  }
+};
+
+int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
              const std::vector<std::string>& kvs, bool yes, bool verbose,
              const std::string& save_plan_path, const std::string& plan_path,
              const std::string& wait_lock) {
@@ -88,22 +152,31 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
   if (!plan_path.empty() && dry) throw UsageError("--plan executes a plan; it does not go with --dry-run");
   if (!save_plan_path.empty() && offline)
     throw UsageError("--save-plan needs the probes' results: not with --offline");
+  if (file.empty() && plan_path.empty())
+    throw UsageError("exec needs the runbook file (or --plan PLAN, which names it)");
   Journal journal(journal_path(c));
   PlanCheck pc;
   if (!plan_path.empty()) {
     pc = check_plan(journal, plan_path, file, parse_params(kvs));
+    file = pc.file;
     if (pc.executed_by) {
       auto by = journal.run(pc.executed_by);
       std::string msg = "the plan " + plan_path + " (" + pc.plan_id + ") was executed already, by run #" +
-                        std::to_string(pc.executed_by) + (by ? " at " + iso_utc(by->started_ms) : "") +
+                        std::to_string(pc.executed_by) +
+                        (by ? " at " + iso_utc(by->started_ms) + " (" + by->outcome + ")" : "") +
                         "; a plan executes at most once";
-      if (c.json) std::printf("%s\n", json{{"event", "error"}, {"error", msg}, {"exit_code", 2}}.dump().c_str());
-      else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
-      return kExitUsage;
+      return refuse_plan(c, plan_path, pc, "plan_executed", msg);
     }
-    if (!pc.drift.empty()) {
-      print_drift(c, plan_path, pc);
-      return kExitUsage;
+    if (!pc.drift.empty())
+      return refuse_plan(c, plan_path, pc, "plan_drift",
+                         "the plan " + plan_path + " no longer holds, so nothing was executed. What drifted:");
+    if (pc.planned_run_id && !pc.reserved) {
+      std::string note = "the plan was made for run #" + std::to_string(pc.planned_run_id) +
+                         ", which is not reserved in " + journal.path() +
+                         " (another journal?): it executes as a new run, so its run id differs "
+                         "from the plan's";
+      if (c.json) std::printf("%s\n", json{{"event", "log"}, {"level", "warn"}, {"message", note}}.dump().c_str());
+      else std::fprintf(stderr, "runbook: %s\n", note.c_str());
     }
   }
   ReporterOptions ro;
@@ -127,7 +200,14 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
     req.typed_params = pc.params;
     req.reuse_params = true;
     req.plan_id = pc.plan_id;
+    if (pc.reserved) req.claim_run_id = pc.planned_run_id;
     req.extra["plan"] = {{"id", pc.plan_id}, {"path", plan_path}};
+  }
+  ReservationGuard reservation;
+  if (!save_plan_path.empty()) {
+    reservation.r = reserve_plan_run(journal, file);
+    reservation.j = &journal;
+    req.options.seen_id = reservation.r.run_id;
   }
   std::unique_ptr<RunLocks> locks;
   if (!dry) {
@@ -151,16 +231,20 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
     print_lock_stop(c.json, res);
     return res.exit_code;
   }
-  if (!save_plan_path.empty() && res.exit_code != kExitUsage) {
-    if (res.outcome != "succeeded") {
-      std::fprintf(stderr, "runbook: no plan saved: the dry-run did not succeed\n");
+  if (!plan_path.empty() && res.exit_code == kExitRefused && !res.run_id) {
+    pc.executed_by = pc.planned_run_id;
+    return refuse_plan(c, plan_path, pc, "plan_executed",
+                       "the plan " + plan_path + " was not executed: " + res.error);
+  }
+  if (!save_plan_path.empty()) {
+    if (res.exit_code != kExitOk || res.outcome != "succeeded") {
+      std::string msg = "no plan saved: the dry-run did not succeed (exit " + std::to_string(res.exit_code) + ")";
+      if (c.json) std::printf("%s\n", json{{"event", "log"}, {"level", "warn"}, {"message", msg}}.dump().c_str());
+      else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
     } else {
-      save_plan(journal, res.run_id, save_plan_path);
-      if (c.json)
-        std::printf("%s\n", json{{"event", "plan_saved"}, {"path", save_plan_path}, {"run", res.run_id}}.dump().c_str());
-      else
-        std::printf("plan saved to %s; execute it (once) with: runbook exec %s --plan %s\n",
-                    save_plan_path.c_str(), file.c_str(), save_plan_path.c_str());
+      json plan = save_plan(journal, res.run_id, save_plan_path, reservation.r);
+      reservation.j = nullptr;  // kept: the plan's execution claims it
+      print_plan_saved(c, save_plan_path, plan, res.run_id);
     }
   }
   if (res.exit_code == kExitUsage) {
@@ -278,8 +362,19 @@ int cmd_locks(const Common& c) {
 
 int cmd_show(const Common& c, const std::string& id_text) {
   Journal j(journal_path(c));
-  int64_t id = resolve_run_id(j, id_text);
+  int64_t id = resolve_run_id(j, id_text, true);
   auto run = j.run(id);
+  if (run->outcome == "reserved") {
+    if (c.json) {
+      std::printf("%s\n", json{{"id", run->id}, {"outcome", "reserved"}, {"plan_id", run->plan_id},
+                               {"runbook", run->runbook}, {"file", run->file}, {"params", run->params}}.dump(2).c_str());
+    } else {
+      std::printf("#%lld is reserved for plan %s (%s %s): not executed yet\n", static_cast<long long>(run->id),
+                  run->plan_id.c_str(), run->runbook.c_str(), run->file.c_str());
+      std::printf("  executing the plan runs it as run #%lld: runbook exec --plan PLAN\n", static_cast<long long>(run->id));
+    }
+    return 0;
+  }
   show_crashed(*run);
   auto steps = j.steps(id);
   auto effects = j.effects(id);
@@ -367,7 +462,7 @@ int cmd_show(const Common& c, const std::string& id_text) {
 
 }  // namespace
 
-int64_t resolve_run_id(Journal& j, const std::string& text) {
+int64_t resolve_run_id(Journal& j, const std::string& text, bool allow_reserved) {
   int64_t id = 0;
   if (text == "last") {
     auto last = j.last_run_id();
@@ -382,7 +477,11 @@ int64_t resolve_run_id(Journal& j, const std::string& text) {
       throw UsageError("'" + text + "' is not a run id (a number, or 'last')");
     }
   }
-  if (!j.run(id)) throw UsageError("no run #" + std::to_string(id) + " in " + j.path());
+  auto r = j.run(id);
+  if (!r) throw UsageError("no run #" + std::to_string(id) + " in " + j.path());
+  if (r->outcome == "reserved" && !allow_reserved)
+    throw UsageError("#" + std::to_string(id) + " is not a run yet: it is reserved for plan " + r->plan_id +
+                     " (runbook exec --plan PLAN executes it as run #" + std::to_string(id) + ")");
   return id;
 }
 
@@ -441,7 +540,7 @@ int run_cli(int argc, char** argv) {
   int limit = 50;
 
   auto* exec = app.add_subcommand("exec", "run a runbook (live, or --dry-run)");
-  exec->add_option("file", file, "the runbook (.lua)")->required();
+  exec->add_option("file", file, "the runbook (.lua); with --plan it may be left out (the plan names it)");
   exec->add_flag("--dry-run,-n", dry, "change nothing: probes run, changes are planned and shown");
   exec->add_flag("--offline", offline, "with --dry-run: do not probe either");
   exec->add_option("--param,-p", params, "a parameter, name=value (repeatable)")->take_all();

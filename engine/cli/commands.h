@@ -13,7 +13,9 @@ namespace rb::cli {
 int run_cli(int argc, char** argv);
 
 // "last" or a run id -> the id; throws UsageError when there is no such run.
-int64_t resolve_run_id(Journal& j, const std::string& text);
+// A run's id from "N" or "last". A row reserved for a saved plan (not a run yet) is refused
+// unless allow_reserved (show says what it is reserved for).
+int64_t resolve_run_id(Journal& j, const std::string& text, bool allow_reserved = false);
 
 // Run locks for live runs (exec, resume). A holder is stale when it ran on this host and its pid
 // is gone or is another process now (start time from /proc/PID/stat); "" when it may still run.

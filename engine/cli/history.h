@@ -53,18 +53,33 @@ int cmd_stats(const HistoryCommon& c, const std::string& since);
 json report_json(Journal& j, int64_t run_id);
 std::string report_markdown(const json& report);
 
-// exec --dry-run --save-plan: writes the plan of a finished dry-run.
-void save_plan(Journal& j, int64_t dry_run_id, const std::string& path);
-// exec --plan: checks the plan still holds (file, parameters, probe results, planned changes)
-// by dry-running again without journaling. Returns the drift (empty when it holds); fills
-// plan_id and the parameters to execute with.
+// exec --dry-run --save-plan. Before the dry-run: a run row reserved for the plan's execution
+// (outcome "reserved", plan_id a new plan id), whose id the dry-run shows as `run.id`. After a
+// dry-run that succeeded: save_plan writes the plan (returned) and gives the reserved row the
+// dry-run's runbook, file and parameters; otherwise drop_plan_reservation deletes the row.
+struct PlanReservation {
+  std::string plan_id;
+  int64_t run_id = 0;
+};
+PlanReservation reserve_plan_run(Journal& j, const std::string& file);
+void drop_plan_reservation(Journal& j, const PlanReservation& r);
+json save_plan(Journal& j, int64_t dry_run_id, const std::string& path, const PlanReservation& r);
+// exec --plan: checks the plan still holds (file, modules, parameters, probe results, planned
+// changes and what they act on) by dry-running again without journaling, with `run.id` the
+// plan's reserved id and `time.now` answered with the rehearsal's values. `file_given` may be
+// empty (the plan names its file); a file other than the plan's is refused (UsageError).
+// Returns the drift (empty when it holds); fills plan_id, the file and the parameters to
+// execute with, and whether this journal holds the reserved row.
 struct PlanCheck {
   std::string plan_id;
-  json drift = json::array();
-  json params;          // typed, as planned
-  int64_t executed_by = 0;  // a run that already executed it
+  std::string file;         // the runbook to execute
+  json drift = json::array();  // { what, planned, now, effect?: { seq, name, describe } }
+  json params;              // typed, as planned
+  int64_t executed_by = 0;  // a run that already executed it (or is executing it)
+  int64_t planned_run_id = 0;  // the run id the plan was made for (0: an older plan)
+  bool reserved = false;    // this journal holds that id, still reserved for the plan
 };
-PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string& file,
+PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string& file_given,
                      const std::map<std::string, std::string>& given);
 
 }  // namespace rb::cli

@@ -189,16 +189,19 @@ void register_fs(Registry& r) {
       return "write " + a.str("path") + " (" + size_text(a.str("content").size()) + ")";
     };
     e.preview = [](EffectContext&, const Args& a) -> json {
+      // basis: the content it replaces (a saved plan refuses to execute when it changed).
       std::string p = a.str("path");
-      if (!exists(p)) return "creates " + p;
+      if (!exists(p)) return json{{"text", "creates " + p}, {"basis", {{"sha256", "absent"}}}};
       std::string old = os::read_file(p);
-      if (old == a.str("content")) return "unchanged (same content)";
+      json basis{{"sha256", sha256_hex(old)}};
+      if (old == a.str("content")) return json{{"text", "unchanged (same content)"}, {"basis", basis}};
       auto ol = split(old, '\n'), nl = split(a.str("content"), '\n');
       size_t changed = 0;
       for (size_t i = 0; i < std::max(ol.size(), nl.size()); ++i)
         if (i >= ol.size() || i >= nl.size() || ol[i] != nl[i]) ++changed;
-      return "replaces " + size_text(old.size()) + " with " + size_text(a.str("content").size()) +
-             ", " + std::to_string(changed) + " lines differ";
+      return json{{"text", "replaces " + size_text(old.size()) + " with " + size_text(a.str("content").size()) +
+                               ", " + std::to_string(changed) + " lines differ"},
+                  {"basis", basis}};
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {

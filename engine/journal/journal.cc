@@ -93,6 +93,10 @@ enum Stmt {
   kInsertBlob,
   kSelectBlob,
   kReleasePlan,
+  kClaimRun,
+  kUnclaimRun,
+  kFillReserved,
+  kDropReserved,
   kStmtCount
 };
 
@@ -121,6 +125,20 @@ const char* const kSql[kStmtCount] = {
     "INSERT OR IGNORE INTO blobs(sha256, size, data) VALUES(?,?,?)",
     "SELECT data FROM blobs WHERE sha256 = ?",
     "UPDATE runs SET plan_id = '' WHERE id = ?",
+    // A plan's reserved row becomes its execution; only while it is still reserved, so of two
+    // operators starting the plan at once exactly one gets it.
+    "UPDATE runs SET parent_id=?, runbook=?, version=?, file=?, sha256=?, modules=?, git_commit=?, "
+    "git_dirty=?, params=?, mode=?, offline=?, host=?, user=?, cwd=?, seed=?, started_ms=?, "
+    "outcome=?, steps_total=?, artifacts=?, extra=?, pid=?, pid_start=?, ended_ms=0, error='', "
+    "exit_code=-1 WHERE id=? AND plan_id=? AND outcome='reserved'",
+    "UPDATE runs SET outcome='reserved', ended_ms=0, error='', exit_code=-1, extra=? "
+    "WHERE id=? AND plan_id=?",
+    // The reservation gets the runbook, file and parameters its dry-run resolved.
+    "UPDATE runs SET (runbook, version, file, sha256, modules, git_commit, git_dirty, params, "
+    "steps_total, host, user, cwd) = (SELECT runbook, version, file, sha256, modules, git_commit, "
+    "git_dirty, params, steps_total, host, user, cwd FROM runs WHERE id = ?1) "
+    "WHERE id = ?2 AND outcome = 'reserved'",
+    "DELETE FROM runs WHERE id = ? AND outcome = 'reserved'",
 };
 
 // How long a write waits for other processes' short transactions before it gives up.
@@ -170,6 +188,7 @@ struct Journal::Row {
   std::vector<Bound> values;
   std::vector<std::pair<std::string, std::shared_ptr<const std::string>>> blobs;  // sha, bytes
   int64_t* rowid = nullptr;  // set to the inserted row's id
+  int64_t* changes = nullptr;  // set to the number of rows the statement changed
   size_t bytes = 0;
 
   Row& add(std::nullptr_t) {
@@ -329,7 +348,7 @@ struct Journal::Store {
 
   // Binds and runs one row's statement; the statement is reset whatever happens (a statement left
   // running makes COMMIT fail with "SQL statements in progress").
-  int run(int which, const std::vector<Bound>& values, int64_t* rowid) {
+  int run(int which, const std::vector<Bound>& values, int64_t* rowid, int64_t* changes = nullptr) {
     sqlite3_stmt* s = stmt(which);
     if (!s) return sqlite3_extended_errcode(db);
     int i = 1;
@@ -349,6 +368,7 @@ struct Journal::Store {
     }
     int rc = sqlite3_step(s);
     if (rc == SQLITE_DONE && rowid) *rowid = sqlite3_last_insert_rowid(db);
+    if (rc == SQLITE_DONE && changes) *changes = sqlite3_changes64(db);
     int ext = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(db);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
@@ -578,7 +598,7 @@ bool Journal::write(Row* extra, bool durable) {
                      static_cast<int64_t>(data->size()), data},
                     nullptr);
       }
-      if (rc == SQLITE_OK) rc = st.run(r.stmt, r.values, r.rowid);
+      if (rc == SQLITE_OK) rc = st.run(r.stmt, r.values, r.rowid, r.changes);
     };
     if (durable) exec("PRAGMA synchronous=FULL");
     exec("BEGIN IMMEDIATE");
@@ -745,7 +765,7 @@ void Journal::mark_resumed(int64_t original, int64_t by) {
 
 std::optional<int64_t> Journal::run_of_plan(const std::string& plan_id) {
   flush();
-  Query q(*store_, "SELECT id FROM runs WHERE plan_id = ?1");
+  Query q(*store_, "SELECT id FROM runs WHERE plan_id = ?1 AND outcome != 'reserved'");
   q.bind(1, plan_id);
   if (!q.step()) return std::nullopt;
   return sqlite3_column_int64(q.s, 0);
@@ -755,6 +775,43 @@ void Journal::release_plan(int64_t run_id) {
   Row row;
   row.stmt = kReleasePlan;
   row.add(run_id);
+  queue(std::move(row));
+  flush();
+}
+
+bool Journal::claim_reserved(RunRecord& r) {
+  Row row;
+  row.stmt = kClaimRun;
+  int64_t changed = 0;
+  row.changes = &changed;
+  row.add(r.parent_id).add(r.runbook).add(r.version).add(r.file).add(r.sha256).add(r.modules);
+  row.add(r.git_commit).add(r.git_dirty).add(r.params).add(r.mode).add(r.offline).add(r.host);
+  row.add(r.user).add(r.cwd).add(r.seed).add(r.started_ms).add(r.outcome).add(r.steps_total);
+  row.add(r.artifacts).add(r.extra).add(r.pid).add(r.pid_start).add(r.id).add(r.plan_id);
+  if (!write(&row, true)) throw JournalError(failure_);
+  return changed == 1;
+}
+
+void Journal::unclaim(const RunRecord& r) {
+  Row row;
+  row.stmt = kUnclaimRun;
+  row.add(r.extra).add(r.id).add(r.plan_id);
+  queue(std::move(row));
+  flush();
+}
+
+void Journal::fill_reserved(int64_t reserved_id, int64_t from_run) {
+  Row row;
+  row.stmt = kFillReserved;
+  row.add(from_run).add(reserved_id);
+  queue(std::move(row));
+  flush();
+}
+
+void Journal::drop_reserved(int64_t reserved_id) {
+  Row row;
+  row.stmt = kDropReserved;
+  row.add(reserved_id);
   queue(std::move(row));
   flush();
 }
@@ -770,8 +827,10 @@ void Journal::log(const LogRecord& l) {
 std::vector<RunRecord> Journal::runs(const RunFilter& f) {
   flush();
   std::string sql = std::string("SELECT ") + kRunColumns +
-                    " FROM runs WHERE (?1 = '' OR runbook = ?1) AND started_ms >= ?2";
-  sql += f.oldest_first ? " ORDER BY id" : " ORDER BY id DESC";
+                    " FROM runs WHERE (?1 = '' OR runbook = ?1) AND started_ms >= ?2"
+                    " AND outcome != 'reserved'";
+  // By start, not id: a plan's execution has the id reserved before its dry-run.
+  sql += f.oldest_first ? " ORDER BY started_ms, id" : " ORDER BY started_ms DESC, id DESC";
   if (f.limit > 0) sql += " LIMIT " + std::to_string(f.limit);
   Query q(*store_, sql.c_str());
   q.bind(1, f.runbook);
@@ -792,7 +851,8 @@ std::optional<RunRecord> Journal::run(int64_t id) {
 
 std::optional<int64_t> Journal::last_run_id() {
   flush();
-  Query q(*store_, "SELECT max(id) FROM runs");
+  Query q(*store_,
+          "SELECT id FROM runs WHERE outcome != 'reserved' ORDER BY started_ms DESC, id DESC LIMIT 1");
   if (!q.step() || sqlite3_column_type(q.s, 0) == SQLITE_NULL) return std::nullopt;
   return sqlite3_column_int64(q.s, 0);
 }

@@ -29,7 +29,9 @@ struct RunRecord {
   std::string host, user, cwd;
   int64_t seed = 0;
   int64_t started_ms = 0, ended_ms = 0;
-  std::string outcome;  // running | succeeded | failed | interrupted | error
+  // running | succeeded | failed | interrupted | error | refused | crashed, or "reserved": the
+  // row a saved plan holds for its execution (its run id), not a run yet (see claim_reserved).
+  std::string outcome;
   std::string error;
   int exit_code = -1;
   int steps_total = 0;
@@ -133,8 +135,21 @@ class Journal {
   void effect_copied(const EffectRecord& e);
   // `original` was continued by `by`; a run the process left "running" becomes "crashed".
   void mark_resumed(int64_t original, int64_t by);
-  // The live run that executed this plan, if any.
+  // The live run that executed this plan (or is executing it), if any; a row still reserved for
+  // it is not one.
   std::optional<int64_t> run_of_plan(const std::string& plan_id);
+  // A saved plan's execution: `r` (r.id = the row reserved when the plan was saved, r.plan_id its
+  // plan) takes the reserved row over, durably, in one statement that matches only while the row
+  // is still reserved. False when it is not (another process claimed it first, or no such row).
+  bool claim_reserved(RunRecord& r);
+  // The claimed run did not start after all (refused at its run lock): reserved again, so the
+  // plan can still execute under its run id. `r.extra` is kept (it says why).
+  void unclaim(const RunRecord& r);
+  // The reserved row gets the runbook, version, file, hashes and parameters of `from_run` (the
+  // dry-run that made the plan).
+  void fill_reserved(int64_t reserved_id, int64_t from_run);
+  // Deletes a row that is still reserved (its dry-run failed or saved no plan).
+  void drop_reserved(int64_t reserved_id);
   // The run did not execute its plan after all (refused at its run lock): the plan stays unused.
   void release_plan(int64_t run_id);
   void log(const LogRecord& l);
@@ -146,9 +161,11 @@ class Journal {
   // Tries the batched rows again; throws JournalError if the journal still cannot write.
   void check();
 
+  // Runs, newest first; rows reserved for a plan are not runs and are left out (run(id) finds
+  // them).
   std::vector<RunRecord> runs(const RunFilter& f);
   std::optional<RunRecord> run(int64_t id);
-  std::optional<int64_t> last_run_id();
+  std::optional<int64_t> last_run_id();  // reserved rows left out
   std::vector<StepRecord> steps(int64_t run_id);
   std::vector<EffectRecord> effects(int64_t run_id);
   std::vector<LogRecord> logs(int64_t run_id);

@@ -1025,12 +1025,30 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   run.artifacts = opts.artifacts_root;
   if (!param_changes.empty()) run.extra["param_changes"] = disp.redactor().value(param_changes);
   if (opts.mode == Mode::Live && !req.resume) run.plan_id = req.plan_id;
+  bool claimed = false;
   if (journal && opts.mode != Mode::Replay) {
+    // A plan executes at most once: refused (exit 4, no row) when another run has it.
+    auto refuse_plan = [&](const std::string& msg) {
+      res.exit_code = kExitRefused;
+      res.outcome = "refused";
+      res.error = msg;
+      return res;
+    };
     try {
-      journal->begin_run(run);
+      if (!run.plan_id.empty() && req.claim_run_id) {
+        run.id = req.claim_run_id;
+        if (!journal->claim_reserved(run))
+          return refuse_plan("plan " + run.plan_id + " is being executed or was executed by run #" +
+                             std::to_string(req.claim_run_id) + " (started by another process)");
+        claimed = true;
+      } else {
+        journal->begin_run(run);
+      }
+    } catch (const JournalError&) {
+      throw;
     } catch (const std::runtime_error& e) {
       if (run.plan_id.empty()) throw;
-      return fail_usage(e.what());
+      return refuse_plan(e.what());
     }
   }
   if (run.id) run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
@@ -1111,9 +1129,15 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
         run.extra["lock_holder"] = res.lock["holder"];
       }
       if (journal) {
-        journal->update_run(run);
-        // A plan refused at the lock has not been executed: it may execute later.
-        if (!run.plan_id.empty()) journal->release_plan(run.id);
+        // A plan refused at the lock has not been executed: it may execute later (under the
+        // run id reserved for it, when it had one: reserved again, the refusal in its extra).
+        if (claimed) {
+          run.extra["refused_at_lock"] = {{"error", run.error}, {"at_ms", run.ended_ms}};
+          journal->unclaim(run);
+        } else {
+          journal->update_run(run);
+          if (!run.plan_id.empty()) journal->release_plan(run.id);
+        }
         journal->flush();
       }
       res.exit_code = run.exit_code;

@@ -139,6 +139,10 @@ struct ExecRequest {
   // "secrets_given"); nullopt when not recorded.
   std::optional<std::vector<std::string>> secrets_given;
   std::string plan_id;  // a live run executing a saved plan (at most one run per plan)
+  // With plan_id: the run row reserved for the plan when it was saved (its run.id); the run
+  // claims it (Journal::claim_reserved) instead of journaling a new one, and is refused (exit 4)
+  // when another process claimed it first. 0: a new run.
+  int64_t claim_run_id = 0;
   json extra = json::object();
   size_t memory_limit = 256u << 20;
   // Called once the runbook is loaded, before the run is journaled: fills in what the Lua layer
