@@ -64,7 +64,7 @@ json run_json(const RunRecord& r) {
 
 void print_drift(const Common& c, const std::string& plan_path, const PlanCheck& pc) {
   if (c.json) {
-    std::printf("%s\n", json{{"event", "plan_drift"}, {"plan", pc.plan_id}, {"drift", pc.drift}, {"exit_code", 2}}.dump().c_str());
+    std::printf("%s\n", json{{"event", "plan_drift"}, {"plan", pc.plan_id}, {"drift", pc.drift}, {"exit_code", kExitRefused}}.dump().c_str());
     return;
   }
   std::fprintf(stderr, "runbook: the plan %s no longer holds, so nothing was executed. What drifted:\n",
@@ -97,13 +97,13 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
       std::string msg = "the plan " + plan_path + " (" + pc.plan_id + ") was executed already, by run #" +
                         std::to_string(pc.executed_by) + (by ? " at " + iso_utc(by->started_ms) : "") +
                         "; a plan executes at most once";
-      if (c.json) std::printf("%s\n", json{{"event", "error"}, {"error", msg}, {"exit_code", 2}}.dump().c_str());
+      if (c.json) std::printf("%s\n", json{{"event", "refused"}, {"error", msg}, {"exit_code", kExitRefused}}.dump().c_str());
       else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
-      return kExitUsage;
+      return kExitRefused;
     }
     if (!pc.drift.empty()) {
       print_drift(c, plan_path, pc);
-      return kExitUsage;
+      return kExitRefused;
     }
   }
   ReporterOptions ro;
@@ -151,7 +151,7 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
     print_lock_stop(c.json, res);
     return res.exit_code;
   }
-  if (!save_plan_path.empty() && res.exit_code != kExitUsage) {
+  if (!save_plan_path.empty() && res.started) {
     if (res.outcome != "succeeded") {
       std::fprintf(stderr, "runbook: no plan saved: the dry-run did not succeed\n");
     } else {
@@ -163,9 +163,13 @@ int cmd_exec(const Common& c, const std::string& file, bool dry, bool offline,
                     save_plan_path.c_str(), file.c_str(), save_plan_path.c_str());
     }
   }
-  if (res.exit_code == kExitUsage) {
+  // A run that never started (a usage error, a plan another run executed meanwhile) said
+  // nothing yet; one that did has said how it ended (run_end).
+  if (!res.started && (res.exit_code == kExitUsage || res.exit_code == kExitRefused)) {
     if (c.json)
-      std::printf("%s\n", json{{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}}.dump().c_str());
+      std::printf("%s\n", json{{"event", res.exit_code == kExitRefused ? "refused" : "error"},
+                               {"run", res.run_id}, {"error", res.error},
+                               {"exit_code", res.exit_code}}.dump().c_str());
     else
       std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
   }
@@ -424,8 +428,23 @@ Millis parse_wait_lock(const std::string& text) {
   return *d;
 }
 
+// The exit statuses (README, docs/architecture.md), shown by `runbook --help` and `exec --help`.
+const char* kExitStatusHelp =
+    "Exit status:\n"
+    "  0    succeeded\n"
+    "  1    the procedure failed: an effect failed, or the runbook called error() or assert()\n"
+    "  2    usage or runbook error, a bug found at run time included: calling a nil value\n"
+    "       (fs.bakup), an undefined global or parameter (p.rooot), a bad argument to a\n"
+    "       primitive, step() inside a step, a primitive outside a step\n"
+    "  3    stopped at a change in doubt: resume with --assume-done or --redo\n"
+    "  4    refused without acting: a drifted or already-executed plan, a lock held by\n"
+    "       another run\n"
+    "  130  interrupted (Ctrl-C or SIGTERM): the always = true steps still ran, unless\n"
+    "       Ctrl-C was pressed again; a third Ctrl-C exits at once\n";
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
+  app.footer(kExitStatusHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
   Common c;
@@ -453,6 +472,7 @@ int run_cli(int argc, char** argv) {
   std::string wait_lock;
   exec->add_option("--wait-lock", wait_lock, "when another live run holds this runbook's lock, wait for it this long (like 5m) instead of refusing at once (exit 4)");
   add_common(exec, true);
+  exec->footer(kExitStatusHelp);
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
   check->add_option("file", file, "the runbook (.lua)")->required();

@@ -34,6 +34,10 @@ const char* kCoroutine[] = {"close", "create", "isyieldable", "resume", "running
 
 const char* kLoadedKey = "runbook.loaded";
 const char* kSeedKey = "runbook.randomseed";  // math.randomseed as built, out of the runbook's reach
+// The original `error` and `assert`: an error they raised is the runbook failing on purpose.
+const char* kErrorFnKey = "runbook.error_fn";
+const char* kAssertFnKey = "runbook.assert_fn";
+const char* kBindingErrorMeta = "runbook.error";  // lua/binding.cc's error tables
 constexpr int kHookEvery = 1000;  // instructions between checks of the deadline and Ctrl-C
 
 template <size_t N>
@@ -124,18 +128,60 @@ int tostring_trampoline(lua_State* L) {
 
 }  // namespace
 
-bool Sandbox::protect(const std::function<void(lua_State*)>& fn, std::string* error) {
+bool Sandbox::protect(const std::function<void(lua_State*)>& fn, std::string* error,
+                      ErrorKind* kind) {
   int top = lua_gettop(L_);
-  if (!lua_checkstack(L_, 3)) {
+  if (!lua_checkstack(L_, 4)) {
     if (error) *error = "no room on the Lua stack";
+    if (kind) *kind = ErrorKind::Bug;
     return false;
   }
+  int msgh = 0;
+  if (kind) {
+    lua_pushcfunction(L_, &Sandbox::l_classify);
+    msgh = lua_gettop(L_);
+  }
+  // A memory error does not call the handler: it stays Failed (the ceiling, not the code).
+  last_kind_ = ErrorKind::Failed;
   lua_pushcfunction(L_, protect_trampoline);
   lua_pushlightuserdata(L_, const_cast<std::function<void(lua_State*)>*>(&fn));
-  int rc = lua_pcall(L_, 1, 0, 0);
+  int rc = lua_pcall(L_, 1, 0, msgh);
   if (rc != LUA_OK && error) *error = error_text(-1);
+  if (kind) *kind = rc == LUA_OK ? ErrorKind::None : last_kind_;
   lua_settop(L_, top);
   return rc == LUA_OK;
+}
+
+// The message handler of a classified protect: runs where the error was raised (level 1 is the
+// function that raised it), with the error value at 1, which it returns unchanged. Only raw
+// reads and comparisons: nothing of the runbook's runs here.
+int Sandbox::l_classify(lua_State* L) {
+  Sandbox* self = from(L);
+  ErrorKind kind = ErrorKind::Bug;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, kBindingErrorMeta);
+    bool ours = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ours) {
+      lua_pushliteral(L, "bug");
+      bool bug = lua_rawget(L, 1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      kind = bug ? ErrorKind::Bug : ErrorKind::Failed;
+      self->last_kind_ = kind;
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "f", &ar)) {
+    lua_getfield(L, LUA_REGISTRYINDEX, kErrorFnKey);
+    lua_getfield(L, LUA_REGISTRYINDEX, kAssertFnKey);
+    if (lua_rawequal(L, -3, -2) || lua_rawequal(L, -3, -1)) kind = ErrorKind::Failed;
+    lua_pop(L, 3);
+  }
+  self->last_kind_ = kind;
+  lua_settop(L, 1);
+  return 1;
 }
 
 std::string Sandbox::error_text(int idx) {
@@ -183,6 +229,10 @@ void Sandbox::build_globals() {
   lua_newtable(L);
   int G = lua_gettop(L);
   copy_fields(L, base, G, kBase);
+  lua_getfield(L, base, "error");
+  lua_setfield(L, LUA_REGISTRYINDEX, kErrorFnKey);
+  lua_getfield(L, base, "assert");
+  lua_setfield(L, LUA_REGISTRYINDEX, kAssertFnKey);
   lua_pushvalue(L, G);
   lua_setfield(L, G, "_G");
   lua_pushcfunction(L, &Sandbox::l_pcall);
@@ -231,7 +281,10 @@ void Sandbox::build_globals() {
 
 int Sandbox::l_undefined_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  return luaL_error(L, "undefined global '%s'", name ? name : "?");
+  luaL_where(L, 2);  // where the runbook read it (level 1 is this metamethod)
+  lua_pushfstring(L, "undefined global '%s'", name ? name : "?");
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 // Each step starts afresh: the memory ceiling a step hit does not stop the cleanup after it.
@@ -239,6 +292,7 @@ void Sandbox::arm(SteadyTime deadline, std::string what) {
   deadline_ = deadline;
   deadline_what_ = std::move(what);
   killed_.clear();
+  interrupted_ = false;  // the cleanup after an interrupted step is stopped only by another one
   over_limit_ = false;
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, kHookEvery);
 }
