@@ -23,9 +23,9 @@ bool has(const std::string& text, const std::string& part) {
 }
 bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
 
-class Run {
+class RunbookProcess {
  public:
-  Run(const TempDir& d, const std::string& file) : out_(d / "out.txt") {
+  RunbookProcess(const TempDir& d, const std::string& file) : out_(d / "out.txt") {
     std::string journal = d / "j.db";
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -41,7 +41,7 @@ class Run {
       ::_exit(127);
     }
   }
-  ~Run() {
+  ~RunbookProcess() {
     if (code_ < 0) {
       ::kill(-pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
@@ -110,7 +110,7 @@ end }
 void first_interrupt_runs_the_cleanup(int sig, const std::string& long_step) {
   TempDir d;
   write_file(d / "rb.lua", cleanup_runbook(d, long_step));
-  Run r(d, d / "rb.lua");
+  RunbookProcess r(d, d / "rb.lua");
   auto until = std::chrono::steady_clock::now() + 20s;
   while (!exists(d / "started") && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(20ms);
@@ -161,7 +161,7 @@ TEST(Cleanup, SecondCtrlCStopsTheRunningCleanupStepAndSkipsTheRest) {
   TempDir d;
   // The first cleanup step takes long (its own timeout is 2s: the second Ctrl-C comes first).
   write_file(d / "rb.lua", cleanup_runbook(d, R"(sleep("30s"))", R"(exec{ "sleep", "30" })"));
-  Run r(d, d / "rb.lua");
+  RunbookProcess r(d, d / "rb.lua");
   auto until = std::chrono::steady_clock::now() + 20s;
   while (!exists(d / "started") && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(20ms);
@@ -189,7 +189,7 @@ TEST(Cleanup, ACleanupStepAfterCtrlCHasItsOwnDeadline) {
   TempDir d;
   // The first cleanup step overruns its own 2s timeout: it fails, and the next one still runs.
   write_file(d / "rb.lua", cleanup_runbook(d, R"(sleep("30s"))", R"(sleep("30s"))"));
-  Run r(d, d / "rb.lua");
+  RunbookProcess r(d, d / "rb.lua");
   auto until = std::chrono::steady_clock::now() + 20s;
   while (!exists(d / "started") && std::chrono::steady_clock::now() < until)
     std::this_thread::sleep_for(20ms);
@@ -200,11 +200,12 @@ TEST(Cleanup, ACleanupStepAfterCtrlCHasItsOwnDeadline) {
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, 1500ms) << r.out();
   EXPECT_LT(took, 8s) << r.out();
-  EXPECT_TRUE(has(r.out(), "exceeded its timeout of 2s")) << r.out();
+  EXPECT_TRUE(has(r.out(), "exceeded its timeout of 2.0s")) << r.out();
   EXPECT_FALSE(exists(d / "maintenance-off"));
   EXPECT_TRUE(exists(d / "logged")) << r.out();
   json run = last_run(d);
   EXPECT_EQ(run["outcome"], "interrupted");
+  EXPECT_TRUE(has(run.value("error", ""), "interrupted at step 2")) << run["error"];
   EXPECT_EQ(step_outcome(run, 4), "failed");
   EXPECT_EQ(step_outcome(run, 5), "succeeded");
 }

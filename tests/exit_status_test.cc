@@ -113,7 +113,7 @@ TEST(ExitStatus, RunbookBugsFoundAtRunTimeAreTwoAndTheCleanupStillRuns) {
       {R"(step("use", function() local n = undefined_thing + 1 end))",
        "rb.lua:5: undefined global 'undefined_thing'"},
       {R"(step("param", function(p) if p.rooot then log.info("x") end end))",
-       "rb.lua:5: undefined parameter 'rooot' (declared: root, app, port)"},
+       "rb.lua:5: undefined parameter 'rooot' (declared: app, port, root)"},
       {R"(step("bad", function() sleep("soon") end))", "bad argument"},
       {R"(step("outer", function() step("inner", function() end) end))",
        "step() may be called only at the top level"},

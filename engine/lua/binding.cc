@@ -201,7 +201,7 @@ int strict_module(lua_State* L) {
   }
   std::string list;
   for (const auto& n : has) list += (list.empty() ? "" : ", ") + n;
-  luaL_where(L, 2);  // where the runbook read it (level 1 is this metamethod)
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
   std::string where = lua_tostring(L, -1);
   std::string msg = where + std::string(module) + "." + name + " is not a primitive (" + module +
                     " has: " + (list.empty() ? std::string("nothing") : list) + ")";

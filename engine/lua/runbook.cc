@@ -56,7 +56,7 @@ int undefined_param(lua_State* L) {
     lua_pop(L, 1);
   }
   std::string name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2);
-  luaL_where(L, 2);  // where the runbook read it (level 1 is this metamethod)
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
   std::string msg = std::string(lua_tostring(L, -1)) + "undefined parameter '" + name +
                     "' (declared: " + lua_tostring(L, lua_upvalueindex(2)) + ")";
   lua_pushlstring(L, msg.data(), msg.size());
@@ -890,11 +890,11 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
         }
         continue;
       }
-      if (!failed) {
-        failed = true;
+      if (!failed && !interrupted) {  // the first thing that went wrong is the run's error
         failed_error = sr.error;
         failed_step = i;
       }
+      failed = true;
       break;
     }
     if (after_trouble)  // the outcome of its last attempt, as in its step row

@@ -281,7 +281,7 @@ void Sandbox::build_globals() {
 
 int Sandbox::l_undefined_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  luaL_where(L, 2);  // where the runbook read it (level 1 is this metamethod)
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
   lua_pushfstring(L, "undefined global '%s'", name ? name : "?");
   lua_concat(L, 2);
   return lua_error(L);
