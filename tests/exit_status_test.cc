@@ -93,6 +93,10 @@ TEST(ExitStatus, ErrorAndAssertAndAFailingEffectAreOne) {
   EXPECT_EQ(run["exit_code"], 1);
   EXPECT_EQ(run["extra"]["kind"], "failed");
 
+  // Bad data from outside is the procedure failing too, not a bug.
+  r = e.run(R"(step("parse", function() json.decode("{not json") end))");
+  EXPECT_EQ(r.code, 1) << r.out;
+
   // An effect's error re-raised by the runbook is still the procedure failing.
   r = e.run(R"(step("run", function()
   local ok, err = pcall(exec, { "false" })
@@ -178,7 +182,7 @@ TEST(ExitStatus, ChangeInDoubtIsThreeAndAssumeDoneGivesUnknownsNotInventedNumber
   write_file(file, R"(runbook{ name = "doubt", version = "1.0.0" }
 step("run", function()
   local r = exec{ "true" }
-  log.info("assumed=" .. tostring(r.assumed) .. " code=" .. json.encode(r.code))
+  log.info("assumed=" .. tostring(r.assumed) .. " code=" .. tostring(r.code))
 end)
 )");
   auto env = e.env();

@@ -98,7 +98,7 @@ TEST(Plan, ExecutesWhenItStillHoldsAndOnlyOnce) {
 
   // Twice: refused, nothing done (even though the world now differs anyway).
   auto again = w.execute(w.dir / "plan.json");
-  EXPECT_EQ(again.code, 2);
+  EXPECT_EQ(again.code, 4);
   EXPECT_TRUE(has(again.err, "was executed already, by run #" + std::to_string(live.id))) << again.err;
   EXPECT_EQ(w.server.changing_requests(), 1);
   EXPECT_EQ(read_file(w.root + "/applied.log"), "applied\n");
@@ -113,7 +113,7 @@ TEST(Plan, RefusesAndShowsWhatDrifted) {
   // The service recovered meanwhile: the plan's premise no longer holds.
   w.server.set_status(200);
   auto r = w.execute(w.dir / "plan.json");
-  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_EQ(r.code, 4) << r.out << r.err;
   EXPECT_TRUE(has(r.err, "no longer holds")) << r.err;
   EXPECT_TRUE(has(r.err, "probe #1 http.get")) << r.err;
   EXPECT_TRUE(has(r.err, "\"status\":503")) << r.err;
@@ -126,7 +126,7 @@ TEST(Plan, RefusesAndShowsWhatDrifted) {
   w.server.set_status(503);
   write_file(w.root + "/config.ini", "v=3\n");
   r = w.execute(w.dir / "plan.json", {"--json"});
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 4);
   json d;
   for (const auto& e : r.events())
     if (e.value("event", "") == "plan_drift") d = e["drift"];
@@ -140,13 +140,13 @@ TEST(Plan, RefusesAndShowsWhatDrifted) {
 
   // Another parameter than planned.
   r = w.execute(w.dir / "plan.json", {"-p", "root=" + w.dir.path()});
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 4);
   EXPECT_TRUE(has(r.err, "parameter 'root'")) << r.err;
 
   // The runbook itself changed.
   write_file(w.dir / "rb.lua", std::string(kRollback) + "-- edited\n");
   r = w.execute(w.dir / "plan.json");
-  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.code, 4);
   EXPECT_TRUE(has(r.err, "the runbook file")) << r.err;
   write_file(w.dir / "rb.lua", kRollback);
 
@@ -165,7 +165,7 @@ TEST(Plan, TwoOperatorsAtOnceExecuteItOnce) {
   ta.join();
   tb.join();
   EXPECT_EQ((a.code == 0) + (b.code == 0), 1) << a.err << "\n---\n" << b.err;
-  EXPECT_EQ((a.code == 2) + (b.code == 2), 1);
+  EXPECT_EQ((a.code == 4) + (b.code == 4), 1);
   EXPECT_EQ(read_file(w.root + "/applied.log"), "applied\n");
   EXPECT_EQ(w.server.changing_requests(), 1);
 }

@@ -192,7 +192,7 @@ TEST(Resume, SigkillAtEveryEffectBoundaryThenResumeEndsAsAnUninterruptedRun) {
       auto resumed = run_cli({"resume", "1"}, c.env());
       if (in_doubt) {
         // It stops, names the effect and its arguments, and offers the two choices.
-        ASSERT_EQ(resumed.code, 1) << resumed.out << resumed.err;
+        ASSERT_EQ(resumed.code, 3) << resumed.out << resumed.err;
         std::string all = resumed.out + resumed.err;
         EXPECT_NE(all.find("effect #" + std::to_string(k) + " " + effects[k - 1].name), std::string::npos) << all;
         EXPECT_NE(all.find("args: {"), std::string::npos) << all;

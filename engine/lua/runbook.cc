@@ -363,6 +363,11 @@ void Runbook::load(const std::string& file) {
           lua_setfield(L, LUA_REGISTRYINDEX, kRunbookKey);
           install_effects(L, registry_);
           install_pure_modules(L);
+          // A bad text from outside is the data failing, not the runbook (exit 1, not 2).
+          lua_getglobal(L, "json");
+          lua_getfield(L, -1, "decode");
+          sandbox_->failure_function(-1);
+          lua_pop(L, 2);
           lua_pushglobaltable(L);
           lua_pushcfunction(L, &Runbook::l_runbook);
           lua_setfield(L, -2, "runbook");

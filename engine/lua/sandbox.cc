@@ -34,9 +34,10 @@ const char* kCoroutine[] = {"close", "create", "isyieldable", "resume", "running
 
 const char* kLoadedKey = "runbook.loaded";
 const char* kSeedKey = "runbook.randomseed";  // math.randomseed as built, out of the runbook's reach
-// The original `error` and `assert`: an error they raised is the runbook failing on purpose.
-const char* kErrorFnKey = "runbook.error_fn";
-const char* kAssertFnKey = "runbook.assert_fn";
+// The functions whose errors are the procedure failing, not a bug (a set keyed by function): the
+// original `error` and `assert` (the runbook failing on purpose), and those marked with
+// Sandbox::failure_function (json.decode of a bad text: the data is bad, not the code).
+const char* kFailureFnsKey = "runbook.failure_fns";
 const char* kBindingErrorMeta = "runbook.error";  // lua/binding.cc's error tables
 constexpr int kHookEvery = 1000;  // instructions between checks of the deadline and Ctrl-C
 
@@ -174,10 +175,10 @@ int Sandbox::l_classify(lua_State* L) {
   }
   lua_Debug ar;
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "f", &ar)) {
-    lua_getfield(L, LUA_REGISTRYINDEX, kErrorFnKey);
-    lua_getfield(L, LUA_REGISTRYINDEX, kAssertFnKey);
-    if (lua_rawequal(L, -3, -2) || lua_rawequal(L, -3, -1)) kind = ErrorKind::Failed;
-    lua_pop(L, 3);
+    lua_getfield(L, LUA_REGISTRYINDEX, kFailureFnsKey);
+    lua_pushvalue(L, -2);
+    if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL) kind = ErrorKind::Failed;
+    lua_settop(L, 1);
   }
   self->last_kind_ = kind;
   lua_settop(L, 1);
@@ -229,10 +230,13 @@ void Sandbox::build_globals() {
   lua_newtable(L);
   int G = lua_gettop(L);
   copy_fields(L, base, G, kBase);
-  lua_getfield(L, base, "error");
-  lua_setfield(L, LUA_REGISTRYINDEX, kErrorFnKey);
-  lua_getfield(L, base, "assert");
-  lua_setfield(L, LUA_REGISTRYINDEX, kAssertFnKey);
+  lua_newtable(L);
+  for (const char* f : {"error", "assert"}) {
+    lua_getfield(L, base, f);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, kFailureFnsKey);
   lua_pushvalue(L, G);
   lua_setfield(L, G, "_G");
   lua_pushcfunction(L, &Sandbox::l_pcall);
@@ -277,6 +281,15 @@ void Sandbox::build_globals() {
   lua_newtable(L);
   lua_setfield(L, LUA_REGISTRYINDEX, kLoadedKey);
   lua_settop(L, 0);
+}
+
+void Sandbox::failure_function(int idx) {
+  idx = lua_absindex(L_, idx);
+  lua_getfield(L_, LUA_REGISTRYINDEX, kFailureFnsKey);
+  lua_pushvalue(L_, idx);
+  lua_pushboolean(L_, 1);
+  lua_rawset(L_, -3);
+  lua_pop(L_, 1);
 }
 
 int Sandbox::l_undefined_global(lua_State* L) {

@@ -90,6 +90,8 @@ class Sandbox {
   // under the armed deadline): one that fails, loops or returns a non-string gives a
   // description instead of ending the process.
   std::string error_text(int idx);
+  // Errors raised by the function at idx (a C function) are failures, not bugs (see ErrorKind).
+  void failure_function(int idx);
   // math.randomseed as the sandbox built it, whatever the runbook did to `math`; protected.
   bool seed(int64_t seed, std::string* error);
 
