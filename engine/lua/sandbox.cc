@@ -173,6 +173,12 @@ int Sandbox::l_classify(lua_State* L) {
       return 1;
     }
   }
+  // The memory ceiling refusing an allocation before it is tried (string.rep, table.move) is
+  // the ceiling, as a memory error is, not the code.
+  if (lua_type(L, 1) == LUA_TSTRING && std::strstr(lua_tostring(L, 1), "the memory ceiling of ")) {
+    self->last_kind_ = ErrorKind::Failed;
+    return 1;
+  }
   lua_Debug ar;
   if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "f", &ar)) {
     lua_getfield(L, LUA_REGISTRYINDEX, kFailureFnsKey);
