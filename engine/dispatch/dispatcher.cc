@@ -535,6 +535,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   auto t0 = std::chrono::steady_clock::now();
   CallResult out;
   std::string failure;
+  bool bad_argument = false;  // an ArgError from the effect itself (a runbook bug)
   json result;
   bool predicted = false;
   try {
@@ -584,6 +585,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     result = err.result();
   } catch (const ArgError& err) {
     failure = err.what();
+    bad_argument = true;
   } catch (const Interrupted&) {
     failure = error_text(e, "interrupted");
   } catch (const DeadlineExceeded&) {
@@ -630,7 +632,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   if (!failure.empty()) {
     if (takes_failures(e, args))
       return CallResult{true, with_failure(raw, failure), ""};
-    return CallResult{false, raw, failure};
+    return CallResult{false, raw, failure, bad_argument};
   }
   // Checkable results always say whether they succeeded, planned ones included.
   if (e.checkable && raw.is_object()) raw["ok"] = true;

@@ -130,6 +130,7 @@ int call_effect(lua_State* L) {
         have_result = true;
       } else {
         failure = r.error;
+        bug = r.bad_argument;
         result = std::move(r.result);
       }
     }
