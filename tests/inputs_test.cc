@@ -78,7 +78,7 @@ TEST(Inputs, AnInvalidArgvMatchIsAnArgumentErrorNamingProcFind) {
     auto f = e.file(std::string(kHead) + "step('find', function() proc.find{ argv_match = \"" +
                     pattern + "\" } end)\n");
     auto r = run_cli({"exec", f}, e.env());
-    EXPECT_EQ(r.code, 1) << pattern << r.out << r.err;
+    EXPECT_EQ(r.code, 2) << pattern << r.out << r.err;
     EXPECT_TRUE(has(
         r.out, "rb.lua:2: bad argument 'argv_match' to 'proc.find' (invalid regular expression"))
         << pattern << "\n"
@@ -334,7 +334,7 @@ TEST(Inputs, EffectDurationsAndIntegersAreChecked) {
         Case{"proc.find{ pid = 2^40 }", "bad argument 'pid' to 'proc.find'"}}) {
     auto f = e.file(std::string(kHead) + "step('a', function() " + c.call + " end)\n");
     auto r = run_cli({"exec", f}, e.env());
-    EXPECT_EQ(r.code, 1) << c.call << r.out << r.err;
+    EXPECT_EQ(r.code, 2) << c.call << r.out << r.err;
     EXPECT_TRUE(has(r.out, "rb.lua:2: " + c.says)) << c.call << "\n" << r.out;
   }
   auto f = e.file(std::string(kHead) + "step('a', function() exec{ 'true', timeout = 2.5 } end)\n");

@@ -247,9 +247,13 @@ int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
       print_plan_saved(c, save_plan_path, plan, res.run_id);
     }
   }
-  if (res.exit_code == kExitUsage) {
+  // A run that never started (a usage error, a plan another run executed meanwhile) said
+  // nothing yet; one that did has said how it ended (run_end).
+  if (!res.started && (res.exit_code == kExitUsage || res.exit_code == kExitRefused)) {
     if (c.json)
-      std::printf("%s\n", json{{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}}.dump().c_str());
+      std::printf("%s\n", json{{"event", res.exit_code == kExitRefused ? "refused" : "error"},
+                               {"run", res.run_id}, {"error", res.error},
+                               {"exit_code", res.exit_code}}.dump().c_str());
     else
       std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
   }
@@ -523,8 +527,23 @@ Millis parse_wait_lock(const std::string& text) {
   return *d;
 }
 
+// The exit statuses (README, docs/architecture.md), shown by `runbook --help` and `exec --help`.
+const char* kExitStatusHelp =
+    "Exit status:\n"
+    "  0    succeeded\n"
+    "  1    the procedure failed: an effect failed, or the runbook called error() or assert()\n"
+    "  2    usage or runbook error, a bug found at run time included: calling a nil value\n"
+    "       (fs.bakup), an undefined global or parameter (p.rooot), a bad argument to a\n"
+    "       primitive, step() inside a step, a primitive outside a step\n"
+    "  3    stopped at a change in doubt: resume with --assume-done or --redo\n"
+    "  4    refused without acting: a drifted or already-executed plan, a lock held by\n"
+    "       another run\n"
+    "  130  interrupted (Ctrl-C or SIGTERM): the always = true steps still ran, unless\n"
+    "       Ctrl-C was pressed again; a third Ctrl-C exits at once\n";
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
+  app.footer(kExitStatusHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
   Common c;
@@ -552,6 +571,7 @@ int run_cli(int argc, char** argv) {
   std::string wait_lock;
   exec->add_option("--wait-lock", wait_lock, "when another live run holds this runbook's lock, wait for it this long (like 5m) instead of refusing at once (exit 4)");
   add_common(exec, true);
+  exec->footer(kExitStatusHelp);
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
   check->add_option("file", file, "the runbook (.lua)")->required();

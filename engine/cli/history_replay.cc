@@ -180,7 +180,7 @@ int cmd_replay(const HistoryCommon& c, const std::string& run_text, const std::s
                             .c_str());
   auto reporter = reporter_for(c);
   ExecResult res = execute(req, nullptr, reporter.get(), builtin_registry());
-  if (res.exit_code == kExitUsage && res.divergence.is_null()) {
+  if (res.exit_code == kExitUsage && !res.started && res.divergence.is_null()) {
     if (c.json) emit({{"event", "error"}, {"error", res.error}, {"exit_code", 2}});
     else std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
     return kExitUsage;
@@ -272,7 +272,7 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
               {"choices", {"--assume-done", "--redo"}}});
       else
         std::fprintf(stderr, "runbook: %s\n", msg.c_str());
-      return kExitFailed;
+      return kExitInDoubt;
     }
   }
 
@@ -346,7 +346,7 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
     print_lock_stop(c.json, res);
     return res.exit_code;
   }
-  if (res.exit_code == kExitUsage) {
+  if (res.exit_code == kExitUsage && !res.started) {
     if (c.json) emit({{"event", "error"}, {"run", res.run_id}, {"error", res.error}, {"exit_code", 2}});
     else std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
     return kExitUsage;

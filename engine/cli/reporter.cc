@@ -1,6 +1,7 @@
 #include "cli/reporter.h"
 
 #include "core/strings.h"
+#include "lua/runbook.h"
 
 namespace rb::cli {
 
@@ -108,7 +109,8 @@ class HumanReporter : public Reporter {
         line(s_.green("✓ succeeded") + " in " + secs + ": " + std::to_string(total_steps_) + " steps, " +
              std::to_string(effects_) + " effects (" + std::to_string(changes_) + " changes)" + s_.dim(id));
     } else {
-      line(s_.red("✗ " + run.outcome) + " after " + secs + ": " + run.error);
+      line(s_.red("✗ " + run.outcome) + " after " + secs + ": " + run.error +
+           s_.dim("  (exit " + std::to_string(run.exit_code) + ")"));
       if (run.id) line(s_.dim("  details: runbook show " + std::to_string(run.id)));
     }
     checked_live_only(run);
@@ -180,7 +182,10 @@ class JsonReporter : public Reporter {
   }
   void run_end(const RunRecord& run) override {
     json e{{"event", "run_end"}, {"run", run.id}, {"outcome", run.outcome}, {"exit_code", run.exit_code},
+           {"kind", run.extra.is_object() && run.extra.contains("kind") ? run.extra["kind"]
+                                                                         : json(exit_kind(run.exit_code))},
            {"duration_ms", run.ended_ms - run.started_ms}};
+    if (run.extra.is_object() && run.extra.contains("cleanup")) e["cleanup"] = run.extra["cleanup"];
     if (!run.error.empty()) e["error"] = run.error;
     if (run.extra.contains("checked_live_only")) e["checked_live_only"] = run.extra["checked_live_only"];
     emit(e);

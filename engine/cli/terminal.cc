@@ -22,7 +22,14 @@ namespace {
 void on_signal(int) {
   int n = ++interrupt_count();
   if (n == 1) {
-    const char msg[] = "\n  interrupt: stopping at the next safe point (Ctrl-C twice more to abort now)\n";
+    const char msg[] =
+        "\n  interrupt: stopping at the next safe point; the always = true steps still run "
+        "(Ctrl-C again to skip them, a third time to exit at once)\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+  } else if (n == 2) {
+    const char msg[] =
+        "\n  interrupt: stopping the cleanup; the remaining always = true steps are skipped "
+        "(Ctrl-C again to exit at once)\n";
     (void)!::write(2, msg, sizeof msg - 1);
   }
   if (n >= 3) ::_exit(130);

@@ -317,6 +317,31 @@ CallResult Dispatcher::answer_recorded(const Effect& e, const Args& args, const 
   return finish_answer(e, args, *rec, ev);
 }
 
+namespace {
+
+// An --assume-done result: the planned shape keeps what it takes from the arguments (paths,
+// names, a command's verb: non-empty strings, other than an all-zero digest) and every field it
+// would make up — counts, affected rows, exit codes, sizes, flags, empty output, empty lists —
+// becomes unknown_value(why). Bounded by the JSON nesting limit.
+json assumed_unknowns(const json& v, const std::string& why, int depth = 0) {
+  if (v.is_object()) {
+    if (depth > 8) return unknown_value(why);
+    json out = json::object();
+    for (auto it = v.begin(); it != v.end(); ++it)
+      append_member(out, it.key(), assumed_unknowns(it.value(), why, depth + 1));
+    return out;
+  }
+  if (v.is_string()) {
+    const auto& t = v.get_ref<const std::string&>();
+    bool zeros = !t.empty() && t.find_first_not_of('0') == std::string::npos;
+    return t.empty() || zeros ? unknown_value(why) : v;
+  }
+  if (v.is_array() && !v.empty()) return v;
+  return unknown_value(why);
+}
+
+}  // namespace
+
 CallResult Dispatcher::settle_in_doubt(const Effect& e, const Args& args, Kind kind,
                                        const json& shown_args, const std::string& site,
                                        EffectEvent& ev, const EffectRecord& rec) {
@@ -349,7 +374,11 @@ CallResult Dispatcher::settle_in_doubt(const Effect& e, const Args& args, Kind k
   };
   if (opts_.in_doubt == InDoubt::AssumeDone) {
     log("warn", what + ", never finished; --assume-done: taken as done, not repeated");
-    return answer_done("assumed", assumed_result("assumed"));
+    // Nothing recorded what it returned: what the planned shape would invent is unknown.
+    json r = assumed_unknowns(assumed_result("assumed"),
+                              e.name + " assumed done with --assume-done");
+    r["assumed"] = true;
+    return answer_done("assumed", r);
   }
   if (opts_.in_doubt == InDoubt::Redo) {
     log("warn", what + ", never finished; --redo: performed again");
@@ -506,6 +535,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   auto t0 = std::chrono::steady_clock::now();
   CallResult out;
   std::string failure;
+  bool bad_argument = false;  // an ArgError from the effect itself (a runbook bug)
   json result;
   bool predicted = false;
   try {
@@ -557,6 +587,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     result = err.result();
   } catch (const ArgError& err) {
     failure = err.what();
+    bad_argument = true;
   } catch (const Interrupted&) {
     failure = error_text(e, "interrupted");
   } catch (const DeadlineExceeded&) {
@@ -603,7 +634,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   if (!failure.empty()) {
     if (takes_failures(e, args))
       return CallResult{true, with_failure(raw, failure), ""};
-    return CallResult{false, raw, failure};
+    return CallResult{false, raw, failure, bad_argument};
   }
   // Checkable results always say whether they succeeded, planned ones included.
   // (A predicted unknown stays one: whether it succeeded is not known either.)

@@ -41,6 +41,7 @@ struct CallResult {
   bool ok = true;
   json result;
   std::string error;
+  bool bad_argument = false;  // failed with an ArgError the effect raised: a runbook bug (exit 2)
 };
 
 // A call sequence differs from the recorded one: replay/resume refuses to go on.

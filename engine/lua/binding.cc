@@ -113,6 +113,7 @@ int call_effect(lua_State* L) {
   // exception meets Lua's unwinding and every destructor has run.
   std::string fatal;    // the step cannot go on (interrupt, deadline, divergence)
   std::string failure;  // the effect failed: raise a catchable error
+  bool bug = false;     // ... because the runbook is wrong (exit 2, not 1)
   json result;
   bool have_result = false;
   try {
@@ -120,6 +121,7 @@ int call_effect(lua_State* L) {
       fatal = sb->killed();
     } else if (!sb->in_step || !sb->dispatcher) {
       failure = e->name + " was called outside a step; effects run only inside step(...)";
+      bug = true;
     } else {
       json args = collect_args(L, *e);
       CallResult r = sb->dispatcher->call(*e, std::move(args), site);
@@ -128,11 +130,13 @@ int call_effect(lua_State* L) {
         have_result = true;
       } else {
         failure = r.error;
+        bug = r.bad_argument;
         result = std::move(r.result);
       }
     }
   } catch (const ArgError& err) {
     failure = err.what();
+    bug = true;
   } catch (const Divergence& err) {
     fatal = err.what();
   } catch (const Interrupted& err) {
@@ -147,7 +151,7 @@ int call_effect(lua_State* L) {
     sb->kill(fatal);
     raise_error(L, e->name, fatal, nullptr, site);
   }
-  if (!have_result) raise_error(L, e->name, failure, result, site);
+  if (!have_result) raise_error(L, e->name, failure, result, site, bug);
   push_json(L, result);
   return 1;
 }
@@ -155,9 +159,13 @@ int call_effect(lua_State* L) {
 }  // namespace
 
 void raise_error(lua_State* L, const std::string& effect, const std::string& message,
-                 const json& result, const std::string& site) {
+                 const json& result, const std::string& site, bool bug) {
   luaL_checkstack(L, 4, "raising an error");
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
+  if (bug) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "bug");
+  }
   lua_pushstring(L, effect.c_str());
   lua_setfield(L, -2, "effect");
   lua_pushstring(L, message.c_str());
@@ -179,6 +187,40 @@ void raise_error(lua_State* L, const std::string& effect, const std::string& mes
   std::abort();  // lua_error does not return
 }
 
+namespace {
+
+// __index of a module table: `fs.bakup` is a runbook bug, named with what the module has (its
+// primitives and the prelude's Lua helpers alike), not a nil to call.
+int strict_module(lua_State* L) {
+  const char* module = lua_tostring(L, lua_upvalueindex(1));
+  std::string name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2);
+  std::set<std::string> has;
+  lua_pushnil(L);
+  while (lua_next(L, 1) && has.size() < 200) {
+    if (lua_type(L, -2) == LUA_TSTRING) has.insert(lua_tostring(L, -2));
+    lua_pop(L, 1);
+  }
+  std::string list;
+  for (const auto& n : has) list += (list.empty() ? "" : ", ") + n;
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
+  std::string where = lua_tostring(L, -1);
+  std::string msg = where + std::string(module) + "." + name + " is not a primitive (" + module +
+                    " has: " + (list.empty() ? std::string("nothing") : list) + ")";
+  lua_pushlstring(L, msg.data(), msg.size());
+  return lua_error(L);
+}
+
+void make_strict(lua_State* L, int table, const std::string& module) {
+  table = lua_absindex(L, table);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, module.c_str());
+  lua_pushcclosure(L, strict_module, 1);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, table);
+}
+
+}  // namespace
+
 void install_effects(lua_State* L, const Registry& registry) {
   // Globals are strict; rawget avoids the undefined-global error while building.
   for (const Effect* e : registry.all()) {
@@ -199,6 +241,7 @@ void install_effects(lua_State* L, const Registry& registry) {
     if (!lua_istable(L, -1)) {
       lua_pop(L, 1);
       lua_newtable(L);
+      make_strict(L, -1, module);
       lua_pushstring(L, module.c_str());
       lua_pushvalue(L, -2);
       lua_rawset(L, -4);

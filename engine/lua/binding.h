@@ -13,8 +13,10 @@ namespace rb {
 void install_effects(lua_State* L, const Registry& registry);
 
 // Raises a Lua error value: a table { effect =, message =, result =, site = } whose tostring
-// is "file:line: message". Never returns.
+// is "file:line: message". Never returns. `bug`: the runbook is wrong, not the world (a bad
+// argument, a primitive called outside a step): the table gets `bug = true`, and a step it
+// ends makes the run exit 2 rather than 1 (see ErrorKind in lua/sandbox.h).
 [[noreturn]] void raise_error(lua_State* L, const std::string& effect, const std::string& message,
-                              const json& result, const std::string& site);
+                              const json& result, const std::string& site, bool bug = false);
 
 }  // namespace rb

@@ -43,6 +43,44 @@ Runbook* self(lua_State* L) {
   return r;
 }
 
+// __index of the `p` table a step gets: a declared parameter without a value is nil, any other
+// name is a runbook bug (`p.rooot`), named with the declared ones. Upvalues: the set of declared
+// names, and their list as text.
+int undefined_param(lua_State* L) {
+  if (lua_type(L, 2) == LUA_TSTRING) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) {
+      lua_pushnil(L);
+      return 1;
+    }
+    lua_pop(L, 1);
+  }
+  std::string name = lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : luaL_typename(L, 2);
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
+  std::string msg = std::string(lua_tostring(L, -1)) + "undefined parameter '" + name +
+                    "' (declared: " + lua_tostring(L, lua_upvalueindex(2)) + ")";
+  lua_pushlstring(L, msg.data(), msg.size());
+  return lua_error(L);
+}
+
+// The parameters as a step sees them: strict (see undefined_param).
+void push_params(lua_State* L, const json& params, const std::vector<ParamSpec>& specs) {
+  push_json(L, params);
+  if (!lua_istable(L, -1)) return;
+  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, static_cast<int>(specs.size()));
+  std::string names;
+  for (const auto& p : specs) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, p.name.c_str());
+    names += (names.empty() ? "" : ", ") + p.name;
+  }
+  lua_pushstring(L, names.empty() ? "none" : names.c_str());
+  lua_pushcclosure(L, undefined_param, 2);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+}
+
 std::string where(lua_State* L) {
   luaL_where(L, 1);
   std::string w = lua_tostring(L, -1);
@@ -325,6 +363,11 @@ void Runbook::load(const std::string& file) {
           lua_setfield(L, LUA_REGISTRYINDEX, kRunbookKey);
           install_effects(L, registry_);
           install_pure_modules(L);
+          // A bad text from outside is the data failing, not the runbook (exit 1, not 2).
+          lua_getglobal(L, "json");
+          lua_getfield(L, -1, "decode");
+          sandbox_->failure_function(-1);
+          lua_pop(L, 2);
           lua_pushglobaltable(L);
           lua_pushcfunction(L, &Runbook::l_runbook);
           lua_setfield(L, -2, "runbook");
@@ -695,13 +738,15 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   sandbox_->unknown_reason.clear();
   int fn_ref = s.fn_ref;
   std::string error;
+  ErrorKind kind = ErrorKind::None;
+  const auto& specs = decl_.params;
   bool ok = sandbox_->protect(
       [&](lua_State* L) {
         lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
-        push_json(L, params);
+        push_params(L, params, specs);
         lua_call(L, 1, 0);
       },
-      &error);
+      &error, &kind);
   sandbox_->in_step = false;
   StepOutcome out;
   std::string killed = sandbox_->killed();
@@ -719,12 +764,15 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
                 : sandbox_->over_limit()      ? sandbox_->memory_message()
                                               : error;
     out.outcome = interrupted ? "interrupted" : "failed";
+    // A stopped step (deadline, Ctrl-C, memory) is not the runbook's mistake.
+    out.bug = !interrupted && killed.empty() && !sandbox_->over_limit() && kind == ErrorKind::Bug;
     // A rehearsal's step that failed after using a value it could not know (an HTTP answer
     // after a planned restart) has not shown that the live run fails: it is checked live only.
     if (!interrupted && killed.empty() && d.options().mode == Mode::DryRun &&
         sandbox_->unknown_touched > 0) {
       out.outcome = "live-only";
       out.why = sandbox_->unknown_reason;
+      out.bug = false;
     }
   }
   lua_settop(L, 0);
@@ -765,13 +813,50 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
   Reporter* rep = d.reporter();
   Journal* j = d.journal();
   int total = static_cast<int>(decl_.steps.size());
-  std::string failed_error;
+  std::string failed_error, bug_error;
   bool failed = false, interrupted = false, halted = false;
-  int failed_step = 0;
+  // After the first interrupt the remaining `always` steps still run, each under its own
+  // deadline; a further one (during them, or before the interrupted step stopped) skips them.
+  bool skip_cleanup = false;
+  int failed_step = 0, bug_step = 0;
+  json cleanup = json::array();  // the always steps run (or skipped) after the run went wrong
+  auto always_after = [&](int i) {
+    int n = 0;
+    for (int k = i + 1; k <= total; ++k) n += decl_.steps[static_cast<size_t>(k - 1)].always;
+    return n;
+  };
+  auto steps_word = [](int n) {
+    return std::to_string(n) + (n == 1 ? " cleanup step" : " cleanup steps");
+  };
+  auto on_interrupt = [&](int i, const std::string& error) {
+    int pending = interrupt_count().load() - interrupt_acknowledged().load();
+    acknowledge_interrupt();
+    int n = always_after(i);
+    if (!interrupted) {
+      interrupted = true;
+      failed_error = error;
+      failed_step = i;
+      if (pending > 1) skip_cleanup = true;  // Ctrl-C twice before the step stopped
+      if (n > 0)
+        d.log("warn", skip_cleanup ? "interrupted twice: skipping the " + steps_word(n) +
+                                         " (always = true)"
+                                   : "interrupted: running " + steps_word(n) +
+                                         " (always = true); Ctrl-C again to skip them");
+    } else if (!skip_cleanup) {
+      skip_cleanup = true;
+      if (n > 0)
+        d.log("warn", "interrupted again: skipping the remaining " + steps_word(n) +
+                          " (always = true)");
+    }
+  };
   for (int i = first; i <= total; ++i) {
     const StepDecl s = decl_.steps[static_cast<size_t>(i - 1)];  // a copy: nothing may move it
-    if ((failed && !s.always) || interrupted || halted) {
+    bool after_trouble = failed || interrupted;
+    std::string last_outcome;
+    if (halted || (failed && !s.always) || (interrupted && (!s.always || skip_cleanup))) {
       if (rep) rep->step_end(i, s.name, "skipped", "", Millis(0));
+      if (s.always && after_trouble && !halted)
+        cleanup.push_back(json{{"step", i}, {"name", s.name}, {"outcome", "skipped"}});
       continue;
     }
     for (int attempt = 1;; ++attempt) {
@@ -790,6 +875,7 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       sr.ended_ms = now_epoch_ms();
       sr.outcome = o.outcome;
       sr.error = d.redactor().text(o.error);
+      last_outcome = o.outcome;
       if (j && d.options().mode != Mode::Replay) j->step_ended(sr);
       if (rep)
         rep->step_end(i, s.name, o.outcome, sr.error,
@@ -804,50 +890,81 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       }
       if (o.outcome == "succeeded") break;
       if (o.outcome == "interrupted") {
-        interrupted = true;
-        failed_error = sr.error;
-        failed_step = i;
+        on_interrupt(i, sr.error);
         break;
+      }
+      if (o.bug && !bug_step) {
+        bug_step = i;
+        bug_error = sr.error;
       }
       // A divergence or a change in doubt stops the whole run: not even `always` steps run,
       // since the world is not where the journal says and the operator must look first.
       bool diverged = halted || !d.divergence().is_null() || !d.in_doubt_stop().is_null();
       if (diverged) halted = true;
-      if (attempt <= s.retries && !diverged) {
+      // A bug is not retried: it would fail the same way.
+      if (attempt <= s.retries && !diverged && !o.bug) {
         Millis delay = s.retry_delay * (1 << std::min(attempt - 1, 6));
         d.log("warn", "step " + std::to_string(i) + " failed (attempt " + std::to_string(attempt) +
                           " of " + std::to_string(s.retries + 1) + "); retrying in " +
                           format_duration(delay));
         if (!d.pause(delay)) {
-          interrupted = true;
-          failed_error = "interrupted";
-          failed_step = i;
+          on_interrupt(i, "interrupted");
           break;
         }
         continue;
       }
-      if (!failed) {
-        failed = true;
+      if (!failed && !interrupted) {  // the first thing that went wrong is the run's error
         failed_error = sr.error;
         failed_step = i;
       }
+      failed = true;
       break;
     }
+    if (after_trouble)  // the outcome of its last attempt, as in its step row
+      cleanup.push_back(json{{"step", i}, {"name", s.name}, {"outcome", last_outcome}});
   }
   if (!run.modules.is_object()) run.modules = json::object();
   for (const auto& [name, sha] : sandbox_->modules()) run.modules[name] = sha;
-  if (interrupted) {
+  if (!cleanup.empty()) run.extra["cleanup"] = cleanup;
+  auto step_name = [&](int i) { return decl_.steps[static_cast<size_t>(i - 1)].name; };
+  if (!d.in_doubt_stop().is_null()) {
+    // Resume stopped at a change in doubt: the operator must choose --assume-done or --redo.
+    run.outcome = "failed";
+    run.exit_code = kExitInDoubt;
+    run.error = "step " + std::to_string(failed_step) + " '" + step_name(failed_step) +
+                "' stopped at a change in doubt: " + failed_error;
+  } else if (interrupted) {
     run.outcome = "interrupted";
     run.exit_code = kExitInterrupted;
     run.error = "interrupted at step " + std::to_string(failed_step) + ": " + failed_error;
+  } else if (bug_step) {
+    run.outcome = "error";
+    run.exit_code = kExitUsage;
+    run.error = "step " + std::to_string(bug_step) + " '" + step_name(bug_step) +
+                "': a bug in the runbook: " + bug_error;
+    if (failed_step && failed_step != bug_step)
+      run.error += " (after step " + std::to_string(failed_step) + " '" + step_name(failed_step) +
+                   "' failed: " + failed_error + ")";
   } else if (failed) {
     run.outcome = "failed";
     run.exit_code = kExitFailed;
-    run.error = "step " + std::to_string(failed_step) + " '" +
-                decl_.steps[static_cast<size_t>(failed_step - 1)].name + "' failed: " + failed_error;
+    run.error = "step " + std::to_string(failed_step) + " '" + step_name(failed_step) +
+                "' failed: " + failed_error;
   } else {
     run.outcome = "succeeded";
     run.exit_code = kExitOk;
+  }
+}
+
+std::string exit_kind(int code, bool started) {
+  switch (code) {
+    case kExitOk: return "succeeded";
+    case kExitFailed: return "failed";
+    case kExitUsage: return started ? "bug" : "usage";
+    case kExitInDoubt: return "in_doubt";
+    case kExitRefused: return "refused";
+    case kExitInterrupted: return "interrupted";
+    default: return "failed";
   }
 }
 
@@ -915,11 +1032,12 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   Runbook book(registry, req.memory_limit);
   json params;
   std::vector<std::string> secrets;
-  auto fail_usage = [&](const std::string& msg) {
-    // Bad input still leaves a trace: a run whose outcome is "error".
-    run.outcome = "error";
+  auto fail_usage = [&](const std::string& msg, int code = kExitUsage) {
+    // Bad input still leaves a trace: a run whose outcome is "error" (or "refused").
+    run.outcome = code == kExitRefused ? "refused" : "error";
     run.error = msg;
-    run.exit_code = kExitUsage;
+    run.exit_code = code;
+    run.extra["kind"] = exit_kind(code, false);
     run.ended_ms = now_epoch_ms();
     if (run.runbook.empty()) run.runbook = fs::path(req.file).stem().string();
     if (run.version.empty()) run.version = "?";
@@ -930,7 +1048,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
       journal->begin_run(run);
       journal->update_run(run);
     }
-    res.exit_code = kExitUsage;
+    res.exit_code = code;
     res.run_id = run.id;
     res.outcome = run.outcome;
     res.error = msg;
@@ -1128,6 +1246,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
                         {"holder", lr.held_by ? holder_json(*lr.held_by) : json(nullptr)}};
         run.extra["lock_holder"] = res.lock["holder"];
       }
+      run.extra["kind"] = exit_kind(run.exit_code);
       if (journal) {
         // A plan refused at the lock has not been executed: it may execute later (under the
         // run id reserved for it, when it had one: reserved again, the refusal in its extra).
@@ -1168,6 +1287,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   // What the rehearsal could not check (unknowns used by probes, changes and steps).
   if (opts.mode == Mode::DryRun && !disp.checked_live_only().empty())
     run.extra["checked_live_only"] = disp.redactor().value(disp.checked_live_only());
+  run.extra["kind"] = exit_kind(run.exit_code);
   run.error = disp.redactor().text(run.error);
   if (opts.mode == Mode::Replay && disp.divergence().is_null()) {
     // The replay may also depart by doing less than the original, or ending otherwise.
@@ -1196,6 +1316,7 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   }
   held.release();
   if (reporter) reporter->run_end(run);
+  res.started = true;
   res.exit_code = run.exit_code;
   res.run_id = run.id;
   res.outcome = run.outcome;

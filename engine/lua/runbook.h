@@ -19,14 +19,23 @@
 
 namespace rb {
 
-// 4: refused without acting (a lock held by another run; see issue 9 for the full list).
+// The exit statuses (README's table, `runbook --help`):
+// 0 succeeded; 1 the procedure failed (an effect failed, or the runbook called error/assert);
+// 2 usage or runbook error, a runbook bug found at run time included (calling a nil value, an
+// undefined global or parameter, a bad argument to a primitive, step() inside a step); 3 stopped
+// at a change in doubt (resume needs --assume-done or --redo); 4 refused without acting (a
+// drifted or already-executed plan, a lock held by another run); 130 interrupted.
 enum ExitStatus {
   kExitOk = 0,
   kExitFailed = 1,
   kExitUsage = 2,
+  kExitInDoubt = 3,
   kExitRefused = 4,
   kExitInterrupted = 130
 };
+// The word for an exit status in `--json` run_end and the run's extra: succeeded, failed,
+// bug (2 once the run started; "usage" before), in_doubt, refused, interrupted.
+std::string exit_kind(int code, bool started = true);
 
 struct ParamSpec {
   std::string name;
@@ -94,6 +103,7 @@ class Runbook {
     std::string outcome;
     std::string error;
     std::string why;  // live-only: why the value it used was unknown
+    bool bug = false;  // failed: because the runbook is wrong (see ErrorKind): exit 2
   };
   // Runs every step (from `first`, 1-based). Fills `run` with outcome, error and exit code.
   void run_steps(Dispatcher& d, const json& params, RunRecord& run, int first = 1);
@@ -163,6 +173,7 @@ struct ExecResult {
   json in_doubt;         // resume stopped at a change in doubt
   json param_changes;    // resume: { name: { from, to } }
   json lock;             // refused: { key, holder: { run_id, user, host, pid, since_ms } }
+  bool started = false;  // the steps ran (run_end was reported); false: refused or bad input
   int64_t effects = 0;   // effects called
   int64_t answered = 0;  // of which answered from the journal
 };

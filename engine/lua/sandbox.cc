@@ -34,6 +34,11 @@ const char* kCoroutine[] = {"close", "create", "isyieldable", "resume", "running
 
 const char* kLoadedKey = "runbook.loaded";
 const char* kSeedKey = "runbook.randomseed";  // math.randomseed as built, out of the runbook's reach
+// The functions whose errors are the procedure failing, not a bug (a set keyed by function): the
+// original `error` and `assert` (the runbook failing on purpose), and those marked with
+// Sandbox::failure_function (json.decode of a bad text: the data is bad, not the code).
+const char* kFailureFnsKey = "runbook.failure_fns";
+const char* kBindingErrorMeta = "runbook.error";  // lua/binding.cc's error tables
 constexpr int kHookEvery = 1000;  // instructions between checks of the deadline and Ctrl-C
 
 template <size_t N>
@@ -124,18 +129,66 @@ int tostring_trampoline(lua_State* L) {
 
 }  // namespace
 
-bool Sandbox::protect(const std::function<void(lua_State*)>& fn, std::string* error) {
+bool Sandbox::protect(const std::function<void(lua_State*)>& fn, std::string* error,
+                      ErrorKind* kind) {
   int top = lua_gettop(L_);
-  if (!lua_checkstack(L_, 3)) {
+  if (!lua_checkstack(L_, 4)) {
     if (error) *error = "no room on the Lua stack";
+    if (kind) *kind = ErrorKind::Bug;
     return false;
   }
+  int msgh = 0;
+  if (kind) {
+    lua_pushcfunction(L_, &Sandbox::l_classify);
+    msgh = lua_gettop(L_);
+  }
+  // A memory error does not call the handler: it stays Failed (the ceiling, not the code).
+  last_kind_ = ErrorKind::Failed;
   lua_pushcfunction(L_, protect_trampoline);
   lua_pushlightuserdata(L_, const_cast<std::function<void(lua_State*)>*>(&fn));
-  int rc = lua_pcall(L_, 1, 0, 0);
+  int rc = lua_pcall(L_, 1, 0, msgh);
   if (rc != LUA_OK && error) *error = error_text(-1);
+  if (kind) *kind = rc == LUA_OK ? ErrorKind::None : last_kind_;
   lua_settop(L_, top);
   return rc == LUA_OK;
+}
+
+// The message handler of a classified protect: runs where the error was raised (level 1 is the
+// function that raised it), with the error value at 1, which it returns unchanged. Only raw
+// reads and comparisons: nothing of the runbook's runs here.
+int Sandbox::l_classify(lua_State* L) {
+  Sandbox* self = from(L);
+  ErrorKind kind = ErrorKind::Bug;
+  if (lua_type(L, 1) == LUA_TTABLE && lua_getmetatable(L, 1)) {
+    luaL_getmetatable(L, kBindingErrorMeta);
+    bool ours = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    if (ours) {
+      lua_pushliteral(L, "bug");
+      bool bug = lua_rawget(L, 1) == LUA_TBOOLEAN && lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      kind = bug ? ErrorKind::Bug : ErrorKind::Failed;
+      self->last_kind_ = kind;
+      lua_settop(L, 1);
+      return 1;
+    }
+  }
+  // The memory ceiling refusing an allocation before it is tried (string.rep, table.move) is
+  // the ceiling, as a memory error is, not the code.
+  if (lua_type(L, 1) == LUA_TSTRING && std::strstr(lua_tostring(L, 1), "the memory ceiling of ")) {
+    self->last_kind_ = ErrorKind::Failed;
+    return 1;
+  }
+  lua_Debug ar;
+  if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "f", &ar)) {
+    lua_getfield(L, LUA_REGISTRYINDEX, kFailureFnsKey);
+    lua_pushvalue(L, -2);
+    if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL) kind = ErrorKind::Failed;
+    lua_settop(L, 1);
+  }
+  self->last_kind_ = kind;
+  lua_settop(L, 1);
+  return 1;
 }
 
 std::string Sandbox::error_text(int idx) {
@@ -183,6 +236,13 @@ void Sandbox::build_globals() {
   lua_newtable(L);
   int G = lua_gettop(L);
   copy_fields(L, base, G, kBase);
+  lua_newtable(L);
+  for (const char* f : {"error", "assert"}) {
+    lua_getfield(L, base, f);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, -3);
+  }
+  lua_setfield(L, LUA_REGISTRYINDEX, kFailureFnsKey);
   lua_pushvalue(L, G);
   lua_setfield(L, G, "_G");
   lua_pushcfunction(L, &Sandbox::l_pcall);
@@ -229,9 +289,21 @@ void Sandbox::build_globals() {
   lua_settop(L, 0);
 }
 
+void Sandbox::failure_function(int idx) {
+  idx = lua_absindex(L_, idx);
+  lua_getfield(L_, LUA_REGISTRYINDEX, kFailureFnsKey);
+  lua_pushvalue(L_, idx);
+  lua_pushboolean(L_, 1);
+  lua_rawset(L_, -3);
+  lua_pop(L_, 1);
+}
+
 int Sandbox::l_undefined_global(lua_State* L) {
   const char* name = lua_tostring(L, 2);
-  return luaL_error(L, "undefined global '%s'", name ? name : "?");
+  luaL_where(L, 1);  // where the runbook read it (level 0 is this metamethod)
+  lua_pushfstring(L, "undefined global '%s'", name ? name : "?");
+  lua_concat(L, 2);
+  return lua_error(L);
 }
 
 // Each step starts afresh: the memory ceiling a step hit does not stop the cleanup after it.
@@ -239,6 +311,7 @@ void Sandbox::arm(SteadyTime deadline, std::string what) {
   deadline_ = deadline;
   deadline_what_ = std::move(what);
   killed_.clear();
+  interrupted_ = false;  // the cleanup after an interrupted step is stopped only by another one
   over_limit_ = false;
   lua_sethook(L_, &Sandbox::hook, LUA_MASKCOUNT, kHookEvery);
 }

@@ -24,6 +24,12 @@ class LuaPanic : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a protected call's error was, for the exit status (see Sandbox::protect):
+// Failed: the procedure failed (an effect's error, or the runbook called `error`/`assert`);
+// Bug: the runbook is wrong (a VM error such as calling a nil value, an undefined global or
+// parameter, a bad argument to a primitive or a library function, step() inside a step).
+enum class ErrorKind { None, Failed, Bug };
+
 struct SandboxOptions {
   size_t memory_limit = 256u << 20;
   std::vector<std::string> module_dirs;  // searched in order by require
@@ -79,11 +85,18 @@ class Sandbox {
   // Runs `fn` inside a protected call, under whatever deadline is armed: a Lua error raised by
   // what it pushes or calls (a metamethod, the memory ceiling) comes back as false with the
   // message, never as a panic. `fn` must not throw C++ exceptions.
-  bool protect(const std::function<void(lua_State*)>& fn, std::string* error);
+  // With `kind`, a message handler classifies the error where it was raised (see ErrorKind): a
+  // binding error table is Failed unless tagged `bug = true`; an error raised by the original
+  // `error` or `assert` (kept in the registry, whatever the runbook did to the globals) is
+  // Failed; anything else is a Bug.
+  bool protect(const std::function<void(lua_State*)>& fn, std::string* error,
+               ErrorKind* kind = nullptr);
   // The text of the error value at idx, for the journal. Runs its __tostring protected (and
   // under the armed deadline): one that fails, loops or returns a non-string gives a
   // description instead of ending the process.
   std::string error_text(int idx);
+  // Errors raised by the function at idx (a C function) are failures, not bugs (see ErrorKind).
+  void failure_function(int idx);
   // math.randomseed as the sandbox built it, whatever the runbook did to `math`; protected.
   bool seed(int64_t seed, std::string* error);
 
@@ -98,6 +111,7 @@ class Sandbox {
   static int panic(lua_State* L);
   static int l_load(lua_State* L);
   static int l_undefined_global(lua_State* L);
+  static int l_classify(lua_State* L);
   void build_globals();
 
   SandboxOptions opts_;
@@ -109,6 +123,7 @@ class Sandbox {
   std::string killed_;
   bool interrupted_ = false;
   bool panicked_ = false;
+  ErrorKind last_kind_ = ErrorKind::None;
   std::map<std::string, std::string> modules_;
   friend int sandbox_modules_hook(lua_State*);
 };

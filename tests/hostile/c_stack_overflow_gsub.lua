@@ -1,5 +1,5 @@
 -- test: recursion through string.gsub with a replacement function
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "c-stack-overflow-gsub", version = "1.0.0" }
 step{ "recurse", timeout = "2s", run = function()

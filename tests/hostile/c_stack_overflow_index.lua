@@ -1,5 +1,5 @@
 -- test: recursion through an __index function (C stack overflow)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "c-stack-overflow-index", version = "1.0.0" }
 step{ "recurse", timeout = "2s", run = function()

@@ -1,5 +1,5 @@
 -- test: table.sort whose comparator sorts recursively
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "c-stack-overflow-sort", version = "1.0.0" }
 step{ "recurse", timeout = "2s", run = function()

@@ -1,5 +1,5 @@
 -- test: a __tostring that calls tostring on itself
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "c-stack-overflow-tostring", version = "1.0.0" }
 step{ "recurse", timeout = "2s", run = function()

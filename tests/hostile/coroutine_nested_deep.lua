@@ -1,5 +1,5 @@
 -- test: coroutines resumed inside coroutines 100,000 deep (C stack)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "coroutine-nested-deep", version = "1.0.0" }
 step{ "nest", timeout = "2s", run = function()

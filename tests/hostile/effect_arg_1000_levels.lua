@@ -1,5 +1,5 @@
 -- test: a 1,000-level table as an effect argument: a clear error, nothing sent
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- server: echo
 -- args: -p url={url}
 -- output: nested deeper

@@ -1,5 +1,5 @@
 -- test: a cyclic table as http.post's json argument
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- server: echo
 -- args: -p url={url}
 

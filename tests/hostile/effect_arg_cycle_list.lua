@@ -1,5 +1,5 @@
 -- test: a list that contains itself as exec's argv
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "effect-arg-cycle-list", version = "1.0.0" }
 step{ "exec", timeout = "2s", run = function()

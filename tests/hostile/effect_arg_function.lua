@@ -1,5 +1,5 @@
 -- test: a function and a coroutine inside an effect argument
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "effect-arg-function", version = "1.0.0" }
 step{ "exec", timeout = "2s", run = function()

@@ -1,5 +1,5 @@
 -- test: a __gc finalizer that loops, collected during a step
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "gc-loop-in-step", version = "1.0.0" }
 step{ "garbage", timeout = "2s", run = function()

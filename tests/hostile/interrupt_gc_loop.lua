@@ -1,5 +1,5 @@
 -- test: Ctrl-C during a looping __gc finalizer (refused: setmetatable allows no __gc)
--- expect: exit=1 within=3s
+-- expect: exit=2 within=3s
 -- interrupt: 1s
 -- output: __gc finalizers are not allowed
 

@@ -1,5 +1,5 @@
 -- test: json.encode of a 1,000-level table: the depth error
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- output: nested deeper
 
 runbook { name = "json-encode-1000-levels", version = "1.0.0" }

@@ -1,5 +1,5 @@
 -- test: json.encode of a 100,000-level table
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- output: nested deeper
 
 runbook { name = "json-encode-100k-levels", version = "1.0.0" }

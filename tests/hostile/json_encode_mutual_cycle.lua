@@ -1,5 +1,5 @@
 -- test: json.encode of two tables that contain each other, through a list
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "json-encode-mutual-cycle", version = "1.0.0" }
 step{ "encode", timeout = "2s", run = function()

@@ -1,5 +1,5 @@
 -- test: load() of a binary chunk (text only)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "load-binary-chunk", version = "1.0.0" }
 step{ "load", timeout = "2s", run = function()

@@ -1,5 +1,5 @@
 -- test: load() given a reader function that never ends (text only: refused or stopped)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "load-reader-function-loops", version = "1.0.0" }
 step{ "load", timeout = "2s", run = function()

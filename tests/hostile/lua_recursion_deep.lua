@@ -1,5 +1,5 @@
 -- test: unbounded Lua recursion (stack overflow)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "lua-recursion-deep", version = "1.0.0" }
 step{ "recurse", timeout = "2s", run = function()

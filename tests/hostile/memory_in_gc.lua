@@ -1,5 +1,5 @@
 -- test: memory exhaustion inside a __gc finalizer
--- expect: exit=1 within=6s
+-- expect: exit=2 within=6s
 
 runbook { name = "memory-in-gc", version = "1.0.0" }
 step{ "hog", timeout = "4s", run = function()

@@ -1,5 +1,5 @@
 -- test: io, os, debug, package, dofile, loadfile, collectgarbage are not there
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- output-not: ESCAPED
 
 runbook { name = "os-io-access", version = "1.0.0" }

@@ -1,5 +1,5 @@
 -- test: string.dump and the string metatable's hidden functions
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 -- output-not: ESCAPED
 
 runbook { name = "string-dump-attempt", version = "1.0.0" }
