@@ -304,8 +304,14 @@ std::vector<std::pair<std::string, Node>> children(const World& w, const std::st
   return out;
 }
 
+constexpr int64_t kHashMax = 256 << 20;  // larger files are not hashed at plan time
+
+bool large(const Node& n) { return n.size.is_number() && n.size.get<int64_t>() > kHashMax; }
+
+// A file's sha256, or for one too large to hash while planning, "size:<bytes>".
 std::string file_sha(const std::string& abs, const Node& n) {
   if (!n.sha.empty()) return n.sha;
+  if (large(n)) return "size:" + std::to_string(n.size.get<int64_t>());
   return sha256_file(abs);
 }
 
@@ -360,7 +366,7 @@ json copied_entry(World& w, const std::string& src, const Node& n) {
     e["target"] = n.target;
     return e;
   }
-  e["sha256"] = file_sha(src, n);
+  if (!n.sha.empty() || !large(n)) e["sha256"] = file_sha(src, n);
   if (n.entry) {
     if (n.entry->contains("content")) {
       size_t sz = (*n.entry)["content"].get_ref<const std::string&>().size();
@@ -993,9 +999,6 @@ void register_fs(Registry& r) {
       std::string dir = parent_of(dest);
       std::string what = "cannot back up " + a.str("path") + " into " + dir;
       check_parents_creatable(w, dest, what);
-      bool other = false;
-      json source = digest(w, src, &other);
-      check_copyable(source, other, what);
       // Room for it where it goes (the nearest directory that exists now).
       int64_t size = tree_size(w, src, sn);
       std::string on = dir;
@@ -1012,6 +1015,9 @@ void register_fs(Registry& r) {
         } catch (const std::exception&) {
         }
       }
+      bool other = false;
+      json source = digest(w, src, &other);
+      check_copyable(source, other, what);
       return json{{"text", planned_text(sn, src) + " → " + dest}, {"path", dest}, {"basis", {{"source", source}}}};
     };
     e.apply = [](EffectContext&, const Args& a) -> json {
