@@ -227,11 +227,15 @@ TEST(PredictFs, RemoveMakesThePathAndItsChildrenNotExist) {
     assert(not ok, "reading a removed file fails as live")
     -- removing what is not there is accepted, as live
     fs.remove(p.dir .. "/never-there")
+    -- the only backup removed: nothing is the newest
+    fs.remove(p.dir .. "/backups/app.conf.bak-20200101-000000")
+    assert(fs.latest(p.dir .. "/backups") == nil, "latest after removing the only entry")
   )";
   FsRun r = dry(d, body, c);
   ASSERT_EQ(r.code(), 0) << r.error();
   EXPECT_EQ(r.states("fs.exists"), (std::vector<std::string>{"predicted", "predicted"}));
   EXPECT_EQ(r.states("fs.glob"), (std::vector<std::string>{"predicted", "predicted"}));
+  EXPECT_EQ(r.states("fs.latest"), (std::vector<std::string>{"predicted"}));
   TempDir l;
   fixture(l);
   FsRun lr = live(l, body, c);
@@ -430,25 +434,25 @@ TEST(PredictFs, PreviewsCarryTheBasisOfWhatTheyReplaceAndReadFrom) {
   )", c);
   ASSERT_EQ(r.code(), 0) << r.error();
   auto basis = [&](const char* name, int nth) { return r.event(name, nth)->preview["basis"]; };
-  EXPECT_EQ(basis("fs.write", 0)["target"], sha("port = 8080\n"));
+  EXPECT_EQ(basis("fs.write", 0)["sha256"], sha("port = 8080\n"));
   // The second write replaces what the first one planned.
-  EXPECT_EQ(basis("fs.write", 1)["target"], sha("port = 9090\n"));
-  EXPECT_EQ(basis("fs.write", 2)["target"], "absent");
+  EXPECT_EQ(basis("fs.write", 1)["sha256"], sha("port = 9090\n"));
+  EXPECT_EQ(basis("fs.write", 2)["sha256"], "absent");
   EXPECT_EQ(basis("fs.copy", 0)["source"], sha("readme\n"));
-  EXPECT_EQ(basis("fs.copy", 0)["target"], sha("port = 7070\n"));
+  EXPECT_EQ(basis("fs.copy", 0)["sha256"], sha("port = 7070\n"));
   EXPECT_EQ(basis("fs.restore", 0)["source"], sha("ancient\n"));
-  EXPECT_EQ(basis("fs.restore", 0)["target"], sha("readme\n"));
-  std::string tree = basis("fs.remove", 0)["target"].get<std::string>();
+  EXPECT_EQ(basis("fs.restore", 0)["sha256"], sha("readme\n"));
+  std::string tree = basis("fs.remove", 0)["sha256"].get<std::string>();
   EXPECT_EQ(tree.rfind("D ", 0), 0u) << tree;
   std::string src = basis("fs.backup", 0)["source"].get<std::string>();
   EXPECT_EQ(src.rfind("D ", 0), 0u) << src;
 
   // Deterministic, and it changes with the content it acts on.
   FsRun again = dry(d, "fs.remove(p.dir .. '/old')", c);
-  EXPECT_EQ(again.event("fs.remove")->preview["basis"]["target"], tree);
+  EXPECT_EQ(again.event("fs.remove")->preview["basis"]["sha256"], tree);
   write_file(d / "old/sub/b.txt", "changed");
   FsRun changed = dry(d, "fs.remove(p.dir .. '/old')", c);
-  EXPECT_NE(changed.event("fs.remove")->preview["basis"]["target"], tree);
+  EXPECT_NE(changed.event("fs.remove")->preview["basis"]["sha256"], tree);
 }
 
 // ---- the CLI ----

@@ -727,7 +727,7 @@ void register_fs(Registry& r) {
           throw WouldFail("cannot create a temp file beside " + p + ": " + std::strerror(errno));
       }
       if (n.exists && n.type == "directory") throw WouldFail("cannot replace " + p + ": Is a directory");
-      json out{{"text", ""}, {"basis", {{"target", digest(w, abs)}}}};
+      json out{{"text", ""}, {"basis", {{"sha256", digest(w, abs)}}}};
       const std::string& content = a.str("content");
       if (!n.exists) {
         out["text"] = "creates " + p;
@@ -860,7 +860,7 @@ void register_fs(Registry& r) {
       check_copyable(source, other, what);
       Node tn = lookup(w, to);
       return json{{"text", planned_text(fn, from) + (tn.exists ? "; replaces " + planned_text(tn, to) : "")},
-                  {"basis", {{"source", source}, {"target", digest(w, to)}}}};
+                  {"basis", {{"sha256", digest(w, to)}, {"source", source}}}};
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {
@@ -898,7 +898,7 @@ void register_fs(Registry& r) {
       World w(ctx);
       Node n = lookup(w, abs);
       return json{{"text", n.exists ? "moves away " + planned_text(n, abs) : std::string("nothing there")},
-                  {"basis", {{"target", digest(w, abs)}}}};
+                  {"basis", {{"sha256", digest(w, abs)}}}};
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       json to = set_aside(ctx, "removed", a.str("path"));
@@ -1074,7 +1074,7 @@ void register_fs(Registry& r) {
       check_copyable(source, other, what);
       Node pn = lookup(w, p);
       return json{{"text", "replaces " + planned_text(pn, p) + " with " + planned_text(bn, b)},
-                  {"basis", {{"source", source}, {"target", digest(w, p)}}}};
+                  {"basis", {{"sha256", digest(w, p)}, {"source", source}}}};
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {
@@ -1166,8 +1166,7 @@ void register_fs(Registry& r) {
         }
       }
       if (!touched) return nullptr;
-      // Nothing there: the live answer is nil, which a prediction cannot give.
-      if (!best) return unknown_value(reason("fs.latest", dir, by));
+      if (!best) return predicted_nil();  // nothing there after the planned changes
       return (stdfs::path(dir) / best->name).string();
     };
     add(r, std::move(e));
