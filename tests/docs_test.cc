@@ -45,7 +45,7 @@ TEST(Docs, ApiReferenceIsCurrent) {
 // and nothing is written. The same file live writes and verifies for real.
 TEST(Docs, PredictionExampleRehearsesItsVerification) {
   std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
-  size_t at = md.find("name = \"config-rollback\"");
+  size_t at = md.find("name = \"config-known-good\"");
   ASSERT_NE(at, std::string::npos);
   size_t start = md.rfind("```lua\n", at) + 7;
   std::string code = md.substr(start, md.find("```", start) - start);
