@@ -1,5 +1,5 @@
 -- test: an effect argument whose __tostring errors (the binding may stringify it)
--- expect: exit=1 within=4s
+-- expect: exit=2 within=4s
 
 runbook { name = "effect-arg-tostring-fails", version = "1.0.0" }
 step{ "exec", timeout = "2s", run = function()
