@@ -169,7 +169,7 @@ step("Verify the versions and dependency consistency", function(p)
   local now = pip.versions{ venv = venv }
   local wrong = {}
   for _, name in ipairs(C.keys(pins)) do
-    if not run.dry_run and now[name] ~= pins[name] then
+    if now[name] ~= pins[name] then
       wrong[#wrong + 1] = name .. " is " .. tostring(now[name]) .. ", expected " .. pins[name]
     end
   end

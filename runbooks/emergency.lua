@@ -87,11 +87,9 @@ end }
 step("Verify the rollback", function(p)
   local head = git.head{ repo = p.app }
   local h = http.get{ url = p.health, timeout = "5s", check = false }
-  if run.dry_run then
-    -- The probes above saw the world before the planned changes: nothing to verify yet.
-    log.info("would verify that HEAD is " .. p.good_ref .. " and " .. p.health .. " answers 200")
-    return
-  end
+  -- In a rehearsal HEAD is predicted (the planned checkout's commit) and the health answer after
+  -- the planned start is unknown: this check runs there too, and the health part is listed as
+  -- checked live only.
   if head.commit ~= state.target then error("HEAD is " .. head.short .. ", not " .. p.good_ref) end
   if h.status ~= 200 then error("health answers " .. tostring(h.status) .. " after the rollback") end
   local version = h.json and h.json.version

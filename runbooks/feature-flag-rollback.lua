@@ -239,7 +239,7 @@ step("Monitor and verify", function(p)
   C.require_endpoints({ api(p, "/api/health") }, h)
   local failed = {}
   for _, flag in ipairs(state.flags) do
-    if not run.dry_run and not flag_disabled(p, flag) then failed[#failed + 1] = flag .. " still enabled" end
+    if not flag_disabled(p, flag) then failed[#failed + 1] = flag .. " still enabled" end
   end
   if #failed > 0 then error("after the rollback: " .. table.concat(failed, ", "), 0) end
   -- Informational: a failing provider or AWS check makes the verification "partial", not failed.

@@ -244,7 +244,7 @@ step{ "Restart and test", timeout = "20m", run = function(p)
     end
     if #tests == 0 then return log.warn("no related tests found for " .. table.concat(p.files, ", ")) end
     local r, _, failed = run_tests(p, tests)
-    if not run.dry_run and r.code ~= 0 then error(failed .. " related tests fail after the rollback", 0) end
+    if r.code ~= 0 then error(failed .. " related tests fail after the rollback", 0) end
     log.info("related tests: " .. table.concat(tests, ", "))
   elseif p.level == "recover" then
     local r, _, failed = run_tests(p)

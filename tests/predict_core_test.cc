@@ -238,3 +238,27 @@ end)
   for (const auto& e : r.effects) EXPECT_NE(e.state, "predicted");
   EXPECT_EQ(world()["colour"], "blue");
 }
+
+// A loop waiting for an unknown to change would spin until the step's deadline: the rehearsal
+// stops the step after 20 unknowns from one call site, as checked live only, and goes on.
+TEST(Predict, ALoopOnAnUnknownEndsTheStepAsCheckedLiveOnly) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = run(R"(
+step('restart', function() t.restart() end)
+step{ 'wait for it', timeout = '60s', run = function()
+  local n = 0
+  for line in t.get('log').body:gmatch('[^\n]+') do n = n + 1 end
+  assert(n == 0)
+  while t.get('state').value ~= 'ready' do end
+end }
+step('after', function() t.set{ key = 'after', value = 'yes' } end)
+)");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(10));
+  EXPECT_EQ(r.result.exit_code, kExitOk) << r.result.error;
+  ASSERT_EQ(r.events.step_outcomes.size(), 3u);
+  EXPECT_EQ(r.events.step_outcomes[1], "2:live-only");
+  EXPECT_EQ(r.events.step_outcomes[2], "3:succeeded");
+  EXPECT_NE(r.run.extra["checked_live_only"].dump().find("the rehearsal stops the step here"),
+            std::string::npos)
+      << r.run.extra.dump();
+}

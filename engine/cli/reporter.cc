@@ -123,7 +123,10 @@ class HumanReporter : public Reporter {
     line(s_.yellow("  checked live only") + " (the rehearsal could not know these; the live run checks them):");
     for (const auto& c : *it) {
       std::string where = "step " + std::to_string(c.value("step", 0));
-      if (c.value("what", "") == "step")
+      if (c.value("what", "") == "step-used")
+        line("    " + where + " '" + c.value("step_name", "") + "': went through on values it could not know" +
+             s_.dim("  (" + c.value("why", "") + ")"));
+      else if (c.value("what", "") == "step")
         line("    " + where + " '" + c.value("step_name", "") + "': stopped at " + c.value("error", "") +
              s_.dim("  (" + c.value("why", "") + ")"));
       else

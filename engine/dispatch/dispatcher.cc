@@ -41,6 +41,7 @@ Dispatcher::Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts)
 }
 
 void Dispatcher::set_step(int idx, int attempt, SteadyTime deadline, const std::string& name) {
+  if (idx != step_idx_ || attempt != attempt_) unknown_sites_.clear();
   step_idx_ = idx;
   attempt_ = attempt;
   deadline_ = deadline;
@@ -161,6 +162,9 @@ json Dispatcher::redact_args(const Effect& e, const Args& a) const {
 }
 
 namespace {
+
+// RehearsalLoop: this many unknowns from one call site in one step attempt.
+constexpr int kUnknownRepeats = 20;
 
 std::string error_text(const Effect& e, const std::string& what) { return e.name + ": " + what; }
 
@@ -608,13 +612,20 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   ev.status = !failure.empty() ? "failed" : predicted ? "predicted" : (planned ? "planned" : "ok");
   ev.handled = !failure.empty() && takes_failures(e, args);
   rec.state = !failure.empty() ? "failed" : predicted ? "predicted" : (planned ? "planned" : "done");
+  std::string looping;
   if (failure.empty() && opts_.mode == Mode::DryRun && (unknown_args || contains_unknown(result))) {
     std::vector<std::string> why;
     unknown_reasons(unknown_args ? args.raw() : result, &why, 3);
-    add_checked_live_only({{"seq", seq_}, {"step", step_idx_}, {"step_name", step_name_},
-                           {"name", e.name}, {"describe", ev.describe},
-                           {"why", redactor_.text(why.empty() ? "" : why.front())},
-                           {"what", unknown_args ? "arguments" : "result"}});
+    std::string reason = redactor_.text(why.empty() ? "" : why.front());
+    // A loop waiting on what the rehearsal cannot know would spin until the step's deadline.
+    if (++unknown_sites_[site] == kUnknownRepeats)
+      looping = e.name + " at " + at(site) + " gave " + std::to_string(kUnknownRepeats) +
+                " values the rehearsal cannot know in this step (" + reason +
+                "): the rehearsal stops the step here";
+    else if (unknown_sites_[site] < kUnknownRepeats)
+      add_checked_live_only({{"seq", seq_}, {"step", step_idx_}, {"step_name", step_name_},
+                             {"name", e.name}, {"describe", ev.describe}, {"why", reason},
+                             {"what", unknown_args ? "arguments" : "result"}});
   }
   rec.result = result;
   rec.preview = ev.preview;
@@ -631,6 +642,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
       !failure.empty())
     throw DeadlineExceeded(failure);
 
+  if (!looping.empty()) throw RehearsalLoop(looping);
   if (!failure.empty()) {
     if (takes_failures(e, args))
       return CallResult{true, with_failure(raw, failure), ""};

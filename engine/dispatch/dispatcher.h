@@ -65,6 +65,13 @@ class JournalStop : public Divergence {
   using Divergence::Divergence;
 };
 
+// A dry-run step keeps calling the same effect and getting values the rehearsal cannot know (a
+// loop waiting for an unknown to change): the step is stopped there and is checked live only.
+class RehearsalLoop : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Where a resume goes live: effects with seq <= answer_through are answered from the journal;
 // in_doubt_seq (if not 0) began and never finished. `step`/`attempt` is the step attempt where the
 // original run went wrong (0 when it crashed between steps).
@@ -180,6 +187,8 @@ class Dispatcher : public EffectContext {
   json divergence_;
   json in_doubt_stop_;
   json predictions_ = json::object();
+  // Dry-run: how many unknowns each call site returned in this step attempt (RehearsalLoop).
+  std::map<std::string, int> unknown_sites_;
   json checked_live_only_ = json::array();
   int64_t doubt_began_ms_ = 0;
   // Test hook (RUNBOOK_CRASH_AT="before:7" | "after:7" | "done:7"): SIGKILL this process just

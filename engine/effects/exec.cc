@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/strings.h"
+#include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/service_backend.h"
 #include "effects/util.h"
@@ -91,6 +92,20 @@ void register_exec(Registry& r) {
   };
   e.planned = [](const Args&, const json&) {
     return json{{"code", 0}, {"stdout", ""}, {"stderr", ""}, {"duration", 0}, {"timed_out", false}};
+  };
+  // A readonly program (a test suite, a status command) reads whatever it likes: once any
+  // change is planned, what it would print in the live run is not known. Before any, it runs.
+  e.predicted = [](EffectContext& ctx, const Args& a) -> json {
+    const json& p = ctx.predictions();
+    std::string after;
+    for (auto it = p.begin(); it != p.end() && after.empty(); ++it) {
+      if (it.key() == "taint" || !it->is_object() || it->empty()) continue;
+      after = it.key() == "exec" && it->contains("last") && (*it)["last"].is_string()
+                  ? (*it)["last"].get<std::string>()
+                  : "a planned " + it.key() + " change";
+    }
+    if (after.empty()) return nullptr;
+    return unknown_value("exec " + truncate(display_argv(a.strings("argv")), 120) + " after " + after);
   };
   // Whatever a program does is its own business: after a crash nothing here can tell whether it
   // ran, so a resume asks the operator (--assume-done or --redo).

@@ -187,8 +187,32 @@ json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
 // In a dry-run after a planned change that makes HTTP answers unpredictable (a service restart):
 // the answer is unknown as a whole, never the one of the world before the change. Null when no
 // such change was planned (the probe is then performed live).
-json unknown_after(EffectContext& ctx, const std::string& probe) {
+// scheme://host:port of a URL: what a planned POST, PUT, PATCH or DELETE makes unpredictable.
+std::string origin_of(const std::string& url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  auto path = url.find_first_of("/?#", scheme + 3);
+  std::string o = url.substr(0, path);
+  auto at = o.find('@', scheme + 3);  // userinfo is not part of the origin (nor shown)
+  if (at != std::string::npos) o = o.substr(0, scheme + 3) + o.substr(at + 1);
+  return o;
+}
+
+json unknown_after(EffectContext& ctx, const std::string& probe, const std::string& url = "") {
   std::string after = taint_of(ctx, "http");
+  if (after.empty() && !url.empty()) {
+    // A planned change sent to the same server (a flag switched off by POST): what it answers
+    // afterwards is its own business, not the world before the change.
+    const json& p = ctx.predictions();
+    auto h = p.find("http");
+    if (h != p.end() && h->is_object()) {
+      auto o = h->find("origins");
+      if (o != h->end() && o->is_object()) {
+        auto it = o->find(origin_of(url));
+        if (it != o->end() && it->is_string()) after = it->get<std::string>();
+      }
+    }
+  }
   if (after.empty()) return nullptr;
   return unknown_value(probe + " after " + after);
 }
@@ -222,7 +246,14 @@ void add_method(Registry& r, const std::string& name, const std::string& fixed) 
   };
   // Called for probe-kind calls only (GET, HEAD, readonly); changes are planned as before.
   e.predicted = [name, fixed](EffectContext& ctx, const Args& a) -> json {
-    return unknown_after(ctx, name + (fixed.empty() ? " " + method_of(a, fixed) : "") + " " + a.str("url"));
+    return unknown_after(ctx, name + (fixed.empty() ? " " + method_of(a, fixed) : "") + " " + a.str("url"),
+                         a.str("url"));
+  };
+  // A planned change makes later answers of the same server unknown (see unknown_after).
+  e.predict = [fixed](EffectContext& ctx, const Args& a, const json&, const json&) {
+    json& h = ctx.predictions()["http"];
+    if (!h.is_object()) h = json::object();
+    h["origins"][origin_of(a.str("url"))] = method_of(a, fixed) + " " + origin_of(a.str("url"));
   };
   r.add(std::move(e));
 }
@@ -278,7 +309,9 @@ void register_http(Registry& r) {
       return healthy(a, status, body);
     };
     e.planned = [](const Args&, const json&) -> json { return true; };
-    e.predicted = [](EffectContext& ctx, const Args& a) { return unknown_after(ctx, "http.check " + a.str("url")); };
+    e.predicted = [](EffectContext& ctx, const Args& a) {
+      return unknown_after(ctx, "http.check " + a.str("url"), a.str("url"));
+    };
     r.add(std::move(e));
   }
   {

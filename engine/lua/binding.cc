@@ -139,6 +139,9 @@ int call_effect(lua_State* L) {
     bug = true;
   } catch (const Divergence& err) {
     fatal = err.what();
+  } catch (const RehearsalLoop& err) {
+    fatal = err.what();
+    sb->unknown_loop = err.what();
   } catch (const Interrupted& err) {
     fatal = "interrupted";
   } catch (const DeadlineExceeded& err) {

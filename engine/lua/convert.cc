@@ -19,8 +19,8 @@ namespace {
 // ---- Unknown values ----------------------------------------------------------------------
 // A full userdata whose user value is the reason. Every use of it goes through a metamethod,
 // which tells the sandbox that the step used an unknown: fields are unknowns too (so `h.status`
-// of an unknown answer is unknown), integer indexes are nil (an ipairs loop ends), arithmetic
-// gives an unknown, ordering raises, tostring and .. print "(unknown: why)".
+// of an unknown answer is unknown), integer indexes are nil (an ipairs loop ends), a `for` over
+// one ends, arithmetic gives an unknown, ordering raises, tostring and .. print "(unknown: why)".
 
 const char* kUnknownMeta = "runbook.unknown";
 
@@ -133,8 +133,16 @@ int unknown_newindex(lua_State* L) {
   return 0;
 }
 
+// Calling an unknown (a method of an unknown string: `h.body:match(...)`) gives an unknown; as
+// the iterator of a generic `for` (called with no state: `for l in h.body:gmatch(...)`) it gives
+// nil, so the loop ends at once instead of spinning on unknowns.
 int unknown_call(lua_State* L) {
-  push_unknown(L, touch(L, 1));
+  std::string why = touch(L, 1);
+  if (lua_gettop(L) < 2 || lua_isnil(L, 2)) {
+    lua_pushnil(L);
+    return 1;
+  }
+  push_unknown(L, why);
   return 1;
 }
 

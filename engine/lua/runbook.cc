@@ -736,6 +736,7 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   sandbox_->in_step = true;
   sandbox_->unknown_touched = 0;
   sandbox_->unknown_reason.clear();
+  sandbox_->unknown_loop.clear();
   int fn_ref = s.fn_ref;
   std::string error;
   ErrorKind kind = ErrorKind::None;
@@ -759,6 +760,8 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   }
   if (ok && killed.empty()) {
     out.outcome = "succeeded";
+    out.used_unknowns = sandbox_->unknown_touched > 0;
+    out.why = sandbox_->unknown_reason;
   } else {
     out.error = !killed.empty()               ? killed
                 : sandbox_->over_limit()      ? sandbox_->memory_message()
@@ -768,10 +771,11 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
     out.bug = !interrupted && killed.empty() && !sandbox_->over_limit() && kind == ErrorKind::Bug;
     // A rehearsal's step that failed after using a value it could not know (an HTTP answer
     // after a planned restart) has not shown that the live run fails: it is checked live only.
-    if (!interrupted && killed.empty() && d.options().mode == Mode::DryRun &&
-        sandbox_->unknown_touched > 0) {
+    if (!interrupted && d.options().mode == Mode::DryRun &&
+        ((killed.empty() && sandbox_->unknown_touched > 0) ||
+         (!sandbox_->unknown_loop.empty() && killed == sandbox_->unknown_loop))) {
       out.outcome = "live-only";
-      out.why = sandbox_->unknown_reason;
+      out.why = sandbox_->unknown_loop.empty() ? sandbox_->unknown_reason : sandbox_->unknown_loop;
       out.bug = false;
     }
   }
@@ -869,7 +873,7 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
         o = run_step(d, s, i, params, attempt);
       } catch (const LuaPanic& e) {
         // The last line, not the fix: the interpreter is not used again, and no step runs.
-        o = StepOutcome{"failed", e.what(), ""};
+        o = StepOutcome{"failed", e.what(), "", false, false};
         halted = true;
       }
       sr.ended_ms = now_epoch_ms();
@@ -888,7 +892,13 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
                           d.redactor().text(o.why) + ") and stopped at: " + sr.error);
         break;
       }
-      if (o.outcome == "succeeded") break;
+      if (o.outcome == "succeeded") {
+        // It went through, but what it checked of unknowns it could not really check.
+        if (d.options().mode == Mode::DryRun && o.used_unknowns)
+          d.add_checked_live_only({{"step", i}, {"step_name", s.name}, {"why", d.redactor().text(o.why)},
+                                   {"what", "step-used"}});
+        break;
+      }
       if (o.outcome == "interrupted") {
         on_interrupt(i, sr.error);
         break;

@@ -104,6 +104,7 @@ class Runbook {
     std::string error;
     std::string why;  // live-only: why the value it used was unknown
     bool bug = false;  // failed: because the runbook is wrong (see ErrorKind): exit 2
+    bool used_unknowns = false;  // succeeded in a dry-run, but used values it could not know
   };
   // Runs every step (from `first`, 1-based). Fills `run` with outcome, error and exit code.
   void run_steps(Dispatcher& d, const json& params, RunRecord& run, int first = 1);

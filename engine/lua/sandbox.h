@@ -72,6 +72,8 @@ class Sandbox {
   // fails after using one is "checked live only".
   int unknown_touched = 0;
   std::string unknown_reason;
+  // Set when the dispatcher stopped the step for looping on unknowns (RehearsalLoop).
+  std::string unknown_loop;
 
   // Loads Lua source (text only) as a function whose environment is the sandbox's globals.
   // On failure pushes nothing and returns the message ("file:line: ...").

@@ -200,12 +200,12 @@ function C.monitor(o)
       local ok = r.ok ~= false and (r.status or 0) > 0 and r.status < 400
       streak[u] = ok and 0 or (streak[u] or 0) + 1
       log.info(string.format("%s %s %s ms", u, tostring(r.status or r.error), tostring(r.elapsed_ms or "-")))
-      if streak[u] >= (o.max_failures or 3) and not run.dry_run then
+      if streak[u] >= (o.max_failures or 3) then
         error(u .. " failed " .. streak[u] .. " samples in a row", 0)
       end
     end
     local new = errors() - base
-    if new > (o.max_new_errors or 10) and not run.dry_run then
+    if new > (o.max_new_errors or 10) then
       error(new .. " new error lines in " .. o.log_file .. " while monitoring", 0)
     end
     if run.dry_run or time.now() - start >= total then break end
