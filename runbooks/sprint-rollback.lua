@@ -189,8 +189,8 @@ step{ "Roll back", timeout = "10m", run = function(p)
     local differ = git.diff_names{ repo = p.repo, from = p.baseline, to = "HEAD" }
     local in_baseline = {}
     for _, f in ipairs(p.files) do
-      local r = exec{ "git", "cat-file", "-e", p.baseline .. ":" .. f, cwd = p.repo, readonly = true, check = false }
-      if r.code ~= 0 then error(f .. " does not exist in " .. p.baseline, 0) end
+      local found = try(function() return git.rev_parse{ repo = p.repo, ref = p.baseline .. ":" .. f } end)
+      if not found then error(f .. " does not exist in " .. p.baseline, 0) end
       in_baseline[#in_baseline + 1] = f
       if not C.contains(differ, f) then log.info(f .. " is already as in " .. p.baseline) end
     end

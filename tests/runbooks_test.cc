@@ -148,8 +148,10 @@ const std::map<std::string, std::vector<Case>>& cases() {
         // fails the rehearsal as it would fail the live run.
         {"backend_cmd", "python3,-c,import time; time.sleep(60)"}};
     m["sprint-rollback.lua"] = {
+        // The __pycache__ dirs `find` lists after a planned reset and clean are unknown in a
+        // rehearsal, so their removal is not planned (the live run finds and removes them).
         {"L1 full", with(sprint, {{"level", "L1"}}), false,
-         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "fs.remove", "pip.install", "service.start"}},
+         {"service.stop", "git.branch", "git.checkout", "git.reset", "git.clean", "pip.install", "service.start"}},
         {"L1 full, ignored files too", with(sprint, {{"level", "L1"}, {"clean_ignored", "true"}, {"restart", "false"}}), false,
          {"git.reset", "git.clean"}},
         {"L2 sprint", with(sprint, {{"level", "L2"}, {"sprint", "3"}}), false, {"fs.write", "git.branch", "git.checkout"}},
