@@ -1,10 +1,18 @@
 #include "core/unknown.h"
 
+#include <atomic>
 #include <vector>
 
 namespace rb {
 
+namespace {
+std::atomic<uint64_t> g_unknowns{0};
+}
+
+uint64_t unknowns_made() { return g_unknowns.load(std::memory_order_relaxed); }
+
 json unknown_value(const std::string& why) {
+  g_unknowns.fetch_add(1, std::memory_order_relaxed);
   json v = json::object();
   v[kUnknownKey] = why;
   return v;

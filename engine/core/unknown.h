@@ -5,6 +5,7 @@
 // step that fails after touching an unknown is "checked live only", not a failed rehearsal.
 // --assume-done results carry unknowns for the fields nothing recorded.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,9 @@ constexpr const char* kUnknownKey = "$unknown";
 
 // {"$unknown": why}. `why` says what the value would have been: "http.get after service.restart api".
 json unknown_value(const std::string& why);
+// How many unknown values this process has made: while it is 0 (every live run without
+// --assume-done) nothing can hold one, and the dispatcher skips looking for them.
+uint64_t unknowns_made();
 bool is_unknown(const json& v);
 // The reason of an unknown ("" if v is not one).
 std::string unknown_why(const json& v);

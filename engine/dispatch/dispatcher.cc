@@ -498,7 +498,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   bool planned = opts_.mode == Mode::DryRun && (kind != Kind::Probe || opts_.offline) && !e.state_only;
   // Unknowns exist only in a rehearsal (a probe it could not predict) and in a resume's results
   // taken with --assume-done. Live, nothing acts on a value nobody knows.
-  bool unknown_args = contains_unknown(args.raw());
+  bool unknown_args = unknowns_made() > 0 && contains_unknown(args.raw());
   std::string refusal;
   if (unknown_args && opts_.mode != Mode::DryRun) {
     std::vector<std::string> why;
@@ -613,7 +613,8 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   ev.handled = !failure.empty() && takes_failures(e, args);
   rec.state = !failure.empty() ? "failed" : predicted ? "predicted" : (planned ? "planned" : "done");
   std::string looping;
-  if (failure.empty() && opts_.mode == Mode::DryRun && (unknown_args || contains_unknown(result))) {
+  if (failure.empty() && opts_.mode == Mode::DryRun && unknowns_made() > 0 &&
+      (unknown_args || contains_unknown(result))) {
     std::vector<std::string> why;
     unknown_reasons(unknown_args ? args.raw() : result, &why, 3);
     std::string reason = redactor_.text(why.empty() ? "" : why.front());
