@@ -584,6 +584,22 @@ std::string planned_text(const Node& n, const std::string& abs) {
 // verify(): took place, with the result the runbook would have had.
 json verified(json result) { return json{{"done", true}, {"result", std::move(result)}}; }
 
+// A probe of one path in a dry-run: true with the node when a planned change decides it; false
+// with the answer otherwise (null: read it live; an unknown: a planned change left it unknowable).
+bool planned_node(EffectContext& ctx, const std::string& probe, const std::string& path, Node* n,
+                  json* answer) {
+  World w(ctx);
+  *answer = nullptr;
+  if (w.empty()) return false;
+  *n = lookup(w, abs_path(path));
+  if (n->src == Node::Live) return false;
+  if (n->src == Node::Unknown) {
+    *answer = unknown_value(reason(probe, path, n->by));
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 void register_fs(Registry& r) {
@@ -598,11 +614,9 @@ void register_fs(Registry& r) {
     e.apply = [](EffectContext&, const Args& a) -> json { return exists(a.str("path")); };
     e.planned = [](const Args&, const json&) -> json { return true; };
     e.predicted = [](EffectContext& ctx, const Args& a) -> json {
-      World w(ctx);
-      if (w.empty()) return nullptr;
-      Node n = lookup(w, abs_path(a.str("path")));
-      if (n.src == Node::Live) return nullptr;
-      if (n.src == Node::Unknown) return unknown_value(reason("fs.exists", a.str("path"), n.by));
+      Node n;
+      json answer;
+      if (!planned_node(ctx, "fs.exists", a.str("path"), &n, &answer)) return answer;
       return n.exists;
     };
     add(r, std::move(e));
@@ -626,12 +640,10 @@ void register_fs(Registry& r) {
     };
     e.planned = [](const Args&, const json&) { return json{{"exists", true}, {"type", "file"}, {"size", 0}}; };
     e.predicted = [](EffectContext& ctx, const Args& a) -> json {
-      World w(ctx);
-      if (w.empty()) return nullptr;
       std::string p = a.str("path");
-      Node n = lookup(w, abs_path(p));
-      if (n.src == Node::Live) return nullptr;
-      if (n.src == Node::Unknown) return unknown_value(reason("fs.stat", p, n.by));
+      Node n;
+      json answer;
+      if (!planned_node(ctx, "fs.stat", p, &n, &answer)) return answer;
       if (!n.exists) return json{{"exists", false}};
       auto unknown = [&](const std::string& field) { return unknown_value(reason("fs.stat", p, n.by) + " (" + field + ")"); };
       json size = n.type == "file" && n.size.is_number() ? n.size
@@ -673,12 +685,10 @@ void register_fs(Registry& r) {
     };
     e.planned = [](const Args&, const json&) -> json { return ""; };
     e.predicted = [](EffectContext& ctx, const Args& a) -> json {
-      World w(ctx);
-      if (w.empty()) return nullptr;
       std::string p = a.str("path");
-      Node n = lookup(w, abs_path(p));
-      if (n.src == Node::Live) return nullptr;
-      if (n.src == Node::Unknown) return unknown_value(reason("fs.read", p, n.by));
+      Node n;
+      json answer;
+      if (!planned_node(ctx, "fs.read", p, &n, &answer)) return answer;
       if (!n.exists) throw EffectError("cannot read " + p + ": No such file or directory");
       if (n.type == "directory") return "";  // as the live read of a directory gives
       if (n.type != "file") return unknown_value(reason("fs.read", p, n.by));
@@ -1184,12 +1194,10 @@ void register_fs(Registry& r) {
     };
     e.planned = [](const Args&, const json&) -> json { return std::string(64, '0'); };
     e.predicted = [](EffectContext& ctx, const Args& a) -> json {
-      World w(ctx);
-      if (w.empty()) return nullptr;
       std::string p = a.str("path");
-      Node n = lookup(w, abs_path(p));
-      if (n.src == Node::Live) return nullptr;
-      if (n.src == Node::Unknown) return unknown_value(reason("fs.sha256", p, n.by));
+      Node n;
+      json answer;
+      if (!planned_node(ctx, "fs.sha256", p, &n, &answer)) return answer;
       if (!n.exists) throw EffectError("cannot read " + p + ": No such file or directory");
       if (n.type != "file" || n.sha.empty()) return unknown_value(reason("fs.sha256", p, n.by));
       return n.sha;
