@@ -9,7 +9,7 @@ pkgs=(
   libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev
   libre2-dev
   python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
-  procps clang libclang-rt-14-dev
+  procps clang libclang-rt-14-dev lld
 )
 # Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
 # Debian's `npm` package cannot be installed beside it ("held broken packages").
