@@ -16,6 +16,7 @@
 #include <memory>
 
 #include "core/hash.h"
+#include "support/redis_server.h"
 #include "support/support.h"
 
 using namespace rb;
@@ -166,50 +167,7 @@ TEST(PlanDrift, ACopyWhoseSourceTreeChangedIsRefused) {
 
 // ---- redis -------------------------------------------------------------------------------------
 
-class RedisServer {
- public:
-  RedisServer() : port_(free_port()), child_(argv(), {}, dir_ / "redis.log") {
-    if (!wait_for_port(port_, 10000)) throw std::runtime_error("redis-server did not start: " + read_file(dir_ / "redis.log"));
-  }
-  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
-  int port() const { return port_; }
-
- private:
-  std::vector<std::string> argv() {
-    return {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", dir_.path()};
-  }
-  TempDir dir_;
-  int port_;
-  Child child_;
-};
-
-class Redis {
- public:
-  explicit Redis(int port) : c_(redisConnect("127.0.0.1", port)) {
-    if (!c_ || c_->err) throw std::runtime_error("test client cannot connect");
-  }
-  ~Redis() { redisFree(c_); }
-  long long integer(const std::vector<std::string>& argv) {
-    std::vector<const char*> a;
-    std::vector<size_t> l;
-    for (const auto& s : argv) {
-      a.push_back(s.data());
-      l.push_back(s.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(a.size()), a.data(), l.data()));
-    if (!r) throw std::runtime_error("redis command failed");
-    long long n = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return n;
-  }
-  void set(const std::string& k) { integer({"SET", k, "x"}); }
-  long long dbsize() { return integer({"DBSIZE"}); }
-  long long exists(const std::string& k) { return integer({"EXISTS", k}); }
-
- private:
-  redisContext* c_;
-};
+using Redis = RedisClient;
 
 TEST(PlanDrift, DeleteMatchingWithOneMoreMatchingKeyIsRefused) {
   RedisServer server;

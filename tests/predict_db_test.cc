@@ -14,6 +14,7 @@
 #include "core/hash.h"
 #include "core/unknown.h"
 #include "support/pg_server.h"
+#include "support/redis_server.h"
 #include "support/support.h"
 
 using namespace rb;
@@ -65,58 +66,7 @@ constexpr const char* kWouldFail = "the live run would fail here:";
 
 // ---- redis -----------------------------------------------------------------------------------
 
-class RedisServer {
- public:
-  RedisServer() : port_(free_port()), child_(argv(), {}, dir_ / "redis.log") {
-    if (!wait_for_port(port_, 10000)) throw std::runtime_error("redis-server did not start: " + read_file(dir_ / "redis.log"));
-  }
-  int port() const { return port_; }
-  std::string url(int db = 0) const { return "redis://127.0.0.1:" + std::to_string(port_) + "/" + std::to_string(db); }
-
- private:
-  std::vector<std::string> argv() {
-    return {"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
-            "--appendonly", "no", "--dir", dir_.path()};
-  }
-  TempDir dir_;
-  int port_;
-  Child child_;
-};
-
-class Client {
- public:
-  explicit Client(int port) {
-    c_ = redisConnect("127.0.0.1", port);
-    if (!c_ || c_->err) throw std::runtime_error("test client cannot connect");
-  }
-  ~Client() { redisFree(c_); }
-  struct Free {
-    void operator()(redisReply* r) const { freeReplyObject(r); }
-  };
-  using Reply = std::unique_ptr<redisReply, Free>;
-  Reply run(const std::vector<std::string>& argv) {
-    std::vector<const char*> a;
-    std::vector<size_t> l;
-    for (const auto& s : argv) {
-      a.push_back(s.data());
-      l.push_back(s.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(a.size()), a.data(), l.data()));
-    if (!r) throw std::runtime_error("redis command failed");
-    return Reply(r);
-  }
-  void fill(const std::string& prefix, int n) {
-    for (int i = 0; i < n; ++i) run({"SET", prefix + std::to_string(i), "v" + std::to_string(i)});
-  }
-  long long dbsize() { return run({"DBSIZE"})->integer; }
-  std::string get(const std::string& k) {
-    auto r = run({"GET", k});
-    return r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "(nil)";
-  }
-
- private:
-  redisContext* c_ = nullptr;
-};
+using Client = RedisClient;
 
 LuaRun redis_step(const TempDir& run_dir, const RedisServer& s, const std::string& body, Mode mode) {
   return step(run_dir, body, mode, {{"url", s.url(0)}, {"url1", s.url(1)}});

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 
+#include "support/redis_server.h"
 #include "support/support.h"
 
 using namespace rb;
@@ -20,93 +21,7 @@ namespace stdfs = std::filesystem;
 
 namespace {
 
-class RedisServer {
- public:
-  explicit RedisServer(const std::string& password = "")
-      : port_(free_port()),
-        child_(argv(password), {}, dir_ / "redis.log") {
-    if (!wait_for_port(port_, 10000)) throw std::runtime_error("redis-server did not start: " + read_file(dir_ / "redis.log"));
-  }
-  int port() const { return port_; }
-  std::string url(int db = 0, const std::string& userinfo = "") const {
-    return "redis://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) + "/" +
-           std::to_string(db);
-  }
-
- private:
-  std::vector<std::string> argv(const std::string& password) {
-    std::vector<std::string> a{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
-                               "--save", "", "--appendonly", "no", "--dir", dir_.path()};
-    if (!password.empty()) a.insert(a.end(), {"--requirepass", password});
-    return a;
-  }
-  TempDir dir_;
-  int port_;
-  Child child_;
-};
-
-// The test's own connection, to set up and to look at the keyspace.
-class Client {
- public:
-  explicit Client(int port, const std::string& password = "") {
-    c_ = redisConnect("127.0.0.1", port);
-    if (!c_ || c_->err) throw std::runtime_error("test client cannot connect");
-    if (!password.empty()) run({"AUTH", password});
-  }
-  ~Client() { redisFree(c_); }
-  struct Free {
-    void operator()(redisReply* r) const { freeReplyObject(r); }
-  };
-  using Reply = std::unique_ptr<redisReply, Free>;
-  Reply run(const std::vector<std::string>& argv) {
-    std::vector<const char*> a;
-    std::vector<size_t> l;
-    for (const auto& s : argv) {
-      a.push_back(s.data());
-      l.push_back(s.size());
-    }
-    auto* r = static_cast<redisReply*>(redisCommandArgv(c_, static_cast<int>(a.size()), a.data(), l.data()));
-    if (!r) throw std::runtime_error("redis command failed");
-    return Reply(r);
-  }
-  // Many SETs in one round trip.
-  void fill(const std::string& prefix, int n) {
-    for (int i = 0; i < n; ++i) {
-      std::string k = prefix + std::to_string(i), v = "v" + std::to_string(i);
-      const char* a[] = {"SET", k.c_str(), v.c_str()};
-      redisAppendCommandArgv(c_, 3, a, nullptr);
-    }
-    for (int i = 0; i < n; ++i) {
-      void* r = nullptr;
-      redisGetReply(c_, &r);
-      freeReplyObject(r);
-    }
-  }
-  long long dbsize() { return run({"DBSIZE"})->integer; }
-  std::string get(const std::string& k) {
-    auto r = run({"GET", k});
-    return r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "(nil)";
-  }
-  // Every key with its type, value (for strings) and whether it expires: the keyspace's state.
-  std::map<std::string, std::string> dump() {
-    std::map<std::string, std::string> out;
-    std::string cursor = "0";
-    do {
-      auto r = run({"SCAN", cursor, "COUNT", "1000"});
-      cursor = r->element[0]->str;
-      for (size_t i = 0; i < r->element[1]->elements; ++i) {
-        std::string k = r->element[1]->element[i]->str;
-        std::string type = run({"TYPE", k})->str;
-        out[k] = type + " " + (type == "string" ? get(k) : "") + " ttl>0:" +
-                 std::to_string(run({"PTTL", k})->integer > 0);
-      }
-    } while (cursor != "0");
-    return out;
-  }
-
- private:
-  redisContext* c_ = nullptr;
-};
+using Client = RedisClient;
 
 LuaRun step(const std::string& url, const std::string& body, Mode mode = Mode::Live) {
   std::string code =
