@@ -1,5 +1,7 @@
 #include "support/redis_server.h"
 
+#include <sys/stat.h>
+
 #include <stdexcept>
 
 namespace rb::test {
@@ -7,7 +9,14 @@ namespace rb::test {
 RedisServer::RedisServer(const std::string& password) : port_(free_port()) {
   std::vector<std::string> argv{"redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no", "--dir", dir_.path()};
-  if (!password.empty()) argv.insert(argv.end(), {"--requirepass", password});
+  // The password goes in a 0600 config file, not argv: the secrets tests sample every process's
+  // command line and must find none, the test's own servers included.
+  if (!password.empty()) {
+    std::string conf = dir_ / "redis.conf";
+    write_file(conf, "requirepass \"" + password + "\"\n");
+    ::chmod(conf.c_str(), 0600);
+    argv.insert(argv.begin() + 1, conf);
+  }
   child_ = std::make_unique<Child>(argv, std::map<std::string, std::string>{}, dir_ / "redis.log");
   if (!wait_for_port(port_, 10000))
     throw std::runtime_error("redis-server did not start (apt-get install redis-server): " +
