@@ -30,6 +30,7 @@ Millis EffectContext::bound(Millis timeout) const {
 
 Dispatcher::Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts)
     : journal_(journal), reporter_(reporter), opts_(std::move(opts)) {
+#ifdef RUNBOOK_TEST_HOOKS  // only in builds configured with the tests, never in the package
   if (const char* c = std::getenv("RUNBOOK_CRASH_AT"); c && *c) {
     std::string spec = c;
     auto colon = spec.find(':');
@@ -38,6 +39,7 @@ Dispatcher::Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts)
       crash_seq_ = std::atoll(spec.c_str() + colon + 1);
     }
   }
+#endif
 }
 
 void Dispatcher::set_step(int idx, int attempt, SteadyTime deadline, const std::string& name) {
