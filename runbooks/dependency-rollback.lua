@@ -6,7 +6,8 @@ runbook {
   name = "dependency-rollback",
   version = "1.0.0",
   summary = "Roll jsonschema / pydantic-core back (L1 pin, L2 restore from backup, L3 fresh environment)",
-  params = {
+  params = C.with_notify{
+    product = { type = "string", default = "SizeWise Suite", doc = "the product name in the user communication" },
     level = { type = "string", default = "L1", choices = { "L1", "L2", "L3" },
               doc = "L1 pin the packages (<5 min); L2 restore files from the newest backup and reinstall (<15 min); L3 fresh venv and node_modules (<30 min)" },
     app_dir = { type = "path", default = ".", doc = "project root holding backend/ and frontend/" },
@@ -47,12 +48,15 @@ local function services(p)
   local names = {
     C.service(p.backend, p.backend_service, {
       argv = { venv .. "/bin/python", "app.py" }, cwd = backend_dir,
-      log = p.app_dir .. "/logs/backend-rollback.log", health = p.backend_url }),
+      log = p.app_dir .. "/logs/backend-rollback.log", health = p.backend_url,
+      -- Started by hand (`python app.py &`, 000's Step 3) it has no pidfile: adopted by its port.
+      port = C.url_port(p.backend_url) }),
   }
   if p.with_frontend then
     names[#names + 1] = C.service(p.backend, p.frontend_service, {
       argv = { "npm", "run", "dev" }, cwd = frontend_dir,
-      log = p.app_dir .. "/logs/frontend-rollback.log", health = p.frontend_url })
+      log = p.app_dir .. "/logs/frontend-rollback.log", health = p.frontend_url,
+      port = C.url_port(p.frontend_url) })  -- `npm run dev &`: its node child holds the port
   end
   state.services = names
   return names
@@ -79,6 +83,7 @@ step("Record the current state", function(p)
     log.info("newest backup: " .. state.backup)
   end
   log.info("level " .. p.level .. ", objective < " .. objective[p.level] .. " minutes; backend in " .. backend_dir)
+  C.notice(p, "start", { issue = p.issue ~= "" and p.issue or "PR #30 dependency pins", impact = p.impact, eta = objective[p.level] and objective[p.level] * 60 or nil, status = "rollback level " .. p.level })
 end)
 
 -- Replaces `pkill -f "python.*app.py"` / `pkill -f "npm.*start"`: only the processes these
@@ -197,7 +202,10 @@ step{ "Health and critical endpoints", timeout = "5m", run = function(p)
   if not C.empty(p.verify_cmd) then
     local backend_dir = dirs(p)
     local argv = { table.unpack(p.verify_cmd) }
-    argv.cwd, argv.readonly, argv.timeout = backend_dir, true, "10m"
+    -- A relative program (venv/bin/python) is in backend/, where the check runs.
+    if argv[1]:find("/") and argv[1]:sub(1, 1) ~= "/" then argv[1] = backend_dir .. "/" .. argv[1] end
+    -- A test suite writes (caches, test databases): a change, run live only, never in a dry-run.
+    argv.cwd, argv.timeout = backend_dir, "10m"
     exec(argv)
   end
 end }
@@ -211,4 +219,9 @@ step{ "Summary", always = true, run = function(p)
     "Previous pip state: " .. tostring(state.snapshot or "not taken"),
   })
   if took > objective[p.level] * 60 then log.warn("the recovery time objective was missed") end
+  local ok = not run.failed
+  C.notice(p, "finish", { outcome = ok and "succeeded" or "failed", issue = p.issue ~= "" and p.issue or "PR #30 dependency pins",
+                          impact = p.impact, action = "level " .. p.level .. ": " .. (#state.done > 0 and table.concat(state.done, "; ") or "nothing changed"),
+                          status = run.failed and ("step " .. run.failed.step .. " '" .. run.failed.step_name .. "': " .. tostring(run.failed.error)) or nil })
+  if ok then C.notice_users(p, { product = p.product, impact = p.impact }) end
 end }

@@ -18,7 +18,7 @@ runbook {
   name = "feature-flag-rollback",
   version = "1.0.0",
   summary = "Roll a feature back: disable flags, emergency endpoint, env rollback mode, git, files or database",
-  params = {
+  params = C.with_notify{
     method = { type = "string", default = "flag",
                choices = { "investigate", "flag", "emergency", "env", "git", "files", "database" },
                doc = "decision matrix: investigate (single reports: gather state, change nothing); flag (feature misbehaves, limited impact); emergency (the app's emergency-rollback endpoint); env (rollback mode env var + restart); git / files / database (app won't start, auth broken, data corruption)" },
@@ -33,6 +33,7 @@ runbook {
     good_ref = { type = "string", default = "main", doc = "last known good commit, tag or branch (git / files)" },
     files = { type = "list", default = "", doc = "files to restore from good_ref (method=files; default: every file that differs)" },
     commit = { type = "bool", default = false, doc = "commit the partial rollback (method=files)" },
+    test_cmd = { type = "list", default = "", doc = "argv of the tests run before the partial rollback is committed (method=files, the source's \"test and commit\"); failing tests leave it uncommitted, e.g. poetry,run,pytest,-q" },
     env_file = { type = "path", doc = "env file the app reads (method=env; default <app_dir>/.env)" },
     db = { type = "path", doc = "SQLite database (default <app_dir>/data/pcm_ops_tools.db)" },
     restore_from = { type = "path", doc = "SQLite backup to restore (method=database; default: the newest pcm_ops_tools_backup_*.db)" },
@@ -59,7 +60,9 @@ local function db_path(p) return C.under(p.db, p.app_dir, "data/pcm_ops_tools.db
 local function app_service(p)
   if state.service then return state.service end
   local spec = { argv = p.start_cmd, cwd = p.app_dir, health = api(p, "/api/health"),
-                 log = C.under(p.log_file, p.app_dir, "logs/pcm_ops_tools.log") }
+                 log = C.under(p.log_file, p.app_dir, "logs/pcm_ops_tools.log"),
+                 -- Started by hand (./start.sh) it has no pidfile: adopted by the port it serves on.
+                 port = C.url_port(p.base_url) }
   if p.method == "env" then spec.env = { FEATURE_FLAG_ROLLBACK_MODE_ENABLED = "true" } end
   state.service = C.service(p.backend, p.service_name, spec)
   return state.service
@@ -91,6 +94,7 @@ step("Decide and document the current state", function(p)
   local flags = http.get{ url = api(p, "/api/feature-flags"), headers = headers(p), check = false }
   log.info("feature flags now: " .. (flags.body or tostring(flags.error)))
   C.check_endpoints({ api(p, "/api/health"), api(p, "/aws/tools") }, headers(p))
+  if p.method ~= "investigate" then C.notice(p, "start", { issue = p.issue ~= "" and p.issue or p.reason, impact = p.impact, status = "method " .. p.method }) end
 end)
 
 -- "Tag current state" and "Backup database" from the best practices, before anything changes.
@@ -178,6 +182,21 @@ step("Move the code back", function(p)
     if #added > 0 then
       state.done[#state.done + 1] = "removed " .. #added .. " files added since " .. p.good_ref ..
         " (kept in the run's artifacts): " .. table.concat(added, ", ")
+    end
+    if p.commit and not C.empty(p.test_cmd) then
+      -- "Test and commit": the tests decide. A test suite writes (caches, reports), so it runs
+      -- live only; failing, it leaves the restored files in the tree, uncommitted, to look at.
+      local argv = { table.unpack(p.test_cmd) }
+      argv.cwd, argv.check, argv.timeout = p.app_dir, false, "15m"
+      local t = exec(argv)
+      if t.code ~= 0 then
+        local out = ((t.stdout or "") .. (t.stderr or "")):sub(-2000)
+        error("tests failed after restoring the files (exit " .. tostring(t.code) ..
+              "): the partial rollback is left uncommitted for inspection\n" .. out, 0)
+      end
+      state.done[#state.done + 1] = "tests passed"
+    elseif p.commit then
+      log.warn("committing the partial rollback without running tests (no test_cmd given)")
     end
     if p.commit and #added > 0 then
       -- Their removal is part of the rollback: stage everything the rollback touched.
@@ -278,4 +297,7 @@ step{ "Record the rollback log entry", always = true, run = function(p)
   }, "\n") .. "\n"
   for l in entry:gmatch("[^\n]+") do log.info(l) end
   C.append(C.under(p.rollback_log, p.app_dir, "logs/rollbacks.log"), entry)
+  C.notice(p, "finish", { outcome = run.failed and "failed" or "succeeded", issue = p.issue ~= "" and p.issue or p.reason,
+                          impact = p.impact, action = p.method .. ": " .. (#state.done > 0 and table.concat(state.done, "; ") or "none"),
+                          status = run.failed and ("step " .. run.failed.step .. " '" .. run.failed.step_name .. "': " .. tostring(run.failed.error)) or nil })
 end }

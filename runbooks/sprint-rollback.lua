@@ -8,7 +8,7 @@ runbook {
   name = "sprint-rollback",
   version = "1.1.0",
   summary = "Recover from a failed refactoring sprint: full reset to baseline, sprint rollback, selective files, or cherry-pick recovery",
-  params = {
+  params = C.with_notify{
     level = { type = "string", default = "L2", choices = { "L1", "L2", "L3", "recover", "analyze" },
               doc = "L1 critical: full rollback to baseline (<5 min); L2 high: sprint rollback with evidence, backup and retry branches (<15 min); L3 medium: selective files from baseline (<30 min); recover: cherry-pick chosen commits; analyze: failure report only" },
     repo = { type = "path", default = ".", doc = "the repository" },
@@ -22,6 +22,8 @@ runbook {
     backend_dir = { type = "string", default = "backend", doc = "relative to repo" },
     frontend_dir = { type = "string", default = "frontend", doc = "relative to repo ('' when there is none)" },
     venv = { type = "path", doc = "virtualenv for the reinstall (default <repo>/<backend_dir>/venv)" },
+    find_links = { type = "path", doc = "a directory of wheels for the L1 reinstall (offline installs)" },
+    no_index = { type = "bool", default = false, doc = "the L1 reinstall does not reach the package index" },
     backend_cmd = { type = "list", default = "uvicorn,app.main:app", doc = "argv of the backend (process backend, run in backend_dir)" },
     backend_url = { type = "url", default = "http://127.0.0.1:8000/health" },
     frontend_url = { type = "url", default = "http://127.0.0.1:3000" },
@@ -48,21 +50,24 @@ local function services(p)
   local argv = { table.unpack(p.backend_cmd) }
   if not argv[1]:find("/") and fs.exists(venv(p) .. "/bin/" .. argv[1]) then argv[1] = venv(p) .. "/bin/" .. argv[1] end
   local names = { C.service("process", "sprint-backend", {
-    argv = argv, cwd = p.repo .. "/" .. p.backend_dir, health = p.backend_url, log = p.repo .. "/logs/backend.log" }) }
+    argv = argv, cwd = p.repo .. "/" .. p.backend_dir, health = p.backend_url, log = p.repo .. "/logs/backend.log",
+    -- Started by hand (004: `uvicorn app.main:app --reload &`) it has no pidfile: adopted by its port.
+    port = C.url_port(p.backend_url) }) }
   if p.frontend_dir ~= "" then
     names[#names + 1] = C.service("process", "sprint-frontend", {
       argv = { "npm", "run", "dev" }, cwd = p.repo .. "/" .. p.frontend_dir, health = p.frontend_url,
-      log = p.repo .. "/logs/frontend.log" })
+      log = p.repo .. "/logs/frontend.log", port = C.url_port(p.frontend_url) })
   end
   state.services = names
   return names
 end
 
--- Runs the tests as a probe (they only read): the output is evidence, a failure is a result.
+-- Runs the tests: the output is evidence, a failure is a result. A test suite writes (caches,
+-- reports, test databases), so it is a change: it runs live only, never in a dry-run.
 local function run_tests(p, extra)
   local argv = { table.unpack(p.test_cmd) }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  argv.cwd, argv.readonly, argv.check, argv.timeout = p.repo, true, false, "15m"
+  argv.cwd, argv.check, argv.timeout = p.repo, false, "15m"
   local r = exec(argv)
   local out = (r.stdout or "") .. (r.stderr or "")
   local failed = select(2, out:gsub("FAILED", ""))
@@ -83,6 +88,7 @@ step("Assess", function(p)
   if state.dirty then
     log.info(#(st.modified or {}) .. " modified, " .. #(st.untracked or {}) .. " untracked files")
   end
+  if p.level ~= "analyze" then C.notice(p, "start", { issue = p.issue ~= "" and p.issue or p.cause, impact = p.impact, severity = p.severity, status = "level " .. p.level }) end
 end)
 
 -- L2 / analyze: the evidence a post-mortem needs, collected before anything moves.
@@ -222,7 +228,10 @@ step{ "Reinstall dependencies", timeout = "20m", run = function(p)
   -- clean -x moved an in-tree venv to the artifacts: build a fresh one.
   if not fs.exists(v .. "/bin/python") then pip.venv{ path = v } end
   local reqs = p.repo .. "/" .. p.backend_dir .. "/requirements.txt"
-  if fs.exists(reqs) then pip.install{ venv = v, requirements = reqs } end
+  if fs.exists(reqs) then
+    pip.install{ venv = v, requirements = reqs, find_links = not C.empty(p.find_links) and p.find_links or nil,
+                 no_index = p.no_index or nil }
+  end
   if p.frontend_dir ~= "" and fs.exists(p.repo .. "/" .. p.frontend_dir .. "/package-lock.json") then
     npm.ci{ dir = p.repo .. "/" .. p.frontend_dir }
   end
@@ -268,4 +277,7 @@ step{ "Notify and record metrics", always = true, run = function(p)
     timestamp = C.iso(), sprint = p.sprint, severity = p.severity, cause = p.cause, level = p.level,
     recovery_time_minutes = math.floor(minutes * 10 + 0.5) / 10 })
   log.info("rollbacks recorded: " .. tostring(stats.total_rollbacks))
+  C.notice(p, "finish", { outcome = run.failed and "failed" or "succeeded", issue = p.issue ~= "" and p.issue or p.cause,
+                          impact = p.impact, action = (#state.done > 0 and table.concat(state.done, "; ") or "none"),
+                          status = run.failed and ("step " .. run.failed.step .. " '" .. run.failed.step_name .. "': " .. tostring(run.failed.error)) or nil })
 end }

@@ -23,7 +23,7 @@ runbook {
   name = "system-rollback",
   version = "1.0.0",
   summary = "Git-based rollback (revert, reset with backup branch, complete system), per-service, image-tag and env-file rollbacks",
-  params = {
+  params = C.with_notify{
     mode = { type = "string", default = "revert", choices = { "revert", "reset", "system", "services", "image", "env" },
              doc = "revert: git revert the given commits (safest); reset: hard reset to good_ref after a backup branch; system: stop, reset, restore env, start, validate; services: per-service rollback; image: compose image tag; env: restore the env file" },
     repo = { type = "path", default = ".", doc = "the application repository" },
@@ -99,6 +99,7 @@ step("Assess and record the current state", function(p)
     local files = git.diff_names{ repo = p.repo, from = p.good_ref, to = "HEAD" }
     log.info(#files .. " files differ from " .. p.good_ref)
   end
+  C.notice(p, "start", { issue = p.issue, impact = p.impact, status = "rollback " .. p.mode })
 end)
 
 -- "Create emergency backup": a tag on what is deployed, before anything moves.
@@ -118,6 +119,20 @@ step("Check out the branch and tag an emergency backup", function(p)
   state.done[#state.done + 1] = "tagged " .. state.tag
   push(p, "refs/tags/" .. state.tag)
 end)
+
+-- "Pull previous image version", before anything stops: an image that cannot be had fails the
+-- rollback while the service still runs. An image already here (built or imported locally) is
+-- not pulled.
+step{ "Fetch the previous image", timeout = "15m", run = function(p)
+  if p.mode ~= "image" then return end
+  local ref = p.image .. ":" .. p.image_tag
+  local have = exec{ "docker", "image", "inspect", "--format", "{{.Id}}", ref, readonly = true, check = false, timeout = "1m" }
+  if have.code == 0 then
+    log.info(ref .. " is here already")
+  else
+    exec{ "docker", "pull", ref, timeout = "10m" }
+  end
+end }
 
 step{ "Stop the services", timeout = "3m", run = function(p)
   if p.mode == "system" then
@@ -181,22 +196,10 @@ step("Roll the configuration back", function(p)
     end
   end
   if p.mode == "image" then
-    local compose = C.under(p.compose_file, p.repo, "docker-compose.yml")
-    local text = fs.read(compose)
-    -- Only `<image>:<tag>` of the named image changes (the source's sed rewrote every :latest).
-    local pattern = "(" .. p.image:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0") .. "):([%w%._%-]+)"
-    local n = 0
-    local new = text:gsub(pattern, function(img, tag)
-      n = n + 1
-      log.info(img .. ":" .. tag .. " -> " .. img .. ":" .. p.image_tag)
-      return img .. ":" .. p.image_tag
-    end)
-    if n == 0 and not run.offline then error(p.image .. ":<tag> not found in " .. compose, 0) end
-    if new ~= text then
-      fs.write(compose, new)
-      state.done[#state.done + 1] = "image " .. p.image .. " at " .. p.image_tag
-    end
-    exec{ "docker", "compose", "-f", compose, "pull", p.app_services[1], cwd = p.repo, timeout = "10m" }
+    -- Only the image: lines of the named image change (the source's sed rewrote every :latest);
+    -- the journal gets those lines, never the file and its inline passwords.
+    compose.set_image{ file = C.under(p.compose_file, p.repo, "docker-compose.yml"), image = p.image, tag = p.image_tag }
+    state.done[#state.done + 1] = "image " .. p.image .. " at " .. p.image_tag
   end
 end)
 
@@ -234,7 +237,8 @@ step{ "Validate", timeout = "15m", run = function(p)
   end
   if not C.empty(p.validate) then
     local argv = { table.unpack(p.validate) }
-    argv.cwd, argv.readonly, argv.timeout = p.repo, true, "15m"
+    -- The validation suite writes (caches, test data): a change, run live only.
+    argv.cwd, argv.timeout = p.repo, "15m"
     exec(argv)
   end
 end }
@@ -254,4 +258,7 @@ step{ "Incident report", always = true, run = function(p)
     "Resolution: " .. (#state.done > 0 and table.concat(state.done, "; ") or "nothing changed"),
     "Still to fill: summary, root cause, prevention, lessons learned",
   })
+  C.notice(p, "finish", { outcome = run.failed and "failed" or "succeeded", issue = p.issue, impact = p.impact,
+                          action = p.mode .. ": " .. (#state.done > 0 and table.concat(state.done, "; ") or "nothing changed"),
+                          status = run.failed and ("step " .. run.failed.step .. " '" .. run.failed.step_name .. "': " .. tostring(run.failed.error)) or nil })
 end }

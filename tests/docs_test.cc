@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <regex>
+#include <string>
+#include <vector>
 
 #include "support/support.h"
 
@@ -60,4 +62,60 @@ TEST(Docs, PredictionExampleRehearsesItsVerification) {
   auto live = run_cli({"exec", d / "config.lua", "-p", "dir=" + dir}, {{"RUNBOOK_JOURNAL", d / "j.db"}});
   EXPECT_EQ(live.code, 0) << live.out << live.err;
   EXPECT_EQ(read_file(dir + "/app.conf"), "workers = 4\n");
+}
+
+// The coverage tables of docs/runbooks.md (between `<!-- coverage:begin -->` and
+// `<!-- coverage:end -->`) name only runbooks that exist in runbooks/ and tests that exist as
+// TEST(Suite, Name) in tests/*.cc, so the table cannot claim a carrier or a test that is gone.
+TEST(Docs, CoverageTableNamesRealRunbooksAndTests) {
+  const std::string src = RUNBOOK_SOURCE_DIR;
+  std::string md = read_file(src + "/docs/runbooks.md");
+  std::string tests;
+  for (const auto& e : std::filesystem::directory_iterator(src + "/tests"))
+    if (e.path().extension() == ".cc") tests += read_file(e.path().string());
+  const std::regex lua_re(R"(([A-Za-z0-9_/.-]+)\.lua)");
+  const std::regex test_re(R"(\b([A-Z][A-Za-z0-9_]*)\.([A-Z][A-Za-z0-9_]*)\b)");
+  int tables = 0, rows = 0, named_tests = 0;
+  size_t pos = 0;
+  while ((pos = md.find("<!-- coverage:begin -->", pos)) != std::string::npos) {
+    size_t end = md.find("<!-- coverage:end -->", pos);
+    ASSERT_NE(end, std::string::npos) << "a coverage table is not closed";
+    ++tables;
+    std::string block = md.substr(pos, end - pos);
+    pos = end;
+    size_t lb = 0;
+    while (lb < block.size()) {
+      size_t le = block.find('\n', lb);
+      if (le == std::string::npos) le = block.size();
+      std::string line = block.substr(lb, le - lb);
+      lb = le + 1;
+      if (line.rfind("| ", 0) != 0 || line.rfind("|---", 0) == 0 || line.rfind("| §", 0) == 0) continue;
+      std::vector<std::string> cells;
+      size_t c = 1;
+      while (c < line.size()) {
+        size_t n = line.find(" | ", c);
+        if (n == std::string::npos) n = line.rfind('|');
+        if (n == std::string::npos || n < c) break;
+        cells.push_back(line.substr(c, n - c));
+        c = n + 2;
+      }
+      ASSERT_GE(cells.size(), 5u) << "a coverage row needs 5 cells: " << line;
+      ++rows;
+      for (std::sregex_iterator it(cells[2].begin(), cells[2].end(), lua_re), e; it != e; ++it) {
+        std::string f = src + "/runbooks/" + (*it)[1].str() + ".lua";
+        EXPECT_TRUE(std::filesystem::exists(f)) << "no runbook " << f << " in: " << line;
+      }
+      for (std::sregex_iterator it(cells[3].begin(), cells[3].end(), test_re), e; it != e; ++it) {
+        ++named_tests;
+        std::string name = (*it)[1].str() + ", " + (*it)[2].str() + ")";
+        bool found = tests.find("TEST(" + name) != std::string::npos || tests.find("TEST_P(" + name) != std::string::npos ||
+                     tests.find("TEST_F(" + name) != std::string::npos;
+        EXPECT_TRUE(found) << "no TEST(" << (*it)[1] << ", " << (*it)[2]
+                                                   << ") in tests/*.cc, named in: " << line;
+      }
+    }
+  }
+  EXPECT_EQ(tables, 5) << "one coverage table per seed";
+  EXPECT_GE(rows, 353);  // the exhaustive item list has 358 rows
+  EXPECT_GT(named_tests, 0);
 }

@@ -84,9 +84,9 @@ std::string err_of(const LuaRun& r) {
   return r.events.step_errors.empty() ? r.result.error : r.events.step_errors[0];
 }
 
-void expect_gone(const std::string& m) {
-  EXPECT_EQ(with_argv(sleep_argv(m)), std::vector<pid_t>{}) << "left behind: sleep " << m;
-  EXPECT_EQ(my_children(), std::vector<pid_t>{});
+void expect_gone(const std::string& m, const std::string& what = "") {
+  EXPECT_EQ(with_argv(sleep_argv(m)), std::vector<pid_t>{}) << what << ": left behind: sleep " << m;
+  EXPECT_EQ(my_children(), std::vector<pid_t>{}) << what;
   int sub = -1;
   ::prctl(PR_GET_CHILD_SUBREAPER, &sub, 0, 0, 0);
   EXPECT_EQ(sub, 0) << "the subreaper flag outlived the exec";
@@ -119,7 +119,7 @@ TEST(ExecChildren, EveryEscapeShapeIsStoppedWhenTheProgramExits) {
                       m);
     EXPECT_EQ(t.run.result.exit_code, 0) << s.name << ": " << err_of(t.run);
     EXPECT_LT(t.secs, 2.0) << s.name;
-    expect_gone(m);
+    expect_gone(m, s.name);
     kill_all(m);
   }
 }

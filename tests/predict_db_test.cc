@@ -545,7 +545,8 @@ TEST_F(PredictPg, AfterAPlannedRestoreOrExecQueriesOfThatDatabaseAreUnknownAndPi
 
 TEST_F(PredictPg, RestoresAndExecsTheLiveRunWouldRefuseFailTheDryRun) {
   write_file(dir_ / "garbage.dump", "PGDMP but not really a dump at all\n");
-  write_file(dir_ / "plain.sql", "CREATE TABLE x(a int);\n");
+  // A plain dump pg_dump left unfinished (no "dump complete" trailer): restoring it would fail.
+  write_file(dir_ / "plain.sql", "--\n-- PostgreSQL database dump\n--\n\nCREATE TABLE x(a int);\n");
   std::string before = db().scalar("SELECT md5(string_agg(t::text, '|' ORDER BY t::text)) FROM projects t");
   struct Case {
     std::string body, expect;
@@ -553,7 +554,7 @@ TEST_F(PredictPg, RestoresAndExecsTheLiveRunWouldRefuseFailTheDryRun) {
   std::vector<Case> cases = {
       {"pg.restore{ dsn = p.dsn, file = p.dir .. '/missing.dump' }", "does not exist"},
       {"pg.restore{ dsn = p.dsn, file = p.dir .. '/garbage.dump' }", "pg_restore cannot read"},
-      {"pg.restore{ dsn = p.dsn, file = p.dir .. '/plain.sql' }", "pg_restore cannot read"},
+      {"pg.restore{ dsn = p.dsn, file = p.dir .. '/plain.sql' }", "is incomplete"},
       {"pg.exec{ dsn = p.dsn, sql = 'UPDATE projects SET nope = 1' }", "column \"nope\" of relation \"projects\" does not exist"},
       {"pg.exec{ dsn = p.dsn, sql = 'DELETE FROM nosuch' }", "relation \"nosuch\" does not exist"},
       {"pg.exec{ dsn = p.dsn, sql = 'INSERT INTO nosuch VALUES (1)' }", "relation \"nosuch\" does not exist"},

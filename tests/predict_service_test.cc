@@ -385,7 +385,7 @@ TEST_F(Predict, ManagersThatDoNotKnowTheServiceFailTheDryRun_NoManagersHere) {
       {"pm2: nothing to start it from", "service.define{ name = 'x', backend = 'pm2' }\nservice.start('x')",
        "pm2 has no app named x; give service.define an argv or a config"},
       {"compose: no such service",
-       "service.define{ name = 'x', backend = 'compose', config = p.dir .. '/compose.yml' }\nservice.start('x')",
+       "service.define{ name = 'x', backend = 'compose', compose_command = 'docker compose', config = p.dir .. '/compose.yml' }\nservice.start('x')",
        "no such service: x"},
       {"compose: no compose file",
        "service.define{ name = 'x', backend = 'compose', config = p.dir .. '/gone.yml' }\nservice.start('x')",

@@ -102,6 +102,33 @@ TEST(Fs, BackupLatestRestoreRoundTripKeepsWhatItReplaces) {
   EXPECT_EQ(r.result.exit_code, 0) << err_of(r);
 }
 
+// An env file's backup holds every secret in it: private = true keeps it out of the work tree
+// (where `git add -A` would take it), inside the run's artifacts, readable by the owner only.
+TEST(Fs, PrivateBackupGoesIntoTheArtifactsNeverBesideTheFile) {
+  TempDir d;
+  write_file(d / "app/.env", "STRIPE_SECRET_KEY=sk_live_x\n");
+  ::chmod((d / "app/.env").c_str(), 0644);
+  auto r = step(d, R"(
+    local b = fs.backup{ path = p.dir .. "/app/.env", private = true }
+    assert(b:sub(1, #p.dir + 1) ~= p.dir .. "/", b)
+    assert(b:match("/backups/.*/app/%.env%.bak%-%d+%-%d+$"), b)
+    assert(fs.read(b) == "STRIPE_SECRET_KEY=sk_live_x\n")
+    local mode = exec{ "stat", "-c", "%a", b, readonly = true }.stdout
+    assert(mode == "600\n", "mode " .. mode)
+  )");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  for (const auto& e : stdfs::directory_iterator(d / "app"))
+    EXPECT_EQ(e.path().filename().string(), ".env") << "a backup landed in the work tree: " << e.path();
+  // Asking for both places is a clear error, not a guess.
+  auto both = step(d, "fs.backup{ path = p.dir .. '/app/.env', private = true, dir = p.dir }");
+  EXPECT_NE(err_of(both).find("fs.backup: give dir or private = true, not both"), std::string::npos)
+      << err_of(both);
+  // A dry-run plans it where the live run would put it.
+  auto dry = step(d, "local b = fs.backup{ path = p.dir .. '/app/.env', private = true }\n"
+                     "assert(b:find('/backups/', 1, true), b)", Mode::DryRun);
+  EXPECT_EQ(dry.result.exit_code, 0) << err_of(dry);
+}
+
 TEST(Fs, WriteIsAtomicAndKeepsThePreviousContent) {
   TempDir d;
   write_file(d / "f.txt", "v1");

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 
+#include "os/process.h"
 #include "support/redis_server.h"
 #include "support/support.h"
 
@@ -280,4 +281,70 @@ TEST(Redis, TheStepDeadlineBoundsAHungServer) {
                  err.find("(the step's deadline)") != std::string::npos;
   EXPECT_TRUE(by_step || by_call)
       << err;
+}
+
+// 002 §4.3 live: node-api-rollback mode=cache against a real Redis and a local API. The pattern
+// invalidation removes exactly the matching keys by SCAN (never KEYS | xargs DEL) and asks the
+// API to warm the cache; the gradual invalidation goes entity by entity through the API and
+// leaves Redis alone; a flush is refused without --yes.
+TEST(Redis, NodeApiCacheRollbackLive) {
+  RedisServer server;
+  TempDir work;
+  std::string repo = work / "repo";
+  stdfs::create_directories(repo);
+  auto git = [&](const std::vector<std::string>& args) {
+    os::ProcessSpec s;
+    s.argv = {"git", "-c", "user.name=t", "-c", "user.email=t@e"};
+    s.argv.insert(s.argv.end(), args.begin(), args.end());
+    s.cwd = repo;
+    s.timeout = std::chrono::seconds(30);
+    ASSERT_EQ(os::run_process(s).code, 0);
+  };
+  write_file(repo + "/index.js", "1\n");
+  git({"init", "-q", "-b", "main"});
+  git({"add", "-A"});
+  git({"commit", "-qm", "v1"});
+  HttpServer api(work / "http");
+  Client c(server.port());
+  c.fill("gemini:", 300);
+  c.fill("session:", 40);
+  auto rollback = [&](const std::vector<std::string>& extra) {
+    std::vector<std::string> a = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/node-api-rollback.lua",
+                                  "-p", "mode=cache", "-p", "repo=" + repo, "-p", "base_url=" + api.url(""),
+                                  "-p", "healthy_within=5s", "--journal", work / "j.db"};
+    a.insert(a.end(), extra.begin(), extra.end());
+    std::map<std::string, std::string> env{{"RUNBOOK_PARAM_REDIS_URL", server.url()}, {"HOME", work.path()},
+                                           {"XDG_STATE_HOME", work / "xdg"}};
+    return run_cli(a, env, 120);
+  };
+  auto pattern = rollback({});
+  ASSERT_EQ(pattern.code, 0) << pattern.out << pattern.err;
+  record_run_time("002 node-api-rollback mode=cache (SCAN delete, warm)", pattern);
+  EXPECT_EQ(c.integer({"DBSIZE"}), 40) << "exactly the 300 gemini:* keys go";
+  EXPECT_EQ(c.integer({"EXISTS", "session:7"}), 1);
+  std::string req = read_file(work / "http/requests.log");
+  EXPECT_NE(req.find("/api/cache/warm"), std::string::npos) << req;
+  EXPECT_NE(pattern.out.find("300 keys matching gemini:* deleted"), std::string::npos) << pattern.out;
+
+  auto gradual = rollback({"-p", "invalidate=project:12,analysis:7"});
+  ASSERT_EQ(gradual.code, 0) << gradual.out << gradual.err;
+  req = read_file(work / "http/requests.log");
+  size_t p12 = req.find("\"DELETE\", \"path\": \"/api/cache/project/12\""),
+         a7 = req.find("\"DELETE\", \"path\": \"/api/cache/analysis/7\"");
+  ASSERT_NE(p12, std::string::npos) << req;
+  ASSERT_NE(a7, std::string::npos) << req;
+  EXPECT_LT(p12, a7) << "one entity at a time, in the order given";
+  EXPECT_EQ(c.integer({"DBSIZE"}), 40) << "gradual invalidation goes through the API, not Redis";
+
+  auto bad = rollback({"-p", "invalidate=project 12"});
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE((bad.out + bad.err).find("invalidate: 'project 12' is not kind:id"), std::string::npos) << bad.out << bad.err;
+
+  // The nuclear option asks; without a terminal or --yes it is refused and nothing is flushed.
+  auto flush = rollback({"-p", "cache_pattern="});
+  EXPECT_NE(flush.code, 0);
+  EXPECT_EQ(c.integer({"DBSIZE"}), 40);
+  auto yes = rollback({"-p", "cache_pattern=", "--yes"});
+  ASSERT_EQ(yes.code, 0) << yes.out << yes.err;
+  EXPECT_EQ(c.integer({"DBSIZE"}), 0);
 }

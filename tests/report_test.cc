@@ -336,3 +336,35 @@ step("second", function() env.get("HOME") end)
   ASSERT_NE(second, std::string::npos) << md.out;
   EXPECT_LT(said, second) << md.out;
 }
+
+// An assessment (report.trigger) is what the incident record names as the trigger, with its
+// numbers; it changes nothing, so a dry-run records it too.
+TEST(Report, AnAssessmentIsTheTriggerWithItsNumbers) {
+  TempDir d;
+  write_file(d / "assess.lua", R"LUA(
+runbook { name = "assess", version = "1.0.0", params = { reason = { type = "string", default = "pager" } } }
+step("Assess", function(p)
+  local t = report.trigger{ level = "RED", decision = "rollback",
+                            reasons = { "5 of 12 endpoints fail (41.7 % > 5 %)" },
+                            measures = { endpoints_failing_pct = 41.7, p95_ms = 820 } }
+  assert(t.text == "RED: rollback (5 of 12 endpoints fail (41.7 % > 5 %))", t.text)
+end)
+)LUA");
+  std::map<std::string, std::string> env{{"RUNBOOK_JOURNAL", d / "journal.db"}};
+  auto live = run_cli({"exec", d / "assess.lua"}, env);
+  ASSERT_EQ(live.code, 0) << live.out << live.err;
+  EXPECT_NE(live.out.find("trigger: RED: rollback"), std::string::npos) << live.out;
+  auto md = run_cli({"report", "1"}, env);
+  ASSERT_EQ(md.code, 0) << md.err;
+  EXPECT_NE(md.out.find("Trigger: RED: rollback (5 of 12 endpoints fail (41.7 % > 5 %))"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("## Assessment"), std::string::npos) << md.out;
+  EXPECT_NE(md.out.find("| endpoints_failing_pct | 41.7 |"), std::string::npos) << md.out;
+  auto js = run_cli({"report", "1", "--format", "json"}, env);
+  json r = json::parse(js.out);
+  EXPECT_EQ(r["assessment"]["level"], "RED");
+  EXPECT_EQ(r["assessment"]["measures"]["p95_ms"], 820);
+  auto dry = run_cli({"exec", d / "assess.lua", "--dry-run"}, env);
+  ASSERT_EQ(dry.code, 0) << dry.out << dry.err;
+  auto dmd = run_cli({"report", "2"}, env);
+  EXPECT_NE(dmd.out.find("Trigger: RED: rollback"), std::string::npos) << dmd.out;
+}

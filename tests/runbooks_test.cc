@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <regex>
 #include <set>
+#include <sstream>
 
 #include "os/process.h"
 #include "support/support.h"
@@ -58,6 +59,9 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"L1 pin", with(dep, {{"level", "L1"}}), false, {"service.stop", "pip.pin", "service.start"}},
         {"L2 restore from backup", with(dep, {{"level", "L2"}}), false,
          {"fs.restore", "pip.restore", "pip.pin", "service.start"}},
+        {"L1 pin with a critical check", with(dep, {{"level", "L1"}, {"with_frontend", "false"},
+                                                    {"verify_cmd", "venv/bin/python,-c,import jsonschema; print('critical ok')"}}),
+         false, {"service.stop", "pip.pin", "service.start"}},
         {"L3 fresh environment", with(dep, {{"level", "L3"}}), false,
          {"fs.remove", "pip.venv", "pip.install", "pip.pin", "npm.ci"}},
     };
@@ -72,6 +76,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
     m["feature-flag-rollback.lua"] = {
         {"investigate", with(ff, {{"method", "investigate"}}), false, {}},
         {"phase 1 flags", with(ff, {{"method", "flag"}, {"phase", "1"}}), false, {"http.post", "fs.write"}},
+        {"phase 3 flags", with(ff, {{"method", "flag"}, {"phase", "3"}}), false, {"http.post"}},
         {"phase 2 flags (restart)", with(ff, {{"method", "flag"}, {"phase", "2"}, {"flags", "extra_flag"}}), false,
          {"http.post", "service.restart"}},
         {"emergency endpoint", with(ff, {{"method", "emergency"}}), false, {"http.post"}},
@@ -102,7 +107,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"cache flush", with(node, {{"mode", "cache"}, {"cache_pattern", ""}}), true, {"redis.flush"}},
         {"frontend", with(node, {{"mode", "frontend"}, {"dsn", ""}}), true, {"git.checkout", "npm.ci", "service.restart"}},
         {"schema down migration", with(node, {{"mode", "schema"}, {"down_sql", "{app}/migrations/down.sql"}}), true,
-         {"pg.dump", "http.post", "pg.exec"}},
+         {"pg.dump", "http.post", "pg.script"}},
         {"data correction", with(node, {{"mode", "data"}, {"since", "2025-11-07 10:00:00"},
                                         {"data_sql", "{app}/migrations/fix.sql"}}), true,
          {"pg.dump", "http.post", "pg.exec"}},
@@ -115,7 +120,7 @@ const std::map<std::string, std::vector<Case>>& cases() {
         {"health_url", "{url}/health"}};
     m["alembic-rollback.lua"] = {
         {"downgrade two, one at a time", with(alembic, {{"steps", "2"}}), false, {"sqlite.backup", "exec"}},
-        {"downgrade to a revision", with(alembic, {{"target", "1975ea83b712"}}), false, {"sqlite.backup", "exec"}},
+        {"downgrade to a revision", with(alembic, {{"target", "0c1d2e3f4a5b"}}), false, {"sqlite.backup", "exec"}},
         {"restore sqlite with the app stopped", with(alembic, {{"mode", "restore"}}), true,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
         {"restore postgres", with(alembic, {{"mode", "restore"}, {"db_kind", "postgres"},
@@ -130,6 +135,8 @@ const std::map<std::string, std::vector<Case>>& cases() {
     m["system-rollback.lua"] = {
         {"revert", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}, {"monitor_for", "60m"},
                               {"app_log", "{app}/logs/pcm_ops_tools.log"}}), false, {"git.tag", "git.revert"}},
+        {"revert and push", with(sys, {{"mode", "revert"}, {"commits", "{bad}"}, {"push", "true"}}), false,
+         {"git.tag", "git.revert", "git.push"}},
         {"reset with backup branch and push", with(sys, {{"mode", "reset"}, {"push", "true"}}), false,
          {"git.tag", "git.branch", "git.reset", "git.push"}},
         {"complete system", with(sys, {{"mode", "system"}}), true,
@@ -138,12 +145,13 @@ const std::map<std::string, std::vector<Case>>& cases() {
                                 {"restore_env", "true"}, {"redis_url", "redis://127.0.0.1:1/0"}}), true,
          {"git.checkout", "fs.restore", "redis.flush", "service.restart"}},
         {"image tag", with(sys, {{"mode", "image"}, {"image", "ghcr.io/your-org/backend-v2"}, {"image_tag", "v1.4.2"}}), true,
-         {"service.stop", "exec", "service.start"}},
+         {"service.stop", "compose.set_image", "service.start"}},
         {"env file", with(sys, {{"mode", "env"}}), true, {"fs.restore", "service.restart"}},
     };
     const std::vector<std::pair<std::string, std::string>> sprint = {
         {"repo", "{app}"}, {"test_cmd", "python3,-c,print('3 passed')"}, {"backend_url", "{url}/health"},
         {"frontend_url", "{url}/"}, {"evidence_dir", "{fx}/rollbacks"}, {"venv", "{app}/backend/venv"},
+        {"find_links", "{fx}/wheels"}, {"no_index", "true"},
         // A backend the fixture has (there is no uvicorn here): a start of a missing program
         // fails the rehearsal as it would fail the live run.
         {"backend_cmd", "python3,-c,import time; time.sleep(60)"}};
@@ -172,6 +180,18 @@ const std::map<std::string, std::vector<Case>>& cases() {
                                       {"config", "{app}/backend/config"}, {"db", "{app}/data/pcm_ops_tools.db"},
                                       {"backups", "{fx}/emergency-backups"}}, false,
          {"git.tag", "service.stop", "fs.backup", "sqlite.backup", "git.checkout", "service.start"}},
+    };
+    m["assess.lua"] = {
+        {"000 alert level", {{"procedure", "dependencies"}, {"health", "{url}/health"}, {"endpoints", "{url}/api/a,{url}/api/b"},
+                             {"sample_url", "{url}/health"}, {"samples", "5"}, {"baseline_p95_ms", "50"},
+                             {"log_file", "{app}/logs/pcm_ops_tools.log"}, {"test_cmd", "python3,-c,print('3 passed')"},
+                             {"sqlite_db", "{app}/data/pcm_ops_tools.db"}}, false, {}},
+        {"001 matrix", {{"procedure", "feature-flags"}, {"health", "{url}/api/health"}, {"auth_url", "{url}/api/auth/me"},
+                        {"sqlite_db", "{app}/data/pcm_ops_tools.db"}}, false, {}},
+        {"002 matrix", {{"procedure", "node-api"}, {"health", "{url}/health"}, {"sample_url", "{url}/health"}, {"samples", "5"},
+                        {"queue_stats", "{url}/api/queue/stats"}}, false, {}},
+        {"004 matrix", {{"procedure", "sprint"}, {"health", "{url}/health"}, {"test_cmd", "python3,-c,print('3 passed')"},
+                        {"test_dir", "{app}"}}, false, {}},
     };
     m["pre-sprint-check.lua"] = {
         {"checks and checkpoint", {{"repo", "{app}"}, {"venv", "{app}/backend/venv"}, {"frontend_dir", ""},
@@ -221,6 +241,11 @@ make(root + "/data/pcm_ops_tools.db", ["providers", "feature_flags"])
 make(root + "/data/pcm_ops_tools_backup_20250101_000000.db", ["providers", "feature_flags"])
 make(root + "/app.db", ["users", "appointments", "payments"])
 make(root + "/backup_db_20250101.db", ["users", "appointments", "payments"])
+db = sqlite3.connect(root + "/app.db")
+db.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY)")
+db.execute("INSERT INTO alembic_version VALUES ('1975ea83b712')")
+db.commit()
+db.close()
 )PY";
 
 // A stand-in for alembic: answers the read-only questions; anything else (a downgrade) marks
@@ -228,10 +253,33 @@ make(root + "/backup_db_20250101.db", ["users", "appointments", "payments"])
 const char* kFakeAlembic = R"SH(#!/bin/sh
 case "$1" in
   current) echo "1975ea83b712 (head)" ;;
-  history) echo "ae1027a6acf -> 1975ea83b712 (head), add payments"; echo "<base> -> ae1027a6acf, init" ;;
+  history) echo "ae1027a6acf -> 1975ea83b712 (head), add payments"; echo "0c1d2e3f4a5b -> ae1027a6acf, add users.email"; echo "<base> -> 0c1d2e3f4a5b, init" ;;
+  downgrade) if [ "$3" = "--sql" ]; then echo "DROP TABLE payments;"; exit 0; fi; echo "$*" >> "$(dirname "$0")/../../../ALEMBIC_RAN"; exit 1 ;;
   *) echo "$*" >> "$(dirname "$0")/../../../ALEMBIC_RAN"; exit 1 ;;
 esac
 )SH";
+
+const char* const APP_PY_TEMPLATE = R"PY(# app v%s: the fixture's backend. It serves tests/support/http_server.py on the port in
+# data/<argv[1] or app_port> of the checkout (the frontend's `npm run dev` runs it with frontend_port).
+import os, runpy, sys
+here = os.path.dirname(os.path.abspath(__file__))
+root = os.path.dirname(here)
+name = sys.argv[1] if len(sys.argv) > 1 else "app_port"
+port = open(os.path.join(root, "data", name)).read().strip()
+state = os.path.join(root, "data", name + "_state")
+os.makedirs(state, exist_ok=True)
+sys.argv = ["http_server.py", port, state]
+runpy.run_path(RUNBOOK_TEST_SUPPORT_DIR_PY + "/http_server.py", run_name="__main__")
+)PY";
+
+// The fixture's backend/app.py of a release: a real server (see app_py's text) on its own port.
+std::string app_py(const std::string& version) {
+  std::string t = APP_PY_TEMPLATE;
+  t.replace(t.find("%s"), 2, version);
+  std::string key = "RUNBOOK_TEST_SUPPORT_DIR_PY";
+  t.replace(t.find(key), key.size(), std::string("\"") + RUNBOOK_TEST_SUPPORT_DIR + "\"");
+  return t;
+}
 
 class Fixture {
  public:
@@ -241,6 +289,8 @@ class Fixture {
     fs::create_directories(state_);
     app_ = fx_ + "/app";
     server_ = std::make_unique<HttpServer>(tmp_ / "http");
+    app_port_ = free_port();
+    front_port_ = free_port();
     build_repo();
     build_untracked();
   }
@@ -259,8 +309,13 @@ class Fixture {
     rep("{url}", server_->url(""));
     rep("{bad}", bad_);
     rep("{dirty}", dirty_);
+    rep("{app_url}", "http://127.0.0.1:" + std::to_string(app_port_));
+    rep("{front_url}", "http://127.0.0.1:" + std::to_string(front_port_));
     return v;
   }
+  int app_port() const { return app_port_; }
+  int front_port() const { return front_port_; }
+  const std::string& dirty() const { return dirty_; }
 
  private:
   void build_repo() {
@@ -269,10 +324,10 @@ class Fixture {
                "backend/venv/\nbackups/\ndata/\nlogs/\n.env\n.env.backup\nrollbacks/\nnode_modules/\n.next/\n"
                "app.db\nbackup_db_*.db\ndumps/\nmigrations/\n__pycache__/\nALEMBIC_RAN\n");
     write_file(a + "/backend/requirements.txt", "jsonschema==4.25.0\npydantic-core==2.37.2\n");
-    write_file(a + "/backend/app.py", "print('app v1.0.0')\n");
+    write_file(a + "/backend/app.py", app_py("1.0.0"));
     write_file(a + "/backend/config/settings.ini", "[app]\nmode = good\n");
     write_file(a + "/backend/api/__init__.py", "");
-    const std::string pkg = R"({"name":"fx","version":"1.0.0","scripts":{"build":"true","test:smoke":"true","dev":"true"}})";
+    const std::string pkg = R"({"name":"fx","version":"1.0.0","scripts":{"build":"true","test:smoke":"true","dev":"python3 ../backend/app.py frontend_port"}})";
     const std::string lock = R"({"name":"fx","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"fx","version":"1.0.0"}}})";
     write_file(a + "/package.json", pkg + "\n");
     write_file(a + "/package-lock.json", lock + "\n");
@@ -294,7 +349,7 @@ class Fixture {
     run_ok({"git", "branch", "baseline"}, a);
     write_file(a + "/routers/auth.py", "# auth v1.1.0: broken sessions\n");
     write_file(a + "/services/payment_service.py", "# payments v1.1.0\n");
-    write_file(a + "/backend/app.py", "print('app v1.1.0')\n");
+    write_file(a + "/backend/app.py", app_py("1.1.0"));
     run_ok({"git", "commit", "-q", "-am", "release 1.1.0"}, a);
     run_ok({"git", "tag", "-a", "v1.1.0", "-m", "1.1.0"}, a);
     write_file(a + "/routers/appointments.py", "# appointments: a bad fix\n");
@@ -331,10 +386,14 @@ class Fixture {
     std::string b = a + "/backups/pr-30-20250101-000000";
     write_file(b + "/requirements.txt.backup", "jsonschema==4.23.0\npydantic-core==2.33.2\n");
     write_file(b + "/config-backup/settings.ini", "[app]\nmode = good\n");
-    write_file(b + "/app.py.backup", "print('app v1.0.0')\n");
+    write_file(b + "/app.py.backup", app_py("1.0.0"));
     write_file(b + "/pip-freeze-backup.txt", "jsonschema==4.23.0\npydantic-core==2.33.2\n");
     fs::create_directories(a + "/data");
     run_ok({"python3", "-c", kSqliteSetup, a}, a);
+    for (const std::string& root : {a, dirty_}) {
+      write_file(root + "/data/app_port", std::to_string(app_port_) + "\n");
+      write_file(root + "/data/frontend_port", std::to_string(front_port_) + "\n");
+    }
     write_file(a + "/.env", "FEATURE_FLAG_ROLLBACK_MODE_ENABLED=false\nSTRIPE_SECRET_KEY=sk_test_new\n");
     write_file(a + "/.env.backup", "FEATURE_FLAG_ROLLBACK_MODE_ENABLED=false\nSTRIPE_SECRET_KEY=sk_test_old\n");
     write_file(a + "/logs/pcm_ops_tools.log",
@@ -356,6 +415,7 @@ class Fixture {
 
   TempDir tmp_;
   std::string fx_, state_, app_, bad_, dirty_;
+  int app_port_ = 0, front_port_ = 0;
   std::unique_ptr<HttpServer> server_;
 };
 
@@ -527,6 +587,7 @@ TEST(Runbooks, LiveSelectiveRollbackAndFlagToggleDoWhatTheyPlan) {
                     "--journal", copy / "j.db"},
                    cli_env(fx), 300);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
+  record_run_time("004 sprint-rollback L3 selective", r);
   EXPECT_EQ(output_of({"git", "show", "baseline:routers/auth.py"}, app), baseline_auth);
   EXPECT_EQ(read_file(app + "/routers/auth.py"), output_of({"git", "show", "baseline:routers/auth.py"}, app) + "\n");
   EXPECT_EQ(read_file(app + "/services/payment_service.py"), head_payment) << "a file not asked for was rolled back";
@@ -538,6 +599,375 @@ TEST(Runbooks, LiveSelectiveRollbackAndFlagToggleDoWhatTheyPlan) {
                     "-p", "log_file=" + app + "/logs/pcm_ops_tools.log", "--journal", copy / "j.db"},
                    cli_env(fx), 300);
   ASSERT_EQ(f.code, 0) << f.out << f.err;
+  record_run_time("001 feature-flag-rollback method=flag phase 1", f);
   EXPECT_GT(fx.server().changing_requests(), before) << "no toggle reached the app";
   EXPECT_EQ(f.out.find("fixture-s3cret-token"), std::string::npos);
 }
+
+// 002 §4.2 live, against a real pm2 and the queue API's behaviour: the queues are paused, the
+// active jobs drain before the workers stop, the failed jobs are kept (no clean-all unless asked),
+// the worker code goes back to the stable release, and the queues resume one by one, each
+// watched; a queue whose failure rate is above the limit after its resume is paused again and
+// the ones after it stay paused.
+namespace {
+
+struct QueueApi {
+  QueueApi(const std::string& dir, const std::string& queues_json) : dir_(dir), port_(free_port()) {
+    write_file(dir + "/queues.json", queues_json);
+    child_ = std::make_unique<Child>(std::vector<std::string>{
+        "python3", std::string(RUNBOOK_TEST_SUPPORT_DIR) + "/queue_api.py", std::to_string(port_), dir});
+    if (!wait_for_port(port_, 10000)) ADD_FAILURE() << "queue_api.py did not start (apt-get install python3)";
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  std::vector<std::string> posts() const {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(dir_ + "/requests.log"));
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    return out;
+  }
+  std::string dir_;
+  int port_;
+  std::unique_ptr<Child> child_;
+};
+
+// A pm2 daemon of its own (PM2_HOME in the fixture's state) with the queue worker app.
+struct Pm2Worker {
+  explicit Pm2Worker(const std::string& home, const std::string& dir) : home_(home) {
+    EXPECT_FALSE(rb::os::which("pm2").empty()) << "pm2 is missing: npm install -g pm2@5";
+    write_file(dir + "/worker.js", "setInterval(() => {}, 1000);\n");
+    pm2({"start", dir + "/worker.js", "--name", "queue-worker"});
+  }
+  ~Pm2Worker() { pm2({"kill"}); }
+  std::string pm2(const std::vector<std::string>& args) const {
+    rb::os::ProcessSpec spec;
+    spec.argv = {"pm2"};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {{"PM2_HOME", home_}};
+    spec.timeout = std::chrono::seconds(60);
+    spec.detached = true;  // pm2's daemon outlives the command that spawns it
+    auto r = rb::os::run_process(spec);
+    return r.stdout_text + r.stderr_text;
+  }
+  std::string home_;
+};
+
+size_t index_of(const std::vector<std::string>& lines, const std::string& needle) {
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].find(needle) != std::string::npos) return i;
+  return std::string::npos;
+}
+
+}  // namespace
+
+TEST(Runbooks, LiveQueueRollbackDrainsKeepsEvidenceAndResumesOneByOne) {
+  Fixture& fx = fixture();
+  TempDir copy;
+  run_ok({"cp", "-a", fx.app(), copy / "app"}, copy.path());
+  std::string app = copy / "app";
+  write_file(app + "/backend/src/queues/worker.ts", "# worker: the bad loop\n");
+  run_ok({"git", "commit", "-q", "-am", "bad worker"}, app);
+  Pm2Worker worker(fx.state() + "/pm2", copy.path());
+  // 002 §7: the start, progress and end notices go to a (local) Slack-style webhook.
+  HttpServer chat(copy / "chat");
+  std::string hook = chat.url("/services/T01/B02/n0tify-t0ken-xyz");
+  auto node = [&](const std::string& url, const std::string& journal) {
+    return run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/node-api-rollback.lua", "-p", "mode=queue",
+                    "-p", "repo=" + app, "-p", "stable_ref=v1.0.0", "-p", "base_url=" + url, "-p", "dsn=",
+                    "-p", "resume_watch=4s", "-p", "drain_within=2m", "-p", "issue=ai-analysis jobs fail",
+                    "-p", "notify_webhook=" + hook, "--journal", journal},
+                   cli_env(fx), 600);
+  };
+  auto notices = [&] {
+    std::vector<std::string> out;
+    std::istringstream in(read_file(copy / "chat/requests.log"));
+    std::string line;
+    while (std::getline(in, line))
+      if (!line.empty()) out.push_back(rb::json::parse(rb::json::parse(line)["body"].get<std::string>())["text"]);
+    return out;
+  };
+  {
+    QueueApi q(copy / "api1", R"({"ai-analysis": {"waiting": 20, "active": 3, "failed": 4},
+                                 "document-processing": {"waiting": 10, "active": 2}})");
+    auto r = node(q.url(), copy / "j1.db");
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    record_run_time("002 node-api-rollback mode=queue (drain, 2 queues watched 4s each)", r);
+    auto posts = q.posts();
+    size_t pause = index_of(posts, "/api/queue/pause-all"), a = index_of(posts, "/api/queue/ai-analysis/resume"),
+           d = index_of(posts, "/api/queue/document-processing/resume");
+    ASSERT_NE(pause, std::string::npos) << r.out;
+    ASSERT_NE(a, std::string::npos) << r.out;
+    ASSERT_NE(d, std::string::npos) << r.out;
+    EXPECT_LT(pause, a);
+    EXPECT_LT(a, d) << "the queues resume one at a time, ai-analysis first";
+    EXPECT_EQ(index_of(posts, "clean-all"), std::string::npos) << "the failed jobs are evidence: no clean-all unless asked";
+    EXPECT_EQ(index_of(posts, "resume-all"), std::string::npos);
+    // By the time the first queue resumed, nothing was active any more: the drain happened.
+    EXPECT_NE(posts[a].find("\"active\": 0"), std::string::npos) << posts[a];
+    EXPECT_NE(r.out.find("drained: ai-analysis: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("failed jobs kept as evidence"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("6.4 metric targets met"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("error rate: 0 of 50 requests (0 %)"), std::string::npos) << r.out;
+    EXPECT_EQ(read_file(app + "/backend/src/queues/worker.ts"), "# backend/src/queues/worker.ts v1.0.0\n");
+    EXPECT_NE(worker.pm2({"jlist"}).find("\"status\":\"online\""), std::string::npos) << "the worker is not back online";
+    auto n = notices();
+    ASSERT_EQ(n.size(), 3u) << r.out;
+    EXPECT_NE(n[0].find("[ACTION] Initiating Rollback - ai-analysis jobs fail"), std::string::npos) << n[0];
+    EXPECT_NE(n[1].find("[UPDATE] Rollback in Progress - "), std::string::npos) << n[1];
+    EXPECT_NE(n[1].find("Current Step: Restart the services"), std::string::npos) << n[1];
+    EXPECT_NE(n[2].find("[RESOLVED] Rollback Complete - Service Restored"), std::string::npos) << n[2];
+    EXPECT_NE(n[2].find("resumed ai-analysis"), std::string::npos) << n[2];
+    for (const char* f : {"j1.db", "j1.db-wal"}) {
+      if (std::filesystem::exists(copy / f)) {
+        EXPECT_EQ(read_file(copy / f).find("n0tify-t0ken-xyz"), std::string::npos) << "the webhook token is in " << f;
+      }
+    }
+  }
+  {
+    // The rolled-back worker still fails half its jobs on ai-analysis: it is paused again, and
+    // document-processing is never resumed.
+    QueueApi q(copy / "api2", R"({"ai-analysis": {"waiting": 20, "active": 1, "fail_rate": 0.5},
+                                 "document-processing": {"waiting": 10}})");
+    auto r = node(q.url(), copy / "j2.db");
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    auto posts = q.posts();
+    size_t a = index_of(posts, "/api/queue/ai-analysis/resume"), again = index_of(posts, "/api/queue/ai-analysis/pause");
+    ASSERT_NE(a, std::string::npos) << r.out;
+    ASSERT_NE(again, std::string::npos) << "the failing queue was not paused again\n" << r.out;
+    EXPECT_LT(a, again);
+    EXPECT_EQ(index_of(posts, "document-processing/resume"), std::string::npos) << "the next queue was resumed";
+    EXPECT_NE((r.out + r.err).find("queue ai-analysis: failure rate"), std::string::npos) << r.out << r.err;
+    EXPECT_NE((r.out + r.err).find("still paused: document-processing"), std::string::npos) << r.out << r.err;
+    auto n = notices();
+    ASSERT_EQ(n.size(), 6u) << r.out;
+    EXPECT_NE(n[5].find("[FAILED] Rollback did not complete"), std::string::npos) << n[5];
+    EXPECT_NE(n[5].find("queue ai-analysis: failure rate"), std::string::npos) << n[5];
+  }
+}
+
+// 001 "Partial Rollback (Specific Files)" live: every file that differs from the good release goes
+// back, a file the bad release added is removed (kept in the artifacts), the tests run before the
+// commit and decide it; failing tests leave the rollback uncommitted.
+TEST(Runbooks, LiveFilesRollbackRemovesAddedFilesTestsThenCommits) {
+  Fixture& fx = fixture();
+  auto run = [&](const std::string& app, const std::string& test_cmd, const std::string& journal) {
+    return run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/feature-flag-rollback.lua",
+                    "-p", "method=files", "-p", "good_ref=v1.0.0", "-p", "commit=true", "-p", "reason=auth broken",
+                    "-p", "app_dir=" + app, "-p", "base_url=" + fx.server().url(""), "-p", "test_cmd=" + test_cmd,
+                    "-p", "log_file=" + app + "/logs/pcm_ops_tools.log", "--journal", journal},
+                   cli_env(fx), 300);
+  };
+  {
+    TempDir copy;
+    run_ok({"cp", "-a", fx.app(), copy / "app"}, copy.path());
+    std::string app = copy / "app";
+    ASSERT_TRUE(fs::exists(app + "/tests/unit/test_appointments.py")) << "the fixture's bad release adds this file";
+    std::string head_before = output_of({"git", "rev-parse", "HEAD"}, app);
+    // The test command records what it saw: the tree already rolled back, HEAD not yet committed.
+    std::string tc = "sh,-c,git rev-parse HEAD > ../tests_saw_head; cat routers/auth.py > ../tests_saw_auth; echo 3 passed";
+    auto r = run(app, tc, copy / "j.db");
+    ASSERT_EQ(r.code, 0) << r.out << r.err;
+    record_run_time("001 feature-flag-rollback method=files + tests + commit", r);
+    EXPECT_EQ(read_file(copy / "tests_saw_head"), head_before + "\n") << "the tests ran after the commit";
+    EXPECT_EQ(read_file(copy / "tests_saw_auth"), "# routers/auth.py v1.0.0\n");
+    EXPECT_FALSE(fs::exists(app + "/tests/unit/test_appointments.py")) << "the added file is still there";
+    EXPECT_EQ(output_of({"git", "diff", "--stat", "v1.0.0", "HEAD"}, app), "") << "HEAD's tree is not v1.0.0's";
+    EXPECT_EQ(output_of({"git", "status", "--porcelain", "--untracked-files=no"}, app), "");
+    EXPECT_NE(output_of({"git", "rev-parse", "HEAD"}, app), head_before) << "nothing was committed";
+    EXPECT_NE(output_of({"git", "log", "-1", "--format=%s"}, app).find("Partial rollback to v1.0.0: auth broken"),
+              std::string::npos);
+  }
+  {
+    TempDir copy;
+    run_ok({"cp", "-a", fx.app(), copy / "app"}, copy.path());
+    std::string app = copy / "app";
+    std::string head_before = output_of({"git", "rev-parse", "HEAD"}, app);
+    auto r = run(app, "sh,-c,echo 1 failed; exit 1", copy / "j.db");
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_NE((r.out + r.err).find("tests failed after restoring the files"), std::string::npos) << r.out << r.err;
+    EXPECT_EQ(output_of({"git", "rev-parse", "HEAD"}, app), head_before) << "failing tests must not be committed";
+    EXPECT_EQ(read_file(app + "/routers/auth.py"), "# routers/auth.py v1.0.0\n") << "the restored files stay for inspection";
+  }
+}
+
+// The triggers measured live against a local app: a healthy one is GREEN / P3, one whose health
+// answers 503 is RED / P0 — with the numbers — and `runbook report` names that as the trigger.
+TEST(Runbooks, LiveAssessmentMeasuresAndNamesTheLevel) {
+  Fixture& fx = fixture();
+  TempDir d;
+  auto assess = [&](const std::string& procedure) {
+    return run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/assess.lua", "-p", "procedure=" + procedure,
+                    "-p", "health=" + fx.server().url("/health"), "-p", "endpoints=" + fx.server().url("/api/projects"),
+                    "-p", "sample_url=" + fx.server().url("/health"), "-p", "samples=10",
+                    "-p", "log_file=" + fx.app() + "/logs/pcm_ops_tools.log",                     "-p", "baseline_log_errors=5", "-p", "sqlite_db=" + fx.app() + "/data/pcm_ops_tools.db",
+                    "--journal", d / "j.db"},
+                   cli_env(fx), 120);
+  };
+  auto green = assess("dependencies");
+  ASSERT_EQ(green.code, 0) << green.out << green.err;
+  record_run_time("000 assess (alert level)", green);
+  EXPECT_NE(green.out.find("Level: GREEN"), std::string::npos) << green.out;
+  EXPECT_NE(green.out.find("error rate: 0 of 10 requests (0 %)"), std::string::npos) << green.out;
+  EXPECT_NE(green.out.find("log: 2 error lines"), std::string::npos) << green.out;
+  fx.server().set_status(503);
+  auto red = assess("dependencies");
+  auto p0 = assess("node-api");
+  fx.server().set_status(200);
+  ASSERT_EQ(red.code, 0) << red.out << red.err;
+  EXPECT_NE(red.out.find("Level: RED"), std::string::npos) << red.out;
+  EXPECT_NE(red.out.find("critical system failure: the application does not answer"), std::string::npos) << red.out;
+  EXPECT_NE(p0.out.find("Level: P0"), std::string::npos) << p0.out;
+  EXPECT_NE(p0.out.find("API completely down"), std::string::npos) << p0.out;
+  auto rep = run_cli({"report", "2", "--journal", d / "j.db"}, cli_env(fx));
+  EXPECT_NE(rep.out.find("Trigger: RED: immediate rollback"), std::string::npos) << rep.out;
+  EXPECT_NE(rep.out.find("| health_up | 0 |"), std::string::npos) << rep.out;
+}
+
+// Live, every procedure that needs nothing beyond the fixture: each case of the dry-run table
+// above runs for real on a fixture of its own (a fresh checkout, venv, wheels, backups, HTTP
+// server), and must succeed and perform every change its rehearsal is checked to plan. The
+// services it starts (the fixture's app, `npm run dev`) are killed after, found by their cwd.
+namespace {
+
+struct LiveCase {
+  std::string runbook, label;
+  std::vector<std::pair<std::string, std::string>> extra;  // overrides for the live run
+  bool by_hand = false;  // start the bad release's backend and frontend by hand first
+};
+
+// gtest prints a parameter's bytes unless told otherwise: the case's name, for ctest's listing.
+void PrintTo(const LiveCase& c, std::ostream* os) { *os << c.runbook << " [" << c.label << "]"; }
+
+std::string live_name(const ::testing::TestParamInfo<LiveCase>& i) {
+  std::string n = i.param.runbook.substr(0, i.param.runbook.size() - 4) + "_" + i.param.label;
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+}
+
+// Kills every process whose cwd is under `dir` (the services a live run left running).
+void kill_under(const std::string& dir) {
+  for (int round = 0; round < 3; ++round) {
+    for (const auto& e : fs::directory_iterator("/proc")) {
+      std::string name = e.path().filename().string();
+      if (name.empty() || !std::all_of(name.begin(), name.end(), ::isdigit)) continue;
+      std::error_code ec;
+      auto cwd = fs::read_symlink(e.path() / "cwd", ec).string();
+      if (!ec && cwd.rfind(dir, 0) == 0) ::kill(std::stoi(name), SIGKILL);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+class LiveProcedure : public ::testing::TestWithParam<LiveCase> {};
+
+// The app's URLs in the live runs: its own port, served by backend/app.py (and the frontend's
+// `npm run dev`), not by the fixture's HTTP server, so adopting by the health URL's port stops the
+// app and nothing else.
+using Params = std::vector<std::pair<std::string, std::string>>;
+const Params kDep = {{"backend_url", "{app_url}/health"}, {"critical", "{app_url}/api/calculations/test"},
+                     {"frontend_url", "{front_url}/api/health"}};
+const Params kFlag = {{"base_url", "{app_url}"}, {"start_cmd", "python3,backend/app.py"}};
+const Params kSprint = {{"backend_url", "{app_url}/health"}, {"frontend_url", "{front_url}/"},
+                        {"backend_cmd", "python3,app.py"}};
+
+}  // namespace
+
+TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
+  const LiveCase& lc = GetParam();
+  auto it = cases().find(lc.runbook);
+  ASSERT_NE(it, cases().end());
+  const Case* c = nullptr;
+  for (const auto& k : it->second)
+    if (k.label == lc.label) c = &k;
+  ASSERT_NE(c, nullptr) << "no dry-run case '" << lc.label << "' for " << lc.runbook;
+  Fixture fx;
+  struct Reaper {
+    std::string dir;
+    ~Reaper() { kill_under(dir); }
+  } reaper{fs::path(fx.fx()).parent_path().string()};
+  // The bad release runs as the seeds start it, by hand (`python app.py &`, `npm run dev &`):
+  // no pidfile, so the runbook must find it by its port.
+  std::vector<std::unique_ptr<Child>> by_hand;
+  if (lc.by_hand) {
+    std::string root = lc.label.find("uncommitted") != std::string::npos ? fx.dirty() : fx.app();
+    by_hand.push_back(std::make_unique<Child>(
+        std::vector<std::string>{"sh", "-c", "cd '" + root + "' && exec python3 backend/app.py"}, std::map<std::string, std::string>{},
+        fs::path(fx.fx()).parent_path().string() + "/by-hand-backend.log"));
+    by_hand.push_back(std::make_unique<Child>(
+        std::vector<std::string>{"sh", "-c", "cd '" + root + "/frontend' && exec python3 ../backend/app.py frontend_port"},
+        std::map<std::string, std::string>{}, fs::path(fx.fx()).parent_path().string() + "/by-hand-frontend.log"));
+    ASSERT_TRUE(wait_for_port(fx.app_port(), 15000)) << "the by-hand backend did not start";
+    ASSERT_TRUE(wait_for_port(fx.front_port(), 15000)) << "the by-hand frontend did not start";
+  }
+  auto params = c->params;
+  for (const auto& kv : lc.extra) {
+    auto p = std::find_if(params.begin(), params.end(), [&](const auto& b) { return b.first == kv.first; });
+    if (p != params.end()) p->second = kv.second;
+    else params.push_back(kv);
+  }
+  std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/" + lc.runbook, "--json", "--yes"};
+  for (const auto& [k, v] : params) {
+    args.push_back("-p");
+    args.push_back(k + "=" + fx.subst(v));
+  }
+  auto env = cli_env(fx);
+  env["npm_config_offline"] = "true";
+  env["npm_config_audit"] = "false";
+  env["npm_config_fund"] = "false";
+  auto r = run_cli(args, env, 600);
+  std::multiset<std::string> done;
+  std::string failure;
+  for (const auto& e : r.events()) {
+    if (e.value("event", "") == "effect" && e.value("status", "") == "ok" && e.value("kind", "") == "change")
+      done.insert(e.value("name", ""));
+    if (e.value("event", "") == "step_end" && e.value("outcome", "") == "failed")
+      failure += "step " + std::to_string(e.value("step", 0)) + " '" + e.value("name", "") + "': " +
+                 e.value("error", "") + "\n";
+  }
+  ASSERT_EQ(r.code, 0) << failure << r.out.substr(r.out.size() > 4000 ? r.out.size() - 4000 : 0) << r.err;
+  std::string done_text;
+  for (const auto& n : done) done_text += n + " ";
+  for (const auto& name : c->planned)
+    EXPECT_TRUE(done.count(name)) << "the live run performed no " << name << "; performed: " << done_text;
+  EXPECT_EQ(r.out.find("fixture-s3cret-token"), std::string::npos);
+  // Labelled by the seed it carries, for bench/seed_timings.sh (it sets it beside that document's sleeps).
+  static const std::map<std::string, std::string> seed = {
+      {"pre-deploy-backup.lua", "000"}, {"dependency-rollback.lua", "000"}, {"feature-flag-rollback.lua", "001"},
+      {"node-api-rollback.lua", "002"}, {"system-rollback.lua", "003"}, {"sprint-rollback.lua", "004"},
+      {"pre-sprint-check.lua", "004"}};
+  auto sd = seed.find(lc.runbook);
+  record_run_time((sd == seed.end() ? std::string("?") : sd->second) + " " + lc.runbook.substr(0, lc.runbook.size() - 4) +
+                      " " + lc.label + " (live, app started by hand)", r);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Seeds, LiveProcedure,
+    ::testing::Values(
+        LiveCase{"pre-deploy-backup.lua", "backup", {}},
+        LiveCase{"dependency-rollback.lua", "L1 pin", kDep, true},
+        LiveCase{"dependency-rollback.lua", "L2 restore from backup", kDep, true},
+        LiveCase{"dependency-rollback.lua", "L1 pin with a critical check", kDep, true},
+        LiveCase{"dependency-rollback.lua", "L3 fresh environment", kDep, true},
+        LiveCase{"feature-flag-rollback.lua", "investigate", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "emergency endpoint", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "phase 3 flags", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "phase 2 flags (restart)", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "env rollback mode", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "git", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "git over uncommitted work", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "database from the newest backup", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "database", kFlag, true},
+        LiveCase{"node-api-rollback.lua", "info", {}},
+        LiveCase{"system-rollback.lua", "revert", {{"monitor_for", "3s"}}},
+        LiveCase{"system-rollback.lua", "revert and push", {}},
+        LiveCase{"system-rollback.lua", "reset with backup branch and push", {}},
+        LiveCase{"sprint-rollback.lua", "L1 full", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L1 full, ignored files too", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L2 sprint", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L3 selective", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "recover commits", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "analyze", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L2 sprint over uncommitted work", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L3 selective over uncommitted work", kSprint, true},
+        LiveCase{"pre-sprint-check.lua", "checks and checkpoint", {}}),
+    live_name);

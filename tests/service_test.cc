@@ -345,7 +345,7 @@ TEST_F(Svc, Define_BadInputNamesTheArgumentAndUnknownServicesAreClear) {
 }
 
 TEST_F(Svc, SupervisorBackend_RealSupervisordOnAPrivateSocket) {
-  if (os::which("supervisord").empty()) GTEST_SKIP() << "supervisord not installed";
+  ASSERT_FALSE(os::which("supervisord").empty()) << "supervisord is missing: apt-get install supervisor";
   std::string d = dir_.path();
   stdfs::create_directories(dir_ / "srv");
   std::string conf = d + "/supervisord.conf";
@@ -387,23 +387,30 @@ TEST_F(Svc, SupervisorBackend_RealSupervisordOnAPrivateSocket) {
   EXPECT_NE(err_of(dead).find("service.status: supervisorctl -s unix://"), std::string::npos) << err_of(dead);
 }
 
+namespace {
+
+// Stops the private pm2 daemon of a test (PM2_HOME = home) however the test ends.
+struct Pm2Kill {
+  std::string home;
+  ~Pm2Kill() {
+    os::ProcessSpec k;
+    k.argv = {"pm2", "kill"};
+    k.env = {{"PM2_HOME", home}};
+    k.timeout = std::chrono::seconds(30);
+    os::run_process(k);
+  }
+};
+
+}  // namespace
+
 TEST_F(Svc, Pm2Backend_RealPm2WithAPrivateHome) {
-  if (os::which("pm2").empty()) GTEST_SKIP() << "pm2 not installed";
+  ASSERT_FALSE(os::which("pm2").empty()) << "pm2 is missing: npm install -g pm2@5";
   std::string home = dir_ / "pm2home";
   write_file(dir_ / "app.js",
              "const http = require('http');\n"
              "http.createServer((q, s) => { s.writeHead(200); s.end('ok ' + process.pid); })\n"
              "  .listen(parseInt(process.argv[2]), '127.0.0.1');\n");
-  struct Pm2Kill {
-    std::string home;
-    ~Pm2Kill() {
-      os::ProcessSpec k;
-      k.argv = {"pm2", "kill"};
-      k.env = {{"PM2_HOME", home}};
-      k.timeout = std::chrono::seconds(30);
-      os::run_process(k);
-    }
-  } killer{home};
+  Pm2Kill killer{home};
   auto r = run(R"lua(
     service.define{ name = "api", backend = "pm2", argv = { "node", p.dir .. "/app.js", p.port }, cwd = p.dir,
                     env = { PM2_HOME = p.dir .. "/pm2home" }, health = "http://127.0.0.1:" .. p.port .. "/" }
@@ -425,6 +432,40 @@ TEST_F(Svc, Pm2Backend_RealPm2WithAPrivateHome) {
   pid_t first = result_of(r, "service.start")["pid"].get<pid_t>();
   EXPECT_FALSE(alive(first));
   EXPECT_FALSE(port_open(port_));
+}
+
+// app = "all" is pm2's every app (the seeds' `pm2 restart all`): a restart gives each a new
+// process; the status says running only when all are online and lists them.
+TEST_F(Svc, Pm2AllRestartsEveryApp) {
+  ASSERT_FALSE(os::which("pm2").empty()) << "pm2 is missing: npm install -g pm2@5";
+  std::string home = dir_ / "pm2home";
+  write_file(dir_ / "idle.js", "setInterval(() => {}, 1000);\n");
+  Pm2Kill killer{home};
+  auto r = run(R"lua(
+    local env = { PM2_HOME = p.dir .. "/pm2home" }
+    service.define{ name = "all", backend = "pm2", app = "all", env = env }
+    assert(service.status("all").detail == "pm2 has no apps", service.status("all").detail)
+    for _, n in ipairs{ "api", "queue-worker", "frontend" } do
+      service.define{ name = n, backend = "pm2", argv = { "node", p.dir .. "/idle.js" }, env = env }
+      service.start(n)
+    end
+    local before = {}
+    for _, n in ipairs{ "api", "queue-worker", "frontend" } do before[n] = service.status(n).pid end
+    local st = service.status("all")
+    assert(st.state == "running", json.encode(st))
+    assert(st.detail:find("queue-worker online", 1, true) and st.detail:find("frontend online", 1, true), st.detail)
+    service.restart("all")
+    for _, n in ipairs{ "api", "queue-worker", "frontend" } do
+      local now = service.status(n)
+      assert(now.state == "running" and now.pid and now.pid ~= before[n], n .. " was not restarted: " .. json.encode(now))
+    end
+    service.stop("queue-worker")
+    assert(service.status("all").state == "partial", "one app down is not all running")
+    service.stop("all")
+    assert(service.status("api").state == "stopped", "pm2 stop all left api running")
+    assert(service.status("all").state == "stopped")
+  )lua");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
 }
 
 namespace {
@@ -473,7 +514,7 @@ TEST_F(Svc, ComposeBackend_IssuesExactCommands_NoDockerHere) {
   FakeOnPath fake(dir_.path(), "svc_fake_docker.sh", "docker");
   auto r = run(R"lua(
     service.define{ name = "web", backend = "compose", config = p.dir .. "/compose.yml", project = "shop",
-                    env = { SVC_FAKE_DIR = p.dir } }
+                    compose_command = "docker compose", env = { SVC_FAKE_DIR = p.dir } }
     assert(service.status("web").state == "stopped")
     local s = service.start("web")
     assert(s.state == "running" and s.changed, json.encode(s))
@@ -486,8 +527,8 @@ TEST_F(Svc, ComposeBackend_IssuesExactCommands_NoDockerHere) {
   const std::string ps = B + "ps --format json web\n";
   EXPECT_EQ(read_file(dir_ / "calls.log"),
             ps +                                   // status
-            ps + B + "start web\n" + ps +          // start
-            ps + B + "restart web\n" + ps +        // restart
+            ps + B + "up -d web\n" + ps +          // start: up, so a changed image or config applies
+            ps + B + "up -d --force-recreate --no-deps web\n" + ps +  // restart: a new container
             ps + B + "stop web\n" + ps);           // stop
 }
 

@@ -8,6 +8,7 @@
 
 #include "cli/api_doc.h"
 #include "cli/history.h"
+#include "cli/param_channels.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
 #include "core/error.h"
@@ -123,7 +124,7 @@ void print_plan_saved(const Common& c, const std::string& path, const json& plan
   if (!secrets.empty()) {
     std::string names;
     for (const auto& n : secrets) names += (names.empty() ? "" : ", ") + n.get<std::string>();
-    std::printf("  the plan does not hold secrets: give %s again (-p name=value)\n", names.c_str());
+    std::printf("  the plan does not hold secrets: give %s again (--param-file FILE, RUNBOOK_PARAM_<NAME>, or the prompt)\n", names.c_str());
   }
 }
 
@@ -142,8 +143,8 @@ struct ReservationGuard {
 };
 
 int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
-             const std::vector<std::string>& kvs, bool yes, bool verbose,
-             const std::string& save_plan_path, const std::string& plan_path,
+             const std::vector<std::string>& kvs, const std::string& param_file, bool yes,
+             bool verbose, const std::string& save_plan_path, const std::string& plan_path,
              const std::string& wait_lock) {
   if (offline && !dry) throw UsageError("--offline goes with --dry-run");
   if (!wait_lock.empty() && dry)
@@ -192,6 +193,8 @@ int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
   req.options.offline = offline;
   req.options.yes = yes;
   req.options.interactive = is_tty(0) && !c.json;
+  req.param_source = param_channels(param_file, is_tty(0));
+  req.warn_argv_secrets = true;
   req.source_info = [](RunRecord& r) {
     git_source_info(r);
     process_info(r);
@@ -562,7 +565,9 @@ int run_cli(int argc, char** argv) {
   exec->add_option("file", file, "the runbook (.lua); with --plan it may be left out (the plan names it)");
   exec->add_flag("--dry-run,-n", dry, "change nothing: probes run, changes are planned and shown");
   exec->add_flag("--offline", offline, "with --dry-run: do not probe either");
-  exec->add_option("--param,-p", params, "a parameter, name=value (repeatable)")->take_all();
+  exec->add_option("--param,-p", params, "a parameter, name=value (repeatable; a secret here is readable by every user: prefer --param-file or RUNBOOK_PARAM_<NAME>)")->take_all();
+  std::string param_file;
+  exec->add_option("--param-file", param_file, "parameters from this file, name=value lines (# comments): it must be yours and mode 600; -p wins over it, it wins over RUNBOOK_PARAM_<NAME>");
   exec->add_flag("--yes,-y", yes, "answer yes to every confirm()");
   exec->add_flag("--verbose,-v", verbose, "show each effect's result");
   std::string save_plan_path, plan_path;
@@ -601,7 +606,8 @@ int run_cli(int argc, char** argv) {
   resume->add_flag("--assume-done", rf.assume_done, "a change in doubt (begun, never finished) took place: go on after it");
   resume->add_flag("--redo", rf.redo, "a change in doubt did not take place: perform it again");
   resume->add_flag("--allow-param-change", rf.allow_param_change, "resume with parameters other than the original's (journaled)");
-  resume->add_option("--param,-p", rf.params, "a parameter, name=value: secret ones must be given again")->take_all();
+  resume->add_option("--param,-p", rf.params, "a parameter, name=value: secret ones must be given again (or --param-file, RUNBOOK_PARAM_<NAME>, the prompt)")->take_all();
+  resume->add_option("--param-file", rf.param_file, "the secrets (and changed parameters) from this file, name=value lines: yours, mode 600");
   resume->add_flag("--yes,-y", rf.yes, "answer yes to every confirm()");
   resume->add_flag("--verbose,-v", verbose, "show each effect's result");
   resume->add_option("--wait-lock", rf.wait_lock, "when another live run holds the lock, wait for it this long instead of refusing at once (exit 4)");
@@ -629,7 +635,7 @@ int run_cli(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
   try {
-    if (*exec) return cmd_exec(c, file, dry, offline, params, yes, verbose, save_plan_path, plan_path, wait_lock);
+    if (*exec) return cmd_exec(c, file, dry, offline, params, param_file, yes, verbose, save_plan_path, plan_path, wait_lock);
     if (*locks) return cmd_locks(c);
     if (*check) return cmd_check(file);
     if (*runs) return cmd_runs(c, runbook_filter, limit);

@@ -40,6 +40,7 @@ int cmd_replay(const HistoryCommon& c, const std::string& run, const std::string
 
 struct ResumeFlags {
   std::vector<std::string> params;  // name=value
+  std::string param_file;           // --param-file ("" none)
   bool assume_done = false, redo = false, allow_param_change = false, yes = false;
   std::string wait_lock;  // a duration, or "" (refuse at once)
 };

@@ -160,6 +160,7 @@ json save_plan(Journal& j, int64_t dry_run_id, const std::string& path, const Pl
             {"checked_live_only", run.extra.contains("checked_live_only") && run.extra["checked_live_only"].is_array()
                                       ? run.extra["checked_live_only"] : json::array()},
             {"dry_run", run.id},
+            {"started_ms", run.started_ms},
             {"user", run.user},
             {"host", run.host},
             {"journal", std::filesystem::absolute(j.path(), ec).string()},
@@ -254,6 +255,8 @@ PlanCheck check_plan(Journal& j, const std::string& plan_path, const std::string
       }
   req.options.mode = Mode::DryRun;
   req.options.seen_id = c.planned_run_id;
+  if (plan.contains("started_ms") && plan["started_ms"].is_number_integer())
+    req.options.seen_started_ms = plan["started_ms"].get<int64_t>();
   req.options.artifacts_root = (std::filesystem::temp_directory_path() / "runbook-plan-check").string();
   auto registry = replayed_clock_registry(plan.contains("clock") ? plan["clock"] : json());
   ExecResult res = execute(req, &scratch, nullptr, *registry);

@@ -10,6 +10,7 @@
 
 #include "cli/commands.h"
 #include "cli/history.h"
+#include "cli/param_channels.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
 #include "core/error.h"
@@ -156,6 +157,7 @@ int cmd_replay(const HistoryCommon& c, const std::string& run_text, const std::s
   req.options.mode = Mode::Replay;
   req.options.offline = run.offline;
   req.options.seen_id = root_run_id(j, run);
+  if (auto root = j.run(req.options.seen_id)) req.options.seen_started_ms = root->started_ms;
   req.options.seen_mode = run.mode == "resume" ? "live" : run.mode;
   req.parent_id = id;
   req.seed = run.seed;
@@ -287,6 +289,8 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
   req.typed_params = run.params;
   if (run.extra.contains("secrets_given") && run.extra["secrets_given"].is_array())
     req.secrets_given = run.extra["secrets_given"].get<std::vector<std::string>>();
+  req.param_source = param_channels(f.param_file, is_tty(0));
+  req.warn_argv_secrets = true;
   req.resume = true;
   req.allow_param_change = f.allow_param_change;
   req.parent_id = run.id;
@@ -302,6 +306,7 @@ int cmd_resume(const HistoryCommon& c, const std::string& run_text, const Resume
   req.options.yes = f.yes;
   req.options.interactive = is_tty(0) && !c.json;
   req.options.seen_id = root_run_id(j, run);
+  if (auto root = j.run(req.options.seen_id)) req.options.seen_started_ms = root->started_ms;
   req.options.seen_mode = "live";
   req.options.in_doubt = choice;
   req.source_info = [](RunRecord& r) {

@@ -226,6 +226,14 @@ json report_json(Journal& j, int64_t run_id) {
         if (!e.origin.empty()) x["origin"] = e.origin;
         if (!e.error.empty()) x["error"] = e.error;
         rep["timeline"].push_back(x);
+        // An assessment the runbook made (report.trigger) is the trigger the record shows; the
+        // operator's own words (a reason parameter) stay in the parameters.
+        if (e.name == "report.trigger" && e.state == "done" && e.result.is_object() &&
+            e.result.contains("text") && e.result["text"].is_string()) {
+          rep["assessment"] = e.result;
+          rep["assessment"]["run"] = r.id;
+          rep["trigger"] = e.result["text"];
+        }
 
         bool performed = e.state == "done" && e.kind == "change";
         if (performed) {
@@ -353,6 +361,23 @@ std::string report_markdown(const json& r) {
   line("| Total recovery time | " + (r["recovery_ms"].is_null() ? std::string("(not finished)") : format_duration(Millis(r["recovery_ms"].get<int64_t>()))) + " |");
   line("| Outcome | " + cell(val(r["outcome"])) + " (exit " + val(r["exit_code"]) + ") |");
   line("");
+  if (r.contains("assessment") && r["assessment"].is_object()) {
+    const json& a = r["assessment"];
+    line("## Assessment");
+    line("");
+    line("**" + cell(val(a["level"])) + "**" + (a["decision"].is_string() ? " — " + cell(val(a["decision"])) : std::string()));
+    line("");
+    if (a["reasons"].is_array())
+      for (const auto& x : a["reasons"]) line("- " + cell(val(x)));
+    if (a["measures"].is_object() && !a["measures"].empty()) {
+      line("");
+      line("| measure | value |");
+      line("|---|---|");
+      for (auto it = a["measures"].begin(); it != a["measures"].end(); ++it)
+        line("| " + cell(it.key()) + " | " + cell(val(it.value())) + " |");
+    }
+    line("");
+  }
   line("## Parameters");
   line("");
   if (r["params"].empty()) line("(none)");

@@ -1,5 +1,6 @@
 #include "core/secrets.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace rb {
@@ -29,11 +30,39 @@ std::vector<std::string> embedded_secrets(std::string_view v) {
   return out;
 }
 
+std::string mask_embedded(std::string_view v) {
+  std::vector<std::string> secrets = embedded_secrets(v);
+  std::sort(secrets.begin(), secrets.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  std::string out(v);
+  for (const auto& s : secrets) {
+    if (s.empty() || s == "***") continue;
+    for (size_t pos = out.find(s); pos != std::string::npos; pos = out.find(s, pos + 3))
+      out.replace(pos, s.size(), "***");
+  }
+  return out;
+}
+
+bool holds_masked_password(std::string_view v) {
+  for (const auto& s : embedded_secrets(v))
+    if (s == "***") return true;
+  return false;
+}
+
 bool secret_name(std::string_view name) {
   std::string upper(name);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  // PASS covers PASSWORD and PASSWD.
   for (const char* word : {"PASS", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH"})
     if (upper.find(word) != std::string::npos) return true;
+  // PAT (a personal access token) only as a whole word part: GITHUB_PAT, PAT_X, not PATH.
+  size_t start = 0;
+  while (start <= upper.size()) {
+    size_t end = start;
+    while (end < upper.size() && std::isalnum(static_cast<unsigned char>(upper[end]))) ++end;
+    if (upper.compare(start, end - start, "PAT") == 0) return true;
+    start = end + 1;
+  }
   return false;
 }
 

@@ -61,7 +61,9 @@ void check_type(const std::string& effect, const ArgSpec& spec, json& v) {
     case ArgType::Url: {
       if (!v.is_string()) expected("url");
       auto s = v.get<std::string>();
-      if (s.find("://") == std::string::npos) expected("url");
+      // "***": a secret parameter as a replay sees it (secrets are never journaled); the call
+      // is answered from the journal, and a live call with it fails at the transport.
+      if (s.find("://") == std::string::npos && s != "***") expected("url");
       break;
     }
     case ArgType::Int:

@@ -19,6 +19,11 @@ struct ArgSpec {
   ArgType type = ArgType::String;
   bool required = false;
   json def = nullptr;  // default value, null for none
+  // A secret's value is registered with the dispatcher's Redactor: it never reaches a log line,
+  // the journal or a report, and no child process gets it in argv (/proc/PID/cmdline is readable
+  // by every user): run_process_checked refuses such a spawn, exec{} too unless
+  // allow_secret_argv = true. Effects hand secrets to children by environment, stdin, or a 0600
+  // file (os::PrivateFile).
   bool secret = false;
   std::string doc;
 };

@@ -2,6 +2,7 @@
 // interrupt flag, progress output, per-run module state. Implemented by the dispatcher.
 #pragma once
 #include <string>
+#include <string_view>
 
 #include "core/clock.h"
 #include "core/duration.h"
@@ -15,6 +16,8 @@ class EffectContext {
   virtual int64_t run_id() const = 0;
   // <journal dir>/artifacts/<run id>, created on first use. Backups, removed files, snapshots.
   virtual std::string artifact_dir() = 0;
+  // Where artifact_dir() is (or will be), without creating it: for a dry-run's preview.
+  virtual std::string artifact_path() const { return ""; }
   // The current step's deadline; effects never wait past it.
   virtual SteadyTime deadline() const = 0;
   // min(timeout, time left in the step).
@@ -30,6 +33,12 @@ class EffectContext {
   virtual json& state(const std::string& module) = 0;
   // An effect that learns a secret (a password inside a DSN) registers it for redaction.
   virtual void add_secret(const std::string& secret) = 0;
+  // Whether `text` contains a registered secret (a secret parameter, a DSN's password...). A
+  // child's argv is world-readable in /proc/PID/cmdline: nothing holding one may go there.
+  virtual bool holds_secret(std::string_view text) const {
+    (void)text;
+    return false;
+  }
   // The dry-run's predicted world: what the changes planned so far will have made true. One JSON
   // object per run, shared by the modules, each under its own key ("fs", "git", "service", ...);
   // what one module's change makes unpredictable for another goes under "taint" (a planned

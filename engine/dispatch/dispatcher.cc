@@ -96,14 +96,40 @@ ResumePoint resume_point(const std::vector<StepRecord>& steps,
   return p;
 }
 
+std::string Dispatcher::artifact_path() const {
+  if (!artifact_dir_.empty()) return artifact_dir_;
+  return (opts_.artifacts_root.empty() ? "." : opts_.artifacts_root) + "/" + std::to_string(run_id_);
+}
+
 std::string Dispatcher::artifact_dir() {
   if (artifact_dir_.empty()) {
     std::string root = opts_.artifacts_root.empty() ? "." : opts_.artifacts_root;
     artifact_dir_ = root + "/" + std::to_string(run_id_);
+    // Private (0700) from the first byte: made under a temporary name, restricted, then renamed
+    // into place, so the directory is never visible with the umask's wider mode.
+    namespace sfs = std::filesystem;
     std::error_code ec;
-    std::filesystem::create_directories(artifact_dir_, ec);
+    // The root, when this run makes it, is private too (whatever the umask; an existing one is
+    // left as its owner set it: each run's own directory below is 0700 regardless).
+    if (sfs::create_directories(sfs::path(artifact_dir_).parent_path(), ec) && !ec)
+      sfs::permissions(sfs::path(artifact_dir_).parent_path(), sfs::perms::owner_all,
+                       sfs::perm_options::replace, ec);
+    ec.clear();
+    if (!sfs::exists(artifact_dir_, ec)) {
+      std::string tmp = artifact_dir_ + ".tmp" + std::to_string(run_id_) + "-" +
+                        std::to_string(reinterpret_cast<uintptr_t>(this) % 100000);
+      ec.clear();
+      if (sfs::create_directory(tmp, ec)) {
+        sfs::permissions(tmp, sfs::perms::owner_all, sfs::perm_options::replace, ec);
+        if (!ec) sfs::rename(tmp, artifact_dir_, ec);
+        if (ec) sfs::remove(tmp, ec);
+      }
+    }
+    ec.clear();
+    sfs::create_directories(artifact_dir_, ec);
     if (ec) throw EffectError("cannot create artifact directory " + artifact_dir_ + ": " +
                               ec.message());
+    sfs::permissions(artifact_dir_, sfs::perms::owner_all, sfs::perm_options::replace, ec);
   }
   return artifact_dir_;
 }

@@ -34,6 +34,9 @@ struct RunOptions {
   // original's, so that a runbook looking at them takes the same path. 0 / "": this run's own.
   int64_t seen_id = 0;
   std::string seen_mode;
+  // `run.started` (epoch ms) the runbook sees: the original run's for replay and resume, the
+  // rehearsal's while a plan is checked. 0: this run's own start.
+  int64_t seen_started_ms = 0;
   InDoubt in_doubt = InDoubt::Verify;
 };
 
@@ -133,6 +136,7 @@ class Dispatcher : public EffectContext {
   // EffectContext
   int64_t run_id() const override { return run_id_; }
   std::string artifact_dir() override;
+  std::string artifact_path() const override;
   SteadyTime deadline() const override { return deadline_; }
   void check_interrupt() const override;
   void progress(const std::string& text) override;
@@ -141,6 +145,7 @@ class Dispatcher : public EffectContext {
   bool interactive() const override { return opts_.interactive; }
   json& state(const std::string& module) override;
   void add_secret(const std::string& secret) override { redactor_.add(secret); }
+  bool holds_secret(std::string_view text) const override { return redactor_.contains(text); }
   int64_t doubt_began_ms() const override { return doubt_began_ms_; }
   json& predictions() override { return predictions_; }
 

@@ -8,6 +8,7 @@ const Registry& builtin_registry() {
     Registry r;
     register_exec(r);
     register_fs(r);
+    register_fs_logs(r);
     register_http(r);
     register_basic(r);
     register_git(r);
@@ -16,6 +17,8 @@ const Registry& builtin_registry() {
     register_pg(r);
     register_sqlite(r);
     register_redis(r);
+    register_notify(r);
+    register_compose(r);
     return r;
   }();
   return registry;

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/clock.h"
+#include "core/secrets.h"
 #include "core/strings.h"
 #include "effects/effects.h"
 #include "effects/util.h"
@@ -81,14 +82,25 @@ void add_env(Registry& r) {
   e.summary = "Read an environment variable (journaled, so replay sees the same value)";
   e.kind = Kind::Probe;
   e.args = {req("name", ArgType::String, "variable name"),
-            opt("default", ArgType::String, "value when unset")};
+            opt("default", ArgType::String, "value when unset"),
+            opt("secret", ArgType::Bool,
+                "true: the value is a secret, redacted everywhere (implied when the name "
+                "contains TOKEN, SECRET, PASSWORD, PASSWD, PASS, KEY, CREDENTIAL, AUTH or PAT)",
+                false)};
   e.positional = {"name", "default"};
   e.returns = "the value, or the default (nil when unset and no default)";
-  e.describe = [](const Args& a) { return "read $" + a.str("name"); };
-  e.apply = [](EffectContext&, const Args& a) -> json {
-    const char* v = std::getenv(a.str("name").c_str());
-    if (v) return std::string(v);
-    return a.has("default") ? json(a.str("default")) : json(nullptr);
+  e.describe = [](const Args& a) {
+    return "read $" + a.str("name") + (a.boolean("secret") || secret_name(a.str("name")) ? " (secret)" : "");
+  };
+  e.apply = [](EffectContext& ctx, const Args& a) -> json {
+    std::string name = a.str("name");
+    bool secret = a.boolean("secret") || secret_name(name);
+    const char* v = std::getenv(name.c_str());
+    json out = v ? json(std::string(v)) : a.has("default") ? json(a.str("default")) : json(nullptr);
+    // Registered before the dispatcher records the result: the journal, the output and every
+    // later argument holding it (exec{ env = ... }) get "***"; the runbook gets the value.
+    if (secret && out.is_string()) ctx.add_secret(out.get<std::string>());
+    return out;
   };
   e.planned = [](const Args& a, const json&) -> json {
     return a.has("default") ? json(a.str("default")) : json("");
@@ -108,9 +120,49 @@ void add_time(Registry& r) {
   r.add(std::move(e));
 }
 
+// What an assessment concluded, recorded so that `runbook report` shows it as the trigger: the
+// level or decision and the numbers behind it. Changes nothing, so it is a probe (it runs in a
+// dry-run, and a replay answers it from the journal).
+void add_trigger(Registry& r) {
+  Effect e;
+  e.name = "report.trigger";
+  e.summary = "Record an assessment (alert level or decision, with the numbers behind it) as the run's trigger; `runbook report` shows it";
+  e.kind = Kind::Probe;
+  e.args = {req("level", ArgType::String, "the alert level or severity: \"RED\", \"P1\", \"GREEN\""),
+            opt("decision", ArgType::String, "what the assessment decides: \"rollback\", \"disable flag\", \"investigate\""),
+            opt("reasons", ArgType::List, "the conditions that held, each with its numbers"),
+            opt("measures", ArgType::Map, "the measured values by name: { error_rate = 3.2, p95_ms = 410 }")};
+  e.positional = {"level", "decision"};
+  e.returns = "{ level, decision, reasons, measures, text }";
+  e.describe = [](const Args& a) {
+    return "assessment: " + a.str("level") + (a.has("decision") ? " — " + a.str("decision") : "");
+  };
+  auto result = [](const Args& a) -> json {
+    json reasons = a.has("reasons") ? json(a.strings("reasons")) : json::array();
+    json measures = a.raw().contains("measures") && a.raw()["measures"].is_object() ? a.raw()["measures"]
+                                                                                    : json::object();
+    std::string text = a.str("level");
+    if (a.has("decision")) text += ": " + a.str("decision");
+    std::string why;
+    for (const auto& x : reasons) why += (why.empty() ? "" : "; ") + x.get<std::string>();
+    if (!why.empty()) text += " (" + why + ")";
+    if (text.size() > 2000) text = text.substr(0, 2000) + "…";
+    return json{{"level", a.str("level")}, {"decision", a.has("decision") ? json(a.str("decision")) : json(nullptr)},
+                {"reasons", reasons}, {"measures", measures}, {"text", text}};
+  };
+  e.apply = [result](EffectContext& ctx, const Args& a) -> json {
+    json out = result(a);
+    ctx.note("trigger: " + out["text"].get<std::string>());
+    return out;
+  };
+  e.planned = [result](const Args& a, const json&) -> json { return result(a); };
+  r.add(std::move(e));
+}
+
 }  // namespace
 
 void register_basic(Registry& r) {
+  add_trigger(r);
   add_sleep(r);
   add_confirm(r);
   add_env(r);

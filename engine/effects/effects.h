@@ -6,6 +6,7 @@ namespace rb {
 
 void register_exec(Registry& r);     // exec
 void register_fs(Registry& r);       // fs.*
+void register_fs_logs(Registry& r);  // fs.grep, fs.tail
 void register_http(Registry& r);     // http.*
 void register_basic(Registry& r);    // sleep, confirm, env.get, time.now
 void register_git(Registry& r);      // git.*
@@ -14,5 +15,7 @@ void register_pkg(Registry& r);      // pip.*, npm.*
 void register_pg(Registry& r);       // pg.*
 void register_sqlite(Registry& r);   // sqlite.*
 void register_redis(Registry& r);    // redis.*
+void register_notify(Registry& r);   // notify.webhook, notify.email
+void register_compose(Registry& r);  // compose.set_image
 
 }  // namespace rb

@@ -1,5 +1,6 @@
 // exec{ "prog", "arg", ..., cwd =, env =, stdin =, timeout =, readonly =, detached = } — a program
-// by argv, never a shell string. Nothing it starts outlives it unless detached = true.
+// by argv, never a shell string. Nothing it starts outlives it unless detached = true. An argv
+// holding a registered secret is refused (argv is world-readable) unless allow_secret_argv = true.
 #include <filesystem>
 
 #include "core/strings.h"
@@ -9,6 +10,15 @@
 #include "effects/util.h"
 
 namespace rb {
+
+namespace {
+std::string secret_argv_text(long index) {
+  return "refused to run: argv item " + std::to_string(index + 1) +
+         " holds a secret, and every user can read a process's arguments (/proc/PID/cmdline, "
+         "ps); pass it by env = { NAME = secret } or stdin = secret instead (allow_secret_argv = "
+         "true runs it anyway, dangerous)";
+}
+}  // namespace
 
 void register_exec(Registry& r) {
   Effect e;
@@ -28,12 +38,19 @@ void register_exec(Registry& r) {
                 "60s"),
             opt("grace", ArgType::Duration, "time between TERM and KILL", "3s"),
             opt("readonly", ArgType::Bool,
-                "true: the program only reads, so it is a probe and runs in dry-run", false),
+                "true: the program only reads, so it is a probe and runs in dry-run. It must write "
+                "nothing at all: a test suite (pytest, npm test) writes caches, reports and test "
+                "data, so it is not readonly and runs live only", false),
             opt("detached", ArgType::Bool,
                 "true: what the program starts in the background (a daemon) keeps running after it "
                 "exits; "
                 "otherwise its process group and anything that escaped it get TERM, then KILL "
                 "after grace",
+                false),
+            opt("allow_secret_argv", ArgType::Bool,
+                "DANGEROUS. true: run even though an argument holds a registered secret. Every user "
+                "on the machine can read a process's arguments (/proc/PID/cmdline, ps); pass secrets "
+                "by env = or stdin = instead",
                 false)};
   e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
   e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
@@ -51,6 +68,12 @@ void register_exec(Registry& r) {
       if (spec.argv[i].find('\0') != std::string::npos)
         throw ArgError("bad argument 'argv' to 'exec' (item " + std::to_string(i + 1) +
                        " holds a NUL byte)");
+    bool allow_secret = a.boolean("allow_secret_argv");
+    long si = secret_argv_index(ctx, spec.argv);
+    if (si >= 0 && !allow_secret) throw EffectError(secret_argv_text(si));
+    if (si >= 0)
+      ctx.note("allow_secret_argv: argv item " + std::to_string(si + 1) +
+               " holds a secret, readable by every user while the program runs");
     spec.cwd = a.str_or("cwd", "");
     spec.env = a.string_map("env");
     for (const auto& [k, v] : spec.env)
@@ -62,7 +85,7 @@ void register_exec(Registry& r) {
     spec.timeout = a.duration("timeout");
     spec.grace = a.duration("grace");
     spec.detached = a.boolean("detached");
-    auto res = run_process_checked(ctx, spec, true, display_argv(spec.argv));
+    auto res = run_process_checked(ctx, spec, true, display_argv(spec.argv), allow_secret);
     return process_json(res);
   };
   // A change's preview only says whether it can start at all: a program that is not there (or a
@@ -71,6 +94,8 @@ void register_exec(Registry& r) {
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
     auto argv = a.strings("argv");
     if (argv.empty()) return nullptr;  // apply names the bad argument
+    long si = secret_argv_index(ctx, argv);
+    if (si >= 0 && !a.boolean("allow_secret_argv")) throw WouldFail(secret_argv_text(si));
     // An earlier planned change may create the program or the directory (an install, a checkout).
     if (paths_may_appear(ctx)) return nullptr;
     if (os::which(argv[0]).empty()) throw WouldFail(os::not_found_text(argv[0]));

@@ -20,6 +20,7 @@
 #include "core/strings.h"
 #include "core/unknown.h"
 #include "effects/effects.h"
+#include "effects/fs_world.h"
 #include "effects/util.h"
 #include "os/files.h"
 
@@ -70,11 +71,41 @@ json guarded(F&& f) {
   }
 }
 
-std::string backup_name(const Args& a) {
+// Where fs.backup puts its copy. private = true: inside the run's artifacts (0700), under the
+// source's absolute path, so a copy of a file full of secrets (an env file) never lands in a work
+// tree where the next `git add -A` takes it. `artifacts` is the run's artifact directory ("" when
+// not known: then beside the source, and the effect refuses before it copies).
+std::string backup_name(const Args& a, const std::string& artifacts = "") {
   std::string path = abs_path(a.str("path"));
   stdfs::path p(path);
   std::string dir = a.has("dir") ? abs_path(a.str("dir")) : p.parent_path().string();
+  if (a.boolean("private") && !artifacts.empty()) {
+    std::string rel = p.parent_path().string();
+    while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+    dir = artifacts + "/backups" + (rel.empty() ? "" : "/" + rel);
+  }
   return dir + "/" + stamped_backup_name(p.filename().string());
+}
+
+// Makes every file of a private backup 0600 and its directories 0700, whatever the umask.
+void make_private(const std::string& path) {
+  std::error_code ec;
+  if (stdfs::is_directory(path, ec)) {
+    stdfs::permissions(path, stdfs::perms::owner_all, stdfs::perm_options::replace, ec);
+    for (auto it = stdfs::recursive_directory_iterator(path, ec);
+         !ec && it != stdfs::recursive_directory_iterator(); it.increment(ec)) {
+      std::error_code e2;
+      if (it->is_symlink(e2)) continue;
+      bool dir = it->is_directory(e2);
+      stdfs::permissions(it->path(),
+                         dir ? stdfs::perms::owner_all
+                             : stdfs::perms::owner_read | stdfs::perms::owner_write,
+                         stdfs::perm_options::replace, e2);
+    }
+  } else {
+    stdfs::permissions(path, stdfs::perms::owner_read | stdfs::perms::owner_write,
+                       stdfs::perm_options::replace, ec);
+  }
 }
 
 std::vector<std::string> glob_paths(const std::string& pattern) {
@@ -602,6 +633,34 @@ bool planned_node(EffectContext& ctx, const std::string& probe, const std::strin
 
 }  // namespace
 
+json fs_planned_text(EffectContext& ctx, const std::string& probe, const std::string& path) {
+  Node n;
+  json answer;
+  if (!planned_node(ctx, probe, path, &n, &answer)) return answer;
+  if (!n.exists) throw EffectError("cannot open " + path + ": No such file or directory");
+  if (n.type != "file") return unknown_value(reason(probe, path, n.by));
+  json content = predicted_content(n);
+  if (!content.is_string()) return unknown_value(reason(probe, path, n.by));
+  return content;
+}
+
+void fs_plan_file(EffectContext& ctx, const std::string& path, const json& content, const std::string& by) {
+  std::string abs = abs_path(path);
+  World w(ctx);
+  Node old = lookup(w, abs);
+  json entry{{"exists", true}, {"type", "file"}, {"mode", old.type == "file" ? old.mode : json(nullptr)}};
+  if (content.is_string()) {
+    const std::string& c = content.get_ref<const std::string&>();
+    entry["size"] = c.size();
+    entry["sha256"] = sha256_hex(c);
+    if (w.keep_content(c.size())) entry["content"] = c;
+  } else {
+    entry["size"] = nullptr;
+  }
+  int64_t seq = w.next_seq();
+  put_tree(w, abs, {{abs, std::move(entry)}}, by, seq, false);
+}
+
 void register_fs(Registry& r) {
   {
     Effect e;
@@ -994,17 +1053,24 @@ void register_fs(Registry& r) {
     e.summary = "Copy a file or directory to a timestamped backup beside it (or in dir)";
     e.kind = Kind::Change;
     e.args = {req("path", ArgType::Path, "what to back up"),
-              opt("dir", ArgType::Path, "where the backup goes (default: beside path)")};
+              opt("dir", ArgType::Path, "where the backup goes (default: beside path)"),
+              opt("private", ArgType::Bool,
+                  "true: the backup goes into the run's artifacts (0700; files 0600), never "
+                  "beside path: for files holding secrets (.env) inside a work tree",
+                  false)};
     e.positional = {"path", "dir"};
     e.returns = "the backup's path: <dir>/<name>.bak-YYYYmmdd-HHMMSS";
     e.describe = [](const Args& a) {
-      return "back up " + a.str("path") + (a.has("dir") ? " into " + a.str("dir") : "");
+      return "back up " + a.str("path") +
+             (a.boolean("private") ? " into the run's artifacts (private)"
+                                   : a.has("dir") ? " into " + a.str("dir") : "");
     };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string src = abs_path(a.str("path"));
       World w(ctx);
       Node sn = source_node(w, src, a.str("path") + " does not exist");
-      std::string base = backup_name(a), dest = base;
+      if (a.boolean("private") && a.has("dir")) throw EffectError("give dir or private = true, not both");
+      std::string base = backup_name(a, ctx.artifact_path()), dest = base;
       for (int i = 1; i <= 10000 && lookup(w, dest).exists; ++i) dest = base + "." + std::to_string(i);
       std::string dir = parent_of(dest);
       std::string what = "cannot back up " + a.str("path") + " into " + dir;
@@ -1030,11 +1096,19 @@ void register_fs(Registry& r) {
       check_copyable(source, other, what);
       return json{{"text", planned_text(sn, src) + " → " + dest}, {"path", dest}, {"basis", {{"source", source}}}};
     };
-    e.apply = [](EffectContext&, const Args& a) -> json {
+    e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {
+        if (a.boolean("private") && a.has("dir")) throw EffectError("give dir or private = true, not both");
         if (!exists(a.str("path"))) throw EffectError(a.str("path") + " does not exist");
-        std::string dest = os::unique_path(backup_name(a));
+        std::string dest =
+            os::unique_path(backup_name(a, a.boolean("private") ? ctx.artifact_dir() : ""));
+        if (a.boolean("private")) {
+          std::error_code ec;
+          stdfs::create_directories(parent_of(dest), ec);
+          if (ec) throw EffectError("cannot create " + parent_of(dest) + ": " + ec.message());
+        }
         os::copy_path(a.str("path"), dest);
+        if (a.boolean("private")) make_private(dest);
         return dest;
       });
     };
@@ -1048,7 +1122,7 @@ void register_fs(Registry& r) {
     e.verify = [](EffectContext& ctx, const Args& a) -> json {
       return guarded([&]() -> json {
         if (!exists(a.str("path"))) return nullptr;
-        std::string pattern = backup_name(a);
+        std::string pattern = backup_name(a, a.boolean("private") ? ctx.artifact_path() : "");
         pattern = pattern.substr(0, pattern.rfind(".bak-") + 5);
         std::string since = ctx.doubt_began_ms() ? stamp_local(ctx.doubt_began_ms() - 1000) : "";
         std::string want = tree_digest(a.str("path"));

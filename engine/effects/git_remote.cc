@@ -17,6 +17,7 @@
 #include "core/strings.h"
 #include "effects/effects.h"
 #include "effects/git_repo.h"
+#include "effects/pkg_util.h"
 #include "effects/util.h"
 
 namespace rb::git {
@@ -176,10 +177,18 @@ std::string url_of(git_remote* r) {
 
 // "origin (https://host/repo.git)", for run_transfer's messages and progress (a password in the
 // URL shown as ***); a missing repository or remote fails here as it would in the child.
-std::string remote_label(const Args& a) {
+// The password (or token) of a remote URL with credentials (https://user:pw@host/repo): a secret
+// from here on, redacted everywhere and refused in any child's argv.
+void register_url_secret(EffectContext& ctx, const std::string& url) {
+  for (const auto& secret : pkg::url_secrets({url})) ctx.add_secret(secret);
+}
+
+std::string remote_label(EffectContext& ctx, const Args& a) {
   Repo repo = open(a);
   Remote rem = lookup_remote(repo.get(), a.str("remote"));
   std::string url = url_of(rem.get());
+  register_url_secret(ctx, a.str("remote"));
+  register_url_secret(ctx, url);
   bool anonymous = url == a.str("remote");  // the remote was given as a URL
   auto scheme = url.find("://");
   auto at = url.find('@');
@@ -191,7 +200,7 @@ std::string remote_label(const Args& a) {
 }
 
 json transfer(EffectContext& ctx, const Args& a, const std::function<json()>& body) {
-  return run_transfer(ctx, remote_label(a), a.duration("timeout"), body);
+  return run_transfer(ctx, remote_label(ctx, a), a.duration("timeout"), body);
 }
 
 const char* kTimeoutDoc =
@@ -199,6 +208,7 @@ const char* kTimeoutDoc =
 
 void connect(EffectContext& ctx, git_remote* r, git_direction dir, const git_remote_callbacks& cb,
              Session& s, Millis timeout) {
+  register_url_secret(ctx, url_of(r));
   preflight(ctx, url_of(r), timeout);
   int rc = git_remote_connect(r, dir, &cb, nullptr, nullptr);
   s.rethrow();
@@ -305,6 +315,7 @@ void add_fetch(Registry& r) {
   e.args = {repo_arg(), opt("remote", ArgType::String, "a remote's name (or a URL)", "origin"),
             opt("timeout", ArgType::Duration, kTimeoutDoc, "5m")};
   e.returns = "{ remote, url, updated = { { ref, from, to } } }";
+  e.secrets_of = [](const Args& a) { return pkg::url_secrets({a.str_or("remote", "")}); };
   e.describe = [](const Args& a) { return "fetch " + a.str("remote") + " into " + a.str("repo"); };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
     return transfer(ctx, a, [&] { return preview_fetch(ctx, a); });
@@ -604,6 +615,7 @@ void add_push(Registry& r) {
       "{ remote, url, refspec, ref, from = remote's previous sha or nil, to, forced, lease, "
       "up_to_date }; "
       "with tags = true: { remote, url, refspec, pushed = {tag names}, up_to_date, forced }";
+  e.secrets_of = [](const Args& a) { return pkg::url_secrets({a.str_or("remote", "")}); };
   e.describe = [](const Args& a) {
     if (a.boolean("tags")) return "push the tags of " + a.str("repo") + " to " + a.str("remote");
     return "push " + a.str_or("refspec", "the current branch") + " to " + a.str("remote") +

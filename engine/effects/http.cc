@@ -1,12 +1,14 @@
 // http.*: requests over libcurl. GET and HEAD are probes; other methods change the world unless
 // readonly = true. A transport error or a status >= 400 (or not the expected one) fails the call.
 #include <algorithm>
+#include <cmath>
 #include <thread>
 
 #include "core/strings.h"
 #include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/service_backend.h"
+#include "effects/url.h"
 #include "effects/util.h"
 #include "os/http_client.h"
 
@@ -186,18 +188,8 @@ json do_request(EffectContext& ctx, const Args& a, const std::string& method) {
 
 // In a dry-run after a planned change that makes HTTP answers unpredictable (a service restart):
 // the answer is unknown as a whole, never the one of the world before the change. Null when no
-// such change was planned (the probe is then performed live).
-// scheme://host:port of a URL: what a planned POST, PUT, PATCH or DELETE makes unpredictable.
-std::string origin_of(const std::string& url) {
-  auto scheme = url.find("://");
-  if (scheme == std::string::npos) return url;
-  auto path = url.find_first_of("/?#", scheme + 3);
-  std::string o = url.substr(0, path);
-  auto at = o.find('@', scheme + 3);  // userinfo is not part of the origin (nor shown)
-  if (at != std::string::npos) o = o.substr(0, scheme + 3) + o.substr(at + 1);
-  return o;
-}
-
+// such change was planned (the probe is then performed live). A planned POST, PUT, PATCH or
+// DELETE makes its URL's origin (url_origin) unpredictable.
 json unknown_after(EffectContext& ctx, const std::string& probe, const std::string& url = "") {
   std::string after = taint_of(ctx, "http");
   if (after.empty() && !url.empty()) {
@@ -208,7 +200,7 @@ json unknown_after(EffectContext& ctx, const std::string& probe, const std::stri
     if (h != p.end() && h->is_object()) {
       auto o = h->find("origins");
       if (o != h->end() && o->is_object()) {
-        auto it = o->find(origin_of(url));
+        auto it = o->find(url_origin(url));
         if (it != o->end() && it->is_string()) after = it->get<std::string>();
       }
     }
@@ -253,7 +245,7 @@ void add_method(Registry& r, const std::string& name, const std::string& fixed) 
   e.predict = [fixed](EffectContext& ctx, const Args& a, const json&, const json&) {
     json& h = ctx.predictions()["http"];
     if (!h.is_object()) h = json::object();
-    h["origins"][origin_of(a.str("url"))] = method_of(a, fixed) + " " + origin_of(a.str("url"));
+    h["origins"][url_origin(a.str("url"))] = method_of(a, fixed) + " " + url_origin(a.str("url"));
   };
   r.add(std::move(e));
 }
@@ -281,7 +273,75 @@ bool healthy(const Args& a, long status, const std::string& body) {
   return true;
 }
 
+// The p-th percentile (0..100) of sorted values, nearest rank; 0 for none.
+double percentile(const std::vector<double>& sorted, double p) {
+  if (sorted.empty()) return 0;
+  size_t rank = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+double round1(double v) { return std::round(v * 10.0) / 10.0; }
+
+json sample(EffectContext& ctx, const Args& a) {
+  os::SampleRequest req;
+  req.url = a.str("url");
+  for (const auto& [k, v] : a.string_map("headers")) req.headers.emplace_back(k, v);
+  req.n = a.has("n") ? a.integer("n") : 0;
+  if (a.has("n") && a.has("duration")) bad_arg(a, "n", "give n = or duration =, not both");
+  if (a.has("n") && (req.n < 1 || req.n > 100000)) bad_arg(a, "n", "between 1 and 100000 expected");
+  if (!a.has("n")) {
+    req.duration = a.has("duration") ? a.duration("duration") : Millis(0);
+    if (!a.has("duration")) req.n = 20;
+    else if (req.duration.count() <= 0) bad_arg(a, "duration", "a positive duration expected");
+  }
+  int64_t conc = a.integer("concurrency");
+  if (conc < 1 || conc > 64) bad_arg(a, "concurrency", "between 1 and 64 expected");
+  req.concurrency = static_cast<int>(conc);
+  req.timeout = a.duration("timeout");
+  req.max_body = max_body_of(a);
+  req.insecure = a.boolean("insecure");
+  // The step's deadline bounds the whole sample: no request outlives it, and when it passes the
+  // call fails (a sample cut short is not the sample that was asked for).
+  req.timeout = std::max(Millis(1), ctx.bound(req.timeout));
+  auto res = os::http_sample(req, [&] { ctx.check_interrupt(); });
+  int64_t n = static_cast<int64_t>(res.statuses.size()), errors = 0;
+  json statuses = json::object();
+  std::vector<double> ok_times;
+  for (size_t i = 0; i < res.statuses.size(); ++i) {
+    long st = res.statuses[i];
+    std::string key = st ? std::to_string(st) : "error";
+    statuses[key] = statuses.value(key, 0) + 1;
+    if (!healthy(a, st, "")) ++errors;
+    if (st) ok_times.push_back(res.times_ms[i]);
+  }
+  std::sort(ok_times.begin(), ok_times.end());
+  double sum = 0;
+  for (double t : ok_times) sum += t;
+  json out{{"n", n},
+           {"errors", errors},
+           {"error_rate", n ? round1(100.0 * static_cast<double>(errors) / static_cast<double>(n)) / 100.0 : 0.0},
+           {"p50_ms", round1(percentile(ok_times, 50))},
+           {"p95_ms", round1(percentile(ok_times, 95))},
+           {"p99_ms", round1(percentile(ok_times, 99))},
+           {"mean_ms", ok_times.empty() ? 0.0 : round1(sum / static_cast<double>(ok_times.size()))},
+           {"max_ms", ok_times.empty() ? 0.0 : round1(ok_times.back())},
+           {"statuses", statuses},
+           {"elapsed_ms", res.elapsed.count()}};
+  if (!res.last_error.empty()) out["last_error"] = res.last_error;
+  return out;
+}
+
 }  // namespace
+
+std::string url_origin(const std::string& url) {
+  auto scheme = url.find("://");
+  if (scheme == std::string::npos) return url;
+  auto path = url.find_first_of("/?#", scheme + 3);
+  std::string o = url.substr(0, path);
+  auto at = o.find('@', scheme + 3);  // userinfo is not part of the origin (nor shown)
+  if (at != std::string::npos) o = o.substr(0, scheme + 3) + o.substr(at + 1);
+  return o;
+}
 
 void register_http(Registry& r) {
   add_method(r, "http.get", "GET");
@@ -374,6 +434,37 @@ void register_http(Registry& r) {
     };
     e.planned = [](const Args& a, const json&) {
       return json{{"status", planned_status(a)}, {"attempts", 0}, {"waited", 0}};
+    };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "http.sample";
+    e.summary = "Many GETs of one URL, a few at a time: the error rate and latency percentiles (a probe, for metric targets)";
+    e.args = {req("url", ArgType::Url, "URL"),
+              opt("n", ArgType::Int, "this many requests (default 20 when no duration is given); at most 100000"),
+              opt("duration", ArgType::Duration, "instead of n: keep sampling this long"),
+              opt("concurrency", ArgType::Int, "requests in flight at once, 1 to 64", 1),
+              opt("expect", ArgType::Any, "status or list of statuses that is not an error; default: any below 400"),
+              opt("headers", ArgType::Map, "request headers { Name = \"value\" }"),
+              opt("timeout", ArgType::Duration, "for each request; a request past it counts as an error", "10s"),
+              opt("insecure", ArgType::Bool, "skip TLS verification", false), max_body_arg()};
+    e.positional = {"url"};
+    e.returns = "{ n, errors, error_rate (0..1), p50_ms, p95_ms, p99_ms, mean_ms, max_ms, statuses = { [\"200\"] = n, error = n }, elapsed_ms, last_error }";
+    e.describe = [](const Args& a) {
+      std::string how = a.has("duration") ? "for " + format_duration(a.duration("duration"))
+                                          : std::to_string(a.has("n") ? a.integer("n") : 20) + " times";
+      return "sample " + a.str("url") + " " + how +
+             (a.integer("concurrency") > 1 ? ", " + std::to_string(a.integer("concurrency")) + " at a time" : "");
+    };
+    e.apply = sample;
+    e.planned = [](const Args& a, const json&) {
+      return json{{"n", a.has("n") ? a.integer("n") : 20}, {"errors", 0}, {"error_rate", 0.0}, {"p50_ms", 0},
+                  {"p95_ms", 0}, {"p99_ms", 0}, {"mean_ms", 0}, {"max_ms", 0}, {"statuses", json::object()},
+                  {"elapsed_ms", 0}};
+    };
+    e.predicted = [](EffectContext& ctx, const Args& a) {
+      return unknown_after(ctx, "http.sample " + a.str("url"), a.str("url"));
     };
     r.add(std::move(e));
   }

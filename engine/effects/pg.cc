@@ -15,6 +15,7 @@
 #include "core/unknown.h"
 #include "effects/effects.h"
 #include "effects/pg_conn.h"
+#include "effects/pg_sql.h"
 #include "effects/util.h"
 #include "os/files.h"
 
@@ -145,7 +146,14 @@ struct DumpList {
   bool ok = false;
   std::string error;
   int64_t tables = 0;
+  std::vector<std::string> names;  // SQL identifiers, schema-qualified and quoted ("public"."t")
 };
+
+std::string quote_ident(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
 
 // `pg_restore --list`: whether the dump is readable, and how many tables it holds.
 DumpList list_dump(EffectContext& ctx, const Args& a, const std::string& file) {
@@ -163,7 +171,10 @@ DumpList list_dump(EffectContext& ctx, const Args& a, const std::string& file) {
     if (line.empty() || line[0] == ';') continue;
     // "215; 1259 16386 TABLE public projects app"
     auto t = split(line, ' ');
-    if (t.size() > 4 && t[3] == "TABLE" && t[4] != "DATA") ++out.tables;
+    if (t.size() > 4 && t[3] == "TABLE" && t[4] != "DATA") {
+      ++out.tables;
+      if (t.size() > 5 && out.names.size() < 1000) out.names.push_back(quote_ident(t[4]) + "." + quote_ident(t[5]));
+    }
   }
   return out;
 }
@@ -249,6 +260,121 @@ json dump_to(EffectContext& ctx, const Args& a, const pg::Dsn& dsn, const std::s
   }
 }
 
+// ---- plain SQL dumps (psql) ------------------------------------------------------------------
+
+constexpr size_t kMaxPlainDump = size_t(1) << 30;
+
+struct PlainDump {
+  std::string sql;
+  std::vector<std::string> tables;  // as the dump names them: public.projects
+  bool has_drops = false;           // made with pg_dump --clean
+};
+
+// Reads (and gunzips) a plain dump; refuses one pg_dump left unfinished.
+PlainDump read_plain(const std::string& file) {
+  PlainDump d;
+  try {
+    d.sql = pg::read_sql_file(file, kMaxPlainDump);
+  } catch (const std::runtime_error& e) {
+    throw EffectError(e.what());
+  }
+  if (d.sql.find("-- PostgreSQL database dump") != std::string::npos &&
+      d.sql.find("-- PostgreSQL database dump complete") == std::string::npos)
+    throw EffectError("the dump " + file + " is incomplete (pg_dump's \"dump complete\" trailer is missing: "
+                      "it was cut short)");
+  if (trim(d.sql).empty()) throw EffectError("the dump " + file + " holds no SQL");
+  size_t pos = 0;
+  while ((pos = d.sql.find("CREATE TABLE ", pos)) != std::string::npos) {
+    bool line_start = pos == 0 || d.sql[pos - 1] == '\n';
+    pos += 13;
+    if (!line_start) continue;
+    size_t e = d.sql.find_first_of(" (\n", pos);
+    if (e == std::string::npos) break;
+    if (d.tables.size() < 1000) d.tables.push_back(d.sql.substr(pos, e - pos));
+  }
+  d.has_drops = d.sql.find("\nDROP TABLE ") != std::string::npos;
+  return d;
+}
+
+// clean = true for a plain dump made without --clean: the tables (and their dependants) it
+// creates are dropped first, in the same transaction, so it can recreate them.
+std::string plain_clean_prefix(const PlainDump& d) {
+  if (d.has_drops) return "";
+  std::string out;
+  for (const auto& t : d.tables) out += "DROP TABLE IF EXISTS " + t + " CASCADE;\n";
+  size_t pos = 0;
+  while ((pos = d.sql.find("\nCREATE SEQUENCE ", pos)) != std::string::npos) {
+    pos += 17;
+    size_t e = d.sql.find_first_of(" \n;", pos);
+    if (e == std::string::npos) break;
+    out += "DROP SEQUENCE IF EXISTS " + d.sql.substr(pos, e - pos) + " CASCADE;\n";
+  }
+  pos = 0;
+  while ((pos = d.sql.find("\nCREATE TYPE ", pos)) != std::string::npos) {
+    pos += 13;
+    size_t e = d.sql.find_first_of(" \n;", pos);
+    if (e == std::string::npos) break;
+    out += "DROP TYPE IF EXISTS " + d.sql.substr(pos, e - pos) + " CASCADE;\n";
+  }
+  return out;
+}
+
+// Row counts of the restored tables, for the log and the result (at most 50 tables).
+json table_counts(EffectContext& ctx, const pg::Dsn& dsn, const std::string& dbname,
+                  const std::vector<std::string>& tables, Millis timeout) {
+  json out = json::object();
+  if (tables.empty()) return out;
+  pg::Dsn d = dsn;
+  if (!d.params.count("dbname")) d.params["dbname"] = dbname;
+  pg::Conn c(ctx, d, timeout);
+  for (size_t i = 0; i < tables.size() && i < 50; ++i) {
+    std::string error;
+    auto r = c.run("SELECT count(*) FROM " + tables[i], {}, timeout, &error);
+    std::string key = tables[i];
+    key.erase(std::remove(key.begin(), key.end(), '"'), key.end());
+    if (error.empty()) out[key] = pg::scalar_int(r.get());
+    else out[key] = "error: " + error;
+    if (!c.ok()) break;
+  }
+  return out;
+}
+
+std::vector<std::string> tables_arg(const Args& a) {
+  std::vector<std::string> out;
+  if (!a.has("tables")) return out;
+  const json& t = a.at("tables");
+  for (const auto& v : t) {
+    if (!v.is_string() || v.get<std::string>().empty() || v.get<std::string>().size() > 200)
+      throw ArgError("bad argument 'tables' to '" + a.effect() + "' (a list of table names expected)");
+    out.push_back(v.get<std::string>());
+  }
+  if (out.empty()) throw ArgError("bad argument 'tables' to '" + a.effect() + "' (an empty list)");
+  return out;
+}
+
+// Every chosen table must be in the dump (pg_restore -t would silently restore nothing).
+std::string missing_tables(const std::vector<std::string>& names, const std::vector<std::string>& tables) {
+  std::vector<std::string> missing;
+  for (const auto& t : tables) {
+    auto dot = t.find('.');
+    std::string want = dot == std::string::npos ? "." + quote_ident(t)
+                                                : quote_ident(t.substr(0, dot)) + "." + quote_ident(t.substr(dot + 1));
+    bool found = std::any_of(names.begin(), names.end(), [&](const std::string& n) {
+      return n == want || (want[0] == '.' && n.size() > want.size() &&
+                           n.compare(n.size() - want.size(), want.size(), want) == 0);
+    });
+    if (!found) missing.push_back(t);
+  }
+  return join(missing, ", ");
+}
+
+void refuse_plain_tables(const Args& a, const std::string& file) {
+  if (a.has("tables"))
+    throw ArgError("bad argument 'tables' to '" + a.effect() + "' (" + file +
+                   " is a plain SQL dump, which restores whole: psql cannot pick tables out of it; "
+                   "use a custom-format dump (pg.dump's default) to restore chosen tables)");
+}
+
 
 // ---- dry-run predictions ------------------------------------------------------------------
 // ctx.predictions()["pg"]["db"]["host:port/dbname"] = "pg.restore ..." (the last planned change
@@ -306,7 +432,23 @@ bool statement_fault(const std::string& state) {
 
 // ---- exec's preview ------------------------------------------------------------------------
 
+// pg.exec sends exactly one statement (the extended protocol refuses more): several are refused
+// before anything runs, in the dry-run as in the live run, pointing at pg.script.
+void one_statement(const Args& a) {
+  size_t n = 0;
+  try {
+    n = pg::split_statements(a.str("sql"), 1000).size();
+  } catch (const std::runtime_error&) {
+    n = 1001;
+  }
+  if (n > 1)
+    throw ArgError("bad argument 'sql' to '" + a.effect() + "' (" + std::to_string(n) +
+                   " statements; pg.exec runs one: use pg.script{ dsn =, file = | sql = } for several, "
+                   "in one transaction)");
+}
+
 json exec_preview(EffectContext& ctx, const Args& a) {
+  one_statement(a);
   pg::Dsn dsn = dsn_of(a);
   std::string sql = a.str("sql");
   pg::Params params = pg::params_of(a);
@@ -369,6 +511,194 @@ json exec_preview(EffectContext& ctx, const Args& a) {
   if (dml && state && statement_fault(state) && changed_by(ctx, a).empty()) throw WouldFail(error);
   return json{{"text", "would run a " + (verb.empty() ? std::string("SQL") : verb) +
                            " statement on " + dsn.target() + " (no row estimate for it)"}};
+}
+
+
+// ---- pg.script -----------------------------------------------------------------------------
+
+constexpr size_t kMaxScript = 64u << 20;
+
+struct Script {
+  std::string text;  // as sent: a BEGIN/COMMIT wrapping the whole script blanked out
+  std::string origin;  // the file, or "sql"
+  std::vector<pg::Statement> stmts;
+};
+
+Script script_of(const Args& a) {
+  bool has_file = a.has("file"), has_sql = a.has("sql");
+  if (has_file == has_sql)
+    throw ArgError("bad arguments to '" + a.effect() + "' (exactly one of 'file' or 'sql' expected)");
+  Script s;
+  if (has_file) {
+    s.origin = a.str("file");
+    try {
+      s.text = pg::read_sql_file(abs_path(s.origin), kMaxScript);
+    } catch (const std::runtime_error& e) {
+      throw EffectError(std::string("cannot read the script: ") + e.what());
+    }
+  } else {
+    s.origin = "sql";
+    s.text = a.str("sql");
+    if (s.text.size() > kMaxScript) throw ArgError("bad argument 'sql' to '" + a.effect() + "' (larger than 64 MiB)");
+  }
+  try {
+    s.stmts = pg::split_statements(s.text, 100000);
+  } catch (const std::runtime_error& e) {
+    throw ArgError("bad argument '" + std::string(has_file ? "file" : "sql") + "' to '" + a.effect() + "' (" + e.what() + ")");
+  }
+  auto word2 = [&](const pg::Statement& st) {
+    std::string rest = lower(s.text.substr(st.begin + st.verb.size(), std::min<size_t>(40, st.end - st.begin - st.verb.size())));
+    return trim(rest);
+  };
+  auto is_begin = [&](const pg::Statement& st) { return st.verb == "BEGIN" || (st.verb == "START" && word2(st).rfind("transaction", 0) == 0); };
+  auto is_commit = [&](const pg::Statement& st) { return st.verb == "COMMIT" || st.verb == "END"; };
+  // A migration file often wraps itself in BEGIN ... COMMIT: the wrapper is dropped (blanked,
+  // so lines and positions stay) and pg.script's own transaction takes its place.
+  if (s.stmts.size() >= 2 && is_begin(s.stmts.front()) && is_commit(s.stmts.back())) {
+    for (const auto* st : {&s.stmts.front(), &s.stmts.back()})
+      for (size_t i = st->begin; i < st->end; ++i)
+        if (s.text[i] != '\n') s.text[i] = ' ';
+    s.stmts.erase(s.stmts.begin());
+    s.stmts.pop_back();
+  }
+  for (size_t i = 0; i < s.stmts.size(); ++i) {
+    const auto& st = s.stmts[i];
+    bool control = is_begin(st) || is_commit(st) || st.verb == "ABORT" ||
+                   (st.verb == "ROLLBACK" && word2(st).rfind("to", 0) != 0) ||
+                   (st.verb == "PREPARE" && word2(st).rfind("transaction", 0) == 0);
+    if (control)
+      throw ArgError("bad argument '" + std::string(has_file ? "file" : "sql") + "' to '" + a.effect() +
+                     "' (statement " + std::to_string(i + 1) + " at line " + std::to_string(st.line) + " is " +
+                     st.verb + ": pg.script runs the whole script in one transaction of its own; "
+                     "remove the transaction control, or split the script)");
+  }
+  if (s.stmts.empty())
+    throw ArgError("bad argument '" + std::string(has_file ? "file" : "sql") + "' to '" + a.effect() + "' (no SQL statements)");
+  return s;
+}
+
+std::string statement_text(const Script& s, size_t i) {
+  return truncate(one_line_sql(s.text.substr(s.stmts[i].begin, s.stmts[i].end - s.stmts[i].begin)), 100);
+}
+
+// Which statement a failure belongs to: by the server's error position, else the one after
+// those that succeeded.
+size_t failed_index(const Script& s, const PGresult* r, size_t succeeded) {
+  const char* pos = r ? PQresultErrorField(r, PG_DIAG_STATEMENT_POSITION) : nullptr;
+  if (pos) {
+    // 1-based character position; the text is treated as bytes (an approximation past UTF-8).
+    size_t at = static_cast<size_t>(std::max(1L, std::strtol(pos, nullptr, 10)) - 1);
+    for (size_t i = 0; i < s.stmts.size(); ++i)
+      if (at < s.stmts[i].end + 1 || i + 1 == s.stmts.size()) return i;
+  }
+  return std::min(succeeded, s.stmts.size() - 1);
+}
+
+std::string failure_text(const Script& s, size_t i, const std::string& error) {
+  return "statement " + std::to_string(i + 1) + " of " + std::to_string(s.stmts.size()) + " (" +
+         (s.origin == "sql" ? std::string("line ") : s.origin + " line ") + std::to_string(s.stmts[i].line) +
+         ": " + statement_text(s, i) + ") failed: " + error;
+}
+
+json statement_rows(const Script& s, const std::vector<pg::Conn::Done>& done) {
+  json each = json::array();
+  for (size_t i = 0; i < done.size(); ++i) {
+    std::string cmd = done[i].command.substr(0, done[i].command.find(' '));
+    each.push_back({{"n", i + 1},
+                    {"line", i < s.stmts.size() ? s.stmts[i].line : 0},
+                    {"command", cmd},
+                    {"rows", done[i].rows}});
+  }
+  return each;
+}
+
+json script_preview(EffectContext& ctx, const Args& a) {
+  Script s = script_of(a);
+  size_t n = s.stmts.size();
+  std::string head = plural(static_cast<int64_t>(n), "statement", "statements") + " from " + s.origin +
+                     " in one transaction on " + target_of(a);
+  if (!a.boolean("count", true))
+    return json{{"text", "would run " + head + " (not tried: count = false)"}, {"statements", n}};
+  Millis timeout = a.duration("timeout");
+  Millis bound = std::min(timeout, a.duration("preview_timeout"));
+  pg::Conn c(ctx, dsn_of(a), timeout);
+  // The statements themselves, in a transaction that is always rolled back: the rows each
+  // touches, and an early sight of a failure. Locks are held only until the rollback;
+  // lock_timeout keeps the preview from queueing behind the application, statement_timeout
+  // bounds each statement.
+  c.exec("BEGIN", {}, timeout);
+  c.exec("SET LOCAL lock_timeout = '2s'", {}, timeout);
+  c.exec("SET LOCAL statement_timeout = " + std::to_string(std::max<int64_t>(1, bound.count())), {}, timeout);
+  std::vector<pg::Conn::Done> done;
+  std::string error;
+  auto r = c.run_script(s.text, timeout, &done, &error);
+  if (c.ok()) {
+    std::string ignored;
+    c.run("ROLLBACK", {}, timeout, &ignored);
+  }
+  json each = statement_rows(s, done);
+  if (!error.empty()) {
+    size_t i = failed_index(s, r.get(), done.size());
+    std::string msg = failure_text(s, i, error);
+    const char* state = r ? PQresultErrorField(r.get(), PG_DIAG_SQLSTATE) : nullptr;
+    std::string st = state ? state : "";
+    if (st == "55P03")
+      return json{{"text", "would run " + head + "; cannot try statement " + std::to_string(i + 1) +
+                               ": another transaction holds locks it needs"},
+                  {"statements", n}, {"each", each}, {"error", error}};
+    if (st == "57014")
+      return json{{"text", "would run " + head + "; statement " + std::to_string(i + 1) + " took longer than " +
+                               format_duration(bound) + " in the preview and was cancelled"},
+                  {"statements", n}, {"each", each}, {"error", error}};
+    if (statement_fault(st) && changed_by(ctx, a).empty())
+      throw WouldFail(msg + " (tried in a transaction that was rolled back; the live run changes nothing)");
+    return json{{"text", "would fail: " + msg}, {"statements", n}, {"each", each}, {"error", error}};
+  }
+  int64_t total = 0;
+  std::string parts;
+  for (const auto& e : each) {
+    total += e["rows"].get<int64_t>();
+    if (parts.size() < 400)
+      parts += (parts.empty() ? "" : "; ") + std::to_string(e["n"].get<int>()) + " " + e["command"].get<std::string>() +
+               " " + plural(e["rows"].get<int64_t>(), "row", "rows");
+  }
+  return json{{"text", "would run " + head + ": " + parts + " (tried in a transaction that was rolled back)"},
+              {"statements", n},
+              {"each", each},
+              {"affected", total},
+              {"exact", true}};
+}
+
+json script_apply(EffectContext& ctx, const Args& a) {
+  Script s = script_of(a);
+  Millis timeout = a.duration("timeout");
+  pg::Conn c(ctx, dsn_of(a), timeout);
+  c.exec("BEGIN", {}, timeout);
+  std::vector<pg::Conn::Done> done;
+  std::string error;
+  auto r = c.run_script(s.text, timeout, &done, &error);
+  if (error.empty()) {
+    auto cr = c.run("COMMIT", {}, timeout, &error);
+    if (error.empty() && cr && std::string(PQcmdStatus(cr.get())) == "ROLLBACK")
+      error = "the transaction was rolled back at COMMIT";
+    if (!error.empty()) throw EffectError("COMMIT of " + s.origin + " failed: " + error + "; nothing was changed");
+  } else {
+    size_t i = failed_index(s, r.get(), done.size());
+    json res = json::object();
+    if (r)
+      if (const char* st = PQresultErrorField(r.get(), PG_DIAG_SQLSTATE)) res["sqlstate"] = st;
+    res["statement"] = i + 1;
+    res["line"] = s.stmts[i].line;
+    if (c.ok()) {
+      std::string ignored;
+      c.run("ROLLBACK", {}, timeout, &ignored);
+    }
+    throw EffectError(failure_text(s, i, error) + "; the transaction was rolled back, nothing was changed", res);
+  }
+  json each = statement_rows(s, done);
+  int64_t total = 0;
+  for (const auto& e : each) total += e["rows"].get<int64_t>();
+  return json{{"statements", s.stmts.size()}, {"each", each}, {"affected", total}};
 }
 
 }  // namespace
@@ -460,6 +790,7 @@ void register_pg(Registry& r) {
     };
     e.preview = exec_preview;
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
+      one_statement(a);
       pg::Params params = pg::params_of(a);
       Millis timeout = a.duration("timeout");
       pg::Conn c(ctx, dsn_of(a), timeout);
@@ -476,6 +807,40 @@ void register_pg(Registry& r) {
     };
     e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
       pg_predictions(ctx)["db"][db_key(a)] = "pg.exec on " + db_key(a) + ": " + truncate(one_line_sql(a.str("sql")), 80);
+    };
+    r.add(std::move(e));
+  }
+  {
+    Effect e;
+    e.name = "pg.script";
+    e.summary = "Run several SQL statements (a migration file) in one transaction: all or nothing";
+    e.kind = Kind::Change;
+    e.args = {dsn_arg(),
+              opt("file", ArgType::Path, "a .sql (or .sql.gz) file of statements separated by ';' (give file or sql)"),
+              opt("sql", ArgType::String, "the statements themselves (give file or sql)"),
+              opt("timeout", ArgType::Duration, "the whole script is cancelled (and rolled back) after this", "10m"),
+              opt("count", ArgType::Bool,
+                  "dry-run runs the script in a transaction that is always rolled back, to count the rows "
+                  "each statement touches and see a failure early (sequences it advances stay advanced); "
+                  "false: only count the statements", true),
+              opt("preview_timeout", ArgType::Duration, "dry-run: statement_timeout for each statement", "30s")};
+    e.positional = {"dsn", "file"};
+    e.returns = "{ statements = n, affected = rows in all, each = { { n, line, command, rows } } }";
+    e.secrets_of = dsn_secrets;
+    e.describe = [](const Args& a) {
+      return "run the statements of " + (a.has("file") ? a.str("file") : truncate(one_line_sql(a.str_or("sql", "")), 80)) +
+             " on " + target_of(a) + " in one transaction";
+    };
+    e.preview = script_preview;
+    e.apply = script_apply;
+    e.planned = [](const Args&, const json& pv) {
+      int64_t n = pv.is_object() && pv.contains("statements") ? pv["statements"].get<int64_t>() : 0;
+      int64_t rows = pv.is_object() && pv.contains("affected") ? pv["affected"].get<int64_t>() : 0;
+      return json{{"statements", n}, {"affected", rows}, {"each", pv.is_object() ? pv.value("each", json::array()) : json::array()}};
+    };
+    e.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
+      pg_predictions(ctx)["db"][db_key(a)] =
+          "pg.script on " + db_key(a) + ": " + (a.has("file") ? a.str("file") : std::string("sql"));
     };
     r.add(std::move(e));
   }
@@ -530,25 +895,28 @@ void register_pg(Registry& r) {
   {
     Effect e;
     e.name = "pg.restore";
-    e.summary = "pg_restore a dump into a database, after dumping the current one into the run's artifacts";
+    e.summary = "Restore a dump (custom, tar, directory, or plain .sql / .sql.gz) into a database, after dumping the current one into the run's artifacts";
     e.kind = Kind::Change;
-    e.args = {dsn_arg(), req("file", ArgType::Path, "a custom, tar or directory dump (pg.dump)"),
-              opt("clean", ArgType::Bool, "drop the dump's objects before recreating them (--clean --if-exists)", true),
+    e.args = {dsn_arg(), req("file", ArgType::Path, "a custom, tar or directory dump (pg.dump), or a plain SQL dump (.sql, .sql.gz: restored with psql)"),
+              opt("tables", ArgType::List, "restore only the rows of these tables (\"projects\" or \"public.projects\"), replacing theirs (pg_restore --data-only -t, in one transaction; custom, tar and directory dumps only)"),
+              opt("clean", ArgType::Bool, "drop the dump's objects before recreating them (--clean --if-exists; for a plain dump made without --clean: its tables, sequences and types, CASCADE)", true),
               opt("backup", ArgType::Bool, "dump the current database into the run's artifacts first", true),
               opt("single_transaction", ArgType::Bool, "all or nothing: a failure leaves the database as it was", true),
-              opt("no_owner", ArgType::Bool, "skip ownership (restoring as another role)", false),
+              opt("no_owner", ArgType::Bool, "skip ownership (restoring as another role; custom dumps)", false),
               opt("timeout", ArgType::Duration, "for each of the backup and the restore", "1h"),
-              opt("bin", ArgType::Path, "directory of pg_dump/pg_restore (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
+              opt("bin", ArgType::Path, "directory of pg_dump/pg_restore/psql (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
     e.positional = {"dsn", "file"};
-    e.returns = "{ backup = path of the dump taken first (nil with backup = false), restored = file, tables }";
+    e.returns = "{ backup = path of the dump taken first (nil with backup = false), restored = file, format = \"custom\"|\"plain\", tables, counts = { table = rows after } }";
     e.secrets_of = dsn_secrets;
     e.describe = [](const Args& a) {
       return "restore " + target_of(a) + " from " + a.str("file") +
+             (a.has("tables") ? " (chosen tables)" : "") +
              (a.boolean("clean", true) ? " (clean)" : "") +
              (a.boolean("backup", true) ? ", backing up the current database first" : "");
     };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string file = abs_path(a.str("file"));
+      std::vector<std::string> tables = tables_arg(a);
       if (planned_dump(ctx, file)) {
         // A dump the plan makes: it is not on disk yet (or not as it will be).
         pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
@@ -561,8 +929,29 @@ void register_pg(Registry& r) {
           throw EffectError("the dump " + file + " does not exist (yet: a planned change may create it)");
         throw WouldFail("the dump " + file + " does not exist");
       }
-      DumpList l = list_dump(ctx, a, file);
-      if (!l.ok) throw WouldFail("pg_restore cannot read " + file + " (a plain SQL dump needs psql): " + l.error);
+      bool plain = pg::is_plain_sql_dump(file);
+      int64_t dump_tables = 0;
+      std::string kind;
+      if (plain) {
+        refuse_plain_tables(a, file);
+        find_tool(a, "psql");
+        PlainDump pd;
+        try {
+          pd = read_plain(file);
+        } catch (const EffectError& err) {
+          throw WouldFail(err.what());
+        }
+        dump_tables = static_cast<int64_t>(pd.tables.size());
+        kind = "plain SQL dump, " + plural(static_cast<int64_t>(pg::split_statements(pd.sql, 10'000'000).size()),
+                                           "statement", "statements") + ", restored with psql";
+      } else {
+        DumpList l = list_dump(ctx, a, file);
+        if (!l.ok) throw WouldFail("pg_restore cannot read " + file + ": " + l.error);
+        std::string missing = missing_tables(l.names, tables);
+        if (!missing.empty()) throw WouldFail("the dump " + file + " has no table " + missing);
+        dump_tables = l.tables;
+        kind = "custom dump";
+      }
       std::string sha;
       try {
         sha = sha256_path(file);
@@ -572,12 +961,14 @@ void register_pg(Registry& r) {
       pg::Conn c(ctx, dsn_of(a), a.duration("timeout"));
       DbInfo d = db_info(c, a.duration("timeout"));
       uint64_t size = os::path_size(file);
-      std::string text = "restores " + file + " (" + size_text(size) + ", " +
-                         plural(l.tables, "table", "tables") + ") into " + d.name + " (" + size_text(d.size) +
+      std::string text = "restores " + file + " (" + kind + ", " + size_text(size) + ", " +
+                         plural(dump_tables, "table", "tables") + ") into " + d.name + " (" + size_text(d.size) +
                          ", " + plural(d.tables, "table", "tables") + " now)";
+      if (!tables.empty()) text += "; only " + join(tables, ", ");
       if (a.boolean("clean", true)) text += "; drops the dump's objects first";
       if (a.boolean("backup", true)) text += "; backs up the current database first";
-      return json{{"text", text},           {"dump_size", size},      {"dump_tables", l.tables},
+      return json{{"text", text},           {"dump_size", size},      {"dump_tables", dump_tables},
+                  {"format", plain ? "plain" : "custom"},
                   {"database", d.name},     {"database_size", d.size}, {"database_tables", d.tables},
                   {"basis", {{"sha256", sha}}}};
     };
@@ -586,12 +977,24 @@ void register_pg(Registry& r) {
     };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       std::string file = abs_path(a.str("file"));
+      std::vector<std::string> tables = tables_arg(a);
       if (!exists(file)) throw EffectError("the dump " + file + " does not exist");
-      // Refuse before touching anything if pg_restore cannot read it (a plain SQL dump, a
-      // truncated file).
-      DumpList l = list_dump(ctx, a, file);
-      if (!l.ok)
-        throw EffectError("pg_restore cannot read " + file + " (a plain SQL dump needs psql): " + l.error);
+      // Refuse before touching anything if the dump cannot be read (a truncated file).
+      bool plain = pg::is_plain_sql_dump(file);
+      DumpList l;
+      PlainDump pd;
+      if (plain) {
+        refuse_plain_tables(a, file);
+        pd = read_plain(file);
+        l.ok = true;
+        l.tables = static_cast<int64_t>(pd.tables.size());
+        l.names = pd.tables;
+      } else {
+        l = list_dump(ctx, a, file);
+        if (!l.ok) throw EffectError("pg_restore cannot read " + file + ": " + l.error);
+        std::string missing = missing_tables(l.names, tables);
+        if (!missing.empty()) throw EffectError("the dump " + file + " has no table " + missing + "; nothing was changed");
+      }
       pg::Dsn dsn = dsn_of(a);
       Millis timeout = a.duration("timeout");
       std::string dbname;
@@ -611,18 +1014,72 @@ void register_pg(Registry& r) {
         ctx.note("backed up " + dsn.target() + " to " + backup.get<std::string>());
       }
       os::ProcessSpec spec;
-      spec.argv = {find_tool(a, "pg_restore")};
-      if (a.boolean("clean", true)) {
-        spec.argv.push_back("--clean");
-        spec.argv.push_back("--if-exists");
+      std::string label;
+      if (plain) {
+        // psql reads the SQL on stdin (gunzipped here); ON_ERROR_STOP makes the first error
+        // fatal, --single-transaction rolls everything back with it. -X: no ~/.psqlrc.
+        spec.argv = {find_tool(a, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"};
+        if (a.boolean("single_transaction", true)) spec.argv.push_back("--single-transaction");
+        connect_spawn(spec, dsn, dbname, ctx.bound(timeout));
+        spec.argv.push_back("--file=-");
+        std::string prefix = a.boolean("clean", true) ? plain_clean_prefix(pd) : "";
+        spec.stdin_data = prefix + pd.sql;
+        pd.sql.clear();
+        label = "psql restore into " + dsn.target();
+      } else if (!tables.empty()) {
+        // Chosen tables: their rows (pg_restore --data-only -t, as SQL), replacing what the
+        // tables hold now (TRUNCATE with clean = true), through psql in one transaction. Their
+        // definitions stay as they are: dropping one would take its sequences with it.
+        std::string sql_file = os::unique_path(ctx.artifact_dir() + "/pg/" + dbname + "-tables-" +
+                                               stamp_local(now_epoch_ms()) + ".sql");
+        std::error_code ec;
+        stdfs::create_directories(stdfs::path(sql_file).parent_path(), ec);
+        os::ProcessSpec extract;
+        extract.argv = {find_tool(a, "pg_restore"), "--data-only", "--file=" + sql_file};
+        for (const auto& t : tables) extract.argv.push_back("--table=" + t);
+        extract.argv.push_back(file);
+        extract.timeout = ctx.bound(timeout);
+        run_process_checked(ctx, extract, true, "pg_restore --data-only of " + join(tables, ", "));
+        std::string data;
+        try {
+          data = pg::read_sql_file(sql_file, kMaxPlainDump);
+        } catch (const std::runtime_error& err) {
+          throw EffectError(err.what());
+        }
+        if (data.find("COPY ") == std::string::npos && data.find("INSERT INTO ") == std::string::npos)
+          throw EffectError("the dump " + file + " holds no rows for " + join(tables, ", ") +
+                            " (pg_restore --list shows what it has)");
+        std::string prefix;
+        if (a.boolean("clean", true)) {
+          std::vector<std::string> quoted;
+          for (const auto& t : tables) {
+            auto dot = t.find('.');
+            quoted.push_back(dot == std::string::npos ? quote_ident(t)
+                                                      : quote_ident(t.substr(0, dot)) + "." + quote_ident(t.substr(dot + 1)));
+          }
+          prefix = "TRUNCATE " + join(quoted, ", ") + ";\n";
+        }
+        spec.argv = {find_tool(a, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1"};
+        if (a.boolean("single_transaction", true)) spec.argv.push_back("--single-transaction");
+        connect_spawn(spec, dsn, dbname, ctx.bound(timeout));
+        spec.argv.push_back("--file=-");
+        spec.stdin_data = prefix + data;
+        label = "restore of " + join(tables, ", ") + " into " + dsn.target();
+      } else {
+        spec.argv = {find_tool(a, "pg_restore")};
+        if (a.boolean("clean", true)) {
+          spec.argv.push_back("--clean");
+          spec.argv.push_back("--if-exists");
+        }
+        if (a.boolean("single_transaction", true)) spec.argv.push_back("--single-transaction");
+        spec.argv.push_back("--exit-on-error");
+        if (a.boolean("no_owner")) spec.argv.push_back("--no-owner");
+        connect_spawn(spec, dsn, dbname, ctx.bound(timeout));
+        spec.argv.push_back(file);
+        label = "pg_restore into " + dsn.target();
       }
-      if (a.boolean("single_transaction", true)) spec.argv.push_back("--single-transaction");
-      spec.argv.push_back("--exit-on-error");
-      if (a.boolean("no_owner")) spec.argv.push_back("--no-owner");
-      connect_spawn(spec, dsn, dbname, ctx.bound(timeout));
-      spec.argv.push_back(file);
       try {
-        run_process_checked(ctx, spec, true, "pg_restore into " + dsn.target());
+        run_process_checked(ctx, spec, true, label);
       } catch (EffectError& err) {
         json res = err.result();
         if (!res.is_object()) res = json::object();
@@ -631,12 +1088,29 @@ void register_pg(Registry& r) {
                               (backup.is_null() ? "" : " (the database before: " + backup.get<std::string>() + ")"),
                           res);
       }
-      return json{{"backup", backup}, {"restored", file}, {"tables", l.tables}};
+      // Counts after: the rows now in what was restored.
+      std::vector<std::string> counted;
+      if (!tables.empty()) {
+        for (const auto& t : tables) {
+          auto dot = t.find('.');
+          counted.push_back(dot == std::string::npos ? quote_ident(t)
+                                                     : quote_ident(t.substr(0, dot)) + "." + quote_ident(t.substr(dot + 1)));
+        }
+      } else {
+        counted = l.names;
+      }
+      json counts = table_counts(ctx, dsn, dbname, counted, timeout);
+      for (auto it = counts.begin(); it != counts.end(); ++it)
+        ctx.note(it.key() + ": " + (it->is_number() ? std::to_string(it->get<int64_t>()) + " rows" : it->get<std::string>()));
+      return json{{"backup", backup}, {"restored", file}, {"format", plain ? "plain" : "custom"},
+                  {"tables", tables.empty() ? l.tables : static_cast<int64_t>(tables.size())}, {"counts", counts}};
     };
     e.planned = [](const Args& a, const json& pv) {
       return json{{"backup", a.boolean("backup", true) ? json("(a dump in the run's artifacts)") : json(nullptr)},
                   {"restored", abs_path(a.str("file"))},
-                  {"tables", pv.is_object() ? pv.value("dump_tables", json(0)) : json(0)}};
+                  {"format", pv.is_object() ? pv.value("format", json("custom")) : json("custom")},
+                  {"tables", pv.is_object() ? pv.value("dump_tables", json(0)) : json(0)},
+                  {"counts", json::object()}};
     };
     r.add(std::move(e));
   }

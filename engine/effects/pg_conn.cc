@@ -338,6 +338,16 @@ void Conn::cancel() {
 }
 
 ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout, std::string* error) {
+  return drive(sql, params, timeout, error, nullptr);
+}
+
+ResultPtr Conn::run_script(const std::string& sql, Millis timeout, std::vector<Done>* done,
+                           std::string* error) {
+  return drive(sql, {}, timeout, error, done);
+}
+
+ResultPtr Conn::drive(const std::string& sql, const Params& params, Millis timeout, std::string* error,
+                      std::vector<Done>* script) {
   if (!conn_) {
     *error = "the connection was closed after an earlier timeout";
     return nullptr;
@@ -354,9 +364,11 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
   }
   PGconn* c = conn_.get();
   // Always the extended protocol, even without parameters: it refuses "a; b", so one call is
-  // exactly one statement.
-  if (!PQsendQueryParams(c, sql.c_str(), static_cast<int>(vals.size()), nullptr, vals.data(),
-                         nullptr, nullptr, 0)) {
+  // exactly one statement. A script (run_script) is the one exception: the simple protocol.
+  int sent = script ? PQsendQuery(c, sql.c_str())
+                    : PQsendQueryParams(c, sql.c_str(), static_cast<int>(vals.size()), nullptr,
+                                        vals.data(), nullptr, nullptr, 0);
+  if (!sent) {
     *error = scrub(one_line(PQerrorMessage(c)), secrets_);
     return nullptr;
   }
@@ -369,6 +381,7 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
   PQsetSingleRowMode(c);
   ResultPtr keep, rows;
   size_t bytes = 0;
+  int64_t script_rows = 0;  // a script's SELECT rows: counted as they pass, never kept
   try {
     // Non-blocking mode queues what the socket does not take at once; it is flushed here.
     for (int f = PQflush(c); f != 0; f = PQflush(c)) {
@@ -395,6 +408,22 @@ ResultPtr Conn::run(const std::string& sql, const Params& params, Millis timeout
       }
       PGresult* r = PQgetResult(c);
       if (!r) break;
+      if (script && PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+        PQclear(r);
+        ++script_rows;
+        continue;
+      }
+      if (script && keep && !succeeded(keep.get())) {
+        PQclear(r);  // after a failure nothing more runs; drained to the end
+        continue;
+      }
+      if (script && succeeded(r)) {
+        std::string tag = PQcmdStatus(r);
+        int64_t n = PQresultStatus(r) == PGRES_TUPLES_OK ? script_rows
+                                                          : std::strtoll(PQcmdTuples(r), nullptr, 10);
+        script_rows = 0;
+        if (PQresultStatus(r) != PGRES_EMPTY_QUERY) script->push_back(Done{tag, n});
+      }
       if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
         ResultPtr row(r);
         if (!rows) rows.reset(PQcopyResult(r, PG_COPYRES_ATTRS));

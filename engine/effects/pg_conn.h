@@ -72,8 +72,23 @@ class Conn {
   // Like exec, but returns the failed result instead of throwing (its status tells).
   ResultPtr run(const std::string& sql, const Params& params, Millis timeout, std::string* error);
 
+  // One statement's outcome in a script: its command tag ("UPDATE 3") and rows (affected or
+  // returned; a SELECT's rows are counted, not kept).
+  struct Done {
+    std::string command;
+    int64_t rows = 0;
+  };
+  // Several statements in one string through the simple query protocol (PQsendQuery), with the
+  // same bounds as run. *done gets one entry per statement that succeeded, in order; on failure
+  // *error is set and the failed result returned (PG_DIAG_STATEMENT_POSITION is relative to sql).
+  // The caller wraps it in BEGIN/COMMIT: the server runs a multi-statement string as one
+  // implicit transaction only when it holds no transaction control itself.
+  ResultPtr run_script(const std::string& sql, Millis timeout, std::vector<Done>* done, std::string* error);
+
  private:
   void connect(const Dsn& dsn, Millis timeout, std::string* why);
+  ResultPtr drive(const std::string& sql, const Params& params, Millis timeout, std::string* error,
+                  std::vector<Done>* script);
   bool wait_socket(bool for_write, SteadyTime until);
   void cancel();
 

@@ -3,7 +3,9 @@
 // update notifier off so that it needs the registry only for packages it must download.
 #include <algorithm>
 #include <filesystem>
+#include <cstdlib>
 #include <functional>
+#include <memory>
 #include <set>
 
 #include "core/strings.h"
@@ -197,17 +199,71 @@ std::vector<ArgSpec> npm_args() {
   return {
       opt("registry", ArgType::String,
           "registry URL (npm_config_registry); may hold a token, kept out of argv and logs"),
+      secret(opt("token", ArgType::String,
+                 "an auth token for the registry: written to a private 0600 npmrc "
+                 "(NPM_CONFIG_USERCONFIG) for the one npm run, never on argv or in logs")),
       opt("offline", ArgType::Bool, "true: only npm's cache, never the network", false),
       opt("prefer_offline", ArgType::Bool, "use cached packages without asking the registry", true),
       opt("timeout", ArgType::Duration, "for the npm run", "10m")};
 }
 
 std::vector<std::string> npm_secrets(const Args& a) {
-  return a.has("registry") ? url_secrets({a.str("registry")}) : std::vector<std::string>{};
+  auto out = a.has("registry") ? url_secrets({a.str("registry")}) : std::vector<std::string>{};
+  if (a.has("token")) out.push_back(a.str("token"));
+  return out;
+}
+
+// npm's "nerf dart" of a registry URL, the key its token goes under: "//host:port/path/".
+std::string nerf_dart(const std::string& url) {
+  std::string u = url;
+  auto scheme = u.find("://");
+  if (scheme != std::string::npos) u = u.substr(scheme + 3);
+  auto slash = u.find('/');
+  auto at = u.find('@');
+  if (at != std::string::npos && (slash == std::string::npos || at < slash)) u = u.substr(at + 1);
+  auto cut = u.find_first_of("?#");
+  if (cut != std::string::npos) u = u.substr(0, cut);
+  if (u.empty() || u.back() != '/') u += '/';
+  return "//" + u;
+}
+
+// The token goes into a private npmrc for this run: the user's own config (if any) first, so
+// that its settings still hold, then the token line for the registry.
+void npm_token_config(os::ProcessSpec& spec, const Args& a, std::unique_ptr<os::PrivateFile>& rc) {
+  if (!a.has("token")) return;
+  std::string token = a.str("token");
+  if (token.find_first_of("\r\n") != std::string::npos || token.empty())
+    throw ArgError("bad argument 'token' to '" + a.effect() + "' (empty, or holds a line break)");
+  std::string text;
+  const char* user = std::getenv("NPM_CONFIG_USERCONFIG");
+  if (!user || !*user) user = std::getenv("npm_config_userconfig");
+  std::string own = user && *user ? user : "";
+  if (own.empty()) {
+    const char* home = std::getenv("HOME");
+    if (home && *home) own = std::string(home) + "/.npmrc";
+  }
+  std::error_code ec;
+  if (!own.empty() && stdfs::is_regular_file(own, ec) && stdfs::file_size(own, ec) < (1 << 20)) {
+    try {
+      text = os::read_file(own);
+      if (!text.empty() && text.back() != '\n') text += '\n';
+    } catch (const std::exception&) {
+    }
+  }
+  std::string registry = a.has("registry") ? a.str("registry") : "https://registry.npmjs.org/";
+  text += nerf_dart(registry) + ":_authToken=" + token + "\n";
+  try {
+    rc = std::make_unique<os::PrivateFile>("runbook-npmrc-", text);
+  } catch (const std::exception& e) {
+    throw EffectError(std::string("cannot write the private npmrc for the token: ") + e.what());
+  }
+  spec.env["NPM_CONFIG_USERCONFIG"] = rc->path();
+  spec.unset_env.push_back("npm_config_userconfig");
 }
 
 os::ProcessSpec npm_spec(const std::string& dir, const Args& a,
-                         const std::vector<std::string>& tail) {
+                         const std::vector<std::string>& tail,
+                         std::unique_ptr<os::PrivateFile>& rc) {
   os::ProcessSpec spec;
   spec.argv = {"npm"};
   spec.argv.insert(spec.argv.end(), tail.begin(), tail.end());
@@ -222,6 +278,7 @@ os::ProcessSpec npm_spec(const std::string& dir, const Args& a,
   else if (a.has("prefer_offline") && a.boolean("prefer_offline"))
     spec.env["npm_config_prefer_offline"] = "true";
   if (a.has("registry")) spec.env["npm_config_registry"] = a.str("registry");
+  npm_token_config(spec, a, rc);
   spec.timeout = a.duration_or("timeout", Millis(10 * 60'000));
   return spec;
 }
@@ -569,7 +626,8 @@ void add_pin(Registry& r) {
     std::string backup = back_up_manifests(ctx, dir);
     std::vector<std::string> tail = {"install", "--save-exact", "--no-audit", "--no-fund"};
     for (const auto& w : wanted) tail.push_back(w.spec);
-    run_process_checked(ctx, npm_spec(dir, a, tail), true, "npm install");
+    std::unique_ptr<os::PrivateFile> rc;
+    run_process_checked(ctx, npm_spec(dir, a, tail, rc), true, "npm install");
     auto after = node_modules(dir);
     std::vector<VersionChange> done;
     std::vector<std::string> bad;
@@ -681,7 +739,8 @@ void add_ci(Registry& r) {
     need_program("npm");
     std::vector<std::string> tail = {"ci", "--no-audit", "--no-fund"};
     if (a.boolean("production")) tail.push_back("--omit=dev");
-    run_process_checked(ctx, npm_spec(dir, a, tail), true, "npm ci");
+    std::unique_ptr<os::PrivateFile> rc;
+    run_process_checked(ctx, npm_spec(dir, a, tail, rc), true, "npm ci");
     Lock lock = read_lock(lf);
     json result{{"installed", counted(lock, a.boolean("production"))}, {"lockfile", lf}};
     auto bad = lock_mismatches(dir, lock, a.boolean("production"));
@@ -783,7 +842,8 @@ void add_install(Registry& r) {
     std::string backup = back_up_manifests(ctx, dir);
     std::vector<std::string> tail = {"install", "--no-audit", "--no-fund"};
     if (a.boolean("production")) tail.push_back("--omit=dev");
-    run_process_checked(ctx, npm_spec(dir, a, tail), true, "npm install");
+    std::unique_ptr<os::PrivateFile> rc;
+    run_process_checked(ctx, npm_spec(dir, a, tail, rc), true, "npm install");
     auto after = node_modules(dir);
     json changed = json::object();
     for (const auto& [n, v] : after) {
@@ -862,7 +922,8 @@ void add_run(Registry& r) {
       tail.push_back("--");
       for (const auto& x : a.strings("args")) tail.push_back(x);
     }
-    auto spec = npm_spec(dir, a, tail);
+    std::unique_ptr<os::PrivateFile> rc;
+    auto spec = npm_spec(dir, a, tail, rc);
     for (const auto& [k, v] : a.string_map("env")) spec.env[k] = v;
     auto res = run_process_checked(ctx, spec, true, "npm run " + a.str("script"));
     return process_json(res);

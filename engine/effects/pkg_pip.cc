@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
 #include <cstdlib>
 #include <set>
 
@@ -172,8 +173,8 @@ std::vector<VersionChange> changes_of(const Installed& inst, const std::vector<W
 std::vector<ArgSpec> index_args() {
   return {opt("index_url", ArgType::String,
               "package index (PIP_INDEX_URL); may hold credentials, kept out of argv and logs"),
-          opt("extra_index_url", ArgType::String, "an additional index (PIP_EXTRA_INDEX_URL)"),
-          opt("find_links", ArgType::String, "a directory or URL of wheels to install from"),
+          opt("extra_index_url", ArgType::String, "an additional index (PIP_EXTRA_INDEX_URL); may hold credentials, kept out of argv and logs"),
+          opt("find_links", ArgType::String, "a directory or URL of wheels to install from (PIP_FIND_LINKS); may hold credentials, kept out of argv and logs"),
           opt("no_index", ArgType::Bool, "true: never contact an index (offline, with find_links)",
               false)};
 }
@@ -182,6 +183,10 @@ std::vector<std::string> index_secrets(const Args& a) {
   std::vector<std::string> urls;
   for (const char* k : {"index_url", "extra_index_url", "find_links"})
     if (a.has(k)) urls.push_back(a.str(k));
+  // A direct reference ("app @ https://user:token@host/app.whl") carries one too.
+  if (a.has("packages") && a.raw()["packages"].is_array())
+    for (const auto& p : a.raw()["packages"])
+      if (p.is_string()) urls.push_back(p.get<std::string>());
   return url_secrets(urls);
 }
 
@@ -197,6 +202,10 @@ os::ProcessSpec pip_spec(const std::string& venv, const Args& a,
   // Index URLs go by environment: they may carry a token, and argv is world-readable in /proc.
   if (a.has("index_url")) spec.env["PIP_INDEX_URL"] = a.str("index_url");
   if (a.has("extra_index_url")) spec.env["PIP_EXTRA_INDEX_URL"] = a.str("extra_index_url");
+  if (a.has("find_links")) {
+    std::string fl = a.str("find_links");
+    spec.env["PIP_FIND_LINKS"] = fl.find("://") == std::string::npos ? abs_path(fl) : fl;
+  }
   spec.timeout = a.duration_or("timeout", read_only ? Millis(120'000) : kInstallTimeout);
   return spec;
 }
@@ -204,11 +213,7 @@ os::ProcessSpec pip_spec(const std::string& venv, const Args& a,
 std::vector<std::string> install_flags(const Args& a) {
   std::vector<std::string> out = {"install"};
   if (a.has("no_index") && a.boolean("no_index")) out.push_back("--no-index");
-  if (a.has("find_links")) {
-    std::string fl = a.str("find_links");
-    out.push_back("--find-links");
-    out.push_back(fl.find("://") == std::string::npos ? abs_path(fl) : fl);
-  }
+  // find_links goes by environment (PIP_FIND_LINKS, see pip_spec): a URL may hold a password.
   return out;
 }
 
@@ -1272,12 +1277,22 @@ void add_install(Registry& r) {
     Installed before = installed(venv);
     Frozen snap = freeze(ctx, venv, a);
     auto tail = install_flags(a);
+    std::optional<os::PrivateFile> private_reqs;
     if (a.boolean("no_deps")) tail.push_back("--no-deps");
     if (a.has("requirements")) {
       tail.push_back("-r");
       tail.push_back(abs_path(a.str("requirements")));
     } else {
-      for (const auto& p : a.strings("packages")) tail.push_back(trim(p));
+      std::vector<std::string> pkgs;
+      for (const auto& p : a.strings("packages")) pkgs.push_back(trim(p));
+      // A reference holding a secret goes through a 0600 requirements file, not argv.
+      if (secret_argv_index(ctx, pkgs) >= 0) {
+        private_reqs.emplace("runbook-requirements-", join(pkgs, "\n") + "\n");
+        tail.push_back("-r");
+        tail.push_back(private_reqs->path());
+      } else {
+        tail.insert(tail.end(), pkgs.begin(), pkgs.end());
+      }
     }
     run_process_checked(ctx, pip_spec(venv, a, tail, false), true, "pip install");
     Installed after = installed(venv);

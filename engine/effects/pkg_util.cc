@@ -130,7 +130,13 @@ std::vector<std::string> url_secrets(const std::vector<std::string>& urls) {
     if (at == std::string::npos || (slash != std::string::npos && slash < at)) continue;
     std::string userinfo = u.substr(host_start, at - host_start);
     auto colon = userinfo.find(':');
-    // A token alone in the user part (https://TOKEN@host) is as secret as a password.
+    // A token alone in the user part (https://TOKEN@host) is as secret as a password; a plain
+    // user name (ssh://git@host, https://deploy@host) is not, and registering one would redact
+    // every "git" in every line. So a user part alone counts only when it is token-sized and the
+    // scheme is not ssh's (whose user is never a credential).
+    std::string scheme_name = u.substr(0, scheme);
+    bool ssh = scheme_name.find("ssh") != std::string::npos;
+    if (colon == std::string::npos && (ssh || userinfo.size() < 16)) continue;
     std::string secret = colon == std::string::npos ? userinfo : userinfo.substr(colon + 1);
     if (!secret.empty()) out.push_back(secret);
   }

@@ -66,14 +66,37 @@ ServiceDef parse_def(const Args& a) {
   d.app = a.str_or("app", d.name);
   d.compose_service = a.str_or("compose_service", d.name);
   d.project = a.str_or("project", "");
+  d.compose_command = a.str_or("compose_command", "");
+  if (!d.compose_command.empty() && d.compose_command != "docker compose" && d.compose_command != "docker-compose")
+    bad_arg(eff, "compose_command", "\"docker compose\" (v2) or \"docker-compose\" (v1) expected, got \"" +
+                                        d.compose_command.substr(0, 100) + "\"");
+  if (!d.compose_command.empty() && d.backend != "compose")
+    bad_arg(eff, "compose_command", "only the compose backend runs docker compose");
   if (a.has("config")) d.config = absolute(a.str("config"), d.cwd);
   d.serverurl = a.str_or("serverurl", "");
   if (a.has("socket")) {
     if (!d.serverurl.empty()) bad_arg(eff, "socket", "give socket or serverurl, not both");
     d.serverurl = "unix://" + absolute(a.str("socket"), d.cwd);
   }
+  if (a.has("port")) {
+    int64_t port = a.integer("port");
+    if (port < 1 || port > 65535) bad_arg(eff, "port", "a TCP port 1-65535 expected, got " + std::to_string(port));
+    d.port = static_cast<int>(port);
+  }
+  if (a.has("cmdline")) {
+    d.match = a.strings("cmdline");
+    if (d.match.empty() || d.match.size() > 64)
+      bad_arg(eff, "cmdline", "the first 1 to 64 elements of the process's argv expected, e.g. { \"python3\", \"app.py\" }");
+    for (const auto& m : d.match)
+      if (m.size() > 4096 || m.find('\0') != std::string::npos)
+        bad_arg(eff, "cmdline", "an argv element without NUL, up to 4096 bytes, expected");
+  }
+  if (d.backend != "process")
+    for (const char* only : {"port", "cmdline"})
+      if (a.has(only)) bad_arg(eff, only, "only the process backend adopts a process by " + std::string(only));
   if (d.backend == "process") {
-    if (d.argv.empty()) bad_arg(eff, "argv", "the process backend needs the program and its arguments");
+    if (d.argv.empty() && d.port == 0 && d.match.empty())
+      bad_arg(eff, "argv", "the process backend needs the program and its arguments (or port / cmdline to adopt a running one)");
     std::string dir = service_state_dir();
     d.pidfile = a.has("pidfile") ? absolute(a.str("pidfile"), d.cwd) : dir + "/" + d.name + ".pid";
     d.log = a.has("log") ? absolute(a.str("log"), d.cwd) : dir + "/" + d.name + ".log";
@@ -105,7 +128,9 @@ std::vector<std::string> env_secrets(const Args& a) {
 std::string pid_text(pid_t pid) { return pid > 0 ? " (pid " + std::to_string(pid) + ")" : ""; }
 
 std::string state_text(const ServiceStatus& s) {
-  std::string t = s.state + pid_text(s.pid) + (s.detail == "planned" ? " (as planned)" : "");
+  std::string t = s.state + (s.adopted && s.pid > 0 ? " (pid " + std::to_string(s.pid) + ", " + s.detail + ")"
+                                                     : pid_text(s.pid)) +
+                  (s.detail == "planned" ? " (as planned)" : "");
   if (s.stale) t += " [" + s.detail + "]";
   return t;
 }
@@ -130,6 +155,8 @@ json base_result(const ServiceDef& d, const ServiceStatus& s) {
   if (!s.since.empty()) r["since"] = s.since;
   if (!s.detail.empty()) r["detail"] = s.detail;
   if (s.stale) r["stale"] = true;
+  if (s.adopted) r["adopted"] = true;
+  if (d.port > 0) r["port"] = d.port;
   return r;
 }
 
@@ -201,9 +228,12 @@ json preview_of(EffectContext& ctx, const Args& a, Verb v) {
     } catch (const ServiceMissing& e) {
       if (may_appear) throw;  // an earlier planned change may add it: "cannot preview"
       throw WouldFail(e.what(), e.result());
+    } catch (const ServiceAmbiguous& e) {
+      if (!taint_of(ctx, "proc").empty()) throw;  // a planned change may end one of them
+      throw WouldFail(e.what(), e.result());
     }
   }
-  bool noop = (v == Verb::Start && cur.running()) || (v == Verb::Stop && !cur.running() && cur.state != "starting");
+  bool noop = (v == Verb::Start && cur.running()) || (v == Verb::Stop && !cur.running() && cur.state != "starting" && cur.state != "partial");
   if (!noop) {
     std::string why = be->would_fail(ctx, d, verb_name(v), cur, may_appear);
     if (!why.empty()) throw WouldFail(why);
@@ -294,7 +324,7 @@ json apply_verb(EffectContext& ctx, const Args& a, Verb v) {
     r["message"] = msg;
     return r;
   }
-  if (v == Verb::Stop && !cur.running() && cur.state != "starting") {
+  if (v == Verb::Stop && !cur.running() && cur.state != "starting" && cur.state != "partial") {
     std::string msg = d.name + ": not running; nothing to stop" + (cur.stale ? " (" + cur.detail + ")" : "");
     ctx.note(msg);
     json r = base_result(d, cur);
@@ -335,11 +365,11 @@ void add_verb(Registry& reg, Verb v) {
   e.args = name_args();
   e.positional = {"name"};
   if (v == Verb::Start) {
-    e.summary = "Start a defined service and wait until it runs (or is healthy); a running one is left alone";
+    e.summary = "Start a defined service and wait until it runs (or is healthy, or listens on its port); a running one is left alone; a failed start stops what it started";
     e.returns = "{ name, backend, state = \"running\", pid, since, changed, message, log, waited (ms) }";
   } else if (v == Verb::Stop) {
-    e.summary = "Stop a defined service (process: TERM to its group, KILL after stop_timeout); a stopped one is left alone";
-    e.returns = "{ name, backend, state = \"stopped\", pid (the one stopped), changed, message, signal }";
+    e.summary = "Stop a defined service (process: TERM to its group, KILL after stop_timeout, also a process adopted by port/cmdline; with port, fails while the port is still held); a stopped one is left alone";
+    e.returns = "{ name, backend, state = \"stopped\", pid (the one stopped), changed, message, signal, adopted, port_released }";
   } else {
     e.summary = "Restart a defined service (stop if it runs, then start, waiting for health)";
     e.returns = "{ name, backend, state = \"running\", pid, previous_pid, changed = true, message }";
@@ -370,9 +400,12 @@ json ServiceDef::to_json() const {
   if (backend == "supervisor") j["program"] = program;
   if (backend == "pm2") j["app"] = app;
   if (backend == "compose") j["compose_service"] = compose_service;
+  if (!compose_command.empty()) j["compose_command"] = compose_command;
   if (!project.empty()) j["project"] = project;
   if (!config.empty()) j["config"] = config;
   if (!serverurl.empty()) j["serverurl"] = serverurl;
+  if (port > 0) j["port"] = port;
+  if (!match.empty()) j["cmdline"] = match;
   // Exact durations for from_json: the formatted ones above are for people.
   j["_ms"] = {stop_timeout.count(), start_timeout.count(), settle.count()};
   return j;
@@ -398,8 +431,11 @@ ServiceDef ServiceDef::from_json(const json& j) {
   d.app = j.value("app", d.name);
   d.compose_service = j.value("compose_service", d.name);
   d.project = j.value("project", "");
+  d.compose_command = j.value("compose_command", "");
   d.config = j.value("config", "");
   d.serverurl = j.value("serverurl", "");
+  if (j.contains("port") && j["port"].is_number_integer()) d.port = j["port"].get<int>();
+  if (j.contains("cmdline") && j["cmdline"].is_array()) d.match = j["cmdline"].get<std::vector<std::string>>();
   return d;
 }
 
@@ -433,7 +469,7 @@ std::string ServiceBackend::unreachable(const ServiceDef& d) const {
 }
 
 void ServiceBackend::restart(EffectContext& ctx, const ServiceDef& d, const ServiceStatus& cur, json& out) {
-  if (cur.running() || cur.state == "starting") {
+  if (cur.state != "stopped") {
     json stopped = json::object();
     stop(ctx, d, cur, stopped);
     if (stopped.contains("signal")) out["stop_signal"] = stopped["signal"];
@@ -504,7 +540,9 @@ void register_service(Registry& r) {
     e.args = {
         req("name", ArgType::String, "the name service.start/stop/status use; also names the default pidfile"),
         opt("backend", ArgType::String, "process | systemd | supervisor | pm2 | compose", "process"),
-        opt("argv", ArgType::List, "process: program and arguments; pm2: script and arguments when pm2 does not know the app yet"),
+        opt("argv", ArgType::List, "process: program and arguments (optional with port or cmdline: then it can be stopped, not started); pm2: script and arguments when pm2 does not know the app yet"),
+        opt("port", ArgType::Int, "process: the TCP port the service listens on; a process listening there without runbook's pidfile is adopted (status, stop, restart act on it), start fails while another process holds it, stop checks it is released"),
+        opt("cmdline", ArgType::List, "process: an exact prefix of the argv of the process to adopt ({ \"python3\", \"app.py\" }; whole elements, never a pattern; a first element without \"/\" also matches argv[0]'s file name: \"python3\" is /usr/bin/python3 too); with port, the port's holder (or its nearest matching ancestor: npm above its node) must match too; several unrelated matches are an error"),
         opt("cwd", ArgType::Path, "working directory (process, pm2; compose commands run there)"),
         opt("env", ArgType::Map, "environment added for the process (process), or for the backend's commands (supervisorctl, pm2, docker)"),
         opt("log", ArgType::Path, "process: stdout and stderr are appended here (default <state dir>/<name>.log); relative to cwd"),
@@ -518,9 +556,12 @@ void register_service(Registry& r) {
         opt("config", ArgType::Path, "supervisord.conf for supervisorctl -c, compose file for docker compose -f, pm2 ecosystem file"),
         opt("socket", ArgType::Path, "supervisor: the unix socket (supervisorctl -s unix://socket)"),
         opt("serverurl", ArgType::String, "supervisor: supervisorctl -s URL"),
-        opt("app", ArgType::String, "pm2 app name (default: name)"),
+        opt("app", ArgType::String, "pm2 app name (default: name); \"all\": every app of the pm2 daemon, as `pm2 restart all`"),
         opt("compose_service", ArgType::String, "compose: the service in the compose file (default: name)"),
-        opt("project", ArgType::String, "compose: project name (docker compose -p)")};
+        opt("project", ArgType::String, "compose: project name (docker compose -p)"),
+        opt("compose_command", ArgType::String,
+            "compose: \"docker compose\" (v2, the docker CLI plugin) or \"docker-compose\" (v1, Debian 12's); "
+            "default: v2 when the docker CLI has the compose plugin, else docker-compose when it is on PATH")};
     e.returns = "the definition with defaults filled in: { name, backend, pidfile, log, ... }";
     e.describe = [](const Args& a) {
       return "define service " + a.str("name") + " (" + a.str("backend") + ")";
@@ -552,7 +593,7 @@ void register_service(Registry& r) {
     e.kind = Kind::Probe;
     e.args = name_args();
     e.positional = {"name"};
-    e.returns = "{ name, backend, state = \"running\"|\"stopped\"|\"starting\", pid, since, detail, stale }";
+    e.returns = "{ name, backend, state = \"running\"|\"stopped\"|\"starting\"|\"partial\" (pm2 app = \"all\": some online), pid, since, detail, stale, adopted (process: found by port/cmdline, not its pidfile), port }";
     e.describe = [](const Args& a) { return "status of service " + a.str("name"); };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       ServiceDef d = lookup(ctx, a);

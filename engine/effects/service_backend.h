@@ -34,17 +34,24 @@ struct ServiceDef {
   std::string app;              // pm2 app name
   std::string compose_service;  // compose service name
   std::string project;          // compose -p
+  std::string compose_command;  // compose: "docker compose" (v2), "docker-compose" (v1), "" = find out
+  // process: adopt what runs without runbook's pidfile (started by hand, `python app.py &`):
+  int port = 0;                    // the process listening on this TCP port
+  std::vector<std::string> match;  // an exact prefix of its argv (service.define's `cmdline`)
 
   json to_json() const;
   static ServiceDef from_json(const json& j);
 };
 
 struct ServiceStatus {
-  std::string state = "stopped";  // running | stopped | starting
+  std::string state = "stopped";  // running | stopped | starting | partial (pm2 all: some apps run)
   pid_t pid = 0;
   std::string since;   // ISO time it started, when known
   std::string detail;  // the backend's own words ("inactive", "pidfile is stale: ...")
-  bool stale = false;  // process backend: a pidfile names a process we did not start
+  bool stale = false;  // process backend: a process it leaves alone (a stale pidfile, a port
+                       // held by a process that does not match `cmdline`)
+  bool adopted = false;      // process backend: found by port/cmdline, not from runbook's pidfile
+  uint64_t start_ticks = 0;  // process backend: the pid's start time (/proc/PID/stat), when running
   bool running() const { return state == "running"; }
 };
 
@@ -52,6 +59,14 @@ struct ServiceStatus {
 // service"): status() throws this, so that a preview can tell "the live run would fail" from
 // "cannot look". Live it is an ordinary EffectError.
 class ServiceMissing : public EffectError {
+ public:
+  using EffectError::EffectError;
+};
+
+// Several unrelated processes match an adoption (port, cmdline): status() throws this naming the
+// pids, never picks one. A preview says the live run would fail, unless an earlier planned change
+// made the process table unpredictable.
+class ServiceAmbiguous : public EffectError {
  public:
   using EffectError::EffectError;
 };

@@ -1,14 +1,21 @@
 // Backends that drive a service manager through its own command: systemctl, supervisorctl, pm2,
 // docker compose. Always argv through run_process_checked (bounded, interruptible), never a shell.
 // Each backend is: the command for a verb, and how to read the manager's status answer.
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <chrono>
 #include <filesystem>
+#include <memory>
 
 #include "core/clock.h"
+#include "core/secrets.h"
 #include "core/strings.h"
 #include "effects/service_backend.h"
 #include "effects/util.h"
+#include "os/files.h"
 
 namespace rb {
 namespace {
@@ -32,12 +39,19 @@ class CliBackend : public ServiceBackend {
   os::ProcessResult run(EffectContext& ctx, const ServiceDef& d, const std::vector<std::string>& argv,
                         Millis timeout, bool check) {
     os::ProcessSpec spec;
-    spec.argv = argv;
+    std::unique_ptr<os::PrivateFile> priv;
+    spec.argv = private_argv(d, argv, priv);
     spec.env = d.env;
     spec.cwd = d.cwd;
     spec.timeout = timeout;
     spec.detached = starts_own_daemon();
     return run_process_checked(ctx, spec, check, display_argv(argv));
+  }
+  // A manager whose credentials would be on argv moves them into a private file (`priv`, alive
+  // for the run) and returns the argv that names it instead.
+  virtual std::vector<std::string> private_argv(const ServiceDef&, const std::vector<std::string>& argv,
+                                                std::unique_ptr<os::PrivateFile>&) const {
+    return argv;
   }
   // A manager whose command starts the manager's daemon on first use (pm2): that daemon, and the
   // services under it, must outlive the command, so its leftovers are not stopped.
@@ -108,6 +122,44 @@ class Supervisor : public CliBackend {
     a.insert(a.end(), {verb, d.program});
     return a;
   }
+  // serverurl = "http://user:pw@host:9001": supervisorctl -s would put the password on argv
+  // (and -u/-p too). It goes into a private 0600 config's [supervisorctl] section instead, which
+  // then replaces config = for supervisorctl (that section is all supervisorctl reads of it).
+  std::vector<std::string> private_argv(const ServiceDef& d, const std::vector<std::string>& argv,
+                                        std::unique_ptr<os::PrivateFile>& priv) const override {
+    std::string pw = url_password(d.serverurl);
+    if (pw.empty()) return argv;
+    auto scheme = d.serverurl.find("://");
+    auto at = d.serverurl.find('@', scheme + 3);
+    std::string userinfo = d.serverurl.substr(scheme + 3, at - scheme - 3);
+    std::string user = userinfo.substr(0, userinfo.find(':'));
+    std::string bare = d.serverurl.substr(0, scheme + 3) + d.serverurl.substr(at + 1);
+    for (const std::string& v : {bare, user, pw})
+      if (v.find_first_of("\r\n") != std::string::npos)
+        throw EffectError("serverurl of service " + d.name + " holds a line break");
+    // Supervisor's config expands %(name)s: a literal % is written %%.
+    auto ini = [](const std::string& v) {
+      std::string out;
+      for (char c : v) out += c == '%' ? std::string("%%") : std::string(1, c);
+      return out;
+    };
+    try {
+      priv = std::make_unique<os::PrivateFile>(
+          "runbook-supervisorctl-", "[supervisorctl]\nserverurl=" + ini(bare) + "\nusername=" +
+                                        ini(user) + "\npassword=" + ini(pw) + "\n");
+    } catch (const std::exception& e) {
+      throw EffectError(std::string("cannot write supervisorctl's private config: ") + e.what());
+    }
+    std::vector<std::string> out = {argv.front(), "-c", priv->path()};
+    for (size_t i = 1; i < argv.size(); ++i) {
+      if ((argv[i] == "-c" || argv[i] == "-s") && i + 1 < argv.size()) {
+        ++i;
+        continue;
+      }
+      out.push_back(argv[i]);
+    }
+    return out;
+  }
   ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
     // status exits 3 for a program that is not running: the text decides, not the code.
     auto r = run(ctx, d, command(d, "status"), Millis(15'000), false);
@@ -153,7 +205,8 @@ class Supervisor : public CliBackend {
 };
 
 // pm2 start|stop|restart APP; state from `pm2 jlist`. An app pm2 does not know yet is started
-// from the ecosystem file (config) or from argv.
+// from the ecosystem file (config) or from argv. app = "all" is every app of the daemon (the
+// seeds' `pm2 restart all`): running when every one is online, and the status lists them.
 class Pm2 : public CliBackend {
  public:
   bool starts_own_daemon() const override { return true; }
@@ -162,6 +215,25 @@ class Pm2 : public CliBackend {
   }
   ServiceStatus status(EffectContext& ctx, const ServiceDef& d) override {
     ServiceStatus s;
+    if (d.app == "all") {
+      json list = jlist(ctx, d);
+      if (list.empty()) {
+        s.detail = "pm2 has no apps";
+        return s;
+      }
+      size_t online = 0;
+      std::string each;
+      for (const auto& app : list) {
+        std::string st = app.contains("pm2_env") && app["pm2_env"].is_object() ? app["pm2_env"].value("status", "") : "";
+        online += st == "online";
+        each += (each.empty() ? "" : ", ") + app.value("name", std::string("?")) + " " + st;
+      }
+      s.detail = "pm2: " + each;
+      // Some online: "partial", which a stop acts on and a start completes.
+      if (online == list.size()) s.state = "running";
+      else if (online > 0) s.state = "partial";
+      return s;
+    }
     json app = find_app(ctx, d);
     if (app.is_null()) {
       s.detail = "pm2 has no app named " + d.app;
@@ -180,7 +252,9 @@ class Pm2 : public CliBackend {
 
   void start(EffectContext& ctx, const ServiceDef& d, json& out) override {
     std::vector<std::string> argv = command(d, "start");
-    if (find_app(ctx, d).is_null()) {
+    if (d.app == "all") {
+      if (jlist(ctx, d).empty()) throw EffectError("pm2 has no apps: nothing for pm2 start all to start");
+    } else if (find_app(ctx, d).is_null()) {
       if (!d.config.empty()) {
         argv = {"pm2", "start", d.config, "--only", d.app};
       } else if (!d.argv.empty()) {
@@ -202,6 +276,8 @@ class Pm2 : public CliBackend {
   // fails (service.start starts it from the definition; restart does not).
   std::string would_fail(EffectContext&, const ServiceDef& d, const std::string& verb, const ServiceStatus& cur,
                          bool paths_may_appear) override {
+    if (d.app == "all")
+      return cur.detail == "pm2 has no apps" && verb != "stop" ? "pm2 has no apps: pm2 " + verb + " all would fail" : "";
     bool unknown_app = cur.detail == "pm2 has no app named " + d.app;  // from the world, not a plan
     if (!unknown_app || verb == "stop") return "";
     if (verb == "restart")
@@ -216,6 +292,13 @@ class Pm2 : public CliBackend {
 
  private:
   json find_app(EffectContext& ctx, const ServiceDef& d) {
+    for (const auto& app : jlist(ctx, d))
+      if (app.is_object() && app.value("name", "") == d.app) return app;
+    return nullptr;
+  }
+
+  // The daemon's apps (objects only).
+  json jlist(EffectContext& ctx, const ServiceDef& d) {
     auto r = run(ctx, d, {"pm2", "jlist"}, Millis(30'000), true);
     // pm2 may print a banner (spawning its daemon) before the JSON: take the array line.
     json list = parse_json(r.stdout_text);
@@ -228,26 +311,67 @@ class Pm2 : public CliBackend {
       }
     if (list.is_discarded() || !list.is_array())
       throw EffectError("pm2 jlist did not print a JSON list: " + tail_lines(r.stdout_text));
-    for (const auto& app : list)
-      if (app.is_object() && app.value("name", "") == d.app) return app;
-    return nullptr;
+    json out = json::array();
+    for (auto& app : list)
+      if (app.is_object()) out.push_back(std::move(app));
+    return out;
   }
 };
 
-// docker compose [-f FILE] [-p PROJECT] start|stop|restart SERVICE; state from
-// `ps --format json SERVICE`.
+// The compose command this machine has: v2 is a plugin of the docker CLI (`docker compose`),
+// found where the CLI looks for plugins; v1 is the `docker-compose` program (what Debian 12
+// ships). Neither: v2, so that the error names `docker compose`. No process is run to find out.
+std::string compose_command_of(const ServiceDef& d) {
+  if (!d.compose_command.empty()) return d.compose_command;
+  std::vector<std::string> dirs;
+  if (const char* c = std::getenv("DOCKER_CONFIG"); c && *c) dirs.push_back(std::string(c) + "/cli-plugins");
+  else if (const char* h = std::getenv("HOME"); h && *h) dirs.push_back(std::string(h) + "/.docker/cli-plugins");
+  for (const char* p : {"/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                        "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins"})
+    dirs.push_back(p);
+  if (!os::which("docker").empty())
+    for (const auto& dir : dirs)
+      if (::access((dir + "/docker-compose").c_str(), X_OK) == 0) return "docker compose";
+  if (!os::which("docker-compose").empty()) return "docker-compose";
+  return "docker compose";
+}
+
+bool has_no_such_service(const std::string& text) {
+  std::string low = text;
+  for (char& c : low) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return low.find("no such service") != std::string::npos;
+}
+
+// docker compose (v2) or docker-compose (v1) [-f FILE] [-p PROJECT]:
+//   start    up -d SERVICE  (creates the container anew when the image or the config changed)
+//   stop     stop SERVICE
+//   restart  up -d --force-recreate --no-deps SERVICE  (a plain `restart` keeps the old
+//            container, its image and its environment: a rolled-back env file or image would
+//            not take effect)
+// State: v2 from `ps --format json SERVICE`; v1 (which has no --format) from `ps -q SERVICE`
+// and `docker inspect` of those containers (their State only: their Config holds the env).
 class Compose : public CliBackend {
  public:
   std::vector<std::string> base(const ServiceDef& d) const {
-    std::vector<std::string> a = {"docker", "compose"};
+    std::vector<std::string> a = compose_command_of(d) == "docker-compose" ? std::vector<std::string>{"docker-compose"}
+                                                                          : std::vector<std::string>{"docker", "compose"};
     if (!d.config.empty()) a.insert(a.end(), {"-f", d.config});
     if (!d.project.empty()) a.insert(a.end(), {"-p", d.project});
     return a;
   }
+  bool v1(const ServiceDef& d) const { return compose_command_of(d) == "docker-compose"; }
   std::vector<std::string> command(const ServiceDef& d, const std::string& verb) const override {
     auto a = base(d);
-    if (verb == "ps") a.insert(a.end(), {"ps", "--format", "json", d.compose_service});
-    else a.insert(a.end(), {verb, d.compose_service});
+    if (verb == "ps") {
+      if (v1(d)) a.insert(a.end(), {"ps", "-q", d.compose_service});
+      else a.insert(a.end(), {"ps", "--format", "json", d.compose_service});
+    } else if (verb == "start") {
+      a.insert(a.end(), {"up", "-d", d.compose_service});
+    } else if (verb == "restart") {
+      a.insert(a.end(), {"up", "-d", "--force-recreate", "--no-deps", d.compose_service});
+    } else {
+      a.insert(a.end(), {verb, d.compose_service});
+    }
     return a;
   }
   // docker compose -f FILE fails at once when FILE does not exist.
@@ -263,10 +387,10 @@ class Compose : public CliBackend {
     try {
       r = run(ctx, d, command(d, "ps"), Millis(30'000), true);
     } catch (const EffectError& e) {
-      if (std::string(e.what()).find("no such service") != std::string::npos)
-        throw ServiceMissing(e.what(), e.result());
+      if (has_no_such_service(e.what())) throw ServiceMissing(e.what(), e.result());
       throw;
     }
+    if (v1(d)) return status_v1(ctx, d, r);
     // Older compose prints one JSON array, newer one object per line.
     std::vector<json> rows;
     json all = parse_json(r.stdout_text);
@@ -290,6 +414,44 @@ class Compose : public CliBackend {
       }
       if (st == "restarting") s.state = "starting";
     }
+    return s;
+  }
+
+ private:
+  ServiceStatus status_v1(EffectContext& ctx, const ServiceDef& d, const os::ProcessResult& ps) {
+    ServiceStatus s;
+    s.detail = "no container";
+    std::vector<std::string> argv = {"docker", "inspect", "--type", "container", "--format",
+                                     "{{.Name}} {{json .State}}"};
+    for (const auto& line : split(ps.stdout_text, '\n')) {
+      std::string id = trim(line);
+      bool hex = !id.empty() && id.size() <= 64 &&
+                 std::all_of(id.begin(), id.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+      if (hex && argv.size() < 6 + 64) argv.push_back(id);
+    }
+    if (argv.size() == 6) return s;
+    // A container removed between the two commands is "No such object": the others still count.
+    auto r = run(ctx, d, argv, Millis(30'000), false);
+    bool any = false;
+    for (const auto& line : split(r.stdout_text, '\n')) {
+      auto sp = line.find(' ');
+      if (sp == std::string::npos) continue;
+      json st = parse_json(line.substr(sp + 1));
+      if (st.is_discarded() || !st.is_object()) continue;
+      any = true;
+      std::string name = line.substr(0, sp);
+      if (!name.empty() && name[0] == '/') name.erase(0, 1);
+      std::string status = st.value("Status", "");
+      std::string health = st.contains("Health") && st["Health"].is_object() ? st["Health"].value("Status", "") : "";
+      s.detail = name + ": " + status + (health.empty() ? "" : " (" + health + ")");
+      if (status == "running") {  // no pid: compose reports none (v2 neither)
+        s.state = health == "starting" ? "starting" : "running";
+        return s;
+      }
+      if (status == "restarting") s.state = "starting";
+    }
+    if (!any && r.code != 0 && r.stderr_text.find("No such") == std::string::npos)
+      throw EffectError(display_argv(argv) + " exited " + std::to_string(r.code) + ": " + tail_lines(r.stderr_text));
     return s;
   }
 };

@@ -90,8 +90,24 @@ std::string tail_lines(const std::string& text, size_t lines, size_t max_chars) 
   return out;
 }
 
+long secret_argv_index(const EffectContext& ctx, const std::vector<std::string>& argv) {
+  for (size_t i = 0; i < argv.size(); ++i)
+    if (ctx.holds_secret(argv[i])) return static_cast<long>(i);
+  return -1;
+}
+
 os::ProcessResult run_process_checked(EffectContext& ctx, os::ProcessSpec spec, bool check,
-                                      const std::string& progress_label) {
+                                      const std::string& progress_label, bool secret_argv_ok) {
+  // The last line of defence: an effect that builds argv from a secret is a bug, refused here
+  // before the secret is world-readable in /proc/PID/cmdline.
+  if (!secret_argv_ok) {
+    long i = secret_argv_index(ctx, spec.argv);
+    if (i >= 0)
+      throw EffectError("refusing to start '" + (spec.argv.empty() ? "?" : spec.argv[0]) +
+                        "': argument " + std::to_string(i) +
+                        " holds a secret, and every user can read a process's argv "
+                        "(/proc/PID/cmdline)");
+  }
   Millis asked = spec.timeout;
   spec.timeout = ctx.bound(spec.timeout);
   // Cut short by the step's deadline: the step must end within a second of it.

@@ -58,8 +58,15 @@ json process_json(const os::ProcessResult& r);
 
 // Runs `spec` bounded by the step deadline, stopping it on Ctrl-C. Throws EffectError when it
 // cannot start, times out, or (check) exits non-zero: "'pip' exited 1: <last stderr line>".
+// Refuses (EffectError, before anything starts) an argv that holds a registered secret: argv is
+// world-readable in /proc/PID/cmdline. Only exec{ allow_secret_argv = true } passes
+// secret_argv_ok.
 os::ProcessResult run_process_checked(EffectContext& ctx, os::ProcessSpec spec, bool check = true,
-                                      const std::string& progress_label = "");
+                                      const std::string& progress_label = "",
+                                      bool secret_argv_ok = false);
+
+// The index (0-based) of the first argv element that holds a registered secret, or -1.
+long secret_argv_index(const EffectContext& ctx, const std::vector<std::string>& argv);
 
 // The last non-empty lines of a text, for error messages.
 std::string tail_lines(const std::string& text, size_t lines = 3, size_t max_chars = 400);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -484,6 +485,23 @@ std::string open_diagnosis(const std::string& path) {
   return "";
 }
 
+// An existing journal (and its -wal/-shm) wider than 0600, and its state directory wider than
+// 0700, are tightened; a warning says so when that is not possible. Only a directory named
+// "runbook" (the default $XDG_STATE_HOME/runbook) is tightened: --journal /tmp/x.db must not
+// change /tmp.
+void tighten_private(const std::string& path, const fs::path& parent) {
+  auto tighten = [](const std::string& p, mode_t want) {
+    struct stat sb;
+    if (::stat(p.c_str(), &sb) != 0) return;
+    if ((sb.st_mode & 077 & ~want) == 0) return;
+    if (::chmod(p.c_str(), sb.st_mode & want & 07777) != 0)
+      std::fprintf(stderr, "runbook: warning: %s is readable by others (mode %03o) and cannot be made private: %s\n",
+                   p.c_str(), static_cast<unsigned>(sb.st_mode & 0777), std::strerror(errno));
+  };
+  if (!parent.empty() && parent.filename() == "runbook") tighten(parent.string(), 0700);
+  for (const char* suffix : {"", "-wal", "-shm"}) tighten(path + suffix, 0600);
+}
+
 }  // namespace
 
 std::string Journal::default_path() {
@@ -499,9 +517,15 @@ Journal::Journal(const std::string& path) : path_(path), store_(std::make_unique
   st.path = path;
   std::error_code ec;
   fs::path parent = fs::path(path).parent_path();
+  // The journal holds what runs did (parameters, outputs): private to its owner from the first
+  // byte. With umask 077 every directory created is 0700 and the database 0600 (SQLite gives
+  // the -wal and -shm files the database's mode).
+  mode_t old_umask = ::umask(077);
   if (!parent.empty() && path != ":memory:") fs::create_directories(parent, ec);
-  if (sqlite3_open_v2(path.c_str(), &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) !=
-      SQLITE_OK) {
+  if (path != ":memory:") tighten_private(path, parent);
+  int open_rc = sqlite3_open_v2(path.c_str(), &st.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr);
+  ::umask(old_umask);
+  if (open_rc != SQLITE_OK) {
     std::string msg = st.db ? sqlite3_errmsg(st.db) : "out of memory";
     std::string why = ec ? "cannot create directory " + parent.string() + ": " + ec.message()
                          : open_diagnosis(path);

@@ -40,10 +40,11 @@ bool is_table_typed(const Effect& e, const std::string& arg) {
 }
 
 // Lua arguments -> one JSON object of named arguments.
-json collect_args(lua_State* L, const Effect& e) {
+json collect_args(lua_State* L, const Effect& e, SteadyTime deadline) {
   int n = lua_gettop(L);
   json named = json::object();
   JsonBudget budget;  // one for all the arguments: they may share a table
+  budget.deadline = deadline;
   if (!lua_checkstack(L, 4)) throw ArgError("bad arguments to '" + e.name + "' (too many)");
   auto merge_table = [&](int idx) {
     idx = lua_absindex(L, idx);
@@ -123,7 +124,7 @@ int call_effect(lua_State* L) {
       failure = e->name + " was called outside a step; effects run only inside step(...)";
       bug = true;
     } else {
-      json args = collect_args(L, *e);
+      json args = collect_args(L, *e, sb->dispatcher->deadline());
       CallResult r = sb->dispatcher->call(*e, std::move(args), site);
       if (r.ok) {
         result = std::move(r.result);

@@ -5,7 +5,12 @@
 #include <climits>
 #include <cstddef>
 #include <cstring>
+#include <string_view>
+#include <utility>
+#include <vector>
 
+#include "dispatch/redact.h"
+#include "lua/derive.h"
 #include "lua/sandbox.h"
 
 namespace rb {
@@ -51,6 +56,8 @@ struct Matcher {
   Budget budget;
   int depth;
   int level;
+  int subject = 1;  // the subject's stack index (an upvalue for gmatch): captures of a secret
+                    // are registered (lua/derive.h)
   struct {
     const char* init;
     ptrdiff_t len;
@@ -366,7 +373,12 @@ struct Matcher {
   void push_capture(int i, const char* s, const char* e) {
     const char* cap;
     ptrdiff_t l = get_capture(i, s, e, &cap);
-    if (l != kCapPosition) lua_pushlstring(L, cap, l);
+    if (l == kCapPosition) return;
+    lua_pushlstring(L, cap, l);
+    if (l >= static_cast<ptrdiff_t>(Redactor::kMinDerived))
+      if (Redactor* r = derive_redactor(L))
+        derive_window(L, *r, subject, static_cast<size_t>(cap - src_init), static_cast<size_t>(l),
+                      "a string capture");
   }
 
   int push_captures(const char* s, const char* e) {
@@ -485,6 +497,7 @@ int str_gmatch(lua_State* L) {
   auto* gm = static_cast<GMatchState*>(lua_newuserdatauv(L, sizeof(GMatchState), 0));
   if (init > ls) init = ls + 1;  // avoids overflow in s + init
   new (gm) GMatchState{s + init, p, nullptr, Matcher(L, s, ls, p, lp)};
+  gm->ms.subject = lua_upvalueindex(1);
   lua_pushcclosure(L, gmatch_aux, 3);
   return 1;
 }
@@ -568,7 +581,30 @@ int str_gsub(lua_State* L) {
     lp--;
   }
   Matcher ms(L, src, srcl, p, lp);
+  // A subject holding a secret: where each of its secret ranges went in the output (the
+  // segments of the subject the loop below copies or replaces one at a time), so that a
+  // rewritten copy (token:gsub(".", "%0 ")) is registered as a secret.
+  Redactor* red = derive_redactor(L);
+  std::vector<std::pair<size_t, size_t>> ranges, out_ranges;
+  if (red) ranges = red->covered(std::string_view(src, srcl));
+  size_t next = 0, open_at = 0;
+  bool open = false;
+  auto segment = [&](size_t s0, size_t s1, size_t o0, size_t o1) {
+    (void)s0;
+    while (next < ranges.size()) {
+      if (!open) {
+        if (s1 <= ranges[next].first) return;
+        open_at = o0;
+        open = true;
+      }
+      if (s1 < ranges[next].second) return;
+      out_ranges.emplace_back(open_at, o1);
+      open = false;
+      ++next;
+    }
+  };
   while (n < max_s) {
+    size_t s0 = static_cast<size_t>(src - ms.src_init), o0 = luaL_bufflen(&b);
     ms.reset();
     const char* e = ms.match(src, p);
     if (e && e != lastmatch) {
@@ -580,13 +616,34 @@ int str_gsub(lua_State* L) {
     } else {
       break;
     }
+    if (!ranges.empty()) segment(s0, static_cast<size_t>(src - ms.src_init), o0, luaL_bufflen(&b));
     if (anchor) break;
   }
   if (!changed) {
     lua_pushvalue(L, 1);
   } else {
+    size_t s0 = static_cast<size_t>(src - ms.src_init), o0 = luaL_bufflen(&b);
     luaL_addlstring(&b, src, ms.src_end - src);
+    if (!ranges.empty()) segment(s0, srcl, o0, luaL_bufflen(&b));
     luaL_pushresult(&b);
+    if (red) {
+      size_t outl;
+      const char* out = lua_tolstring(L, -1, &outl);
+      const char* subject = lua_tostring(L, 1);
+      for (size_t i = 0; i < out_ranges.size() && i < ranges.size(); ++i) {
+        auto [o0r, o1r] = out_ranges[i];
+        std::string_view piece(out + o0r, o1r - o0r);
+        if (piece != std::string_view(subject + ranges[i].first, ranges[i].second - ranges[i].first))
+          derive_register(L, *red, piece, "string.gsub");
+      }
+      // A replacement holding a secret and a '%': its text is not copied as it is.
+      if (tr == LUA_TSTRING) {
+        size_t rl;
+        const char* rs = lua_tolstring(L, 3, &rl);
+        if (std::memchr(rs, kEsc, rl) && red->contains(std::string_view(rs, rl)))
+          derive_register(L, *red, std::string_view(out, outl), "string.gsub");
+      }
+    }
   }
   lua_pushinteger(L, n);
   return 2;

@@ -1,8 +1,14 @@
 #include "lua/bounded_table.h"
 
+#include <algorithm>
 #include <climits>
+#include <string>
+#include <string_view>
+#include <vector>
 #include <ctime>
 
+#include "dispatch/redact.h"
+#include "lua/derive.h"
 #include "lua/sandbox.h"
 
 namespace rb {
@@ -132,11 +138,40 @@ int tmove(lua_State* L) {
   return 1;
 }
 
-void add_field(lua_State* L, luaL_Buffer* b, lua_Integer i) {
+size_t add_field(lua_State* L, luaL_Buffer* b, lua_Integer i) {
   lua_geti(L, 1, i);
   if (!lua_isstring(L, -1))
     luaL_error(L, "invalid value (%s) at index %I in table for 'concat'", luaL_typename(L, -1), i);
+  size_t len = 0;
+  lua_tolstring(L, -1, &len);
   luaL_addvalue(b);
+  return len;
+}
+
+// The pieces of a secret joined with a separator (table.concat({ t:sub(1, 3), t:sub(4, 6) },
+// "-"), or each of its characters with " "): a secret in the items joined without the
+// separator that spans two of them is registered as it is in the result, separators included.
+void derive_concat(lua_State* L, Redactor& r, const std::vector<size_t>& lens, size_t lsep) {
+  size_t rl;
+  const char* res = lua_tolstring(L, -1, &rl);
+  std::string joined;
+  std::vector<size_t> starts;  // of each item in `joined`
+  joined.reserve(rl);
+  size_t at = 0;
+  for (size_t k = 0; k < lens.size(); ++k) {
+    starts.push_back(joined.size());
+    joined.append(res + at, lens[k]);
+    at += lens[k] + lsep;
+  }
+  auto item_of = [&](size_t pos) {
+    return static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), pos) - starts.begin()) - 1;
+  };
+  for (const auto& [a, b] : r.covered(joined)) {
+    size_t ka = item_of(a), kb = item_of(b - 1);
+    if (ka == kb) continue;  // inside one item: in the result unchanged
+    size_t from = a + ka * lsep, to = b + kb * lsep;
+    derive_register(L, r, std::string_view(res + from, to - from), "table.concat");
+  }
 }
 
 // A C function as __index (tostring, rawlen) answers every index: the loop would run to the
@@ -147,16 +182,23 @@ int tconcat(lua_State* L) {
   const char* sep = luaL_optlstring(L, 2, "", &lsep);
   lua_Integer i = luaL_optinteger(L, 3, 1);
   last = luaL_optinteger(L, 4, last);
+  Redactor* r = lsep > 0 ? derive_redactor(L) : nullptr;
+  std::vector<size_t> lens;
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   Ticker t{L};
   for (; i < last; i++) {
     t.tick();
-    add_field(L, &b, i);
+    size_t len = add_field(L, &b, i);
+    if (r) lens.push_back(len);
     luaL_addlstring(&b, sep, lsep);
   }
-  if (i == last) add_field(L, &b, i);
+  if (i == last) {
+    size_t len = add_field(L, &b, i);
+    if (r) lens.push_back(len);
+  }
   luaL_pushresult(&b);
+  if (r && lens.size() > 1) derive_concat(L, *r, lens, lsep);
   return 1;
 }
 

@@ -1,5 +1,7 @@
 #include "lua/convert.h"
 
+#include "core/interrupt.h"
+
 #include <cmath>
 #include <vector>
 
@@ -176,6 +178,11 @@ json to_json(lua_State* L, int idx, const std::string& root, const std::string& 
     throw ArgError(root + " holds more than " + std::to_string(kJsonMaxValues) +
                    " values (json: the same table many times over?)");
   --budget.values;
+  if ((budget.values & 0xfff) == 0) {
+    if (interrupt_requested()) throw Interrupted("interrupted");
+    if (budget.deadline != SteadyTime::max() && std::chrono::steady_clock::now() > budget.deadline)
+      throw DeadlineExceeded("the step's deadline passed while converting " + root);
+  }
   switch (lua_type(L, idx)) {
     case LUA_TNIL:
     case LUA_TNONE:

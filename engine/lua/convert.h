@@ -4,6 +4,7 @@
 // levels") and, from Lua, a number of values, since a table can hold the same table many times
 // over and a DAG of 40 levels would otherwise expand to 2^40 values.
 #pragma once
+#include "core/clock.h"
 #include <lua.hpp>
 
 #include <string>
@@ -16,12 +17,15 @@ namespace rb {
 // pg.query{ params = { json.null, 5 } }).
 void* json_null_sentinel();
 
-constexpr size_t kJsonMaxValues = 4'000'000;
+constexpr size_t kJsonMaxValues = 1'000'000;
 
 // How many values one conversion (or several that share it: an effect's arguments) may still
 // produce.
+// One conversion's limits: a count of values, and the step's deadline (a conversion of a table
+// shared at every level is a million values of work; it must end with its step, and on Ctrl-C).
 struct JsonBudget {
   size_t values = kJsonMaxValues;
+  SteadyTime deadline = SteadyTime::max();
 };
 
 // Throws ArgError naming `what` for what JSON cannot hold, too deep a nesting or too many values.

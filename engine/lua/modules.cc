@@ -1,10 +1,12 @@
 #include "lua/modules.h"
 
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "dispatch/dispatcher.h"
 #include "lua/convert.h"
+#include "lua/derive.h"
 #include "lua/sandbox.h"
 
 namespace rb {
@@ -35,11 +37,40 @@ int l_warn(lua_State* L) { return emit(L, "warn"); }
 int l_error(lua_State* L) { return emit(L, "error"); }
 int l_debug(lua_State* L) { return emit(L, "debug"); }
 
+// A string holding a secret that JSON's escaping changes (a quote, a backslash, a control
+// character in it) is in the text as its escaped form: that form is registered as a secret.
+void derive_json(lua_State* L, Redactor& r, const json& v, std::vector<std::string>* out) {
+  std::vector<const json*> todo{&v};
+  auto check = [&](const std::string& s) {
+    if (s.size() < Redactor::kMinDerived || !r.contains(s)) return;
+    std::string esc = json(s).dump();
+    esc = esc.substr(1, esc.size() - 2);
+    if (esc != s) out->push_back(std::move(esc));
+  };
+  while (!todo.empty()) {
+    const json* j = todo.back();
+    todo.pop_back();
+    if (j->is_string()) {
+      check(j->get_ref<const std::string&>());
+    } else if (j->is_object()) {
+      for (auto it = j->begin(); it != j->end(); ++it) {
+        check(it.key());
+        todo.push_back(&it.value());
+      }
+    } else if (j->is_array()) {
+      for (const auto& e : *j) todo.push_back(&e);
+    }
+  }
+  (void)L;
+}
+
 int l_json_encode(lua_State* L) {
   std::string out;
   std::string err;
+  std::vector<std::string> derived;
   try {
     json v = lua_to_json(L, 1, "argument #1");
+    if (Redactor* r = derive_redactor(L)) derive_json(L, *r, v, &derived);
     bool pretty = lua_toboolean(L, 2);
     // Object keys sorted: a Lua table has no key order (two equal tables can iterate
     // differently), and the same value must give the same text (plans, digests, replay).
@@ -49,6 +80,8 @@ int l_json_encode(lua_State* L) {
     err = e.what();
   }
   if (!err.empty()) return luaL_error(L, "json.encode: %s", err.c_str());
+  if (Redactor* r = derive_redactor(L))
+    for (const auto& d : derived) derive_register(L, *r, d, "json.encode");
   lua_pushlstring(L, out.data(), out.size());
   return 1;
 }

@@ -4,7 +4,9 @@
 #include <pwd.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -18,6 +20,7 @@
 #include "core/secrets.h"
 #include "core/source_file.h"
 #include "core/strings.h"
+#include "dispatch/redact.h"
 #include "lua/binding.h"
 #include "lua/convert.h"
 #include "lua/modules.h"
@@ -702,22 +705,56 @@ json Runbook::override_params(const json& base, const std::map<std::string, std:
       problems.push_back("parameter '" + k + "' must be one of " + join(spec->choices, ", "));
       continue;
     }
-    if (!spec->secret && changes && (!out.contains(k) || out[k] != *value))
-      (*changes)[k] = json{{"from", out.contains(k) ? out[k] : json(nullptr)}, {"to", *value}};
+    if (value->is_string() && holds_masked_password(value->get<std::string>())) {
+      problems.push_back("parameter '" + k + "' is given with a masked password (***): give " +
+                         "the password itself, never the journal's masked form");
+      continue;
+    }
+    // A value holding a password is compared, and shown, masked: the journal has it so.
+    json shown = value->is_string() ? json(mask_embedded(value->get<std::string>())) : *value;
+    if (!spec->secret && changes && (!out.contains(k) || out[k] != shown))
+      (*changes)[k] = json{{"from", out.contains(k) ? out[k] : json(nullptr)}, {"to", shown}};
     out[k] = *value;
+  }
+  for (const auto& p : decl_.params) {
+    if (p.secret || given.count(p.name) || !out.contains(p.name) || !out[p.name].is_string() ||
+        !holds_masked_password(out[p.name].get<std::string>()))
+      continue;
+    // The password was not kept: never act on the masked value. The default, when it is what
+    // the original had, is taken again; otherwise it must be given again.
+    std::string why;
+    if (p.def.is_string() && mask_embedded(p.def.get<std::string>()) == out[p.name])
+      if (auto v = convert_param(p, p.def, &why)) {
+        out[p.name] = *v;
+        continue;
+      }
+    std::string up;
+    for (char ch : p.name) up += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    problems.push_back("parameter '" + p.name + "' holds a password (" +
+                       out[p.name].get<std::string>() + "), which was not kept: give it again " +
+                       "in a --param-file FILE (a line " + p.name + "=...), as RUNBOOK_PARAM_" +
+                       up + " in the environment, at the prompt (on a terminal), or with --param " +
+                       p.name + "=...");
   }
   for (const auto& p : decl_.params) {
     if (!p.secret || !out.contains(p.name)) continue;
     bool defaulted = secrets_given && !p.def.is_null() &&
                      std::find(secrets_given->begin(), secrets_given->end(), p.name) ==
                          secrets_given->end();
-    if (out[p.name] == "***" && !given.count(p.name) && defaulted) {
+    // A secret's recorded value is always masked ("***", or a URL/DSN with "***" for its
+    // password): never acted on. It is given again, or the default it had is taken again.
+    bool from_default = false;
+    if (!given.count(p.name) && defaulted) {
       std::string why;
-      if (auto v = convert_param(p, p.def, &why)) out[p.name] = *v;
+      if (auto v = convert_param(p, p.def, &why)) { out[p.name] = *v; from_default = true; }
     }
-    if (out[p.name] == "***" && !given.count(p.name)) {
+    if (!given.count(p.name) && !from_default) {
+      std::string up;
+      for (char ch : p.name) up += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
       problems.push_back("parameter '" + p.name + "' is secret, so it was not kept: " +
-                         "give it again with --param " + p.name + "=...");
+                         "give it again in a --param-file FILE (a line " + p.name +
+                         "=...), as RUNBOOK_PARAM_" + up + " in the environment, at the prompt " +
+                         "(on a terminal), or with --param " + p.name + "=...");
       continue;
     }
     if (secrets && out[p.name].is_string()) secrets->push_back(out[p.name].get<std::string>());
@@ -743,6 +780,22 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   const auto& specs = decl_.params;
   bool ok = sandbox_->protect(
       [&](lua_State* L) {
+        // `run.step` / `run.step_name`: where the run is (progress notices read them).
+        lua_pushglobaltable(L);
+        lua_pushliteral(L, "run");
+        if (lua_rawget(L, -2) == LUA_TTABLE) {
+          lua_pushliteral(L, "step");
+          lua_pushinteger(L, idx);
+          lua_rawset(L, -3);
+          lua_pushliteral(L, "step_name");
+          lua_pushstring(L, s.name.c_str());
+          lua_rawset(L, -3);
+          lua_pushliteral(L, "failed");
+          if (trouble_.is_null()) lua_pushnil(L);
+          else push_json(L, trouble_);
+          lua_rawset(L, -3);
+        }
+        lua_settop(L, 0);
         lua_rawgeti(L, LUA_REGISTRYINDEX, fn_ref);
         push_params(L, params, specs);
         lua_call(L, 1, 0);
@@ -798,7 +851,15 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
                 [&](lua_State* L) {
                   lua_pushglobaltable(L);
                   lua_pushliteral(L, "run");
-                  push_json(L, d.run_info());
+                  json info = d.run_info();
+                  info["name"] = decl_.name;
+                  info["version"] = decl_.version;
+                  info["steps"] = decl_.steps.size();
+                  info["step"] = 0;
+                  info["step_name"] = "";
+                  int64_t started = d.options().seen_started_ms ? d.options().seen_started_ms : run.started_ms;
+                  info["started"] = static_cast<double>(started) / 1000.0;
+                  push_json(L, info);
                   lua_rawset(L, -3);
                   lua_pop(L, 1);
                 },
@@ -869,6 +930,12 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       if (j && d.options().mode != Mode::Replay) j->step_begun(sr);
       auto t0 = std::chrono::steady_clock::now();
       StepOutcome o;
+      trouble_ = nullptr;
+      if ((failed || interrupted) && failed_step >= 1 && failed_step <= total)
+        trouble_ = json{{"step", failed_step},
+                        {"step_name", decl_.steps[static_cast<size_t>(failed_step - 1)].name},
+                        {"error", failed_error},
+                        {"interrupted", interrupted}};
       try {
         o = run_step(d, s, i, params, attempt);
       } catch (const LuaPanic& e) {
@@ -1093,19 +1160,64 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
                           req.expect_modules[name].get<std::string>().substr(0, 12) + " then, " +
                           sha.substr(0, 12) + " now)");
   json param_changes = json::object();
+  // The parameters the run is given: the command line's, then what param_source answers for
+  // the declared ones left out (file, environment, prompt; see ExecRequest::param_source).
+  std::map<std::string, std::string> given_params = req.params;
+  if (req.warn_argv_secrets)
+    for (const auto& p : d.params)
+      if (p.secret && req.params.count(p.name)) {
+        std::string up;
+        for (char ch : p.name) up += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+        std::fprintf(stderr,
+                     "runbook: warning: secret parameter '%s' given with -p: every user of this "
+                     "machine can read a command line; use --param-file FILE or RUNBOOK_PARAM_%s\n",
+                     p.name.c_str(), up.c_str());
+      }
+  if (req.param_source && !(req.typed_params && !req.resume && !req.reuse_params)) {
+    bool reusing = req.typed_params && (req.resume || req.reuse_params);
+    for (const auto& p : d.params) {
+      if (given_params.count(p.name)) continue;
+      // A password inside an ordinary parameter (a URL's, a DSN's password=) was journaled
+      // masked: it is asked for again as a secret is.
+      bool masked = reusing && !p.secret && req.typed_params->is_object() &&
+                    req.typed_params->contains(p.name) && (*req.typed_params)[p.name].is_string() &&
+                    holds_masked_password((*req.typed_params)[p.name].get<std::string>());
+      if (reusing && !p.secret && !masked) continue;  // the original's value holds; not a change
+      bool needed = reusing ? true : (p.required && p.def.is_null());
+      if (reusing && req.secrets_given && !p.def.is_null() &&
+          std::find(req.secrets_given->begin(), req.secrets_given->end(), p.name) ==
+              req.secrets_given->end())
+        needed = false;  // the original took the default
+      try {
+        if (auto v = req.param_source(p.name, p.secret || masked, needed)) given_params[p.name] = *v;
+      } catch (const UsageError& e) {
+        return fail_usage(e.what());
+      }
+    }
+  }
   try {
     if (req.typed_params && (req.resume || req.reuse_params)) {
-      params = book.override_params(*req.typed_params, req.params, req.secrets_given, &secrets,
+      params = book.override_params(*req.typed_params, given_params, req.secrets_given, &secrets,
                                     &param_changes);
       json given = json::array();
       for (const auto& p : d.params)
-        if (p.secret && (req.params.count(p.name) ||
+        if (p.secret && (given_params.count(p.name) ||
                          (req.secrets_given &&
                           std::find(req.secrets_given->begin(), req.secrets_given->end(),
                                     p.name) != req.secrets_given->end())))
           given.push_back(p.name);
       run.extra["secrets_given"] = given;
       if (!param_changes.empty() && !req.allow_param_change) {
+        // No password in the message: the run's secrets and those inside any parameter.
+        Redactor hide;
+        for (const auto& s : secrets) {
+          hide.add(s);
+          for (const auto& i : embedded_secrets(s)) hide.add(i);
+        }
+        for (const auto& [name, value] : params.items())
+          if (value.is_string())
+            for (const auto& s : embedded_secrets(value.get<std::string>())) hide.add(s);
+        param_changes = hide.value(param_changes);
         std::string list;
         for (auto it = param_changes.begin(); it != param_changes.end(); ++it)
           list += "\n  " + it.key() + ": " + it.value()["from"].dump() + " then, " +
@@ -1123,12 +1235,12 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
         if (p.secret && params.contains(p.name) && params[p.name].is_string())
           secrets.push_back(params[p.name].get<std::string>());
     } else {
-      params = book.resolve_params(req.params, &secrets);
+      params = book.resolve_params(given_params, &secrets);
       // So that a resume knows which secrets came from the command line and must be given
       // again, and which the declared default supplied.
       json given = json::array();
       for (const auto& p : d.params)
-        if (p.secret && req.params.count(p.name)) given.push_back(p.name);
+        if (p.secret && given_params.count(p.name)) given.push_back(p.name);
       run.extra["secrets_given"] = given;
     }
   } catch (const UsageError& e) {
@@ -1139,7 +1251,13 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   if (opts.artifacts_root.empty() && journal)
     opts.artifacts_root = (fs::path(journal->path()).parent_path() / "artifacts").string();
   Dispatcher disp(journal, reporter, opts);
-  for (const auto& s : secrets) disp.redactor().add(s);
+  // A secret with a structure (a URL with a password, a key=value DSN) keeps its host visible:
+  // only its password is a secret. Without one, the whole value is.
+  for (const auto& s : secrets) {
+    auto inner = embedded_secrets(s);
+    if (inner.empty()) disp.redactor().add(s);
+    for (const auto& i : inner) disp.redactor().add(i);
+  }
   // A password inside an ordinary parameter (-p url=redis://:pw@host, a DSN) is a secret too,
   // whether or not the runbook declared the parameter secret.
   for (const auto& [name, value] : params.items())
@@ -1147,7 +1265,11 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
       for (const auto& s : embedded_secrets(value.get<std::string>())) disp.redactor().add(s);
   run.params = params;
   for (const auto& p : d.params)
-    if (p.secret && run.params.contains(p.name)) run.params[p.name] = "***";
+    if (p.secret && run.params.contains(p.name)) {
+      const json& v = run.params[p.name];
+      bool structured = v.is_string() && !embedded_secrets(v.get<std::string>()).empty();
+      if (!structured) run.params[p.name] = "***";  // else: the redactor masks the password alone
+    }
   run.params = disp.redactor().value(run.params);
   run.outcome = "running";
   run.artifacts = opts.artifacts_root;

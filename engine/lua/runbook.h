@@ -117,6 +117,9 @@ class Runbook {
   const Registry& registry_;
   std::unique_ptr<Sandbox> sandbox_;
   RunbookDecl decl_;
+  // What went wrong before the step now running (an `always` step after a failure or Ctrl-C):
+  // `run.failed` in Lua. Null while all is well.
+  json trouble_;
   bool declared_ = false;
   bool declaring_ = false;  // the file's top level is running: step() is allowed
   size_t memory_limit_;
@@ -149,6 +152,13 @@ struct ExecRequest {
   // Resume: the secret parameters the original was given on its command line (its extra's
   // "secrets_given"); nullopt when not recorded.
   std::optional<std::vector<std::string>> secrets_given;
+  // Parameters not given in `params` are asked of this (the CLI's --param-file, RUNBOOK_PARAM_<NAME>,
+  // a prompt without echo), by declared name: (name, secret, needed) -> the text, or nullopt.
+  // A resume asks it only for secrets (they were not journaled); a new run for every parameter.
+  std::function<std::optional<std::string>(const std::string&, bool, bool)> param_source;
+  // `params` came from the command line (-p): a secret among them draws a warning (argv is
+  // readable by every user).
+  bool warn_argv_secrets = false;
   std::string plan_id;  // a live run executing a saved plan (at most one run per plan)
   // With plan_id: the run row reserved for the plan when it was saved (its run.id); the run
   // claims it (Journal::claim_reserved) instead of journaling a new one, and is refused (exit 4)

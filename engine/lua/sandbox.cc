@@ -11,6 +11,7 @@
 #include "core/interrupt.h"
 #include "lua/bounded_string.h"
 #include "lua/bounded_table.h"
+#include "lua/derive.h"
 #include "core/source_file.h"
 
 namespace rb {
@@ -76,6 +77,16 @@ void* Sandbox::alloc(void* ud, void* ptr, size_t osize, size_t nsize) {
   if (nsize > old && self->used_ - old + nsize > self->opts_.memory_limit) {
     self->over_limit_ = true;
     return nullptr;
+  }
+  constexpr uint32_t kAllocCheckEvery = 4096;
+  if (nsize > old && ++self->allocs_ % kAllocCheckEvery == 0 && self->killed_.empty() &&
+      self->deadline_ != SteadyTime::max()) {
+    bool stop = interrupt_requested() || std::chrono::steady_clock::now() > self->deadline_;
+    if (stop) {
+      if (interrupt_requested()) self->interrupted_ = true;
+      self->kill(interrupt_requested() ? std::string("interrupted") : self->deadline_what_);
+      return nullptr;
+    }
   }
   void* p = std::realloc(ptr, nsize);
   if (p) self->used_ = self->used_ - old + nsize;
@@ -259,6 +270,7 @@ void Sandbox::build_globals() {
 
   allow(L, G, "string", luaopen_string, kString);
   install_bounded_string(L, G);  // find/match/gmatch/gsub/rep with a step budget
+  install_derive(L, G);          // upper/lower/reverse/sub/rep/format register what they derive
   allow(L, G, "table", luaopen_table, kTable);
   install_bounded_table(L, G);  // move/insert/remove/concat/sort that check the deadline
   allow(L, G, "math", luaopen_math, kMath);

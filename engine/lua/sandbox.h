@@ -2,12 +2,14 @@
 // nothing, strict globals, `require` of Lua source from stdlib/ and beside the runbook only, a
 // memory ceiling, and a deadline/interrupt hook that pcall cannot swallow.
 #pragma once
+#include <cstdint>
 #include <lua.hpp>
 
 #include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/clock.h"
@@ -74,6 +76,11 @@ class Sandbox {
   std::string unknown_reason;
   // Set when the dispatcher stopped the step for looping on unknowns (RehearsalLoop).
   std::string unknown_loop;
+  // lua/derive.cc's cache: the secret ranges of the last long subject (kept alive in the
+  // registry), for which redactor and how many secrets it held then.
+  std::vector<std::pair<size_t, size_t>> derive_ranges;
+  const void* derive_owner = nullptr;
+  size_t derive_gen = 0;
 
   // Loads Lua source (text only) as a function whose environment is the sandbox's globals.
   // On failure pushes nothing and returns the message ("file:line: ...").
@@ -120,6 +127,10 @@ class Sandbox {
   lua_State* L_ = nullptr;
   size_t used_ = 0;
   bool over_limit_ = false;
+  // The parser and other C code that allocates without running instructions (load() of 40 MB)
+  // never reach the count hook: every kAllocCheckEvery growing allocations look at the clock,
+  // and one refused allocation past the deadline stops them (the hook then raises).
+  uint32_t allocs_ = 0;
   SteadyTime deadline_ = SteadyTime::max();
   std::string deadline_what_;
   std::string killed_;

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace rb::os {
 namespace fs = std::filesystem;
@@ -127,6 +129,41 @@ uint64_t path_size(const std::string& path) {
   for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_regular_file(ec)) total += it->file_size(ec);
   return total;
+}
+
+PrivateFile::PrivateFile(const std::string& prefix, const std::string& content) {
+  const char* t = std::getenv("TMPDIR");
+  std::string dir = t && *t ? t : "/tmp";
+  std::string name = dir + "/" + prefix + "XXXXXX";
+  std::vector<char> tmpl(name.begin(), name.end());
+  tmpl.push_back('\0');
+  // mkostemp: O_CREAT|O_EXCL, mode 0600 before a byte is written; never follows a planted link.
+  int fd = ::mkostemp(tmpl.data(), O_CLOEXEC);
+  if (fd < 0) fail("cannot create a private file in", dir, errno);
+  path_ = tmpl.data();
+  auto give_up = [&](int err) {
+    ::close(fd);
+    ::unlink(path_.c_str());
+    fail("cannot write", path_, err);
+  };
+  // A umask can only take bits away; this makes sure the owner can read it, and no one else.
+  if (::fchmod(fd, 0600) != 0) give_up(errno);
+  size_t off = 0;
+  while (off < content.size()) {
+    ssize_t n = ::write(fd, content.data() + off, content.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) give_up(n < 0 ? errno : EIO);
+    off += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) {
+    int err = errno;
+    ::unlink(path_.c_str());
+    fail("cannot write", path_, err);
+  }
+}
+
+PrivateFile::~PrivateFile() {
+  if (!path_.empty()) ::unlink(path_.c_str());
 }
 
 }  // namespace rb::os

@@ -24,4 +24,20 @@ DiskFree disk_free(const std::string& path);
 // Total bytes of a file or tree.
 uint64_t path_size(const std::string& path);
 
+// A file only its owner can read, for a secret a child process reads (an npmrc with a token, a
+// requirements file with a password in a URL): created with O_EXCL and mode 0600 from the first
+// byte (mkostemp), in $TMPDIR or /tmp, and removed when this goes out of scope.
+class PrivateFile {
+ public:
+  // `prefix`: the start of the file's name ("runbook-npmrc-"). Throws std::runtime_error.
+  PrivateFile(const std::string& prefix, const std::string& content);
+  ~PrivateFile();
+  PrivateFile(const PrivateFile&) = delete;
+  PrivateFile& operator=(const PrivateFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 }  // namespace rb::os

@@ -166,7 +166,22 @@ class Reaper {
   // The live descendants started since (main included while it runs). A zombie reparented to us
   // is reaped on the way: kill(pid, 0) would count it alive, and nobody else will wait for it.
   std::vector<pid_t> live(pid_t main) {
+    // /proc is not read atomically: a process read before its parent exited names that parent,
+    // which is gone from the table by the time it is read, and the walk from here would miss it
+    // (found by a double fork, 17 times in 30). An entry whose parent is missing is such a
+    // reparenting in flight: read the table again (bounded; other processes of the machine can
+    // be in flux too, which costs a retry, never a miss).
     auto table = process_table();
+    for (int tries = 0; tries < 10; ++tries) {
+      std::set<pid_t> pids;
+      for (const auto& e : table) pids.insert(e.pid);
+      bool dangling = false;
+      for (const auto& e : table)
+        if (e.ppid > 1 && !pids.count(e.ppid)) dangling = true;
+      if (!dangling) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      table = process_table();
+    }
     std::multimap<pid_t, const ProcEntry*> kids;
     for (const auto& e : table) kids.emplace(e.ppid, &e);
     std::vector<pid_t> out, queue{self_};
@@ -200,15 +215,23 @@ class Reaper {
         if (seen.insert(p).second || !only_new) ::kill(p, sig);
     };
     auto others = [&] { return static_cast<int>(seen.size() - seen.count(main)); };
+    // "Nothing left" is believed only when two reads a moment apart agree: a process between
+    // fork and its parent's exit can be missed by one.
+    auto nothing_left = [&] {
+      if (!reaped() || !live(main).empty()) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      return reaped() && live(main).empty();
+    };
     std::vector<pid_t> procs = live(main);
-    if (reaped() && procs.empty()) return 0;
+    if (procs.empty() && nothing_left()) return 0;
+    procs = live(main);
     send(SIGTERM, procs, false);
     auto until = Clock::now() + grace;
     while (true) {
       pump(20);
       bool gone = reaped();
       procs = live(main);
-      if (gone && procs.empty()) return others();
+      if (gone && procs.empty() && nothing_left()) return others();
       if (Clock::now() >= until) break;
       send(SIGTERM, procs, true);  // reparented or forked since
     }

@@ -39,12 +39,27 @@ int64_t boot_time_ms() {
   return cached;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+// Up to `max` bytes of a file through read(2): a /proc file whose process exits mid-read just
+// ends early (or fails), which is no error here. "" when it cannot be opened.
+std::string read_bounded(const std::string& path, size_t max, bool* opened = nullptr) {
+  std::string out;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (opened) *opened = fd >= 0;
+  if (fd < 0) return out;
+  char buf[65536];
+  while (out.size() < max) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, max - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
 }
+
+// A /proc/PID file (stat, status, cmdline), bounded: a command line longer than this (the
+// kernel allows some 2 MiB of argv) is cut, and no read waits on a process that is going away.
+std::string slurp(const std::string& path) { return read_bounded(path, 4u << 20); }
 
 std::string link(const std::string& path) {
   char buf[4096];
@@ -126,6 +141,109 @@ std::vector<pid_t> all_pids() {
 bool zombie(char state) { return state == 'Z' || state == 'X' || state == 'x'; }
 
 }  // namespace
+
+namespace {
+
+// Socket inodes in LISTEN state (st 0A) on `port` from one /proc/net/tcp{,6} table:
+//   sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...
+//   0: 0100007F:1388 00000000:0000 0A ...
+void listening_in(const std::string& table, int port, std::vector<uint64_t>& inodes) {
+  size_t pos = table.find('\n');  // the header line
+  while (pos != std::string::npos && pos < table.size()) {
+    size_t end = table.find('\n', pos + 1);
+    std::string line = table.substr(pos + 1, end == std::string::npos ? std::string::npos : end - pos - 1);
+    pos = end;
+    std::istringstream in(line);
+    std::string sl, local, remote, st, queues, timer, retr, uid, timeout, inode;
+    if (!(in >> sl >> local >> remote >> st >> queues >> timer >> retr >> uid >> timeout >> inode)) continue;
+    if (st != "0A") continue;
+    auto colon = local.rfind(':');
+    if (colon == std::string::npos || colon + 1 >= local.size() || local.size() - colon > 5) continue;
+    char* e = nullptr;
+    long p = std::strtol(local.c_str() + colon + 1, &e, 16);
+    if (!e || *e || p != port) continue;
+    uint64_t ino = std::strtoull(inode.c_str(), &e, 10);
+    if (!e || *e || ino == 0) continue;
+    inodes.push_back(ino);
+  }
+}
+
+}  // namespace
+
+std::optional<std::vector<std::string>> read_argv(pid_t pid, size_t max_bytes) {
+  if (pid <= 0) return std::nullopt;
+  std::string cmd = read_bounded("/proc/" + std::to_string(pid) + "/cmdline", max_bytes);
+  if (cmd.empty()) return std::nullopt;
+  if (cmd.back() == '\0') cmd.pop_back();
+  return split(cmd, '\0');
+}
+
+bool argv_has_prefix(const std::vector<std::string>& argv, const std::vector<std::string>& prefix) {
+  if (prefix.empty() || argv.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (argv[i] == prefix[i]) continue;
+    if (i == 0 && prefix[0].find('/') == std::string::npos) {
+      auto slash = argv[0].rfind('/');
+      if (slash != std::string::npos && argv[0].compare(slash + 1, std::string::npos, prefix[0]) == 0) continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+PortHolders port_holders(int port) {
+  PortHolders h;
+  if (port <= 0 || port > 65535) {
+    h.error = "port " + std::to_string(port) + " is not a TCP port";
+    return h;
+  }
+  // A busy server has many sockets: 64 MiB holds some 400,000 lines of either table.
+  const size_t kTableMax = 64u << 20;
+  std::vector<uint64_t> inodes;
+  bool any_table = false;
+  for (const char* t : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    bool opened = false;
+    std::string table = read_bounded(t, kTableMax, &opened);
+    any_table = any_table || opened;
+    listening_in(table, port, inodes);
+  }
+  if (!any_table) {
+    h.error = "cannot read /proc/net/tcp: " + std::string(std::strerror(errno));
+    return h;
+  }
+  h.listening = !inodes.empty();
+  if (!h.listening) return h;
+  std::vector<std::string> wanted;
+  for (uint64_t i : inodes) wanted.push_back("socket:[" + std::to_string(i) + "]");
+  std::sort(wanted.begin(), wanted.end());
+  for (pid_t pid : all_pids()) {
+    std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+      if (errno == EACCES || errno == EPERM) ++h.hidden;
+      continue;  // ENOENT: it exited meanwhile
+    }
+    bool holds = false;
+    size_t seen = 0;
+    // A process may hold a million descriptors; each is one readlink into a fixed buffer.
+    while (struct dirent* e = ::readdir(d)) {
+      if (++seen > (1u << 21)) break;
+      if (e->d_name[0] == '.') continue;
+      char buf[64];
+      ssize_t n = ::readlinkat(::dirfd(d), e->d_name, buf, sizeof buf);
+      if (n <= 8 || n >= static_cast<ssize_t>(sizeof buf) || std::memcmp(buf, "socket:[", 8) != 0) continue;
+      std::string link(buf, static_cast<size_t>(n));
+      if (std::binary_search(wanted.begin(), wanted.end(), link)) {
+        holds = true;
+        break;
+      }
+    }
+    ::closedir(d);
+    if (holds) h.pids.push_back(pid);
+  }
+  std::sort(h.pids.begin(), h.pids.end());
+  return h;
+}
 
 bool is_alive(pid_t pid) {
   if (pid <= 0) return false;

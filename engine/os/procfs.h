@@ -34,6 +34,26 @@ std::optional<ProcInfo> read_process(pid_t pid);
 // Only /proc/PID/stat: cheap enough to poll. cmdline, exe, cwd and user stay empty.
 std::optional<ProcInfo> read_stat(pid_t pid);
 
+// argv of a process from /proc/PID/cmdline, reading at most `max_bytes` (a longer command line is
+// cut there); nullopt when it is gone or has none (a kernel thread). Cheap: no other file.
+std::optional<std::vector<std::string>> read_argv(pid_t pid, size_t max_bytes = 256 * 1024);
+
+// Whether `argv` starts with exactly `prefix` (element by element, whole strings; never a pattern
+// or a substring). The first element also matches by its file name when `prefix[0]` has no '/'
+// ("python3" matches "/usr/bin/python3"). An empty prefix matches nothing.
+bool argv_has_prefix(const std::vector<std::string>& argv, const std::vector<std::string>& prefix);
+
+// Who listens on a TCP port (IPv4 and IPv6, any address), from /proc/net/tcp and tcp6 (LISTEN
+// sockets on that port -> socket inodes) and /proc/*/fd (socket:[inode] -> pid). Every read is
+// bounded; processes that exit during the scan are skipped.
+struct PortHolders {
+  bool listening = false;    // some socket listens on the port
+  std::vector<pid_t> pids;   // the processes holding such a socket (ascending)
+  int hidden = 0;            // processes whose descriptors this user may not read
+  std::string error;         // /proc/net/tcp could not be read
+};
+PortHolders port_holders(int port);
+
 // Exists and is not a zombie. Orphans are reaped by pid 1, which may be slow or absent in a
 // container, so a zombie counts as gone: it runs nothing and holds no port.
 bool is_alive(pid_t pid);

@@ -19,6 +19,20 @@ function C.iso(t) return time.format(t or time.now(), "%Y-%m-%d %H:%M:%S UTC") e
 
 function C.minutes(seconds) return string.format("%.1f min", seconds / 60) end
 
+-- Seconds in a duration string as params hold them ("500ms", "90s", "5m", "1h30m"); a number is
+-- taken as seconds. An ill-formed one is an error naming it.
+function C.seconds(d)
+  if type(d) == "number" then return d end
+  local s, total, n = tostring(d), 0, 0
+  for num, unit in s:gmatch("(%d+%.?%d*)(%a+)") do
+    local k = ({ ms = 0.001, s = 1, m = 60, h = 3600, d = 86400 })[unit]
+    if not k then error("duration '" .. s .. "': unknown unit '" .. unit .. "'", 0) end
+    total, n = total + tonumber(num) * k, n + 1
+  end
+  if n == 0 then error("duration '" .. s .. "' is not like \"30s\"", 0) end
+  return total
+end
+
 function C.empty(v) return v == nil or v == "" or (type(v) == "table" and next(v) == nil) end
 
 -- A path param left empty means "the usual place under root".
@@ -77,10 +91,13 @@ function C.grep(text, needles, max)
   return hits, #hits
 end
 
--- A log file's matching lines, or an empty list when the file is absent (logs rotate).
+-- A log file's last `max` (20) matching lines (case-insensitive) and their count, or an empty
+-- list when the file is absent (logs rotate). fs.grep reads it in chunks: a log of any size
+-- costs bounded memory, and only the answer is journaled.
 function C.grep_file(path, needles, max)
   if C.empty(path) or not fs.exists(path) then return {}, 0 end
-  return C.grep(fs.read(path), needles, max)
+  local g = fs.grep{ path = path, patterns = needles, max = max or 20, ignore_case = true }
+  return g.lines, g.count
 end
 
 -- A SQL identifier for count queries: identifiers cannot be bound parameters, so they are
@@ -94,8 +111,9 @@ end
 
 -- Sets KEY=value in an env file. Env files hold secrets, so the file's content never passes
 -- through the runbook (where it would be journaled): grep probes for the line, sed edits it in
--- place, and fs.backup keeps a copy first. Keys and values are checked, so sed sees no
--- metacharacters. Returns "unchanged", "set" or "added".
+-- place, and fs.backup keeps a private copy first, in the run's artifacts (0600), never beside
+-- the file in the work tree where the next `git add -A` would commit every secret in it. Keys
+-- and values are checked, so sed sees no metacharacters. Returns "unchanged", "set" or "added".
 function C.set_env_var(file, key, value)
   value = tostring(value)
   if not key:match("^[%a_][%w_]*$") then error("env key '" .. key .. "' is not a plain name", 0) end
@@ -107,7 +125,7 @@ function C.set_env_var(file, key, value)
   end
   local same = exec{ "grep", "-qxE", "(export +)?" .. line, file, readonly = true, check = false }
   if same.code == 0 then return "unchanged" end
-  fs.backup(file)
+  fs.backup{ path = file, private = true }
   local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
   if present.code == 0 then
     exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
@@ -115,6 +133,97 @@ function C.set_env_var(file, key, value)
   end
   exec{ "sed", "-i", "$a " .. line, file }
   return "added"
+end
+
+-- Queues -------------------------------------------------------------------------------------------
+
+-- The counters in a GET /api/queue/stats body, as { [queue] = { waiting, active, completed,
+-- failed } }. Accepts Bull's usual shapes: an object keyed by queue, { queues = {...} } keyed or
+-- as a list of { name = ... }, counters at the top or under counts. nil when it is not JSON.
+function C.queue_counts(body_text)
+  local ok, body = pcall(json.decode, body_text or "")
+  if not ok or type(body) ~= "table" then return nil end
+  local src = type(body.queues) == "table" and body.queues or body
+  local out = {}
+  for k, v in pairs(src) do
+    if type(v) == "table" then
+      local name = type(k) == "string" and k or v.name
+      if type(name) == "string" then
+        local c = type(v.counts) == "table" and v.counts or v
+        out[name] = { waiting = tonumber(c.waiting) or 0, active = tonumber(c.active) or 0,
+                      completed = tonumber(c.completed) or 0, failed = tonumber(c.failed) or 0 }
+      end
+    end
+  end
+  return out
+end
+
+-- Schema and relationships -----------------------------------------------------------------------
+
+-- "child.column->parent.column" → the four names, each a plain identifier.
+function C.parse_relation(rel)
+  local ct, cc, pt, pc = tostring(rel):match("^([%a_][%w_]*)%.([%a_][%w_]*)%s*%->%s*([%a_][%w_]*)%.([%a_][%w_]*)$")
+  if not ct then error("relation '" .. tostring(rel) .. "' is not child.column->parent.column", 0) end
+  return ct, cc, pt, pc
+end
+
+-- Rows of child whose reference finds no parent (the seeds' check_data_orphans.py), counted in
+-- the database. db = { dsn = } for PostgreSQL or { sqlite = path }. Returns the count.
+function C.orphans(db, rel)
+  local ct, cc, pt, pc = C.parse_relation(rel)
+  local sql = "SELECT count(*) AS n FROM " .. C.ident(ct) .. " c LEFT JOIN " .. C.ident(pt) .. " p ON c." ..
+              C.ident(cc) .. " = p." .. C.ident(pc) .. " WHERE c." .. C.ident(cc) .. " IS NOT NULL AND p." ..
+              C.ident(pc) .. " IS NULL"
+  local rows = db.dsn and pg.query{ dsn = db.dsn, sql = sql } or sqlite.query{ db = db.sqlite, sql = sql }
+  return tonumber(rows[1] and rows[1].n) or 0
+end
+
+-- The columns of a table ("\d table"), as { name = type }; nil when the table does not exist.
+function C.columns(db, table_name)
+  C.ident(table_name)
+  local rows
+  if db.dsn then
+    rows = pg.query{ dsn = db.dsn, params = { table_name },
+                     sql = "SELECT column_name AS name, data_type AS type FROM information_schema.columns " ..
+                           "WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position" }
+  else
+    rows = sqlite.query{ db = db.sqlite, sql = "SELECT name, type FROM pragma_table_info(?)", params = { table_name } }
+  end
+  if #rows == 0 then return nil end
+  local cols = {}
+  for _, r in ipairs(rows) do cols[r.name] = r.type end
+  return cols
+end
+
+-- Checks a database after a rollback: each table exists (its columns logged), each relation
+-- has no orphans, and for SQLite the declared foreign keys hold (PRAGMA foreign_key_check: SQLite
+-- does not enforce them unless asked). Raises naming every problem; returns the column tables.
+function C.check_schema(db, tables, relations)
+  local problems, seen = {}, {}
+  for _, t in ipairs(tables or {}) do
+    local cols = C.columns(db, t)
+    if not cols then
+      problems[#problems + 1] = "table " .. t .. " does not exist"
+    else
+      seen[t] = cols
+      local names = C.keys(cols)
+      log.info(t .. ": " .. #names .. " columns (" .. table.concat(names, ", ") .. ")")
+    end
+  end
+  for _, rel in ipairs(relations or {}) do
+    local n = C.orphans(db, rel)
+    log.info(rel .. ": " .. n .. " orphaned rows")
+    if n > 0 then problems[#problems + 1] = n .. " rows of " .. rel .. " point at nothing" end
+  end
+  if db.sqlite then
+    local bad = sqlite.query{ db = db.sqlite, sql = "SELECT * FROM pragma_foreign_key_check" }
+    if #bad > 0 then
+      problems[#problems + 1] = #bad .. " rows break a declared foreign key (first: " ..
+                                tostring(bad[1].table) .. " row " .. tostring(bad[1].rowid) .. " → " .. tostring(bad[1].parent) .. ")"
+    end
+  end
+  if #problems > 0 then error("schema check: " .. table.concat(problems, "; "), 0) end
+  return seen
 end
 
 -- Services -------------------------------------------------------------------------------------
@@ -131,6 +240,23 @@ function C.service(backend, name, spec)
   if spec and spec.unit then def.unit = spec.unit end
   service.define(def)
   return name
+end
+
+-- The TCP port of a URL on this machine (127.0.0.1, localhost, [::1]), or nil for another host:
+-- what the process backend adopts by (`port =`) when the app was started by hand, the seeds' way
+-- (`python app.py &`, `npm run dev &`), so stop finds it and start fails while it holds the port.
+function C.url_port(url)
+  if type(url) ~= "string" then return nil end
+  local scheme, rest = url:match("^(https?)://([^/?#]*)")
+  if not scheme then return nil end
+  rest = rest:gsub("^.*@", "")
+  local host, port = rest:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = rest:match("^([^:]+):?(%d*)$") end
+  if host ~= "127.0.0.1" and host ~= "localhost" and host ~= "::1" then return nil end
+  if port == nil or port == "" then return scheme == "https" and 443 or 80 end
+  local n = tonumber(port)
+  if not n or n < 1 or n > 65535 then return nil end
+  return n
 end
 
 function C.stop_all(names)
@@ -188,8 +314,7 @@ function C.monitor(o)
   local total, every = wait.seconds(o.duration, "monitor duration"), wait.seconds(o.interval or "10s", "monitor interval")
   if total <= 0 then return end
   local function errors()
-    if C.empty(o.log_file) or not fs.exists(o.log_file) then return 0 end
-    local _, n = C.grep(fs.read(o.log_file), o.needles or { "ERROR" })
+    local _, n = C.grep_file(o.log_file, o.needles or { "ERROR" }, 0)
     return n
   end
   local base, start, streak, samples = errors(), time.now(), {}, 0
@@ -256,6 +381,63 @@ end
 function C.print_block(title, lines)
   log.info("---- " .. title .. " ----")
   for _, l in ipairs(lines) do log.info(l) end
+end
+
+-- Notices (002 §7, 000 and 001's templates, 004's team notification) --------------------------
+
+-- The params a runbook takes for its notices: C.with_notify{ ...its own params... }.
+C.NOTIFY_PARAMS = {
+  notify_webhook = { type = "string", secret = true, default = "",
+                     doc = "Slack, Teams or generic webhook URL for the start, progress and end notices ('' sends none; a secret: its path is the token)" },
+  notify_format = { type = "string", default = "slack", choices = { "slack", "teams", "generic" },
+                    doc = "how the webhook message is wrapped" },
+  notify_smtp = { type = "string", default = "", doc = "smtp://host:port to mail the notices ('' mails none)" },
+  notify_from = { type = "string", default = "runbook@localhost", doc = "sender of mailed notices" },
+  notify_to = { type = "list", default = "", doc = "recipients of mailed notices (team@example.com,oncall@example.com)" },
+  notify_smtp_user = { type = "string", default = "", doc = "SMTP AUTH user" },
+  notify_smtp_password = { type = "string", secret = true, default = "", doc = "SMTP AUTH password" },
+  notify_users_to = { type = "list", default = "",
+                      doc = "who gets the user communication (000's \"Brief Service Interruption Resolved\") after a successful rollback ('' : nobody; it is still printed)" },
+  issue = { type = "string", default = "", doc = "what went wrong, in one line: the notices say it" },
+  impact = { type = "string", default = "", doc = "who or what is affected, for the notices" },
+  notify_strict = { type = "bool", default = false,
+                    doc = "a notice that cannot be delivered fails the step (default: a warning, the rollback goes on)" },
+}
+
+function C.with_notify(params)
+  for k, v in pairs(C.NOTIFY_PARAMS) do
+    if params[k] == nil then params[k] = v end
+  end
+  return params
+end
+
+-- 000's user communication after a successful rollback: printed, and mailed to notify_users_to.
+function C.notice_users(p, fields)
+  local notice = require "notice"
+  local n = notice.users(fields or {})
+  C.print_block(n.subject, { n.text })
+  if not C.empty(p.notify_smtp) and not C.empty(p.notify_users_to) then
+    notice.send(n, { smtp = p.notify_smtp, from = p.notify_from, to = p.notify_users_to,
+                     username = p.notify_smtp_user ~= "" and p.notify_smtp_user or nil,
+                     password = p.notify_smtp_password ~= "" and p.notify_smtp_password or nil,
+                     best_effort = not p.notify_strict })
+  end
+  return n
+end
+
+-- Builds the notice `kind` (start, progress, finish, users, log_entry: stdlib/notice.lua) from
+-- `fields` and delivers it where the params say; always prints it. Returns the notice.
+function C.notice(p, kind, fields)
+  local notice = require "notice"
+  local n = notice[kind](fields or {})
+  C.print_block(n.subject or kind, { n.text })
+  if not C.empty(p.notify_webhook) or (not C.empty(p.notify_smtp) and not C.empty(p.notify_to)) then
+    notice.send(n, { webhook = p.notify_webhook, format = p.notify_format, smtp = p.notify_smtp,
+                     from = p.notify_from, to = p.notify_to, username = p.notify_smtp_user ~= "" and p.notify_smtp_user or nil,
+                     password = p.notify_smtp_password ~= "" and p.notify_smtp_password or nil,
+                     best_effort = not p.notify_strict })
+  end
+  return n
 end
 
 return C

@@ -1,5 +1,8 @@
 #include "support/support.h"
 
+#include <cstdio>
+#include <gtest/gtest.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -248,4 +251,25 @@ json verify_effect(const std::string& effect, json args) {
   return e->verify(ctx, validate_args(effect, e->args, std::move(args)));
 }
 
+}  // namespace rb::test
+
+namespace rb::test {
+void record_run_time(const std::string& label, const CliResult& r) {
+  for (const char* key : {"succeeded in ", "failed after ", "stopped after "}) {
+    auto at = r.out.rfind(key);
+    if (at == std::string::npos) continue;
+    at += std::string(key).size();
+    auto end = r.out.find_first_of(": \n", at);
+    ::testing::Test::RecordProperty(label, r.out.substr(at, end - at));
+    return;
+  }
+  // A --json run: its run_end event's duration.
+  for (const auto& e : r.events())
+    if (e.value("event", "") == "run_end" && e.contains("duration_ms") && e["duration_ms"].is_number()) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, "%.1fs", e["duration_ms"].get<double>() / 1000.0);
+      ::testing::Test::RecordProperty(label, buf);
+      return;
+    }
+}
 }  // namespace rb::test

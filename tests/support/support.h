@@ -34,6 +34,10 @@ struct CliResult {
   // --json output parsed, one event per line (non-JSON lines skipped).
   std::vector<json> events() const;
 };
+// Records how long the run printed in `r` took ("succeeded in 1.2s", "failed after 3s") as the
+// test property `label`: bench/seed_timings.sh reads them from the XML output of the live seed
+// tests and sets them beside the documents' fixed sleeps.
+void record_run_time(const std::string& label, const CliResult& r);
 // Runs the built `runbook` binary with args; env entries are added to the environment.
 CliResult run_cli(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {},
                   int timeout_s = 120);

@@ -5,14 +5,14 @@ dir=${SVC_FAKE_DIR:?SVC_FAKE_DIR not set}
 echo "docker $*" >> "$dir/calls.log"
 verb=""
 for a in "$@"; do
-  case "$a" in ps|start|stop|restart) verb=$a; break ;; esac
+  case "$a" in ps|up|stop) verb=$a; break ;; esac
 done
 case "$verb" in
   ps)
     if [ "$(cat "$dir/state" 2>/dev/null)" = running ]; then
       echo '{"Name":"shop-web-1","Service":"web","State":"running","Status":"Up 2 seconds","Health":""}'
     fi ;;
-  start|restart) echo running > "$dir/state" ;;
+  up) echo running > "$dir/state" ;;
   stop) echo exited > "$dir/state" ;;
   *) echo "fake docker: unexpected command $*" >&2; exit 1 ;;
 esac
