@@ -28,6 +28,7 @@ runbook {
     critical = { type = "list", default = "http://127.0.0.1:5000/api/calculations/test",
                  doc = "critical endpoints that must answer after the rollback" },
     pg_dsn = { type = "string", secret = true, default = "", doc = "PostgreSQL to ping after the rollback (optional)" },
+    max_p95_ms = { type = "int", default = 0, doc = "Post-Rollback extended verification: the P95 of 20 requests to the first critical endpoint (or backend_url) must be under this; 0: not checked" },
     verify_cmd = { type = "list", default = "", doc = "a read-only check run in backend/ afterwards, argv (e.g. venv/bin/python,-m,pytest,tests/critical)" },
     healthy_within = { type = "duration", default = "120s", doc = "how long the services get to become healthy" },
   },
@@ -198,6 +199,17 @@ step{ "Health and critical endpoints", timeout = "5m", run = function(p)
   if not C.empty(p.pg_dsn) then
     if not pg.ping{ dsn = p.pg_dsn } then error("PostgreSQL does not answer", 0) end
     log.info("PostgreSQL connection verified")
+  end
+  if p.max_p95_ms > 0 then
+    -- "Performance verification": a timed sample instead of one timed test run.
+    local url = not C.empty(p.critical) and p.critical[1] or p.backend_url
+    local r = http.sample{ url = url, n = 20, concurrency = 4, timeout = "10s" }
+    log.info(string.format("performance: P95 %s ms over %d requests to %s (limit %d ms)", tostring(r.p95_ms), r.n or 20, url,
+                           p.max_p95_ms))
+    if (r.errors or 0) > 0 then error(r.errors .. " of 20 requests to " .. url .. " failed", 0) end
+    if (r.p95_ms or 0) >= p.max_p95_ms then
+      error(string.format("performance not back: P95 %s ms >= %d ms", tostring(r.p95_ms), p.max_p95_ms), 0)
+    end
   end
   if not C.empty(p.verify_cmd) then
     local backend_dir = dirs(p)

@@ -45,6 +45,9 @@ runbook {
     log_file = { type = "path", doc = "application log (default <app_dir>/logs/pcm_ops_tools.log)" },
     rollback_log = { type = "path", doc = "where the rollback log entry is appended (default <app_dir>/logs/rollbacks.log)" },
     healthy_within = { type = "duration", default = "90s" },
+    auth_url = { type = "url", doc = "an endpoint that needs a working login (with token), checked after the rollback (success criteria: critical user flows)" },
+    max_response_ms = { type = "int", default = 2000, doc = "after the rollback /api/health must answer within this (success criteria: performance back to acceptable levels)" },
+    max_new_errors = { type = "int", default = 0, doc = "error lines written to the log during the rollback that still count as success (success criteria: no new errors in logs)" },
   },
 }
 
@@ -75,6 +78,8 @@ end
 
 step("Decide and document the current state", function(p)
   state.started = time.now()
+  local _, before = C.grep_file(C.under(p.log_file, p.app_dir, "logs/pcm_ops_tools.log"), { "error", "exception", "failed" }, 0)
+  state.errors_before = before
   if p.method == "flag" then
     local seen = {}
     local function add(f) if not seen[f] then seen[f] = true; state.flags[#state.flags + 1] = f end end
@@ -270,11 +275,26 @@ step("Monitor and verify", function(p)
   for _, l in ipairs(errors) do log.info("  " .. l) end
   local flag_lines = C.grep_file(logf, { "Feature flag" }, 20)
   for _, l in ipairs(flag_lines) do log.info("  " .. l) end
+  -- Success criteria: no new errors in the log, performance back, the login flow working.
+  if state.errors_before and n - state.errors_before > p.max_new_errors then
+    error((n - state.errors_before) .. " new error lines in " .. logf .. " since the rollback began (max_new_errors=" ..
+          p.max_new_errors .. ")", 0)
+  end
   local t = http.get{ url = api(p, "/api/health"), headers = h, check = false }
-  log.info("health answered in " .. tostring(t.elapsed_ms) .. " ms")
-  for _, pr in ipairs(proc.find{ argv_match = "backend%.main" }) do
-    local status = fs.read("/proc/" .. pr.pid .. "/status")
-    log.info("pid " .. pr.pid .. " " .. (status:match("VmRSS:%s*([^\n]+)") or "?"))
+  log.info("health answered in " .. tostring(t.elapsed_ms) .. " ms (limit " .. p.max_response_ms .. " ms)")
+  if (t.elapsed_ms or math.huge) > p.max_response_ms then
+    error("performance not back: /api/health took " .. tostring(t.elapsed_ms) .. " ms (max_response_ms=" .. p.max_response_ms .. ")", 0)
+  end
+  if not C.empty(p.auth_url) then
+    local a = http.get{ url = p.auth_url, headers = h, check = false, timeout = "10s" }
+    log.info("auth flow: " .. p.auth_url .. " → " .. tostring(a.status or a.error))
+    if not a.status or a.status >= 400 then error("users cannot authenticate after the rollback: " .. p.auth_url .. " → " .. tostring(a.status or a.error), 0) end
+  end
+  -- The app's memory (ps aux in the source): the process the service runs or adopted.
+  local st = service.status(app_service(p))
+  if type(st.pid) == "number" then
+    local ok, status = pcall(fs.read, "/proc/" .. st.pid .. "/status")
+    log.info("pid " .. st.pid .. " memory " .. (ok and type(status) == "string" and status:match("VmRSS:%s*([^\n]+)") or "?"))
   end
   local db = db_path(p)
   if fs.exists(db) then log.info("database " .. db .. ": " .. fs.stat(db).size .. " bytes") end

@@ -39,7 +39,7 @@ runbook {
     warm = { type = "bool", default = true, doc = "POST /api/cache/warm after invalidating" },
     invalidate = { type = "list", default = "", doc = "mode=cache, gradual invalidation instead of a pattern or a flush: entities as kind:id (project:12,analysis:7), each DELETE /api/cache/<kind>/<id>, the API checked healthy between them" },
     redis_restart = { type = "bool", default = false, doc = "mode=cache: restart Redis after the flush (4.3 step 2, \"if needed\": high memory), then wait for PING" },
-    redis_backend = { type = "string", default = "systemd", choices = { "systemd", "supervisor", "compose", "process" }, doc = "how Redis runs (for redis_restart)" },
+    redis_backend = { type = "string", default = "systemd", choices = { "systemd", "supervisor", "compose", "process", "pm2" }, doc = "how Redis runs (for redis_restart)" },
     redis_service = { type = "string", default = "redis", doc = "Redis's service name (unit, program or compose service)" },
     dsn = { type = "string", secret = true, default = "", doc = "PostgreSQL DSN (schema, restore, backup, info)" },
     down_sql = { type = "path", doc = "the down migration to apply (mode=schema)" },
@@ -47,7 +47,14 @@ runbook {
     tables = { type = "list", default = "", doc = "mode=restore: only these tables from a custom-format dump, the rest untouched (5.2 step 2, pg_restore -t)" },
     since = { type = "string", default = "", doc = "mode=data: list rows of the first verify table updated after this time ('2025-11-07 10:00:00')" },
     data_sql = { type = "path", doc = "mode=data: one correcting statement (UPDATE ... WHERE id IN (...)) applied after the dump" },
-    monitor_for = { type = "duration", default = "0s", doc = "extended monitoring after the rollback (6.2), e.g. 30m" },
+    monitor_for = { type = "duration", default = "0s", doc = "extended monitoring after the rollback (6.2), e.g. 30m: health, the API, new error lines, the queues, memory and disk" },
+    monitor_every = { type = "duration", default = "10s", doc = "how often the extended monitoring samples" },
+    max_new_errors = { type = "int", default = 0, doc = "new ERROR lines in app_log since the rollback began that still count as verified (6.1 check 4, checkpoint 2: no new errors)" },
+    e2e_script = { type = "string", default = "", doc = "npm script of the critical end-to-end tests run after a code or frontend rollback (6.3, e.g. test:e2e:critical)" },
+    cdn_purge_url = { type = "url", doc = "mode=frontend: POSTed after the deploy to clear the CDN cache (4.4 step 5; the CDN's purge API)" },
+    cdn_token = { type = "string", secret = true, default = "", doc = "bearer token for cdn_purge_url" },
+    static_root = { type = "path", doc = "mode=frontend: the web root the built static files are copied to (4.4 step 4: .next/static)" },
+    migrations_table = { type = "string", default = "", doc = "mode=schema: the table holding the migration history (drizzle.__drizzle_migrations), listed before the down migration (5.1 method 1)" },
     backup_dir = { type = "path", doc = "where dumps go (default <repo>/backups/database)" },
     keep = { type = "int", default = 10, doc = "dumps kept by mode=backup" },
     verify_tables = { type = "list", default = "projects", doc = "tables whose row counts are checked" },
@@ -142,6 +149,14 @@ step("Checkpoint 1: gather information", function(p)
   local q = http.get{ url = api(p, "/api/queue/stats"), headers = hdr(p), check = false }
   log.info("queue stats: " .. (q.body or tostring(q.error)))
   if not C.empty(p.dsn) then state.rows_before = row_counts(p) end
+  if p.mode == "schema" and not C.empty(p.migrations_table) then
+    -- 5.1 method 1, "check the migration history": the newest entries, before the down migration.
+    local schema, tbl = p.migrations_table:match("^([%a_][%w_]*)%.([%a_][%w_]*)$")
+    local name = schema and (C.ident(schema) .. "." .. C.ident(tbl)) or C.ident(p.migrations_table)
+    local rows = pg.query{ dsn = p.dsn, sql = "SELECT * FROM " .. name .. " ORDER BY 1 DESC LIMIT 5" }
+    log.info("migration history (" .. p.migrations_table .. ", newest first):")
+    for _, r in ipairs(rows) do log.info("  " .. json.encode(r)) end
+  end
   local df = fs.disk_free(p.repo)
   log.info(string.format("disk %.0f%% used", df.used_percent))
   local mem = fs.read("/proc/meminfo")
@@ -254,11 +269,11 @@ step{ "Move the code to the stable version", timeout = "20m", run = function(p)
     npm.ci{ dir = p.repo }
     npm.run{ dir = p.repo, script = p.build_script }
   elseif p.mode == "queue" then
-    git.checkout{ repo = p.repo, ref = p.stable_ref, paths = p.queue_paths }
+    C.restore_paths(p.repo, p.stable_ref, p.queue_paths)
     npm.run{ dir = p.repo, script = p.build_script }
   else
     local dir = p.repo .. "/" .. p.frontend_dir
-    git.checkout{ repo = p.repo, ref = p.stable_ref, paths = { p.frontend_dir } }
+    C.restore_paths(p.repo, p.stable_ref, { p.frontend_dir })
     npm.ci{ dir = dir }
     npm.run{ dir = dir, script = p.build_script }
   end
@@ -345,7 +360,19 @@ step{ "Restart the services", timeout = "5m", run = function(p)
   elseif p.mode == "queue" then
     service.start(pm2(p.worker_app))
   elseif p.mode == "frontend" then
+    if not C.empty(p.static_root) then
+      -- 4.4 step 4, "copy .next/static to the web root": fs.copy keeps what it replaces (the bad
+      -- build's files) in the run's artifacts.
+      fs.copy(p.repo .. "/" .. p.frontend_dir .. "/.next/static", p.static_root)
+      state.done[#state.done + 1] = "static files deployed to " .. p.static_root
+    end
     service.restart(pm2(p.frontend_app))
+    if not C.empty(p.cdn_purge_url) then
+      -- 4.4 step 5: the CDN would go on serving the bad build's files.
+      http.post{ url = p.cdn_purge_url, json = { purge_everything = true }, timeout = "30s",
+                 headers = not C.empty(p.cdn_token) and { Authorization = "Bearer " .. p.cdn_token } or nil }
+      state.done[#state.done + 1] = "CDN cache purged"
+    end
   end
 end }
 
@@ -358,6 +385,10 @@ step{ "Checkpoint 2: health, smoke tests, connections", timeout = "15m", run = f
   C.require_endpoints({ api(p, "/api/projects"), api(p, "/api/analysis") }, hdr(p))
   if (p.mode == "code" or p.mode == "frontend") and not C.empty(p.smoke_script) then
     npm.run{ dir = p.repo, script = p.smoke_script }
+  end
+  if (p.mode == "code" or p.mode == "frontend") and not C.empty(p.e2e_script) then
+    -- 6.3: the critical end-to-end flows; they write test data, so live only.
+    npm.run{ dir = p.repo, script = p.e2e_script }
   end
   if not C.empty(p.dsn) then
     if not pg.ping{ dsn = p.dsn } then error("PostgreSQL does not answer", 0) end
@@ -372,6 +403,16 @@ step{ "Checkpoint 2: health, smoke tests, connections", timeout = "15m", run = f
     end
   end
   if p.mode == "cache" and not redis.ping{ url = p.redis_url } then error("Redis does not answer", 0) end
+  -- 6.1 check 4 and checkpoint 2, "no errors in logs": the ERROR lines written since the
+  -- rollback began; more than max_new_errors and the rollback is not verified.
+  local now_errors = error_count(p)
+  if now_errors and state.errors_before then
+    local new = now_errors - state.errors_before
+    log.info("errors in the log since the rollback began: " .. new)
+    if new > p.max_new_errors then
+      error(new .. " new error lines in " .. p.app_log .. " since the rollback began (max_new_errors=" .. p.max_new_errors .. ")", 0)
+    end
+  end
   state.verified = true   -- health, endpoints and (where configured) smoke tests passed
 end }
 
@@ -450,7 +491,9 @@ end }
 step{ "Extended monitoring", timeout = "4h", run = function(p)
   if p.mode == "info" or p.mode == "backup" then return end
   C.monitor{ urls = { api(p, "/health"), api(p, "/api/projects") }, headers = hdr(p),
-             duration = p.monitor_for, interval = "10s", log_file = p.app_log, needles = { "ERROR" } }
+             duration = p.monitor_for, interval = p.monitor_every, log_file = p.app_log, needles = { "ERROR" },
+             queue_stats = p.queue_control and api(p, "/api/queue/stats") or nil,
+             resources = true, disk_path = p.repo }
 end }
 
 -- 6.4 "Metrics Verification", measured instead of read off dashboards: a target missed fails the

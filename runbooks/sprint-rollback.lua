@@ -102,6 +102,15 @@ step{ "Collect failure evidence", timeout = "20m", run = function(p)
     lines[#lines + 1] = tostring(c.commit):sub(1, 10) .. " " .. tostring(c.summary)
   end
   fs.write(dir .. "/git_log.txt", table.concat(lines, "\n") .. "\n")
+  if p.level == "analyze" then
+    -- Analysis 1: where HEAD has been (a reset or a rebase shows here, not in the log) and the
+    -- last 20 commits as a graph. Read-only git commands: they run in a rehearsal too.
+    local reflog = exec{ "git", "reflog", "-n", "50", cwd = p.repo, readonly = true, check = false, timeout = "1m" }
+    fs.write(dir .. "/git_reflog.txt", (reflog.stdout or "") .. (reflog.code ~= 0 and (reflog.stderr or "") or ""))
+    local graph = exec{ "git", "log", "--graph", "--oneline", "--decorate", "-20", cwd = p.repo, readonly = true,
+                        check = false, timeout = "1m" }
+    fs.write(dir .. "/git_graph.txt", graph.stdout or "")
+  end
   local changed = git.diff_names{ repo = p.repo, from = p.baseline, to = "HEAD" }
   fs.write(dir .. "/changes.txt", table.concat(changed, "\n") .. "\n")
   local r, out, failed = run_tests(p)

@@ -17,6 +17,8 @@ local SERVICES = {
   notifications = { switches = { ENABLE_ADVANCED_NOTIFICATIONS = "false" }, restart = "notification-worker" },
   integrations = { switches = { ENABLE_GMB_INTEGRATION = "false", ENABLE_ADVANCED_ANALYTICS = "false" },
                    restart = "backend-v2" },
+  -- 3 "Frontend service": its tree from the good release, rebuilt, restarted.
+  frontend = { files = { "frontend" }, build = true, restart = "frontend-v2" },  -- files: frontend_dir
 }
 
 runbook {
@@ -45,6 +47,13 @@ runbook {
     app_services = { type = "list", default = "backend-v2,frontend-v2", doc = "services stopped and started by a complete rollback" },
     health = { type = "list", default = "http://127.0.0.1:8000/health,http://127.0.0.1:8000/api/v2/health,http://127.0.0.1:3000",
                doc = "endpoints that must answer afterwards" },
+    frontend_dir = { type = "string", default = "frontend", doc = "the frontend, relative to repo (services=frontend checks it out, runs npm ci and the build script there)" },
+    build_script = { type = "string", default = "build", doc = "npm script that builds the frontend" },
+    image_service = { type = "string", default = "", doc = "mode=image: the service whose image rolls back (default the first of app_services; frontend-v2 for the frontend)" },
+    integration_restore = { type = "list", default = "", doc = "services=integrations: argv that restores the app's integration settings backup, run in repo (003: IntegrationService.restore_backup), e.g. python3,-m,app.tools.restore_integrations" },
+    booking_cache_clear = { type = "list", default = "", doc = "services=booking: argv that clears the app's booking caches, run in repo (003: BookingCacheService)" },
+    workers = { type = "list", default = "", doc = "background workers that must be running after the rollback (Verification checklist: background jobs processing), by the manager's names" },
+    max_p95_ms = { type = "int", default = 0, doc = "after the rollback, the P95 of 20 requests to the first health URL must be under this (Verification checklist: performance acceptable); 0: not checked" },
     validate = { type = "list", default = "", doc = "a read-only validation argv run in repo afterwards, e.g. python,scripts/health_check_all.py,--fail-on-warn" },
     healthy_within = { type = "duration", default = "120s" },
     monitor_for = { type = "duration", default = "0s", doc = "Monitoring After Rollback: watch health and the error log this long, e.g. 60m" },
@@ -65,6 +74,8 @@ local function svc(p, name)
   end
   return name
 end
+
+local function image_service(p) return p.image_service ~= "" and p.image_service or p.app_services[1] end
 
 local function env_file(p) return C.under(p.env_file, p.repo, ".env") end
 
@@ -138,7 +149,7 @@ step{ "Stop the services", timeout = "3m", run = function(p)
   if p.mode == "system" then
     for i = #p.app_services, 1, -1 do service.stop(svc(p, p.app_services[i])) end
   elseif p.mode == "image" then
-    service.stop(svc(p, p.app_services[1]))
+    service.stop(svc(p, image_service(p)))
   end
 end }
 
@@ -163,11 +174,17 @@ step{ "Roll the code back", timeout = "10m", run = function(p)
     local ref = C.empty(p.good_ref) and "HEAD~1" or p.good_ref
     local files = {}
     for _, s in ipairs(p.services) do
-      for _, f in ipairs(SERVICES[s].files or {}) do files[#files + 1] = f end
+      for _, f in ipairs(SERVICES[s].files or {}) do files[#files + 1] = s == "frontend" and p.frontend_dir or f end
     end
     if #files > 0 then
-      git.checkout{ repo = p.repo, ref = ref, paths = files }
+      C.restore_paths(p.repo, ref, files)
       state.done[#state.done + 1] = "restored " .. table.concat(files, ", ") .. " from " .. ref
+    end
+    if C.contains(p.services, "frontend") then
+      local dir = p.repo .. "/" .. p.frontend_dir
+      npm.ci{ dir = dir }
+      npm.run{ dir = dir, script = p.build_script }
+      state.done[#state.done + 1] = "frontend rebuilt"
     end
   end
 end }
@@ -203,7 +220,20 @@ step("Roll the configuration back", function(p)
   end
 end)
 
+-- The app's own procedures the service instructions call (its Python service classes): run as
+-- the argv the team gives, in the repository, before the restart. They change the app's state,
+-- so they run live only.
+local function app_hook(p, service, argv, what)
+  if p.mode ~= "services" or not C.contains(p.services, service) or C.empty(argv) then return end
+  local a = { table.unpack(argv) }
+  a.cwd, a.timeout = p.repo, "10m"
+  exec(a)
+  state.done[#state.done + 1] = what
+end
+
 step("Clear caches", function(p)
+  app_hook(p, "integrations", p.integration_restore, "integration settings restored")
+  app_hook(p, "booking", p.booking_cache_clear, "booking caches cleared")
   if p.mode ~= "services" or not C.contains(p.services, "auth") or C.empty(p.redis_url) then return end
   -- FLUSHDB of the auth cache database only (not FLUSHALL), after the operator confirms (or --yes).
   confirm("Flush the auth cache database?")
@@ -215,7 +245,7 @@ step{ "Start the services", timeout = "5m", run = function(p)
   if p.mode == "system" then
     for _, s in ipairs(p.app_services) do service.start(svc(p, s)) end
   elseif p.mode == "image" then
-    service.start(svc(p, p.app_services[1]))
+    service.start(svc(p, image_service(p)))
   elseif p.mode == "env" then
     service.restart(svc(p, p.app_services[1]))
   elseif p.mode == "services" then
@@ -234,6 +264,20 @@ step{ "Validate", timeout = "15m", run = function(p)
   if p.mode ~= "image" and p.mode ~= "env" then
     local head = git.head{ repo = p.repo }
     log.info("HEAD now " .. tostring(head.short or head.commit))
+  end
+  for _, w in ipairs(p.workers) do
+    local st = service.status(svc(p, w))
+    log.info("worker " .. w .. ": " .. tostring(st.state) .. (st.detail and (" (" .. tostring(st.detail) .. ")") or ""))
+    if st.state ~= "running" then error("worker " .. w .. " is " .. tostring(st.state) .. ": background jobs are not processed", 0) end
+  end
+  if p.max_p95_ms > 0 then
+    local r = http.sample{ url = p.health[1], n = 20, concurrency = 4, timeout = "10s" }
+    log.info(string.format("performance: P95 %s ms over %d requests to %s (limit %d ms)", tostring(r.p95_ms), r.n or 20,
+                           p.health[1], p.max_p95_ms))
+    if (r.errors or 0) > 0 then error(r.errors .. " of 20 requests to " .. p.health[1] .. " failed", 0) end
+    if (r.p95_ms or 0) >= p.max_p95_ms then
+      error(string.format("performance not acceptable: P95 %s ms >= %d ms", tostring(r.p95_ms), p.max_p95_ms), 0)
+    end
   end
   if not C.empty(p.validate) then
     local argv = { table.unpack(p.validate) }

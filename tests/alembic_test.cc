@@ -16,6 +16,7 @@
 
 #include "os/process.h"
 #include "support/pg_server.h"
+#include "support/pm2.h"
 #include "support/support.h"
 
 using namespace rb;
@@ -222,6 +223,7 @@ class PgDb : public Db {
                      name_) == "1";
   }
   void exec_sql(const std::string& sql) const override { s_.sql("SET ROLE app; " + sql, name_); }
+  std::string scalar(const std::string& sql) const { return s_.scalar(sql, name_); }
 
  private:
   PgServer& s_;
@@ -259,7 +261,8 @@ class Project {
     ASSERT_EQ(db.version(), kR4);
   }
 
-  CliResult runbook(const Db& db, const std::vector<std::string>& extra, bool dry = false) {
+  CliResult runbook(const Db& db, const std::vector<std::string>& extra, bool dry = false,
+                    const std::map<std::string, std::string>& more_env = {}) {
     std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/alembic-rollback.lua",
                                      "--journal", journal()};
     if (dry) args.push_back("--dry-run");
@@ -273,6 +276,7 @@ class Project {
     }
     std::map<std::string, std::string> env = {{"HOME", dir_ / "home"}, {"XDG_STATE_HOME", dir_ / "home/state"}};
     for (const auto& kv : db.param_env()) env.insert(kv);
+    for (const auto& kv : more_env) env.insert(kv);
     return run_cli(args, env, 300);
   }
   CliResult show() const { return run_cli({"show", "last", "--journal", journal()}); }
@@ -536,4 +540,87 @@ TEST_F(AlembicPg, DryRunChangesNothingAndShowsTheRevisionsAndSql) {
   dry_run_changes_nothing(pj, db, nullptr);
   auto r = pj.runbook(db, {"steps=1"}, true);
   expect_no_password(pj, r);
+}
+
+// ---- restore and data modes, the app stopped and started through a real pm2 ---------------
+// 003's "Restore from backup" (SQLite through the online backup API, PostgreSQL from the verified
+// dump a downgrade took) and "Data migration rollback" (the worker stopped, the script, the
+// integrity check, the worker started): the services are pm2 apps of a daemon of the test's own.
+namespace {
+
+struct Pm2Services {
+  explicit Pm2Services(const Project& pj)
+      : home(pj.dir() / "pm2"),
+        apps(home, (write_file(pj.dir() / "sleep.js", "setInterval(() => {}, 1000);\n"),
+                    pm2_ecosystem(pj.dir() / "apps.json", {{{"backend-v2", pj.dir() / "sleep.js", "", pj.dir().path()}},
+                                                           {{"celery-worker", pj.dir() / "sleep.js", "", pj.dir().path()}}}))) {}
+  std::map<std::string, std::string> env() const { return {{"PM2_HOME", home}}; }
+  std::string home;
+  Pm2Apps apps;
+};
+
+}  // namespace
+
+TEST_F(AlembicSqlite, RestoreAndDataModesStopAndStartTheAppThroughPm2) {
+  Project pj;
+  SqliteDb db(pj.app() + "/app.db");
+  pj.upgrade_head(db);
+  db.exec_sql("INSERT INTO users (id, name, email) VALUES (1, 'ann', 'ann@example.org'), (2, 'bo', NULL)");
+  db.exec_sql(".backup '" + pj.app() + "/backup_db_20261201_000000.db'");
+  db.exec_sql("DELETE FROM users");
+  Pm2Services svc(pj);
+  auto before = svc.apps.apps();
+  ASSERT_EQ(before["backend-v2"].status, "online") << svc.apps.pm2({"jlist"});
+  auto r = pj.runbook(db, {"mode=restore", "backend=pm2"}, false, svc.env());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  record_run_time("003 alembic-rollback mode=restore db_kind=sqlite (pm2)", r);
+  EXPECT_EQ(db.query("SELECT count(*) FROM users"), "2");
+  EXPECT_TRUE(contains(r.out, "users: 0 rows before, 2 after")) << r.out;
+  auto after = svc.apps.apps();
+  EXPECT_NE(after["backend-v2"].pid, before["backend-v2"].pid) << "the app was not stopped and started";
+  EXPECT_EQ(after["backend-v2"].status, "online");
+  EXPECT_EQ(after["celery-worker"].pid, before["celery-worker"].pid) << "a restore stops the app, not the worker";
+
+  // The data rollback: the worker stopped while the script runs, the integrity check after.
+  write_file(pj.app() + "/scripts/rollback_data.py",
+             "import sqlite3\nc = sqlite3.connect('app.db')\nc.execute(\"UPDATE users SET email = NULL\")\nc.commit()\n");
+  write_file(pj.app() + "/scripts/verify.py",
+             "import sqlite3, sys\nn = sqlite3.connect('app.db').execute('SELECT count(*) FROM users WHERE email IS NOT NULL').fetchone()[0]\n"
+             "print('users with an email:', n)\nsys.exit(1 if n else 0)\n");
+  before = after;
+  auto d = pj.runbook(db, {"mode=data", "backend=pm2", "data_script=python3,scripts/rollback_data.py",
+                           "verify_script=python3,scripts/verify.py"},
+                      false, svc.env());
+  ASSERT_EQ(d.code, 0) << d.out << d.err;
+  record_run_time("003 alembic-rollback mode=data (pm2)", d);
+  EXPECT_EQ(db.query("SELECT count(*) FROM users WHERE email IS NOT NULL"), "0");
+  after = svc.apps.apps();
+  EXPECT_NE(after["celery-worker"].pid, before["celery-worker"].pid) << "the worker was not stopped and started";
+  EXPECT_EQ(after["celery-worker"].status, "online");
+  EXPECT_EQ(after["backend-v2"].pid, before["backend-v2"].pid) << "a data rollback stops the worker, not the app";
+}
+
+TEST_F(AlembicPg, RestoreFromTheDumpADowngradeTookThroughPm2) {
+  Project pj;
+  PgDb db(pg(), "mig_restore");
+  pj.upgrade_head(db);
+  db.exec_sql("INSERT INTO users (id, name, email) VALUES (1, 'ann', 'ann@example.org'), (2, 'bo', NULL)");
+  auto down = pj.runbook(db, {"steps=1"});
+  ASSERT_EQ(down.code, 0) << down.out << down.err;
+  std::string dump;
+  for (const auto& e : stdfs::directory_iterator(pj.app()))
+    if (contains(e.path().filename().string(), "emergency_backup_") && e.path().extension() == ".dump") dump = e.path();
+  ASSERT_FALSE(dump.empty()) << "the downgrade took no dump";
+  db.exec_sql("DELETE FROM users");
+  Pm2Services svc(pj);
+  auto before = svc.apps.apps();
+  auto r = pj.runbook(db, {"mode=restore", "backend=pm2", "backup=" + dump}, false, svc.env());
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  record_run_time("003 alembic-rollback mode=restore db_kind=postgres (pm2)", r);
+  EXPECT_EQ(db.scalar("SELECT count(*) FROM users"), "2");
+  EXPECT_EQ(db.version(), kR4) << "the dump was taken at head";
+  auto after = svc.apps.apps();
+  EXPECT_NE(after["backend-v2"].pid, before["backend-v2"].pid);
+  EXPECT_EQ(after["backend-v2"].status, "online");
+  EXPECT_TRUE(files_containing(pj.dir().path(), PgServer::kPassword).empty());
 }

@@ -281,7 +281,15 @@ class NodeApi : public PgScript {
 };
 
 TEST_F(NodeApi, SchemaModeUndoesTheMigrationAndReopensWhenHealthy) {
-  auto r = rollback({{"mode", "schema"}, {"down_sql", work_ / "down.sql"}});
+  // 5.1 method 1's "check the migration history": Drizzle's table, listed newest first.
+  db().sql(R"~(
+    SET ROLE app;
+    DROP SCHEMA IF EXISTS drizzle CASCADE;
+    CREATE SCHEMA drizzle;
+    CREATE TABLE drizzle.__drizzle_migrations(id serial PRIMARY KEY, hash text, created_at bigint);
+    INSERT INTO drizzle.__drizzle_migrations(hash, created_at) VALUES ('0001_init', 1), ('0002_add_new_column', 2);
+  )~");
+  auto r = rollback({{"mode", "schema"}, {"down_sql", work_ / "down.sql"}, {"migrations_table", "drizzle.__drizzle_migrations"}});
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   record_run_time("002 node-api-rollback mode=schema (dump, down migration, checks)", r);
   EXPECT_FALSE(has_column("new_column")) << "the down migration was not applied";
@@ -293,6 +301,10 @@ TEST_F(NodeApi, SchemaModeUndoesTheMigrationAndReopensWhenHealthy) {
   EXPECT_NE(req.find("/api/maintenance/disable"), std::string::npos) << req;
   EXPECT_NE(req.find("/api/queue/resume-all"), std::string::npos) << req;
   EXPECT_EQ(r.out.find(PgServer::kPassword), std::string::npos);
+  size_t newest = r.out.find("0002_add_new_column"), oldest = r.out.find("0001_init");
+  ASSERT_NE(newest, std::string::npos) << r.out;
+  EXPECT_LT(newest, oldest) << "the migration history is not newest first";
+  db().sql("SET ROLE app; DROP SCHEMA drizzle CASCADE;");
 }
 
 TEST_F(NodeApi, UnhealthyAfterTheRollbackLeavesMaintenanceOnAndQueuesPaused) {
@@ -434,7 +446,8 @@ TEST_F(NodeApi, DataModeAtP2ListsCorrectsAndValidates) {
   write_file(repo_ + "/package.json",
              R"({"name": "api", "version": "1.0.0", "private": true, "scripts": {)"
              R"("db:validate": "node -e \"require('fs').writeFileSync('validated', 'ok')\"",)"
-             R"("db:validate-fails": "node -e \"console.error('2 projects without owner'); process.exit(1)\""}})");
+             R"("db:validate-fails": "node -e \"console.error('2 projects without owner'); process.exit(1)\"",)"
+             R"("db:validate-noisy": "echo ERROR constraint violated >> ../app.log"}})");
   write_file(work_ / "fix.sql", "UPDATE projects SET state = 'active' WHERE id IN (3, 4)");
   auto r = rollback({{"mode", "data"}, {"since", "2025-01-01 00:00:00"}, {"data_sql", work_ / "fix.sql"},
                      {"severity", "P2"}, {"validate_script", "db:validate"}});
@@ -458,6 +471,17 @@ TEST_F(NodeApi, DataModeAtP2ListsCorrectsAndValidates) {
   EXPECT_NE(since.find("/api/maintenance/enable"), std::string::npos) << since;
   EXPECT_EQ(since.find("/api/maintenance/disable"), std::string::npos) << since;
   EXPECT_EQ(since.find("resume"), std::string::npos) << since;
+
+  // Checkpoint 2's "no errors in logs": the validation passes, but an ERROR line was written
+  // since the rollback began; the rollback is not verified and the API stays closed.
+  write_file(work_ / "app.log", "INFO up\nERROR an old one\n");
+  before = requests();
+  auto noisy = rollback({{"mode", "data"}, {"data_sql", work_ / "fix.sql"}, {"validate_script", "db:validate-noisy"},
+                         {"app_log", work_ / "app.log"}});
+  EXPECT_EQ(noisy.code, 1) << noisy.out << noisy.err;
+  all = noisy.out + noisy.err;
+  EXPECT_NE(all.find("1 new error lines in " + work_ / "app.log" + " since the rollback began"), std::string::npos) << all;
+  EXPECT_EQ(requests().substr(before.size()).find("/api/maintenance/disable"), std::string::npos);
   db().sql("SET ROLE app; ALTER TABLE projects DROP COLUMN updated_at;");
 }
 

@@ -14,12 +14,17 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
+#include <map>
 #include <regex>
 #include <set>
 #include <sstream>
 
 #include "os/process.h"
+#include "support/pg_server.h"
+#include "support/pm2.h"
+#include "support/redis_server.h"
 #include "support/support.h"
 
 using namespace rb::test;
@@ -91,6 +96,10 @@ const std::map<std::string, std::vector<Case>>& cases() {
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
         {"database", with(ff, {{"method", "database"}, {"restore_from", "{app}/data/pcm_ops_tools_backup_20250101_000000.db"}}), false,
          {"sqlite.backup", "service.stop", "sqlite.restore", "service.start"}},
+        // Live without any backup (LiveProcedure removes them), so the reinit command rebuilds it.
+        {"database reinitialised", with(ff, {{"method", "database"},
+                                             {"reinit", "python3,-c,import sqlite3; sqlite3.connect('data/pcm_ops_tools.db').execute('CREATE TABLE feature_flags(name TEXT)')"}}),
+         false, {"sqlite.backup", "service.stop", "service.start"}},
     };
     const std::vector<std::pair<std::string, std::string>> node = {
         {"repo", "{app}"}, {"base_url", "{url}"}, {"stable_ref", "v1.0.0"},
@@ -327,7 +336,7 @@ class Fixture {
     write_file(a + "/backend/app.py", app_py("1.0.0"));
     write_file(a + "/backend/config/settings.ini", "[app]\nmode = good\n");
     write_file(a + "/backend/api/__init__.py", "");
-    const std::string pkg = R"({"name":"fx","version":"1.0.0","scripts":{"build":"true","test:smoke":"true","dev":"python3 ../backend/app.py frontend_port"}})";
+    const std::string pkg = R"({"name":"fx","version":"1.0.0","scripts":{"build":"mkdir -p .next/static && echo built > .next/static/app.js","test:smoke":"true","test:e2e":"echo critical flows ok > e2e-ran","dev":"python3 ../backend/app.py frontend_port"}})";
     const std::string lock = R"({"name":"fx","version":"1.0.0","lockfileVersion":3,"requires":true,"packages":{"":{"name":"fx","version":"1.0.0"}}})";
     write_file(a + "/package.json", pkg + "\n");
     write_file(a + "/package-lock.json", lock + "\n");
@@ -630,26 +639,6 @@ struct QueueApi {
   std::unique_ptr<Child> child_;
 };
 
-// A pm2 daemon of its own (PM2_HOME in the fixture's state) with the queue worker app.
-struct Pm2Worker {
-  explicit Pm2Worker(const std::string& home, const std::string& dir) : home_(home) {
-    EXPECT_FALSE(rb::os::which("pm2").empty()) << "pm2 is missing: npm install -g pm2@5";
-    write_file(dir + "/worker.js", "setInterval(() => {}, 1000);\n");
-    pm2({"start", dir + "/worker.js", "--name", "queue-worker"});
-  }
-  ~Pm2Worker() { pm2({"kill"}); }
-  std::string pm2(const std::vector<std::string>& args) const {
-    rb::os::ProcessSpec spec;
-    spec.argv = {"pm2"};
-    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
-    spec.env = {{"PM2_HOME", home_}};
-    spec.timeout = std::chrono::seconds(60);
-    spec.detached = true;  // pm2's daemon outlives the command that spawns it
-    auto r = rb::os::run_process(spec);
-    return r.stdout_text + r.stderr_text;
-  }
-  std::string home_;
-};
 
 size_t index_of(const std::vector<std::string>& lines, const std::string& needle) {
   for (size_t i = 0; i < lines.size(); ++i)
@@ -666,16 +655,18 @@ TEST(Runbooks, LiveQueueRollbackDrainsKeepsEvidenceAndResumesOneByOne) {
   std::string app = copy / "app";
   write_file(app + "/backend/src/queues/worker.ts", "# worker: the bad loop\n");
   run_ok({"git", "commit", "-q", "-am", "bad worker"}, app);
-  Pm2Worker worker(fx.state() + "/pm2", copy.path());
+  write_file(copy / "worker.js", "setInterval(() => {}, 1000);\n");
+  Pm2Apps worker(fx.state() + "/pm2", pm2_ecosystem(copy / "apps.json", {{{"queue-worker", copy / "worker.js", "", copy.path()}}}));
   // 002 §7: the start, progress and end notices go to a (local) Slack-style webhook.
   HttpServer chat(copy / "chat");
   std::string hook = chat.url("/services/T01/B02/n0tify-t0ken-xyz");
-  auto node = [&](const std::string& url, const std::string& journal) {
-    return run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/node-api-rollback.lua", "-p", "mode=queue",
-                    "-p", "repo=" + app, "-p", "stable_ref=v1.0.0", "-p", "base_url=" + url, "-p", "dsn=",
-                    "-p", "resume_watch=4s", "-p", "drain_within=2m", "-p", "issue=ai-analysis jobs fail",
-                    "-p", "notify_webhook=" + hook, "--journal", journal},
-                   cli_env(fx), 600);
+  auto node = [&](const std::string& url, const std::string& journal, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/node-api-rollback.lua", "-p", "mode=queue",
+                                     "-p", "repo=" + app, "-p", "stable_ref=v1.0.0", "-p", "base_url=" + url, "-p", "dsn=",
+                                     "-p", "resume_watch=4s", "-p", "drain_within=2m", "-p", "issue=ai-analysis jobs fail",
+                                     "-p", "notify_webhook=" + hook, "--journal", journal};
+    args.insert(args.end(), more.begin(), more.end());
+    return run_cli(args, cli_env(fx), 600);
   };
   auto notices = [&] {
     std::vector<std::string> out;
@@ -741,6 +732,25 @@ TEST(Runbooks, LiveQueueRollbackDrainsKeepsEvidenceAndResumesOneByOne) {
     ASSERT_EQ(n.size(), 6u) << r.out;
     EXPECT_NE(n[5].find("[FAILED] Rollback did not complete"), std::string::npos) << n[5];
     EXPECT_NE(n[5].find("queue ai-analysis: failure rate"), std::string::npos) << n[5];
+  }
+  {
+    // Checkpoint 3's "no stuck jobs": after its resume nothing on ai-analysis moves with jobs
+    // waiting; it is paused again. And clean_failed=true (4.2 step 4, "if needed") cleans the
+    // failed jobs once the active ones have drained, before the workers stop.
+    QueueApi q(copy / "api3", R"({"ai-analysis": {"waiting": 10, "failed": 3, "stuck": true},
+                                 "document-processing": {"waiting": 4}})");
+    auto r = node(q.url(), copy / "j3.db", {"-p", "clean_failed=true"});
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    auto posts = q.posts();
+    size_t clean = index_of(posts, "/api/queue/clean-all"), a = index_of(posts, "/api/queue/ai-analysis/resume"),
+           again = index_of(posts, "/api/queue/ai-analysis/pause");
+    ASSERT_NE(clean, std::string::npos) << "clean_failed=true sent no clean-all\n" << r.out;
+    ASSERT_NE(a, std::string::npos) << r.out;
+    EXPECT_LT(clean, a);
+    ASSERT_NE(again, std::string::npos) << "the stuck queue was not paused again\n" << r.out;
+    EXPECT_NE((r.out + r.err).find("stuck jobs?"), std::string::npos) << r.out << r.err;
+    EXPECT_EQ(index_of(posts, "document-processing/resume"), std::string::npos) << "the next queue was resumed";
+    EXPECT_NE(r.out.find("failed jobs cleaned (clean_failed=true)"), std::string::npos) << r.out;
   }
 }
 
@@ -832,6 +842,9 @@ struct LiveCase {
   std::string runbook, label;
   std::vector<std::pair<std::string, std::string>> extra;  // overrides for the live run
   bool by_hand = false;  // start the bad release's backend and frontend by hand first
+  std::vector<std::string> files = {};  // file names the run must leave somewhere under the fixture
+  std::string remove = "";              // a glob under the app removed before the run ("data/*_backup_*.db")
+  std::string expect_out = "";          // a line the run must print
 };
 
 // gtest prints a parameter's bytes unless told otherwise: the case's name, for ctest's listing.
@@ -899,6 +912,16 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
     ASSERT_TRUE(wait_for_port(fx.app_port(), 15000)) << "the by-hand backend did not start";
     ASSERT_TRUE(wait_for_port(fx.front_port(), 15000)) << "the by-hand frontend did not start";
   }
+  if (!lc.remove.empty()) {
+    std::string pattern = lc.remove;
+    size_t slash = pattern.rfind('/');
+    std::string dir = fx.app() + "/" + pattern.substr(0, slash);
+    std::regex re(std::regex_replace(pattern.substr(slash + 1), std::regex(R"(\*)"), ".*"));
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(dir))
+      if (std::regex_match(e.path().filename().string(), re)) n += fs::remove(e.path()) ? 1 : 0;
+    ASSERT_GT(n, 0) << "nothing matched " << lc.remove;
+  }
   auto params = c->params;
   for (const auto& kv : lc.extra) {
     auto p = std::find_if(params.begin(), params.end(), [&](const auto& b) { return b.first == kv.first; });
@@ -906,11 +929,22 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
     else params.push_back(kv);
   }
   std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/" + lc.runbook, "--json", "--yes"};
+  auto env = cli_env(fx);
+  // {pg}: a real PostgreSQL (one per test process), its DSN given through the environment
+  // channel, as a secret should be.
+  static std::unique_ptr<PgServer> pg;
   for (const auto& [k, v] : params) {
+    if (v == "{pg}") {
+      ASSERT_EQ(PgServer::unavailable(), "") << " (install: scripts/install-deps.sh)";
+      if (!pg) pg = std::make_unique<PgServer>();
+      std::string name = k;
+      for (char& ch : name) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      env["RUNBOOK_PARAM_" + name] = pg->dsn();
+      continue;
+    }
     args.push_back("-p");
     args.push_back(k + "=" + fx.subst(v));
   }
-  auto env = cli_env(fx);
   env["npm_config_offline"] = "true";
   env["npm_config_audit"] = "false";
   env["npm_config_fund"] = "false";
@@ -930,6 +964,22 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
   for (const auto& name : c->planned)
     EXPECT_TRUE(done.count(name)) << "the live run performed no " << name << "; performed: " << done_text;
   EXPECT_EQ(r.out.find("fixture-s3cret-token"), std::string::npos);
+  for (const auto& [k, v] : lc.extra) {
+    if (k != "notify_webhook") continue;
+    std::string posted = read_file(fs::path(fx.state()).parent_path().string() + "/http/requests.log");
+    EXPECT_NE(posted.find("/hooks/chat"), std::string::npos) << "no notice reached the webhook";
+    EXPECT_NE(posted.find("NEXT STEPS"), std::string::npos) << posted;
+    EXPECT_NE(posted.find("login page errors"), std::string::npos) << posted;
+  }
+  if (!lc.expect_out.empty()) {
+    EXPECT_NE(r.out.find(lc.expect_out), std::string::npos) << "want \"" << lc.expect_out << "\"";
+  }
+  for (const auto& want : lc.files) {
+    bool found = false;
+    for (const auto& e : fs::recursive_directory_iterator(fx.fx()))
+      if (e.is_regular_file() && e.path().filename() == want && fs::file_size(e.path()) > 0) found = true;
+    EXPECT_TRUE(found) << "the run left no (non-empty) " << want << " under the fixture";
+  }
   // Labelled by the seed it carries, for bench/seed_timings.sh (it sets it beside that document's sleeps).
   static const std::map<std::string, std::string> seed = {
       {"pre-deploy-backup.lua", "000"}, {"dependency-rollback.lua", "000"}, {"feature-flag-rollback.lua", "001"},
@@ -943,31 +993,304 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
 INSTANTIATE_TEST_SUITE_P(
     Seeds, LiveProcedure,
     ::testing::Values(
-        LiveCase{"pre-deploy-backup.lua", "backup", {}},
+        LiveCase{"pre-deploy-backup.lua", "backup", {{"db_check", "python3,-c,print('database answers')"}, {"pg_dsn", "{pg}"}},
+                 false, {}, "", "PostgreSQL connection verified"},
         LiveCase{"dependency-rollback.lua", "L1 pin", kDep, true},
         LiveCase{"dependency-rollback.lua", "L2 restore from backup", kDep, true},
-        LiveCase{"dependency-rollback.lua", "L1 pin with a critical check", kDep, true},
+        LiveCase{"dependency-rollback.lua", "L1 pin with a critical check",
+                 Params{kDep[0], kDep[1], kDep[2], {"pg_dsn", "{pg}"}, {"max_p95_ms", "2000"}}, true, {}, "",
+                 "PostgreSQL connection verified"},
         LiveCase{"dependency-rollback.lua", "L3 fresh environment", kDep, true},
         LiveCase{"feature-flag-rollback.lua", "investigate", kFlag, true},
         LiveCase{"feature-flag-rollback.lua", "emergency endpoint", kFlag, true},
-        LiveCase{"feature-flag-rollback.lua", "phase 3 flags", kFlag, true},
+        // 001's internal message (ISSUE / IMPACT / ACTION / STATUS / NEXT STEPS), sent to a chat
+        // webhook (the fixture's HTTP server stands in for it).
+        LiveCase{"feature-flag-rollback.lua", "phase 3 flags",
+                 Params{kFlag[0], kFlag[1], {"notify_webhook", "{url}/hooks/chat"}, {"impact", "login page errors"}}, true,
+                 {}, "", "NEXT STEPS:"},
         LiveCase{"feature-flag-rollback.lua", "phase 2 flags (restart)", kFlag, true},
         LiveCase{"feature-flag-rollback.lua", "env rollback mode", kFlag, true},
-        LiveCase{"feature-flag-rollback.lua", "git", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "git", Params{kFlag[0], kFlag[1], {"auth_url", "{app_url}/api/auth/me"}}, true,
+                 {}, "", "auth flow: "},
         LiveCase{"feature-flag-rollback.lua", "git over uncommitted work", kFlag, true},
         LiveCase{"feature-flag-rollback.lua", "database from the newest backup", kFlag, true},
         LiveCase{"feature-flag-rollback.lua", "database", kFlag, true},
+        LiveCase{"feature-flag-rollback.lua", "database reinitialised", kFlag, true, {}, "data/pcm_ops_tools_backup_*.db",
+                 "database reinitialised"},
         LiveCase{"node-api-rollback.lua", "info", {}},
         LiveCase{"system-rollback.lua", "revert", {{"monitor_for", "3s"}}},
         LiveCase{"system-rollback.lua", "revert and push", {}},
         LiveCase{"system-rollback.lua", "reset with backup branch and push", {}},
         LiveCase{"sprint-rollback.lua", "L1 full", kSprint, true},
         LiveCase{"sprint-rollback.lua", "L1 full, ignored files too", kSprint, true},
-        LiveCase{"sprint-rollback.lua", "L2 sprint", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "L2 sprint", kSprint, true, {"test_failures.txt", "report.md"}},
         LiveCase{"sprint-rollback.lua", "L3 selective", kSprint, true},
         LiveCase{"sprint-rollback.lua", "recover commits", kSprint, true},
-        LiveCase{"sprint-rollback.lua", "analyze", kSprint, true},
+        LiveCase{"sprint-rollback.lua", "analyze", kSprint, true,
+                 {"git_reflog.txt", "git_graph.txt", "test_failures.txt", "report.md"}},
         LiveCase{"sprint-rollback.lua", "L2 sprint over uncommitted work", kSprint, true},
         LiveCase{"sprint-rollback.lua", "L3 selective over uncommitted work", kSprint, true},
         LiveCase{"pre-sprint-check.lua", "checks and checkpoint", {}}),
     live_name);
+
+// ---- Through a real pm2 -------------------------------------------------------------------
+// The modes that restart the application through its manager, run live with pm2 managing the
+// fixture's real backend (backend/app.py on its own port) and frontend, each pm2 daemon in a
+// PM2_HOME of its own: system-rollback's services, env and complete-system modes (003), and
+// node-api-rollback's code and frontend modes (002 §4.1, §4.4, §11.1).
+namespace {
+
+std::map<std::string, std::string> pm2_env(const Fixture& fx, const std::string& home) {
+  auto env = cli_env(fx);
+  env["PM2_HOME"] = home;
+  env["npm_config_offline"] = "true";
+  env["npm_config_audit"] = "false";
+  env["npm_config_fund"] = "false";
+  return env;
+}
+
+std::string step_failures(const CliResult& r) {
+  std::string failure;
+  for (const auto& e : r.events())
+    if (e.value("event", "") == "step_end" && e.value("outcome", "") == "failed")
+      failure += "step '" + e.value("name", "") + "': " + e.value("error", "") + "\n";
+  return failure + r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) + r.err;
+}
+
+}  // namespace
+
+TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
+  Fixture fx;
+  std::string top = fs::path(fx.fx()).parent_path().string();
+  struct Reaper {
+    std::string dir;
+    ~Reaper() { kill_under(dir); }
+  } reaper{top};
+  std::string app = fx.app();
+  write_file(top + "/worker.js", "setInterval(() => {}, 1000);\n");
+  Pm2Apps pm2(top + "/pm2", pm2_ecosystem(top + "/apps.json", {{{"backend-v2", "backend/app.py", "", app}},
+                                                             {{"frontend-v2", "../backend/app.py", "frontend_port", app + "/frontend"}},
+                                                             {{"notification-worker", top + "/worker.js", "", top}}}));
+  ASSERT_TRUE(wait_for_port(fx.app_port(), 20000)) << "pm2's backend-v2 did not listen\n" << pm2.pm2({"logs", "--nostream"});
+  ASSERT_TRUE(wait_for_port(fx.front_port(), 20000)) << "pm2's frontend-v2 did not listen";
+  RedisServer redis;
+  RedisClient rc(redis.port());
+  rc.fill("session:", 5);
+  auto env = pm2_env(fx, top + "/pm2");
+  auto sys = [&](const std::vector<std::pair<std::string, std::string>>& extra, const std::string& journal) {
+    std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/system-rollback.lua", "--json", "--yes",
+                                     "-p", "repo=" + app, "-p", "backend=pm2", "-p", "healthy_within=30s",
+                                     "-p", "health=" + fx.subst("{app_url}/health,{front_url}/"), "--journal", top + "/" + journal};
+    for (const auto& [k, v] : extra) {
+      args.push_back("-p");
+      args.push_back(k + "=" + v);
+    }
+    return run_cli(args, env, 300);
+  };
+
+  // 0. The partial script's "unknown service" refusal, before anything is touched.
+  std::string tree = sha256_tree(app);
+  auto unknown = sys({{"mode", "services"}, {"services", "auth,nosuch"}, {"redis_url", redis.url(0)}}, "j0.db");
+  EXPECT_NE(unknown.code, 0);
+  EXPECT_NE((unknown.out + unknown.err).find("unknown service 'nosuch'"), std::string::npos) << unknown.out << unknown.err;
+  EXPECT_EQ(sha256_tree(app), tree);
+  EXPECT_EQ(rc.dbsize(), 5);
+
+  // 1. Service by service (all five the document names): their files from the good release,
+  // their switches off in .env, the auth cache flushed, and the services they run in restarted.
+  auto before = pm2.apps();
+  write_file(app + "/frontend/bad-page.js", "bad\n");
+  run_ok({"git", "add", "-A"}, app);
+  run_ok({"git", "commit", "-qm", "frontend: a bad page"}, app);
+  auto s = sys({{"mode", "services"}, {"services", "auth,payments,booking,notifications,integrations,frontend"},
+                {"good_ref", "v1.0.0"}, {"redis_url", redis.url(0)},
+                {"integration_restore", "touch," + top + "/integrations-restored"},
+                {"booking_cache_clear", "touch," + top + "/booking-cache-cleared"}},
+               "j1.db");
+  ASSERT_EQ(s.code, 0) << step_failures(s);
+  record_run_time("003 system-rollback mode=services (pm2, Redis)", s);
+  EXPECT_EQ(read_file(app + "/routers/auth.py"), "# routers/auth.py v1.0.0\n");
+  EXPECT_EQ(read_file(app + "/services/payment_service.py"), "# services/payment_service.py v1.0.0\n");
+  EXPECT_EQ(read_file(app + "/routers/appointments.py"), "# routers/appointments.py v1.0.0\n");
+  std::string dotenv = read_file(app + "/.env");
+  EXPECT_NE(dotenv.find("ENABLE_GMB_INTEGRATION=false"), std::string::npos) << dotenv;
+  EXPECT_NE(dotenv.find("ENABLE_ADVANCED_ANALYTICS=false"), std::string::npos) << dotenv;
+  EXPECT_NE(dotenv.find("ENABLE_NEW_PAYMENT_FLOW=false"), std::string::npos) << dotenv;
+  EXPECT_NE(dotenv.find("ENABLE_ADVANCED_NOTIFICATIONS=false"), std::string::npos) << dotenv;
+  EXPECT_NE(dotenv.find("STRIPE_SECRET_KEY=sk_test_new"), std::string::npos) << "restore_env was not asked for";
+  EXPECT_EQ(rc.dbsize(), 0) << "the auth cache was not flushed";
+  EXPECT_TRUE(fs::exists(top + "/integrations-restored")) << "the integration backup hook did not run";
+  EXPECT_TRUE(fs::exists(top + "/booking-cache-cleared")) << "the booking cache hook did not run";
+  auto after = pm2.apps();
+  EXPECT_GT(after["backend-v2"].restarts, before["backend-v2"].restarts) << pm2.pm2({"jlist"});
+  EXPECT_GT(after["notification-worker"].restarts, before["notification-worker"].restarts);
+  EXPECT_GT(after["frontend-v2"].restarts, before["frontend-v2"].restarts) << "services=frontend did not restart it";
+  EXPECT_FALSE(fs::exists(app + "/frontend/bad-page.js")) << "the frontend still has the bad release's file";
+  EXPECT_EQ(read_file(app + "/frontend/.next/static/app.js"), "built\n") << "the frontend was not rebuilt";
+  for (const auto& [name, a] : after) EXPECT_EQ(a.status, "online") << name;
+
+  // 2. The env file back from .env.backup (the current one kept in the run's artifacts, not in
+  // the work tree), the first app service restarted.
+  before = after;
+  auto e = sys({{"mode", "env"}}, "j2.db");
+  ASSERT_EQ(e.code, 0) << step_failures(e);
+  record_run_time("003 system-rollback mode=env (pm2)", e);
+  EXPECT_EQ(read_file(app + "/.env"), read_file(app + "/.env.backup"));
+  after = pm2.apps();
+  EXPECT_GT(after["backend-v2"].restarts, before["backend-v2"].restarts);
+  for (const auto& f : fs::directory_iterator(app))
+    EXPECT_EQ(f.path().filename().string().find(".env.bak"), std::string::npos) << "an env copy is in the work tree: " << f.path();
+
+  // 3. The complete system: services stopped (frontend first), the branch reset to the good
+  // release after a tag and a backup branch, the env file restored, the services started again
+  // on the good code, validated.
+  write_file(app + "/.env", "STRIPE_SECRET_KEY=sk_test_newer\n");
+  std::string bad_head = output_of({"git", "rev-parse", "HEAD"}, app);
+  before = pm2.apps();
+  auto c = sys({{"mode", "system"}, {"good_ref", "v1.0.0"}, {"validate", "touch," + top + "/validated"},
+                {"workers", "notification-worker"}, {"max_p95_ms", "2000"}},
+               "j3.db");
+  ASSERT_EQ(c.code, 0) << step_failures(c);
+  record_run_time("003 system-rollback mode=system (pm2: stop, reset, env, start, validate)", c);
+  EXPECT_EQ(output_of({"git", "rev-parse", "HEAD"}, app), output_of({"git", "rev-parse", "v1.0.0^{commit}"}, app));
+  EXPECT_NE(read_file(app + "/backend/app.py").find("# app v1.0.0"), std::string::npos);
+  EXPECT_EQ(read_file(app + "/.env"), read_file(app + "/.env.backup"));
+  EXPECT_TRUE(fs::exists(top + "/validated")) << "the validation argv did not run";
+  EXPECT_NE(c.out.find("worker notification-worker: running"), std::string::npos);
+  EXPECT_NE(c.out.find("performance: P95 "), std::string::npos);
+  std::string branches = output_of({"git", "branch", "--list", "emergency-backup-*", "--format=%(objectname)"}, app);
+  EXPECT_NE(branches.find(bad_head), std::string::npos) << "no backup branch at the bad head: " << branches;
+  after = pm2.apps();
+  for (const char* n : {"backend-v2", "frontend-v2"}) {
+    EXPECT_EQ(after[n].status, "online") << n;
+    EXPECT_NE(after[n].pid, before[n].pid) << n << " was not stopped and started";
+  }
+  EXPECT_EQ(after["notification-worker"].pid, before["notification-worker"].pid) << "not an app service";
+  // The stop came before the reset: the journal's order of effects.
+  std::vector<std::string> order;
+  for (const auto& ev : c.events())
+    if (ev.value("event", "") == "effect" && ev.value("status", "") == "ok" && ev.value("kind", "") == "change")
+      order.push_back(ev.value("name", "") + " " + ev.value("args", rb::json::object()).value("name", ""));
+  auto pos = [&](const std::string& prefix) {
+    for (size_t i = 0; i < order.size(); ++i)
+      if (order[i].rfind(prefix, 0) == 0) return i;
+    return order.size();
+  };
+  EXPECT_LT(pos("service.stop"), pos("git.reset")) << ::testing::PrintToString(order);
+  EXPECT_LT(pos("git.reset"), pos("service.start")) << ::testing::PrintToString(order);
+}
+
+TEST(Runbooks, LiveNodeApiCodeAndFrontendRollbackThroughARealPm2) {
+  Fixture fx;
+  std::string top = fs::path(fx.fx()).parent_path().string();
+  struct Reaper {
+    std::string dir;
+    ~Reaper() { kill_under(dir); }
+  } reaper{top};
+  std::string app = fx.app();
+  write_file(top + "/worker.js", "setInterval(() => {}, 1000);\n");
+  // The API is the fixture's backend (it answers the admin endpoints and logs them).
+  int redis_port = free_port();
+  Pm2Apps pm2(top + "/pm2", pm2_ecosystem(top + "/apps.json", {{{"api", "backend/app.py", "", app}},
+                                                             {{"frontend", "../backend/app.py", "frontend_port", app + "/frontend"}},
+                                                             {{"queue-worker", top + "/worker.js", "", top}},
+                                                             {{"redis", "redis-server", "--port " + std::to_string(redis_port) +
+                                                                   " --bind 127.0.0.1 --appendonly no --dir " + top, top}}}));
+  ASSERT_TRUE(wait_for_port(redis_port, 20000)) << "pm2's redis-server did not listen";
+  ASSERT_TRUE(wait_for_port(fx.app_port(), 20000)) << "pm2's api did not listen";
+  ASSERT_TRUE(wait_for_port(fx.front_port(), 20000)) << "pm2's frontend did not listen";
+  auto env = pm2_env(fx, top + "/pm2");
+  auto node = [&](const std::vector<std::pair<std::string, std::string>>& extra, const std::string& journal) {
+    std::vector<std::string> args = {"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/node-api-rollback.lua", "--json", "--yes",
+                                     "-p", "repo=" + app, "-p", "stable_ref=v1.0.0", "-p", "dsn=",
+                                     "-p", "base_url=" + fx.subst("{app_url}"), "-p", "healthy_within=30s",
+                                     "-p", "metrics_samples=20", "--journal", top + "/" + journal};
+    for (const auto& [k, v] : extra) {
+      args.push_back("-p");
+      args.push_back(k + "=" + v);
+    }
+    return run_cli(args, env, 300);
+  };
+  auto requests = [&] {
+    std::string p = app + "/data/app_port_state/requests.log";
+    return fs::exists(p) ? read_file(p) : std::string();
+  };
+
+  // 4.4: only the frontend's files move, it is rebuilt and only its pm2 app restarts.
+  write_file(app + "/frontend/page.js", "bad page\n");
+  run_ok({"git", "add", "-A"}, app);
+  run_ok({"git", "commit", "-qm", "frontend: bad page"}, app);
+  auto before = pm2.apps();
+  // The web root still serves the bad build's files (4.4 step 4 copies the rebuilt ones there).
+  write_file(top + "/www/app.js", "bad build\n");
+  auto f = node({{"mode", "frontend"}, {"static_root", top + "/www"}, {"cdn_purge_url", fx.server().url("/cdn/purge")},
+                 {"cdn_token", "cdn-s3cret-tok"}},
+                "j1.db");
+  ASSERT_EQ(f.code, 0) << step_failures(f);
+  record_run_time("002 node-api-rollback mode=frontend (pm2)", f);
+  EXPECT_FALSE(fs::exists(app + "/frontend/page.js")) << "the frontend's added file is still there";
+  EXPECT_EQ(read_file(top + "/www/app.js"), "built\n") << "the rebuilt static files were not deployed";
+  std::string cdn = read_file(fx.state() + "/../http/requests.log");
+  EXPECT_NE(cdn.find("/cdn/purge"), std::string::npos) << "the CDN was not purged: " << cdn;
+  EXPECT_NE(cdn.find("Bearer cdn-s3cret-tok"), std::string::npos) << cdn;
+  EXPECT_EQ(f.out.find("cdn-s3cret-tok"), std::string::npos) << "the CDN token is in the output";
+  EXPECT_NE(read_file(app + "/backend/app.py").find("# app v1.1.0"), std::string::npos) << "the backend moved too";
+  auto after = pm2.apps();
+  EXPECT_GT(after["frontend"].restarts, before["frontend"].restarts);
+  EXPECT_EQ(after["api"].restarts, before["api"].restarts) << "the API was restarted by a frontend rollback";
+
+  // 4.1 / 11.1: the whole checkout at the stable release (local work stashed), npm ci, build,
+  // `pm2 restart all`: every app, the queue workers and the frontend too, then health, smoke
+  // tests and the metric targets; the queues paused before and resumed after.
+  write_file(app + "/routers/auth.py", "# a hotfix in progress\n");
+  before = pm2.apps();
+  auto c = node({{"mode", "code"}, {"e2e_script", "test:e2e"}, {"app_log", app + "/logs/pcm_ops_tools.log"},
+                 {"monitor_for", "3s"}, {"monitor_every", "1s"}},
+                "j2.db");
+  ASSERT_EQ(c.code, 0) << step_failures(c);
+  record_run_time("002 node-api-rollback mode=code (pm2 restart all)", c);
+  EXPECT_EQ(output_of({"git", "rev-parse", "HEAD"}, app), output_of({"git", "rev-parse", "v1.0.0^{commit}"}, app));
+  EXPECT_NE(read_file(app + "/backend/app.py").find("# app v1.0.0"), std::string::npos);
+  EXPECT_NE(output_of({"git", "stash", "list"}, app), "") << "the local change was not stashed";
+  bool ci = false;
+  for (const auto& ev : c.events())
+    if (ev.value("event", "") == "effect" && ev.value("name", "") == "npm.ci" && ev.value("status", "") == "ok") ci = true;
+  EXPECT_TRUE(ci) << "npm ci did not run";
+  after = pm2.apps();
+  for (const char* n : {"api", "frontend", "queue-worker"}) {
+    EXPECT_GT(after[n].restarts, before[n].restarts) << n << " was not restarted by pm2 restart all";
+    EXPECT_EQ(after[n].status, "online") << n;
+  }
+  std::string req = requests();
+  size_t pause = req.find("/api/queue/pause-all"), resume = req.find("/api/queue/resume-all");
+  ASSERT_NE(pause, std::string::npos) << req;
+  ASSERT_NE(resume, std::string::npos) << req;
+  EXPECT_LT(pause, resume);
+  EXPECT_NE(c.out.find("6.4 metric targets met"), std::string::npos) << c.out.substr(c.out.size() > 3000 ? c.out.size() - 3000 : 0);
+  EXPECT_TRUE(fs::exists(app + "/e2e-ran")) << "the critical e2e tests did not run";
+  EXPECT_NE(c.out.find("errors in the log since the rollback began: 0"), std::string::npos);
+  // 6.2's extended monitoring watched the queues and the machine too.
+  EXPECT_NE(c.out.find("queues: "), std::string::npos);
+  EXPECT_NE(c.out.find("resources: memory "), std::string::npos);
+
+  // 4.3 with "restart Redis if needed": the keys of the pattern go (SCAN, not KEYS), Redis is
+  // restarted through its manager and answers again, and the rest of the keyspace survives.
+  {
+    RedisClient rc(redis_port);
+    rc.fill("gemini:", 20);
+    rc.set("session:1", "keep");
+  }
+  before = pm2.apps();
+  auto k = node({{"mode", "cache"}, {"redis_url", "redis://127.0.0.1:" + std::to_string(redis_port) + "/0"},
+                 {"redis_restart", "true"}, {"redis_backend", "pm2"}, {"redis_service", "redis"}},
+                "j3.db");
+  ASSERT_EQ(k.code, 0) << step_failures(k);
+  record_run_time("002 node-api-rollback mode=cache redis_restart (pm2)", k);
+  after = pm2.apps();
+  EXPECT_GT(after["redis"].restarts, before["redis"].restarts) << "Redis was not restarted";
+  ASSERT_TRUE(wait_for_port(redis_port, 10000));
+  RedisClient rc(redis_port);
+  EXPECT_EQ(rc.dbsize(), 1) << "want only session:1 left";
+  EXPECT_EQ(rc.get("session:1"), "keep");
+  EXPECT_NE(k.out.find("20 keys matching gemini:* deleted"), std::string::npos) << k.out.substr(k.out.size() > 3000 ? k.out.size() - 3000 : 0);
+}

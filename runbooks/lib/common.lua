@@ -318,6 +318,7 @@ function C.monitor(o)
     return n
   end
   local base, start, streak, samples = errors(), time.now(), {}, 0
+  local queue_base
   while true do
     samples = samples + 1
     for _, u in ipairs(o.urls) do
@@ -333,10 +334,77 @@ function C.monitor(o)
     if new > (o.max_new_errors or 10) then
       error(new .. " new error lines in " .. o.log_file .. " while monitoring", 0)
     end
+    if o.queue_stats then
+      -- Queue health (002 §6.2): waiting, active and failed jobs each sample; failures that keep
+      -- growing while monitoring stop it.
+      local r = http.get{ url = o.queue_stats, headers = o.headers, check = false, timeout = "10s" }
+      local counts = r.status == 200 and C.queue_counts(r.body) or nil
+      if counts then
+        local w, a, f = 0, 0, 0
+        for _, c in pairs(counts) do w, a, f = w + c.waiting, a + c.active, f + c.failed end
+        queue_base = queue_base or f
+        log.info(string.format("queues: %d waiting, %d active, %d failed", w, a, f))
+        if f - queue_base > (o.max_new_failed_jobs or 10) then
+          error((f - queue_base) .. " jobs failed while monitoring (" .. o.queue_stats .. ")", 0)
+        end
+      else
+        log.warn("queues: " .. o.queue_stats .. " → " .. tostring(r.status or r.error))
+      end
+    end
+    if o.resources then
+      -- System resources (002 §6.2's free -h and df -h): a box running out stops the watch.
+      local mem = fs.read("/proc/meminfo")
+      local total_kb = tonumber(mem:match("MemTotal:%s*(%d+)")) or 0
+      local avail_kb = tonumber(mem:match("MemAvailable:%s*(%d+)")) or 0
+      local df = fs.disk_free(o.disk_path or ".")
+      local avail_pct = total_kb > 0 and 100 * avail_kb / total_kb or 100
+      log.info(string.format("resources: memory %.0f%% available (%d MiB), disk %.0f%% used", avail_pct,
+                             avail_kb // 1024, df.used_percent))
+      if df.used_percent >= (o.max_disk_pct or 95) then
+        error(string.format("disk %.0f%% used (limit %d%%) while monitoring", df.used_percent, o.max_disk_pct or 95), 0)
+      end
+      if avail_pct < (o.min_memory_pct or 5) then
+        error(string.format("only %.0f%% of memory available while monitoring", avail_pct), 0)
+      end
+    end
     if run.dry_run or time.now() - start >= total then break end
     sleep(math.min(every, total - (time.now() - start)))
   end
   log.info(string.format("monitored %d samples over %.0fs", samples, time.now() - start))
+end
+
+-- Puts `paths` (files or directories, relative to the repository) back as they are at `ref`, as
+-- a directory rollback is meant: `git checkout ref -- paths` overwrites but deletes nothing, so
+-- the files the bad release added under them are removed too (fs.remove keeps each in the run's
+-- artifacts). Returns the list of removed files.
+function C.restore_paths(repo, ref, paths)
+  local in_ref, removed = {}, {}
+  local function has(path) return try(function() return git.rev_parse{ repo = repo, ref = ref .. ":" .. path } end) end
+  for _, d in ipairs(paths) do
+    if has(d) then
+      in_ref[#in_ref + 1] = d
+    elseif fs.exists(repo .. "/" .. d) then
+      -- A path the good release does not have at all: it goes, whole.
+      fs.remove(repo .. "/" .. d)
+      removed[#removed + 1] = d
+    end
+  end
+  if #in_ref > 0 then git.checkout{ repo = repo, ref = ref, paths = in_ref } end
+  for _, f in ipairs(git.diff_names{ repo = repo, from = ref, to = "HEAD" }) do
+    local under = false
+    for _, d in ipairs(paths) do
+      local prefix = tostring(d):gsub("/+$", "")
+      if f == prefix or f:sub(1, #prefix + 1) == prefix .. "/" then under = true end
+    end
+    if under and not has(f) then
+      if fs.exists(repo .. "/" .. f) then
+        fs.remove(repo .. "/" .. f)
+        removed[#removed + 1] = f
+      end
+    end
+  end
+  if #removed > 0 then log.info("removed what " .. ref .. " does not have: " .. table.concat(removed, ", ")) end
+  return removed
 end
 
 -- Records -------------------------------------------------------------------------------------
