@@ -28,6 +28,7 @@ runbook {
     backup = { type = "path", doc = "the backup to restore (restore; default: newest backup_db_* beside the database, or a pg dump)" },
     data_script = { type = "list", default = "", doc = "argv of the data rollback (data), e.g. python,scripts/rollback_data_migration.py,--migration-id,42" },
     verify_script = { type = "list", default = "", doc = "argv of a read-only integrity check, e.g. python,scripts/verify_data_integrity.py" },
+    max_query_ms = { type = "int", default = 5000, doc = "after the rollback a count of each count_tables table must take less (Monitoring: database performance); 0: not checked" },
     count_tables = { type = "list", default = "users,appointments,payments", doc = "tables whose row counts are compared before and after" },
     service_name = { type = "string", default = "backend-v2" },
     worker_service = { type = "string", default = "celery-worker", doc = "stopped during a data rollback" },
@@ -340,9 +341,16 @@ step{ "Verify data integrity and health", timeout = "15m", run = function(p)
   if p.db_kind == "sqlite" and not sqlite.integrity{ db = sqlite_db(p) } then
     error(sqlite_db(p) .. " fails its integrity check", 0)
   end
+  local t0 = time.now()
   local after = counts(p)
+  -- Monitoring 2, "database performance": the count queries timed (the tables' sizes decide).
+  local ms = math.floor((time.now() - t0) * 1000 / math.max(1, #p.count_tables) + 0.5)
+  log.info("database query time: " .. ms .. " ms per count (limit " .. p.max_query_ms .. " ms)")
   for _, t in ipairs(p.count_tables) do
     log.info(string.format("%s: %s rows before, %s after", t, tostring(state.before[t]), tostring(after[t])))
+  end
+  if p.max_query_ms > 0 and ms > p.max_query_ms then
+    error("database performance: a count takes " .. ms .. " ms (max_query_ms=" .. p.max_query_ms .. ")", 0)
   end
   if not C.empty(p.verify_script) then
     local argv = { table.unpack(p.verify_script) }

@@ -35,6 +35,7 @@ runbook {
     process_match = { type = "string", default = "", doc = "command-line pattern of the app's processes, for their memory" },
     baseline_rss_mb = { type = "number", default = 0, doc = "their normal resident memory in MiB" },
     pg_dsn = { type = "string", secret = true, default = "", doc = "PostgreSQL to ping" },
+    relations = { type = "list", default = "", doc = "child.column->parent.column references checked in pg_dsn's database (002 §5.3): orphaned rows are data corruption" },
     sqlite_db = { type = "path", doc = "SQLite database whose integrity is checked (001: data corruption)" },
     queue_stats = { type = "url", doc = "GET /api/queue/stats of the API (002: queue length < 50)" },
   },
@@ -92,6 +93,7 @@ local RULES = {
       { level = "P0", decision = "rollback immediately (node-api-rollback, severity=P0; stop writes first if data is at risk)", conditions = {
         A.is("down", true, "API completely down"),
         A.is("db_ok", false, "database connection failed"),
+        A.above("orphaned_rows", 0, "data corruption detected (stop all writes first): orphaned rows"),
       } },
       { level = "P1", decision = "rollback after a quick fix attempt (5 min): node-api-rollback severity=P1", conditions = {
         A.above("error_rate", 10, "error rate (%)"),
@@ -148,6 +150,7 @@ step("Measure", function(p)
   A.user_reports(m, p.user_reports)
   A.memory(m, p.process_match, p.baseline_rss_mb)
   A.postgres(m, p.pg_dsn)
+  A.relations(m, p.pg_dsn, p.relations)
   A.sqlite(m, p.sqlite_db)
   A.queue_length(m, p.queue_stats, h)
   if next(m.values) == nil then error("nothing to measure: give health, endpoints, sample_url, log_file, test_cmd, ...", 0) end

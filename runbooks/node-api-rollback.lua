@@ -30,6 +30,7 @@ runbook {
     drain_within = { type = "duration", default = "5m", doc = "mode=queue: how long the active jobs may take to finish (queues paused) before the workers stop; past it the rollback stops with the queues paused" },
     clean_failed = { type = "bool", default = false, doc = "mode=queue: POST /api/queue/clean-all before the rollback (the source's \"if needed\"): it destroys the failed jobs, the evidence of what went wrong, so it is off unless asked" },
     resume_watch = { type = "duration", default = "60s", doc = "mode=queue: how long each resumed queue is watched (failure rate, stuck jobs) before the next one resumes" },
+    min_jobs_per_min = { type = "number", default = 0, doc = "mode=queue: the normal processing rate; a resumed queue with jobs waiting that finishes fewer per minute is paused again (checkpoint 3: processing time normal); 0: not checked" },
     max_failure_rate = { type = "number", default = 2, doc = "mode=queue: percent of failed jobs among those finished while a resumed queue is watched (checkpoint 3: < 2 %); above it the queue is paused again and the rest stay paused" },
     frontend_app = { type = "string", default = "frontend", doc = "pm2 app of the frontend" },
     smoke_script = { type = "string", default = "test:smoke", doc = "npm script of the smoke tests ('' to skip)" },
@@ -460,14 +461,19 @@ step{ "Leave maintenance mode and resume the queues", always = true, run = funct
         local done_n = (s.completed - before.completed) + (s.failed - before.failed)
         local failed_n = s.failed - before.failed
         local rate = done_n > 0 and 100 * failed_n / done_n or 0
-        log.info(string.format("%s: %d jobs finished in %s, %d failed (%.1f %%); %d waiting, %d active",
-                               q, done_n, p.resume_watch, failed_n, rate, s.waiting, s.active))
+        local per_min = done_n * 60 / math.max(1, C.seconds(p.resume_watch))
+        log.info(string.format("%s: %d jobs finished in %s (%.1f per minute), %d failed (%.1f %%); %d waiting, %d active",
+                               q, done_n, p.resume_watch, per_min, failed_n, rate, s.waiting, s.active))
         if rate > p.max_failure_rate then
           problem = string.format("failure rate %.1f %% (%d of %d) is above %s %%", rate, failed_n, done_n,
                                   tostring(p.max_failure_rate))
         elseif done_n == 0 and (s.waiting + s.active) > 0 then
           problem = string.format("no job finished in %s with %d waiting and %d active: stuck jobs?",
                                   p.resume_watch, s.waiting, s.active)
+        elseif p.min_jobs_per_min > 0 and s.waiting > 0 and per_min < p.min_jobs_per_min then
+          -- Checkpoint 3, "processing time normal": jobs waiting but finishing slower than usual.
+          problem = string.format("processing is slow: %.1f jobs per minute with %d waiting (min_jobs_per_min=%s)",
+                                  per_min, s.waiting, tostring(p.min_jobs_per_min))
         end
       else
         log.warn(q .. ": no stats for this queue from /api/queue/stats; resumed without a failure-rate check")

@@ -18,6 +18,9 @@ runbook {
     files = { type = "list", default = "", doc = "files to roll back (L3)" },
     commits = { type = "list", default = "", doc = "commits to recover, oldest first (recover)" },
     failed_branch = { type = "string", default = "", doc = "the branch the commits come from (recover; for the listing)" },
+    coverage_cmd = { type = "list", default = "", doc = "analyze: the test suite with coverage, argv (e.g. venv/bin/python,-m,pytest,--cov); its total against baseline_coverage (live only)" },
+    baseline_coverage = { type = "number", default = 0, doc = "analyze: the coverage percentage before the sprint" },
+    baseline_p95_ms = { type = "int", default = 0, doc = "analyze: the backend's normal P95, for the performance comparison" },
     test_cmd = { type = "list", default = "pytest", doc = "the test command, argv" },
     backend_dir = { type = "string", default = "backend", doc = "relative to repo" },
     frontend_dir = { type = "string", default = "frontend", doc = "relative to repo ('' when there is none)" },
@@ -119,6 +122,35 @@ step{ "Collect failure evidence", timeout = "20m", run = function(p)
     if fs.exists(venv(p) .. "/bin/python") then pip.freeze{ venv = venv(p), to = dir .. "/pip_freeze.txt" } end
     if p.frontend_dir ~= "" and fs.exists(p.repo .. "/" .. p.frontend_dir .. "/package.json") then
       fs.write(dir .. "/npm_list.json", json.encode(npm.versions{ dir = p.repo .. "/" .. p.frontend_dir }, true) .. "\n")
+    end
+    if not C.empty(p.coverage_cmd) then
+      -- Analysis 3, coverage delta: the suite's total (the last "NN%" it prints, as coverage.py's
+      -- and jest's summaries end) against the baseline's. It writes .coverage files: live only.
+      if run.dry_run then
+        log.info("coverage: not run in a dry-run (it writes its data files)")
+      else
+        local a = { table.unpack(p.coverage_cmd) }
+        a.cwd, a.check, a.timeout = p.repo, false, "20m"
+        local r = exec(a)
+        local total
+        for pctv in ((r.stdout or "") .. "\n" .. (r.stderr or "")):gmatch("(%d+%.?%d*)%%") do total = tonumber(pctv) end
+        local line = total and string.format("coverage %g %% (baseline %g %%, delta %+.1f)", total,
+                                             p.baseline_coverage, total - p.baseline_coverage)
+                     or ("coverage: no percentage in the output of " .. table.concat(p.coverage_cmd, " "))
+        log.info(line)
+        fs.write(dir .. "/coverage.txt", line .. "\n")
+      end
+    end
+    if not C.empty(p.backend_url) then
+      -- Analysis 4, performance against the baseline: 20 requests to the backend.
+      local r = http.sample{ url = p.backend_url, n = 20, concurrency = 4, timeout = "10s" }
+      local line = string.format("P95 %s ms, p50 %s ms, %d errors over %d requests to %s", tostring(r.p95_ms),
+                                 tostring(r.p50_ms), r.errors or 0, r.n or 20, p.backend_url)
+      if p.baseline_p95_ms > 0 and type(r.p95_ms) == "number" then
+        line = line .. string.format("; baseline %d ms: %+.0f %%", p.baseline_p95_ms, 100 * (r.p95_ms - p.baseline_p95_ms) / p.baseline_p95_ms)
+      end
+      log.info("performance: " .. line)
+      fs.write(dir .. "/performance.txt", line .. "\n")
     end
     local df = fs.disk_free(p.repo)
     fs.write(dir .. "/system.txt", string.format("disk %.0f%% used\n%s", df.used_percent, fs.read("/proc/meminfo")))

@@ -52,6 +52,12 @@ runbook {
     image_service = { type = "string", default = "", doc = "mode=image: the service whose image rolls back (default the first of app_services; frontend-v2 for the frontend)" },
     integration_restore = { type = "list", default = "", doc = "services=integrations: argv that restores the app's integration settings backup, run in repo (003: IntegrationService.restore_backup), e.g. python3,-m,app.tools.restore_integrations" },
     booking_cache_clear = { type = "list", default = "", doc = "services=booking: argv that clears the app's booking caches, run in repo (003: BookingCacheService)" },
+    env_vars = { type = "list", default = "", doc = "mode=env: restore only these variables from env_backup (4: export the previous values), the rest of the env file kept; the values never pass through the journal" },
+    metrics_url = { type = "url", doc = "a JSON endpoint of the app's metrics (active sessions, booking success rate), read after the rollback; its numbers are logged" },
+    metric_floors = { type = "list", default = "", doc = "name:min pairs checked against metrics_url's numbers after the rollback, e.g. booking_success_rate:95" },
+    security_headers = { type = "list", default = "", doc = "response headers the first health URL must send after the rollback (Verification checklist: security measures active), e.g. Strict-Transport-Security,X-Content-Type-Options" },
+    monitor_every = { type = "duration", default = "30s", doc = "how often the monitoring samples" },
+    log_must_grow = { type = "bool", default = false, doc = "the monitoring fails if app_log is not written while it watches (Verification checklist: logs being written)" },
     workers = { type = "list", default = "", doc = "background workers that must be running after the rollback (Verification checklist: background jobs processing), by the manager's names" },
     max_p95_ms = { type = "int", default = 0, doc = "after the rollback, the P95 of 20 requests to the first health URL must be under this (Verification checklist: performance acceptable); 0: not checked" },
     validate = { type = "list", default = "", doc = "a read-only validation argv run in repo afterwards, e.g. python,scripts/health_check_all.py,--fail-on-warn" },
@@ -189,9 +195,55 @@ step{ "Roll the code back", timeout = "10m", run = function(p)
   end
 end }
 
+-- Puts back the lines of `keys` from `from` into `file` in place (a variable the file lacks is
+-- appended), through a small Python program whose argv holds only paths and names: the values
+-- are read and written by it, never by the runbook, so no secret reaches the journal.
+local MERGE_ENV = [[
+import os, re, sys, tempfile
+src, dst, keys = sys.argv[1], sys.argv[2], sys.argv[3:]
+pat = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
+def lines(path):
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
+        return [l if l.endswith("\n") else l + "\n" for l in f]
+old = {}
+for l in lines(src):
+    m = pat.match(l)
+    if m:
+        old[m.group(1)] = l
+missing = [k for k in keys if k not in old]
+if missing:
+    sys.stderr.write("not in " + src + ": " + ", ".join(missing) + "\n")
+    sys.exit(3)
+out, seen = [], set()
+for l in lines(dst):
+    m = pat.match(l)
+    if m and m.group(1) in keys:
+        out.append(old[m.group(1)])
+        seen.add(m.group(1))
+    else:
+        out.append(l)
+out += [old[k] for k in keys if k not in seen]
+mode = os.stat(dst).st_mode & 0o7777
+fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(dst)), prefix=".env-merge-")
+with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+    f.writelines(out)
+os.chmod(tmp, mode)
+os.replace(tmp, dst)
+print("restored " + ", ".join(keys))
+]]
+
 step("Roll the configuration back", function(p)
   local file = env_file(p)
-  if p.mode == "env" or p.mode == "system" or (p.mode == "services" and p.restore_env) then
+  if p.mode == "env" and not C.empty(p.env_vars) then
+    local from = C.under(p.env_backup, p.repo, ".env.backup")
+    if not fs.exists(from) then error("no env backup at " .. from, 0) end
+    for _, k in ipairs(p.env_vars) do
+      if not tostring(k):match("^[%a_][%w_]*$") then error("env_vars: '" .. tostring(k) .. "' is not a variable name", 0) end
+    end
+    fs.backup{ path = file, private = true }   -- the whole current file, 0600, in the artifacts
+    exec{ "python3", "-c", MERGE_ENV, from, file, table.unpack(p.env_vars) }
+    state.done[#state.done + 1] = "restored " .. table.concat(p.env_vars, ", ") .. " from " .. from
+  elseif p.mode == "env" or p.mode == "system" or (p.mode == "services" and p.restore_env) then
     local from = C.under(p.env_backup, p.repo, ".env.backup")
     if fs.exists(from) then
       -- The current file is kept in the run's artifacts; secrets are copied, never printed.
@@ -265,6 +317,36 @@ step{ "Validate", timeout = "15m", run = function(p)
     local head = git.head{ repo = p.repo }
     log.info("HEAD now " .. tostring(head.short or head.commit))
   end
+  if not C.empty(p.security_headers) then
+    local r = http.get{ url = p.health[1], check = false, timeout = "10s" }
+    local have = {}
+    for k in pairs(r.headers or {}) do have[tostring(k):lower()] = true end
+    local missing = {}
+    for _, h in ipairs(p.security_headers) do
+      if not have[tostring(h):lower()] then missing[#missing + 1] = h end
+    end
+    if #missing > 0 then error("security measures: " .. p.health[1] .. " does not send " .. table.concat(missing, ", "), 0) end
+    log.info("security headers present: " .. table.concat(p.security_headers, ", "))
+  end
+  if not C.empty(p.metrics_url) then
+    -- Monitoring 3 (active sessions, booking success rate): what the app's metrics say, with floors.
+    local r = http.get{ url = p.metrics_url, check = false, timeout = "10s" }
+    local ok, doc = pcall(json.decode, r.body or "")
+    if r.status ~= 200 or not ok or type(doc) ~= "table" then
+      error("metrics: " .. p.metrics_url .. " → " .. tostring(r.status or r.error) .. " (want 200 and a JSON object)", 0)
+    end
+    local names = {}
+    for k, v in pairs(doc) do if type(v) == "number" then names[#names + 1] = k end end
+    table.sort(names)
+    for _, k in ipairs(names) do log.info("metric " .. k .. " = " .. tostring(doc[k])) end
+    for _, floor in ipairs(p.metric_floors) do
+      local name, min = tostring(floor):match("^([%w_%.%-]+):(%-?[%d%.]+)$")
+      if not name then error("metric_floors: '" .. tostring(floor) .. "' is not name:min", 0) end
+      local v = doc[name]
+      if type(v) ~= "number" then error("metrics: " .. p.metrics_url .. " has no number " .. name, 0) end
+      if v < tonumber(min) then error("metric " .. name .. " = " .. tostring(v) .. " is below " .. min, 0) end
+    end
+  end
   for _, w in ipairs(p.workers) do
     local st = service.status(svc(p, w))
     log.info("worker " .. w .. ": " .. tostring(st.state) .. (st.detail and (" (" .. tostring(st.detail) .. ")") or ""))
@@ -288,8 +370,9 @@ step{ "Validate", timeout = "15m", run = function(p)
 end }
 
 step{ "Monitor after the rollback", timeout = "4h", run = function(p)
-  C.monitor{ urls = p.health, duration = p.monitor_for, interval = "30s",
-             log_file = C.under(p.app_log, p.repo, "logs/app.log"), needles = { "ERROR" } }
+  C.monitor{ urls = p.health, duration = p.monitor_for, interval = p.monitor_every,
+             log_file = C.under(p.app_log, p.repo, "logs/app.log"), needles = { "ERROR" },
+             log_must_grow = p.log_must_grow }
 end }
 
 step{ "Incident report", always = true, run = function(p)

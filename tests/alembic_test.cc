@@ -576,6 +576,7 @@ TEST_F(AlembicSqlite, RestoreAndDataModesStopAndStartTheAppThroughPm2) {
   record_run_time("003 alembic-rollback mode=restore db_kind=sqlite (pm2)", r);
   EXPECT_EQ(db.query("SELECT count(*) FROM users"), "2");
   EXPECT_TRUE(contains(r.out, "users: 0 rows before, 2 after")) << r.out;
+  EXPECT_TRUE(contains(r.out, "database query time: ")) << r.out;
   auto after = svc.apps.apps();
   EXPECT_NE(after["backend-v2"].pid, before["backend-v2"].pid) << "the app was not stopped and started";
   EXPECT_EQ(after["backend-v2"].status, "online");

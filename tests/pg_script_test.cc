@@ -485,6 +485,33 @@ TEST_F(NodeApi, DataModeAtP2ListsCorrectsAndValidates) {
   db().sql("SET ROLE app; ALTER TABLE projects DROP COLUMN updated_at;");
 }
 
+// 002 §2's "data corruption detected: P0, stop all writes first", measured: rows whose parent
+// row is gone, counted in the database by assess.lua.
+TEST_F(NodeApi, AssessmentNamesP0ForOrphanedRows) {
+  db().sql(R"~(
+    SET ROLE app;
+    DROP TABLE IF EXISTS scenes;
+    CREATE TABLE scenes(id serial PRIMARY KEY, project_id int);
+    INSERT INTO scenes(project_id) SELECT 1 + g % 20 FROM generate_series(1, 30) g;
+  )~");
+  auto assess = [&] {
+    return run_cli({"exec", std::string(RUNBOOK_SOURCE_DIR) + "/runbooks/assess.lua", "-p", "procedure=node-api",
+                    "-p", "health=" + http_->url("/health"), "-p", "relations=scenes.project_id->projects.id",
+                    "--journal", work_ / "assess.db"},
+                   {{"HOME", work_.path()}, {"RUNBOOK_PARAM_PG_DSN", db().dsn()}}, 120);
+  };
+  auto sound = assess();
+  ASSERT_EQ(sound.code, 0) << sound.out << sound.err;
+  EXPECT_NE(sound.out.find("Level: P3\n"), std::string::npos) << sound.out;
+  db().sql("SET ROLE app; DELETE FROM projects WHERE id IN (3, 4);");
+  auto broken = assess();
+  ASSERT_EQ(broken.code, 0) << broken.out << broken.err;
+  EXPECT_NE(broken.out.find("Level: P0\n"), std::string::npos) << broken.out;
+  EXPECT_NE(broken.out.find("data corruption detected (stop all writes first): orphaned rows 4 > 0"), std::string::npos)
+      << broken.out;
+  db().sql("SET ROLE app; DROP TABLE scenes;");
+}
+
 // 002 §1: P3 is investigated, not rolled back: every rollback mode is refused before anything
 // is touched (the database, the API), naming what to do instead.
 TEST_F(NodeApi, P3RefusesEveryRollbackModeAndTouchesNothing) {

@@ -752,6 +752,15 @@ TEST(Runbooks, LiveQueueRollbackDrainsKeepsEvidenceAndResumesOneByOne) {
     EXPECT_EQ(index_of(posts, "document-processing/resume"), std::string::npos) << "the next queue was resumed";
     EXPECT_NE(r.out.find("failed jobs cleaned (clean_failed=true)"), std::string::npos) << r.out;
   }
+  {
+    // Checkpoint 3's "processing time normal": jobs move, but slower than the normal rate given.
+    QueueApi q(copy / "api4", R"({"ai-analysis": {"waiting": 40}, "document-processing": {"waiting": 4}})");
+    auto r = node(q.url(), copy / "j4.db", {"-p", "min_jobs_per_min=100000"});
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_NE((r.out + r.err).find("processing is slow: "), std::string::npos) << r.out << r.err;
+    EXPECT_NE(r.out.find(" per minute), 0 failed"), std::string::npos) << r.out;
+    EXPECT_NE(index_of(q.posts(), "/api/queue/ai-analysis/pause"), std::string::npos) << "the slow queue was not paused again";
+  }
 }
 
 // 001 "Partial Rollback (Specific Files)" live: every file that differs from the good release goes
@@ -1026,8 +1035,11 @@ INSTANTIATE_TEST_SUITE_P(
         LiveCase{"sprint-rollback.lua", "L2 sprint", kSprint, true, {"test_failures.txt", "report.md"}},
         LiveCase{"sprint-rollback.lua", "L3 selective", kSprint, true},
         LiveCase{"sprint-rollback.lua", "recover commits", kSprint, true},
-        LiveCase{"sprint-rollback.lua", "analyze", kSprint, true,
-                 {"git_reflog.txt", "git_graph.txt", "test_failures.txt", "report.md"}},
+        LiveCase{"sprint-rollback.lua", "analyze",
+                 Params{kSprint[0], kSprint[1], kSprint[2], {"coverage_cmd", "python3,-c,print('TOTAL 412 35 87%')"},
+                        {"baseline_coverage", "90"}, {"baseline_p95_ms", "100"}},
+                 true, {"git_reflog.txt", "git_graph.txt", "test_failures.txt", "report.md", "coverage.txt", "performance.txt"},
+                 "", "coverage 87 % (baseline 90 %, delta -3.0)"},
         LiveCase{"sprint-rollback.lua", "L2 sprint over uncommitted work", kSprint, true},
         LiveCase{"sprint-rollback.lua", "L3 selective over uncommitted work", kSprint, true},
         LiveCase{"pre-sprint-check.lua", "checks and checkpoint", {}}),
@@ -1067,7 +1079,8 @@ TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
     ~Reaper() { kill_under(dir); }
   } reaper{top};
   std::string app = fx.app();
-  write_file(top + "/worker.js", "setInterval(() => {}, 1000);\n");
+  // The notification worker logs as it works: the monitoring checks that logs are being written.
+  write_file(top + "/worker.js", "setInterval(() => require('fs').appendFileSync('" + top + "/worker.log', 'tick\\n'), 300);\n");
   Pm2Apps pm2(top + "/pm2", pm2_ecosystem(top + "/apps.json", {{{"backend-v2", "backend/app.py", "", app}},
                                                              {{"frontend-v2", "../backend/app.py", "frontend_port", app + "/frontend"}},
                                                              {{"notification-worker", top + "/worker.js", "", top}}}));
@@ -1129,6 +1142,16 @@ TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
   EXPECT_EQ(read_file(app + "/frontend/.next/static/app.js"), "built\n") << "the frontend was not rebuilt";
   for (const auto& [name, a] : after) EXPECT_EQ(a.status, "online") << name;
 
+  // 2a. Only the variables named, from the backup, in place: the rest of the file stays, and the
+  // values never reach the journal or the output.
+  write_file(app + "/.env", "FEATURE_FLAG_ROLLBACK_MODE_ENABLED=true\nSTRIPE_SECRET_KEY=sk_test_newer\nNEW_ONLY=1\n");
+  auto v = sys({{"mode", "env"}, {"env_vars", "STRIPE_SECRET_KEY"}}, "j2v.db");
+  ASSERT_EQ(v.code, 0) << step_failures(v);
+  EXPECT_EQ(read_file(app + "/.env"), "FEATURE_FLAG_ROLLBACK_MODE_ENABLED=true\nSTRIPE_SECRET_KEY=sk_test_old\nNEW_ONLY=1\n");
+  EXPECT_EQ(v.out.find("sk_test_old"), std::string::npos) << "a restored value is in the output";
+  EXPECT_TRUE(files_containing(top, "sk_test_old", "/app/").empty())
+      << "a restored value is outside the work tree: " << files_containing(top, "sk_test_old", "/app/").front();
+
   // 2. The env file back from .env.backup (the current one kept in the run's artifacts, not in
   // the work tree), the first app service restarted.
   before = after;
@@ -1146,9 +1169,12 @@ TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
   // on the good code, validated.
   write_file(app + "/.env", "STRIPE_SECRET_KEY=sk_test_newer\n");
   std::string bad_head = output_of({"git", "rev-parse", "HEAD"}, app);
+  write_file(app + "/data/app_port_state/metrics.json", R"({"active_sessions": 12, "booking_success_rate": 98.5})");
   before = pm2.apps();
   auto c = sys({{"mode", "system"}, {"good_ref", "v1.0.0"}, {"validate", "touch," + top + "/validated"},
-                {"workers", "notification-worker"}, {"max_p95_ms", "2000"}},
+                {"workers", "notification-worker"}, {"max_p95_ms", "2000"}, {"security_headers", "Content-Type"},
+                {"metrics_url", fx.subst("{app_url}/api/metrics")}, {"metric_floors", "booking_success_rate:95"},
+                {"monitor_for", "2s"}, {"monitor_every", "1s"}, {"app_log", top + "/worker.log"}, {"log_must_grow", "true"}},
                "j3.db");
   ASSERT_EQ(c.code, 0) << step_failures(c);
   record_run_time("003 system-rollback mode=system (pm2: stop, reset, env, start, validate)", c);
@@ -1158,6 +1184,9 @@ TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
   EXPECT_TRUE(fs::exists(top + "/validated")) << "the validation argv did not run";
   EXPECT_NE(c.out.find("worker notification-worker: running"), std::string::npos);
   EXPECT_NE(c.out.find("performance: P95 "), std::string::npos);
+  EXPECT_NE(c.out.find("metric booking_success_rate = 98.5"), std::string::npos) << c.out.substr(c.out.size() > 3000 ? c.out.size() - 3000 : 0);
+  EXPECT_NE(c.out.find("security headers present: Content-Type"), std::string::npos);
+  EXPECT_NE(c.out.find("worker.log grew by "), std::string::npos) << "the monitoring did not check the log";
   std::string branches = output_of({"git", "branch", "--list", "emergency-backup-*", "--format=%(objectname)"}, app);
   EXPECT_NE(branches.find(bad_head), std::string::npos) << "no backup branch at the bad head: " << branches;
   after = pm2.apps();

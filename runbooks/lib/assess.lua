@@ -188,6 +188,19 @@ function A.postgres(m, dsn)
   put(m, "db_ok", ok and true or false, "PostgreSQL " .. (ok and "answers" or "does NOT answer"))
 end
 
+-- References whose parent row is gone (the seeds' check_data_orphans.py), counted in the
+-- database: the measure of "data corruption" for PostgreSQL.
+function A.relations(m, dsn, relations)
+  if C.empty(dsn) or C.empty(relations) or m.values.db_ok == false then return end
+  local total = 0
+  for _, rel in ipairs(relations) do
+    local n = C.orphans({ dsn = dsn }, rel)
+    total = total + n
+    log.info("  " .. rel .. ": " .. n .. " orphaned rows")
+  end
+  put(m, "orphaned_rows", total, "relations: " .. total .. " orphaned rows in " .. #relations .. " references")
+end
+
 function A.sqlite(m, db)
   if C.empty(db) or not fs.exists(db) then return end
   local ok = sqlite.integrity{ db = db }

@@ -319,6 +319,11 @@ function C.monitor(o)
   end
   local base, start, streak, samples = errors(), time.now(), {}, 0
   local queue_base
+  local function log_size()
+    if C.empty(o.log_file) or not fs.exists(o.log_file) then return nil end
+    return tonumber(fs.stat(o.log_file).size) or 0
+  end
+  local size0 = o.log_must_grow and log_size() or nil
   while true do
     samples = samples + 1
     for _, u in ipairs(o.urls) do
@@ -371,6 +376,15 @@ function C.monitor(o)
     sleep(math.min(every, total - (time.now() - start)))
   end
   log.info(string.format("monitored %d samples over %.0fs", samples, time.now() - start))
+  if o.log_must_grow and not run.dry_run then
+    -- "Logs being written": an app that stopped logging is not a healthy app.
+    local size1 = log_size()
+    if not size0 or not size1 or size1 <= size0 then
+      error((o.log_file or "the log") .. " was not written while monitoring (" .. tostring(size0) .. " → " ..
+            tostring(size1) .. " bytes)", 0)
+    end
+    log.info(string.format("%s grew by %d bytes while monitoring", o.log_file, size1 - size0))
+  end
 end
 
 -- Puts `paths` (files or directories, relative to the repository) back as they are at `ref`, as

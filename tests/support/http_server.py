@@ -2,6 +2,7 @@
 """Test HTTP server: 127.0.0.1:PORT, state in DIR.
 GET  /health  -> status from DIR/status (default 200), body {"status": "..."}
 GET  /slow    -> sleeps 10 s
+GET  /api/metrics -> DIR/metrics.json (the app's numbers), {} without it
 POST|PUT|PATCH|DELETE any path -> appended to DIR/requests.log, answered 200 echoing the body
 Feature flags, as the source procedure's app (001) has them: POST /api/feature-flags/toggle with
 {"flag_name": F, "enabled": B} records the state in DIR/flags.json (after the usual logging);
@@ -37,6 +38,11 @@ class H(http.server.BaseHTTPRequestHandler):
             return self._send(200, {"name": name, "enabled": self._flags().get(name, True)})
         if self.path == "/slow":
             time.sleep(10)
+        if self.path == "/api/metrics":
+            try:
+                return self._send(200, json.load(open(os.path.join(state, "metrics.json"))))
+            except Exception:
+                return self._send(200, {})
         try:
             code = int(open(os.path.join(state, "status")).read().strip())
         except Exception:
