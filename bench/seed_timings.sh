@@ -10,7 +10,8 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 "$b/tests/runbooks_test" --gtest_filter='Runbooks.Live*:Seeds/LiveProcedure.*' --gtest_output="xml:$out/runbooks.xml" >/dev/null
 "$b/tests/redis_test" --gtest_filter='Redis.NodeApi*' --gtest_output="xml:$out/redis.xml" >/dev/null
-"$b/tests/pg_script_test" --gtest_filter='NodeApi.SchemaMode*' --gtest_output="xml:$out/pg.xml" >/dev/null
+"$b/tests/pg_script_test" --gtest_filter='NodeApi.SchemaMode*:NodeApi.RestoreMode*:NodeApi.DataMode*' --gtest_output="xml:$out/pg.xml" >/dev/null
+"$b/tests/alembic_test" --gtest_filter='*ThroughPm2' --gtest_output="xml:$out/alembic.xml" >/dev/null
 echo "| document | its fixed sleeps | runbook, live | run time |"
 echo "|---|---|---|---|"
 for f in "$out"/*.xml; do

@@ -996,7 +996,7 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
       {"pre-sprint-check.lua", "004"}};
   auto sd = seed.find(lc.runbook);
   record_run_time((sd == seed.end() ? std::string("?") : sd->second) + " " + lc.runbook.substr(0, lc.runbook.size() - 4) +
-                      " " + lc.label + " (live, app started by hand)", r);
+                      " " + lc.label + (lc.by_hand ? " (live, app started by hand)" : " (live)"), r);
 }
 
 INSTANTIATE_TEST_SUITE_P(
