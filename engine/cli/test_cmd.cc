@@ -693,8 +693,7 @@ void run_file(const std::string& file, Millis timeout, std::vector<CaseResult>& 
       if (!cok) {
         r.ok = false;
         r.message = cerr;
-        if (!sb.killed().empty() && cerr.find(sb.killed()) == std::string::npos)
-          r.message = c.site + ": " + sb.killed();
+        if (!sb.killed().empty()) r.message = c.site + ": " + sb.killed();
       }
       sb.disarm();
       h.current = nullptr;

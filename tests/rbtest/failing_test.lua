@@ -22,3 +22,14 @@ t.case("a plain error", function()
   local x = nil
   return x.field
 end)
+
+t.case("the crash matrix finds a run that differs after a resume", function()
+  local n = 0
+  t.crash_matrix("unsafe.lua", {
+    fakes = { ["http.get"] = function() n = n + 1; return { status = 200, json = { n = n } } end },
+  })
+end)
+
+t.case("a fake that loops forever is stopped", function()
+  t.run("rollback.lua", { fakes = { ["git.head"] = function() while true do end end } })
+end)
