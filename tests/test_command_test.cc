@@ -158,5 +158,41 @@ TEST(TestCommand, JunitXmlParses) {
   EXPECT_TRUE(has(s, "rolls back to last-good and verifies | ok\n")) << s;
 }
 
+TEST(TestCommand, FromRunWritesARegressionTest) {
+  TempDir d;
+  write_file(d / "rb.lua",
+             "runbook{ name = 'incident', version = '1.0.0', params = {\n"
+             "  token = { type = 'string', secret = true }, dir = { type = 'string' } } }\n"
+             "step('s', function(p)\n"
+             "  fs.write{ path = p.dir .. '/out.txt', content = 'auth ' .. p.token }\n"
+             "  exec{ 'sh', '-c', 'exit 3' }\n"
+             "end)\n");
+  auto live = run_cli({"exec", d / "rb.lua", "-p", "dir=" + d.path()},
+                      {{"RUNBOOK_JOURNAL", d / "j.db"}, {"NO_COLOR", "1"},
+                       {"RUNBOOK_PARAM_TOKEN", "hunter2-secret"}});
+  ASSERT_EQ(live.code, 1) << live.out << live.err;
+  std::string test_file = d / "incident_test.lua";
+  auto w = run_cli({"test", "--from-run", "last", "-o", test_file}, env(d));
+  ASSERT_EQ(w.code, 0) << w.err;
+  std::string text = read_file(test_file);
+  EXPECT_FALSE(has(text, "hunter2")) << text;
+  EXPECT_TRUE(has(text, "left out (the journal never had them): token")) << text;
+  EXPECT_TRUE(has(text, "t.run(\"rb.lua\"")) << text;
+  EXPECT_TRUE(has(text, "t.fail(\"'sh' exited 3\")")) << text;
+  EXPECT_TRUE(has(text, "t.eq(r.outcome, \"failed\")")) << text;
+  // The secret is given a test value; then the written test passes...
+  std::string patched = text;
+  patched.replace(patched.find("    params = {\n"), 15, "    params = {\n      token = \"test-token\",\n");
+  write_file(test_file, patched);
+  auto r = run_cli({"test", test_file}, env(d));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "1 passed, 0 failed")) << r.out;
+  // ... and it fails once the runbook no longer behaves as it did.
+  write_file(d / "rb.lua", read_file(d / "rb.lua").replace(read_file(d / "rb.lua").find("exec{"), 5, "log.info{"));
+  auto changed = run_cli({"test", test_file}, env(d));
+  EXPECT_EQ(changed.code, 1) << changed.out;
+  EXPECT_TRUE(has(changed.out, "expected \"failed\", got")) << changed.out;
+}
+
 }  // namespace
 }  // namespace rb::test

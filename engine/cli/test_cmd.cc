@@ -20,6 +20,7 @@
 #include <optional>
 #include <set>
 
+#include "cli/commands.h"
 #include "cli/history.h"
 #include "core/duration.h"
 #include "core/error.h"
@@ -776,7 +777,154 @@ void write_junit(const std::string& path, const std::vector<CaseResult>& results
   if (!o) throw std::runtime_error("cannot write " + path);
 }
 
-int from_run(const TestFlags& f);
+// ---- --from-run: a journaled run as a test file ----
+
+std::string lua_string(const std::string& v) {
+  std::string out = "\"";
+  for (unsigned char c : v) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\%03d", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+bool identifier(const std::string& k) {
+  static const std::set<std::string> reserved = {
+      "and", "break", "do", "else", "elseif", "end", "false", "for", "function", "goto", "if",
+      "in", "local", "nil", "not", "or", "repeat", "return", "then", "true", "until", "while"};
+  if (k.empty() || std::isdigit(static_cast<unsigned char>(k[0])) || reserved.count(k)) return false;
+  for (unsigned char c : k)
+    if (!std::isalnum(c) && c != '_') return false;
+  return true;
+}
+
+// JSON (from the journal: nested at most 200 levels) as a Lua expression.
+std::string lua_value(const json& v) {
+  if (v.is_null()) return "json.null";
+  if (v.is_boolean()) return v.get<bool>() ? "true" : "false";
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+  if (v.is_number()) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.17g", v.get<double>());
+    return buf;
+  }
+  if (v.is_string()) return lua_string(v.get<std::string>());
+  std::string out = "{";
+  bool first = true;
+  if (v.is_array()) {
+    for (const auto& x : v) {
+      out += (first ? " " : ", ") + lua_value(x);
+      first = false;
+    }
+  } else {
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      std::string key = identifier(it.key()) ? it.key() : "[" + lua_string(it.key()) + "]";
+      out += (first ? " " : ", ") + key + " = " + lua_value(it.value());
+      first = false;
+    }
+  }
+  return out + (first ? "}" : " }");
+}
+
+bool masked(const json& v) {
+  if (v.is_string()) return v.get<std::string>().find("***") != std::string::npos;
+  if (v.is_array() || v.is_object())
+    for (const auto& x : v)
+      if (masked(x)) return true;
+  return false;
+}
+
+int from_run(const TestFlags& f) {
+  HistoryCommon hc{f.journal_path, false, true, false};
+  Journal j(journal_path_of(hc));
+  int64_t id = resolve_run_id(j, f.from_run);
+  RunRecord run = *j.run(id);
+  auto effects = j.effects(id);
+  fs::path file = run.file;
+  if (file.is_relative() && !run.cwd.empty()) file = fs::path(run.cwd) / file;
+  file = file.lexically_normal();
+  std::string shown = file.string();
+  if (!f.output.empty()) {
+    std::error_code ec;
+    fs::path dir = fs::absolute(f.output, ec).parent_path();
+    fs::path rel = fs::relative(file, dir, ec);
+    if (!ec && !rel.empty()) shown = rel.string();
+  }
+  std::string rid = "run #" + std::to_string(id);
+  std::string o;
+  o += "-- Written by `runbook test --from-run " + std::to_string(id) + "`: " + rid + " of " +
+       run.runbook + " " + run.version + " (" + run.outcome + ", " + iso_utc(run.started_ms) +
+       ").\n-- Its recorded results answer as fakes; its calls and its outcome are the assertions.\n";
+  std::vector<std::string> secrets;
+  std::string params;
+  if (run.params.is_object())
+    for (auto it = run.params.begin(); it != run.params.end(); ++it) {
+      if (masked(it.value())) {
+        secrets.push_back(it.key());
+        continue;
+      }
+      params += "      " + (identifier(it.key()) ? it.key() : "[" + lua_string(it.key()) + "]") +
+                " = " + lua_value(it.value()) + ",\n";
+    }
+  if (!secrets.empty()) {
+    o += "-- Secret parameters are left out (the journal never had them):";
+    for (const auto& s : secrets) o += " " + s;
+    o += ". Give test values in params.\n";
+  }
+  o += "local t = require \"runbook.test\"\n\n";
+  o += "t.case(" + lua_string(rid + " of " + run.runbook + " ends " + run.outcome + " again") +
+       ", function()\n  local r = t.run(" + lua_string(shown) + ", {\n    params = {\n" + params +
+       "    },\n    fakes = {\n";
+  // Every call's recorded answer, in order, per effect.
+  std::map<std::string, std::vector<std::string>> answers;
+  std::vector<std::string> order;
+  size_t calls = 0;
+  for (const auto& e : effects) {
+    if (e.state != "done" && e.state != "failed") continue;  // began and never finished
+    ++calls;
+    if (!answers.count(e.name)) order.push_back(e.name);
+    if (e.state == "failed") {
+      std::string msg = e.error;
+      if (msg.rfind(e.name + ": ", 0) == 0) msg = msg.substr(e.name.size() + 2);
+      answers[e.name].push_back("t.fail(" + lua_string(msg) + ")");
+    } else {
+      answers[e.name].push_back(lua_value(e.result.is_null() ? json::object() : e.result));
+    }
+  }
+  for (const auto& name : order) {
+    o += "      [" + lua_string(name) + "] = t.sequence{\n";
+    for (const auto& a : answers[name]) o += "        " + a + ",\n";
+    o += "      },\n";
+  }
+  o += "    },\n  })\n";
+  o += "  t.eq(r.outcome, " + lua_string(run.outcome == "running" ? "crashed" : run.outcome) + ")\n";
+  for (const auto& e : effects) {
+    if (e.state != "done" && e.state != "failed") continue;
+    o += "  t.called(r, " + lua_string(e.name) + ", " + lua_value(e.args) + ")\n";
+  }
+  o += "  t.eq(#r.effects, " + std::to_string(calls) + ")\n";
+  o += "end)\n";
+  if (f.output.empty()) {
+    std::fputs(o.c_str(), stdout);
+  } else {
+    std::ofstream out(f.output, std::ios::binary | std::ios::trunc);
+    out << o;
+    out.close();
+    if (!out) throw std::runtime_error("cannot write " + f.output);
+    std::fprintf(stderr, "wrote %s: a test of %s (%zu calls)\n", f.output.c_str(), rid.c_str(), calls);
+  }
+  return 0;
+}
 
 }  // namespace
 
@@ -799,10 +947,4 @@ int cmd_test(const TestFlags& f) {
   return failed == 0 ? 0 : 1;
 }
 
-}  // namespace rb::cli
-
-namespace rb::cli {
-namespace {
-int from_run(const TestFlags&) { throw UsageError("--from-run: not yet"); }
-}  // namespace
 }  // namespace rb::cli
