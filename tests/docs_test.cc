@@ -35,6 +35,24 @@ TEST(Docs, WritingRunbooksExamplesRun) {
   EXPECT_GE(examples, 5);
 }
 
+// "Testing a runbook": the runbook and its test file run with `runbook test` as written.
+TEST(Docs, TestingExampleRuns) {
+  std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
+  size_t at = md.find("name = \"restart-queue\"");
+  ASSERT_NE(at, std::string::npos);
+  size_t start = md.rfind("```lua\n", at) + 7;
+  std::string rb = md.substr(start, md.find("```", start) - start);
+  size_t tstart = md.find("```lua\n", start) + 7;
+  std::string test = md.substr(tstart, md.find("```", tstart) - tstart);
+  ASSERT_NE(test.find("require \"runbook.test\""), std::string::npos);
+  TempDir d;
+  write_file(d / "restart.lua", rb);
+  write_file(d / "restart_test.lua", test);
+  auto r = run_cli({"test", d / "restart_test.lua"}, {{"RUNBOOK_JOURNAL", d / "j.db"}});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 passed, 0 failed"), std::string::npos) << r.out;
+}
+
 TEST(Docs, ApiReferenceIsCurrent) {
   auto r = run_cli({"api", "--markdown"});
   ASSERT_EQ(r.code, 0);

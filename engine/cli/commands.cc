@@ -11,6 +11,7 @@
 #include "cli/param_channels.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
+#include "cli/test_cmd.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "lua/runbook.h"
@@ -628,6 +629,16 @@ int run_cli(int argc, char** argv) {
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
 
+  TestFlags tf;
+  auto* test = app.add_subcommand("test", "run *_test.lua files: cases that run runbooks with their effects faked (nothing touches the world)");
+  test->add_option("paths", tf.paths, "test files, or directories searched for *_test.lua");
+  test->add_option("--junit", tf.junit, "also write JUnit XML to this file (for CI)");
+  test->add_flag("--json", tf.json, "one JSON event per line");
+  test->add_option("--timeout", tf.timeout, "each case's time limit (default 60s)");
+  test->add_option("--from-run", tf.from_run, "write a test file from this journaled run (id or 'last') instead");
+  test->add_option("-o,--output", tf.output, "with --from-run: the file to write (default: standard output)");
+  test->add_option("--journal", tf.journal_path, "with --from-run: the journal (default $RUNBOOK_JOURNAL, else $XDG_STATE_HOME/runbook/journal.db)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -645,6 +656,7 @@ int run_cli(int argc, char** argv) {
     if (*resume) return cmd_resume(hc, run_id, rf);
     if (*report) return cmd_report(hc, run_id, format, out_file);
     if (*stats) return cmd_stats(hc, since);
+    if (*test) return cmd_test(tf);
     if (*api) {
       const auto& r = builtin_registry();
       if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());

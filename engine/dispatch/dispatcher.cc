@@ -154,12 +154,14 @@ json Dispatcher::run_info() const {
               {"mode", mode},
               {"dry_run", mode == "dry-run"},
               {"offline", opts_.offline},
-              {"replay", opts_.mode == Mode::Replay}};
+              {"replay", opts_.mode == Mode::Replay},
+              {"test", opts_.fakes != nullptr}};
 }
 
 bool Dispatcher::pause(Millis d) {
   // A replay, and the answered prefix of a resume, wait for nothing.
-  if (opts_.mode != Mode::Live || seq_ < answer_through_) return !interrupt_requested();
+  if (opts_.mode != Mode::Live || opts_.fakes || seq_ < answer_through_)
+    return !interrupt_requested();
   auto until = std::chrono::steady_clock::now() + d;
   while (std::chrono::steady_clock::now() < until) {
     if (interrupt_requested()) return false;
@@ -418,7 +420,10 @@ CallResult Dispatcher::settle_in_doubt(const Effect& e, const Args& args, Kind k
   }
   json found = nullptr;
   std::string why_not;
-  if (e.verify) {
+  if (e.verify && opts_.fakes) {
+    // Under test nothing acted, and a simulated crash comes before its effect acts.
+    found = false;
+  } else if (e.verify) {
     doubt_began_ms_ = rec.started_ms;
     try {
       found = e.verify(*this, args);
@@ -470,6 +475,7 @@ void Dispatcher::crash_point(const char* when) const {
 }
 
 CallResult Dispatcher::call(const Effect& e, json raw_args, const std::string& site) {
+  if (crashed_) throw SimulatedCrash("the run crashed (simulated)");
   Args args = validate_args(e.name, e.args, std::move(raw_args));
   if (e.secrets_of)
     for (const auto& s : e.secrets_of(args)) add_secret(s);
@@ -563,6 +569,13 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     }
   }
   if (!planned) crash_point("before");
+  if (opts_.fakes && opts_.fakes->crash_before(seq_)) {
+    crashed_ = true;
+    if (journal_) journal_->set_frozen(true);
+    throw SimulatedCrash("the run crashed (simulated) before effect #" + std::to_string(seq_) +
+                         " " + e.name);
+  }
+  bool fake_timeout = false;
 
   auto t0 = std::chrono::steady_clock::now();
   CallResult out;
@@ -608,6 +621,8 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
       predicted = !result.is_null();
       if (is_predicted_nil(result)) result = nullptr;
       if (!predicted) result = e.apply(*this, args);
+    } else if (opts_.fakes && !e.state_only) {
+      result = answer_under_test(e, args, &fake_timeout);
     } else {
       result = e.apply(*this, args);
     }
@@ -671,6 +686,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
       !failure.empty())
     throw DeadlineExceeded(failure);
 
+  if (fake_timeout) throw DeadlineExceeded(failure);
   if (!looping.empty()) throw RehearsalLoop(looping);
   if (!failure.empty()) {
     if (takes_failures(e, args))
@@ -681,6 +697,23 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   // (A predicted unknown stays one: whether it succeeded is not known either.)
   if (e.checkable && raw.is_object() && !is_unknown(raw)) raw["ok"] = true;
   return CallResult{true, raw, ""};
+}
+
+json Dispatcher::answer_under_test(const Effect& e, const Args& args, bool* timed_out) {
+  std::optional<FakeAnswer> fake = opts_.fakes->answer(e, args.raw());
+  if (!fake) {
+    json r = e.planned ? e.planned(args, nullptr) : json::object();
+    if (r.is_object()) r["planned"] = true;
+    return r;
+  }
+  switch (fake->kind) {
+    case FakeAnswer::Kind::Fail: throw EffectError(fake->message);
+    case FakeAnswer::Kind::Timeout:
+      *timed_out = true;
+      throw DeadlineExceeded("the step's deadline passed");
+    case FakeAnswer::Kind::Result: break;
+  }
+  return fake->result;
 }
 
 }  // namespace rb

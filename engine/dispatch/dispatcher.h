@@ -20,6 +20,27 @@ namespace rb {
 enum class Mode { Live, DryRun, Replay };
 const char* mode_name(Mode m, bool offline = false);
 
+// `runbook test`: what a faked effect answers instead of acting (see RunOptions::fakes).
+struct FakeAnswer {
+  enum class Kind { Result, Fail, Timeout };
+  Kind kind = Kind::Result;
+  json result;          // Result: the call's result
+  std::string message;  // Fail: the effect's error
+};
+
+// The test runner's side of a run under test. Under test nothing acts: a faked effect answers
+// with its fake, any other with its planned result (as in an offline dry-run), and verify() is
+// never asked of the world.
+class Fakes {
+ public:
+  virtual ~Fakes() = default;
+  // The fake for this call, or nullopt (the planned result answers). May throw
+  // DeadlineExceeded (the test's time is up) or EffectError.
+  virtual std::optional<FakeAnswer> answer(const Effect& e, const json& args) = 0;
+  // True: the run stops before effect `seq` acts, as a SIGKILL would (its begun row written).
+  virtual bool crash_before(int64_t seq) { return false; }
+};
+
 // What a resume does with a change that had begun but not finished when the process died.
 // Verify: ask the effect's verify() and stop to ask the operator when it cannot tell.
 enum class InDoubt { Verify, AssumeDone, Redo };
@@ -38,6 +59,10 @@ struct RunOptions {
   // rehearsal's while a plan is checked. 0: this run's own start.
   int64_t seen_started_ms = 0;
   InDoubt in_doubt = InDoubt::Verify;
+  // `runbook test`: a live run in which nothing acts (see Fakes); no wait waits. Not owned.
+  Fakes* fakes = nullptr;
+  // No step's deadline is later than this (a test case's time limit).
+  SteadyTime deadline_cap = SteadyTime::max();
 };
 
 struct CallResult {
@@ -64,6 +89,13 @@ class InDoubtError : public Divergence {
 // effect boundary, before anything acts, like a divergence; the run's `always` steps are still
 // tried (their effects go ahead only if the journal can write again).
 class JournalStop : public Divergence {
+ public:
+  using Divergence::Divergence;
+};
+
+// A run under test stopped as if its process had been killed (Fakes::crash_before): nothing
+// more runs or reaches the journal. Fatal to the run, like a divergence.
+class SimulatedCrash : public Divergence {
  public:
   using Divergence::Divergence;
 };
@@ -102,6 +134,8 @@ class Dispatcher : public EffectContext {
   void set_run_id(int64_t id) { run_id_ = id; }
   void set_step(int idx, int attempt, SteadyTime deadline, const std::string& name = "");
   int64_t effects_called() const { return seq_; }
+  // A run under test stopped at a simulated crash (Fakes::crash_before).
+  bool crashed() const { return crashed_; }
 
   // Effects with seq <= answer_through are answered from `recorded` (replay, and the replayed
   // prefix of a resume); later ones are live. In Replay mode every effect must be recorded.
@@ -201,6 +235,9 @@ class Dispatcher : public EffectContext {
   // end is journaled. The crash tests of resume use it to die at exact effect boundaries.
   std::string crash_when_;
   int64_t crash_seq_ = 0;
+  bool crashed_ = false;
+  // Under test: the fake's answer, or the planned result.
+  json answer_under_test(const Effect& e, const Args& args, bool* timed_out);
 };
 
 }  // namespace rb

@@ -603,6 +603,11 @@ Journal::~Journal() {
 // the write lock (SQLITE_BUSY at BEGIN, a write or COMMIT), up to kWriteDeadlineMs.
 bool Journal::write(Row* extra, bool durable) {
   Store& st = *store_;
+  if (frozen_) {  // a simulated crash: what was not written is lost
+    pending_.clear();
+    pending_bytes_ = 0;
+    return true;
+  }
   if (pending_.empty() && !extra) return true;
   if (std::string g = st.gone(); !g.empty()) {
     failure_ = g;
@@ -667,6 +672,11 @@ void Journal::maybe_flush() {
   if (pending_.size() > 256 || pending_bytes_ > (8u << 20) ||
       now_epoch_ms() - oldest_pending_ms_ > 250)
     flush();
+}
+
+void Journal::set_frozen(bool frozen) {
+  if (frozen && !frozen_) flush();
+  frozen_ = frozen;
 }
 
 void Journal::flush() {

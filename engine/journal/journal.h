@@ -170,6 +170,11 @@ class Journal {
   std::vector<EffectRecord> effects(int64_t run_id);
   std::vector<LogRecord> logs(int64_t run_id);
 
+  // `runbook test`'s simulated crash: once frozen, nothing more reaches the store (rows batched
+  // before freezing are written first), as if the process had died; unfrozen, writes go on.
+  void set_frozen(bool frozen);
+  bool frozen() const { return frozen_; }
+
   // Counts fsync-ing commits, for tests and benchmarks of the durability policy.
   int64_t durable_commits() const { return durable_commits_; }
 
@@ -190,6 +195,7 @@ class Journal {
   int64_t oldest_pending_ms_ = 0;
   std::string failure_;
   int64_t durable_commits_ = 0;
+  bool frozen_ = false;
 };
 
 }  // namespace rb

@@ -768,6 +768,10 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   lua_State* L = sandbox_->L();
   auto deadline = std::chrono::steady_clock::now() + s.timeout;
   std::string overran = "step '" + s.name + "' exceeded its timeout of " + format_duration(s.timeout);
+  // A test case's time limit comes first (`runbook test`); the step's own message stays, so that
+  // a faked timeout reads as a live one.
+  bool capped = d.options().deadline_cap < deadline;
+  if (capped) deadline = d.options().deadline_cap;
   d.set_step(idx, attempt, deadline, s.name);
   sandbox_->arm(deadline, overran);
   sandbox_->in_step = true;
@@ -806,6 +810,9 @@ Runbook::StepOutcome Runbook::run_step(Dispatcher& d, const StepDecl& s, int idx
   std::string killed = sandbox_->killed();
   // A replay ends an interrupted original's step the same way (the dispatcher raises Interrupted).
   bool interrupted = sandbox_->interrupted() || interrupt_requested() || killed == "interrupted";
+  if (capped && !killed.empty() && killed.rfind(overran, 0) == 0 &&
+      std::chrono::steady_clock::now() >= deadline)
+    killed = "step '" + s.name + "' was stopped: the test case's time limit passed";
   if (ok && killed.empty() && std::chrono::steady_clock::now() > deadline) {
     // The last effect returned, but late: the step did not hold its deadline.
     ok = false;
@@ -976,7 +983,8 @@ void Runbook::run_steps(Dispatcher& d, const json& params, RunRecord& run, int f
       }
       // A divergence or a change in doubt stops the whole run: not even `always` steps run,
       // since the world is not where the journal says and the operator must look first.
-      bool diverged = halted || !d.divergence().is_null() || !d.in_doubt_stop().is_null();
+      bool diverged = halted || !d.divergence().is_null() || !d.in_doubt_stop().is_null() ||
+                      d.crashed();
       if (diverged) halted = true;
       // A bug is not retried: it would fail the same way.
       if (attempt <= s.retries && !diverged && !o.bug) {

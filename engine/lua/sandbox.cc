@@ -478,6 +478,13 @@ void* loading_marker() {
 
 }  // namespace
 
+void Sandbox::preload(const char* name) {
+  lua_getfield(L_, LUA_REGISTRYINDEX, kLoadedKey);
+  lua_insert(L_, -2);
+  lua_setfield(L_, -2, name);
+  lua_pop(L_, 1);
+}
+
 int Sandbox::l_require(lua_State* L) {
   namespace fs = std::filesystem;
   std::string name = luaL_checkstring(L, 1);

@@ -62,6 +62,10 @@ class Sandbox {
   void check_stop(lua_State* L);
   size_t memory_limit() const { return opts_.memory_limit; }
 
+  // The value on top of the stack becomes what `require(name)` returns (popped): a module the
+  // host provides (`runbook test`'s runbook.test_native). Call inside a protected call.
+  void preload(const char* name);
+
   // Modules loaded by require: name -> sha256 of the source.
   const std::map<std::string, std::string>& modules() const { return modules_; }
   const std::vector<std::string>& module_dirs() const { return opts_.module_dirs; }
