@@ -367,7 +367,6 @@ void add_verb(Registry& reg, Verb v) {
   if (v == Verb::Start) {
     e.summary = "Start a defined service and wait until it runs (or is healthy, or listens on its port); a running one is left alone; a failed start stops what it started";
     e.returns = "{ name, backend, state = \"running\", pid, since, changed, message, log, waited (ms) }";
-    e.results = {{"name", "string", "the service"}, {"backend", "string", "its backend"}, {"state", "string", "\"running\" or \"stopped\""}, {"pid", "integer", "the pid"}, {"previous_pid", "integer", "restart/stop: the pid before"}, {"since", "string", "when it started"}, {"changed", "boolean", "whether it acted"}, {"message", "string", "what happened"}, {"log", "string", "its log file"}, {"waited", "integer", "milliseconds"}, {"signal", "string", "stop: the signal that ended it"}, {"adopted", "boolean", "stop: found by port/cmdline"}, {"port_released", "boolean", "stop: the port is free"}};
   } else if (v == Verb::Stop) {
     e.summary = "Stop a defined service (process: TERM to its group, KILL after stop_timeout, also a process adopted by port/cmdline; with port, fails while the port is still held); a stopped one is left alone";
     e.returns = "{ name, backend, state = \"stopped\", pid (the one stopped), changed, message, signal, adopted, port_released }";
@@ -375,6 +374,8 @@ void add_verb(Registry& reg, Verb v) {
     e.summary = "Restart a defined service (stop if it runs, then start, waiting for health)";
     e.returns = "{ name, backend, state = \"running\", pid, previous_pid, changed = true, message }";
   }
+  // Every verb answers with the fields of the service (a stop also says how it ended).
+  e.results = {{"name", "string", "the service"}, {"backend", "string", "its backend"}, {"state", "string", "\"running\" or \"stopped\""}, {"pid", "integer", "the pid"}, {"previous_pid", "integer", "restart/stop: the pid before"}, {"since", "string", "when it started"}, {"changed", "boolean", "whether it acted"}, {"message", "string", "what happened"}, {"log", "string", "its log file"}, {"waited", "integer", "milliseconds"}, {"signal", "string", "stop: the signal that ended it"}, {"adopted", "boolean", "stop: found by port/cmdline"}, {"port_released", "boolean", "stop: the port is free"}};
   e.describe = [v](const Args& a) { return std::string(verb_name(v)) + " service " + a.str("name"); };
   e.preview = [v](EffectContext& ctx, const Args& a) { return preview_of(ctx, a, v); };
   e.planned = [v](const Args& a, const json& pv) { return planned_of(a, pv, v); };
