@@ -182,3 +182,25 @@ TEST(DeclaredResults, TestBuildsFailALiveResultWithAnUndeclaredField) {
   auto ok = disp.call(e, json::object(), "t.lua:2:");
   EXPECT_TRUE(ok.ok) << ok.error;
 }
+
+// The output docs/writing-runbooks.md shows is what lint prints for its example, misspelt.
+TEST(Lint, TheDocumentedExampleGivesTheDocumentedLine) {
+  require_luacheck();
+  std::string md = read_file(kSrc + "/docs/writing-runbooks.md");
+  size_t at = md.find("name = \"lint-me\"");
+  ASSERT_NE(at, std::string::npos);
+  size_t start = md.rfind("```lua\n", at) + 7;
+  std::string code = md.substr(start, md.find("```", at) - start);
+  size_t shown = md.find("lint-me.lua:", at);
+  ASSERT_NE(shown, std::string::npos);
+  std::string want = md.substr(shown, md.find('\n', shown) - shown);
+  TempDir d;
+  write_file(d / "lint-me.lua", code);
+  EXPECT_EQ(run_cli({"lint", d / "lint-me.lua"}).out, "");
+  size_t s = code.find("h.short");
+  ASSERT_NE(s, std::string::npos);
+  write_file(d / "lint-me.lua", code.replace(s, 7, "h.shrot"));
+  auto r2 = run_cli({"lint", d / "lint-me.lua"});
+  EXPECT_EQ(r2.code, 1);
+  EXPECT_EQ(r2.out, d / "lint-me.lua" + std::string(":") + want.substr(std::string("lint-me.lua:").size()) + "\n");
+}
