@@ -7,7 +7,7 @@ pkgs=(
   build-essential cmake pkg-config ccache git ca-certificates
   liblua5.4-dev libcurl4-openssl-dev libgit2-dev libsqlite3-dev libspdlog-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev zlib1g-dev
-  libre2-dev
+  libre2-dev lua-check
   python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
   procps clang libclang-rt-14-dev lld
   python3-alembic alembic python3-psycopg2 python3-aiosmtpd

@@ -6,7 +6,7 @@ wait = rawget(_G, "wait") or {}
 local function seconds(d, what)
   if type(d) == "number" then return d end
   if type(d) ~= "string" then error(what .. ": duration like \"30s\" expected", 3) end
-  local total, rest = 0, d
+  local total = 0
   for num, unit in d:gmatch("([%d%.]+)(%a*)") do
     local n = tonumber(num)
     if not n then error(what .. ": bad duration '" .. d .. "'", 3) end

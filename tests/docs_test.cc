@@ -29,6 +29,8 @@ TEST(Docs, WritingRunbooksExamplesRun) {
     write_file(file, code);
     auto check = run_cli({"check", file});
     EXPECT_EQ(check.code, 0) << "example " << examples << ":\n" << code << check.err;
+    auto lint = run_cli({"lint", file});  // examples teach: no lint error in them
+    EXPECT_EQ(lint.code, 0) << "example " << examples << ":\n" << code << lint.out << lint.err;
     auto dry = run_cli({"exec", file, "--dry-run", "--offline"}, {{"RUNBOOK_JOURNAL", d / "j.db"}});
     EXPECT_EQ(dry.code, 0) << "example " << examples << ":\n" << code << dry.out << dry.err;
   }

@@ -31,9 +31,12 @@ json api_json(const Registry& r) {
     for (const auto& a : e->args)
       args.push_back({{"name", a.name}, {"type", arg_type_name(a.type)}, {"required", a.required},
                       {"default", a.def}, {"secret", a.secret}, {"doc", a.doc}});
+    json results = json::array();
+    for (const auto& f : e->results)
+      results.push_back({{"name", f.name}, {"type", f.type}, {"doc", f.doc}});
     out.push_back({{"name", e->name}, {"kind", kind_name(e->kind)}, {"summary", e->summary},
                    {"positional", e->positional}, {"rest", e->rest}, {"args", args},
-                   {"returns", e->returns}, {"preview", static_cast<bool>(e->preview)},
+                   {"returns", e->returns}, {"results", results}, {"preview", static_cast<bool>(e->preview)},
                    {"checkable", e->checkable}});
   }
   return out;
@@ -52,7 +55,11 @@ std::string api_text(const Registry& r) {
       o << "\n";
     }
     if (!e->rest.empty()) o << "    (list items of the table go to '" << e->rest << "')\n";
-    o << "    → " << (e->returns.empty() ? "nothing" : e->returns) << "\n\n";
+    o << "    → " << (e->returns.empty() ? "nothing" : e->returns) << "\n";
+    for (const auto& f : e->results)
+      o << "      ." << (f.name == "*" ? "[key]" : f.name) << " : " << f.type
+        << (f.doc.empty() ? "" : "  — " + f.doc) << "\n";
+    o << "\n";
   }
   return o.str();
 }
@@ -94,6 +101,17 @@ std::string api_markdown(const Registry& r) {
     }
     if (!e->rest.empty()) o << "The table's list items go to `" << e->rest << "`.\n\n";
     o << "Returns: " << (e->returns.empty() ? "nothing" : e->returns) << "\n\n";
+    if (!e->results.empty()) {
+      o << "| result field | type | |\n|---|---|---|\n";
+      for (const auto& f : e->results) {
+        std::string doc = f.doc;
+        for (auto& c : doc)
+          if (c == '|') c = '/';
+        o << "| " << (f.name == "*" ? "*any key*" : "`" + f.name + "`") << " | " << f.type << " | "
+          << doc << " |\n";
+      }
+      o << "\n";
+    }
   }
   return o.str();
 }

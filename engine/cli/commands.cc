@@ -8,6 +8,7 @@
 
 #include "cli/api_doc.h"
 #include "cli/history.h"
+#include "cli/lint.h"
 #include "cli/param_channels.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
@@ -283,6 +284,8 @@ int cmd_check(const std::string& file) {
     std::printf("  %d. %s%s%s\n", ++i, s.name.c_str(),
                 s.retries ? (" (retries " + std::to_string(s.retries) + ")").c_str() : "",
                 s.always ? " (always)" : "");
+  std::fflush(stdout);
+  print_lint_warnings(file);  // the checks of `runbook lint`, as warnings
   return kExitOk;
 }
 
@@ -582,6 +585,10 @@ int run_cli(int argc, char** argv) {
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
   check->add_option("file", file, "the runbook (.lua)")->required();
 
+  std::vector<std::string> lint_targets;
+  auto* lint = app.add_subcommand("lint", "check runbooks without running them: file:line:col: severity: message; exit 1 on an error");
+  lint->add_option("files", lint_targets, "runbooks and their modules (.lua)")->required();
+
   auto* runs = app.add_subcommand("runs", "list the journal's runs, newest first");
   runs->add_option("--runbook", runbook_filter, "only runs of this runbook");
   runs->add_option("--limit", limit, "how many");
@@ -649,6 +656,7 @@ int run_cli(int argc, char** argv) {
     if (*exec) return cmd_exec(c, file, dry, offline, params, param_file, yes, verbose, save_plan_path, plan_path, wait_lock);
     if (*locks) return cmd_locks(c);
     if (*check) return cmd_check(file);
+    if (*lint) return cmd_lint(lint_targets);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);
     HistoryCommon hc{c.journal_path, c.json, c.no_color, verbose};

@@ -10,6 +10,7 @@
 #include "core/hash.h"
 #include "core/interrupt.h"
 #include "core/unknown.h"
+#include "dispatch/registry.h"
 
 namespace rb {
 
@@ -643,6 +644,17 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
     failure = error_text(e, err.what());
   }
   if (!planned) crash_point("after");
+#ifdef RUNBOOK_TEST_HOOKS  // only in builds configured with the tests, never in the package
+  // Every live result carries only the fields its effect declares (Effect::results), so `runbook
+  // api` and `runbook lint` cannot drift from what runs: the whole suite checks it.
+  if (!planned && !predicted && !is_unknown(result)) {
+    std::string field = undeclared_result_field(e, result);
+    if (!field.empty())
+      failure = error_text(e, "result field '" + field +
+                                  "' is not declared in the registry (Effect::results; a test "
+                                  "build checks every live result)");
+  }
+#endif
   failure = redactor_.text(failure);
   // The journal and the output get the redacted result; the runbook gets the real one (as it gets
   // its secret parameters), and whatever it logs or raises is redacted on the way out.

@@ -22,6 +22,13 @@ class EffectContext;
 enum class Kind { Probe, Change, Wait, Input };
 const char* kind_name(Kind k);
 
+// One field of a primitive's table result: `runbook api` prints it, `runbook lint` checks reads
+// of it (h.tagg: did you mean h.tag?), and test builds check every live result against it.
+// type: "string" | "number" | "integer" | "boolean" | "table" | "list" | "map" | "any".
+// A field named "*" of type "map" declares a result whose keys are data (a table name, a
+// package name): any key is then allowed.
+struct ResultField { std::string name; std::string type; std::string doc; };
+
 struct Effect {
   std::string name;     // "git.checkout"; no dot for a global ("exec", "sleep")
   std::string summary;  // one line, for `runbook api`
@@ -32,6 +39,7 @@ struct Effect {
   // The array part of a table argument goes to this argument (exec's argv), if set.
   std::string rest;
   std::string returns;  // doc of the result
+  std::vector<ResultField> results;  // fields of a table result; empty when the result is not a table
   // apply() touches nothing but the run's own module state (ctx.state: service.define records a
   // definition). Such an effect is applied in every mode — also when its call is answered from
   // the journal (replay, the completed prefix of a resume) and in an --offline dry-run — so the

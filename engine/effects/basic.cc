@@ -23,6 +23,7 @@ void add_sleep(Registry& r) {
   e.args = {req("duration", ArgType::Duration, "how long: \"500ms\", \"5s\"")};
   e.positional = {"duration"};
   e.returns = "{ slept (ms) }";
+  e.results = {{"slept", "integer", "milliseconds slept"}};
   e.describe = [](const Args& a) { return "sleep " + format_duration(a.duration("duration")); };
   e.apply = [](EffectContext& ctx, const Args& a) {
     Millis want = a.duration("duration");
@@ -134,6 +135,7 @@ void add_trigger(Registry& r) {
             opt("measures", ArgType::Map, "the measured values by name: { error_rate = 3.2, p95_ms = 410 }")};
   e.positional = {"level", "decision"};
   e.returns = "{ level, decision, reasons, measures, text }";
+  e.results = {{"level", "string", "the level given"}, {"decision", "string", "the decision, or nil"}, {"reasons", "list", "the reasons given"}, {"measures", "map", "the measures given"}, {"text", "string", "one line: level: decision (reasons)"}};
   e.describe = [](const Args& a) {
     return "assessment: " + a.str("level") + (a.has("decision") ? " — " + a.str("decision") : "");
   };

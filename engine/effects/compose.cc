@@ -249,6 +249,7 @@ void register_compose(Registry& r) {
   e.returns =
       "{ file, image, tag, changed, lines = { { line, from, to } }, previous = artifact path of the old file "
       "or nil }";
+  e.results = {{"file", "string", "the compose file's absolute path"}, {"image", "string", "the image"}, {"tag", "string", "the tag set"}, {"changed", "boolean", "whether the file changed"}, {"lines", "list", "{ line, from, to } of each line changed"}, {"previous", "string", "artifact path of the old file, or nil"}};
   e.describe = [](const Args& a) {
     return "set image " + a.str("image") + " to tag " + a.str("tag") + " in " + a.str("file");
   };

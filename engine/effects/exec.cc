@@ -53,6 +53,7 @@ void register_exec(Registry& r) {
                 "by env = or stdin = instead",
                 false)};
   e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
+  e.results = {{"code", "integer", "exit status"}, {"stdout", "string", "standard output"}, {"stderr", "string", "standard error"}, {"duration", "integer", "milliseconds"}, {"timed_out", "boolean", "whether the timeout killed it"}};
   e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
   e.describe = [](const Args& a) {
     std::string s = "run " + display_argv(a.strings("argv"));

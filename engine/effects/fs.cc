@@ -687,6 +687,7 @@ void register_fs(Registry& r) {
     e.args = {req("path", ArgType::Path, "the path")};
     e.positional = {"path"};
     e.returns = "{ exists, type = \"file\"|\"directory\"|\"link\"|\"other\", size, mode, mtime } ";
+    e.results = {{"exists", "boolean", "whether the path exists"}, {"type", "string", "\"file\", \"directory\", \"link\" or \"other\""}, {"size", "integer", "bytes"}, {"mode", "string", "permission bits"}, {"mtime", "number", "modification time, epoch seconds"}};
     e.describe = [](const Args& a) { return "stat " + a.str("path"); };
     e.apply = [](EffectContext&, const Args& a) -> json {
       struct stat st;
@@ -776,6 +777,7 @@ void register_fs(Registry& r) {
       return a.boolean("secret") ? secrets_in_text(a.str("content")) : std::vector<std::string>{};
     };
     e.returns = "{ path, bytes, previous = artifact path of the old content or nil }";
+    e.results = {{"path", "string", "the file's path"}, {"bytes", "integer", "bytes written"}, {"previous", "string", "artifact path of the old content, or nil"}};
     e.describe = [](const Args& a) {
       return "write " + a.str("path") + " (" + size_text(a.str("content").size()) + ")";
     };
@@ -915,6 +917,7 @@ void register_fs(Registry& r) {
     e.args = {req("from", ArgType::Path, "source"), req("to", ArgType::Path, "destination")};
     e.positional = {"from", "to"};
     e.returns = "{ path, previous = artifact path of what was replaced or nil }";
+    e.results = {{"path", "string", "the destination"}, {"previous", "string", "artifact path of what was replaced, or nil"}};
     e.describe = [](const Args& a) { return "copy " + a.str("from") + " → " + a.str("to"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string from = abs_path(a.str("from")), to = abs_path(a.str("to"));
@@ -961,6 +964,7 @@ void register_fs(Registry& r) {
     e.args = {req("path", ArgType::Path, "what to remove")};
     e.positional = {"path"};
     e.returns = "{ removed = boolean, moved_to = artifact path }";
+    e.results = {{"removed", "boolean", "whether something was removed"}, {"moved_to", "string", "artifact path it was moved to"}};
     e.describe = [](const Args& a) { return "remove " + a.str("path") + " (kept in the run's artifacts)"; };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string abs = abs_path(a.str("path"));
@@ -1144,6 +1148,7 @@ void register_fs(Registry& r) {
               req("path", ArgType::Path, "where it goes")};
     e.positional = {"backup", "path"};
     e.returns = "{ path, from, previous = artifact path of the replaced content or nil }";
+    e.results = {{"path", "string", "the restored path"}, {"from", "string", "the backup it came from"}, {"previous", "string", "artifact path of the replaced content, or nil"}};
     e.describe = [](const Args& a) { return "restore " + a.str("path") + " from " + a.str("backup"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string b = abs_path(a.str("backup")), p = abs_path(a.str("path"));
@@ -1285,6 +1290,7 @@ void register_fs(Registry& r) {
     e.args = {opt("path", ArgType::Path, "any path on the file system", ".")};
     e.positional = {"path"};
     e.returns = "{ total, free, avail (bytes), used_percent }";
+    e.results = {{"total", "integer", "bytes"}, {"free", "integer", "bytes"}, {"avail", "integer", "bytes available to the user"}, {"used_percent", "number", "0..100"}};
     e.describe = [](const Args& a) { return "check free space at " + a.str("path"); };
     e.apply = [](EffectContext&, const Args& a) -> json {
       return guarded([&]() -> json {

@@ -369,6 +369,7 @@ void register_fs_logs(Registry& r) {
     e.returns =
         "{ count = matching lines, counts = { [pattern] = lines containing it }, lines = { the "
         "last max matching lines, each cut at 4 KiB }, scanned = lines read, bytes }";
+    e.results = {{"count", "integer", "matching lines"}, {"counts", "map", "pattern → lines containing it"}, {"lines", "list", "the last max matching lines, each cut at 4 KiB"}, {"scanned", "integer", "lines read"}, {"bytes", "integer", "bytes read"}};
     e.describe = [](const Args& a) {
       auto pats = a.strings("patterns");
       std::string list;
@@ -396,6 +397,7 @@ void register_fs_logs(Registry& r) {
               opt("lines", ArgType::Int, "how many lines (0 to 10000)", 10)};
     e.positional = {"path", "lines"};
     e.returns = "{ lines = { ... } (each cut at 4 KiB), size = bytes in the file, truncated = true when the lines were longer than 8 MiB together }";
+    e.results = {{"lines", "list", "the lines, each cut at 4 KiB"}, {"size", "integer", "bytes in the file"}, {"truncated", "boolean", "true when the lines were longer than 8 MiB together"}};
     e.describe = [](const Args& a) {
       return "last " + std::to_string(a.integer_or("lines", 10)) + " lines of " + a.str("path");
     };

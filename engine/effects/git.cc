@@ -98,6 +98,7 @@ void add_head(Registry& r) {
   e.positional = {"repo"};
   e.returns =
       "{ commit, short, ref = \"refs/heads/main\" or nil, branch, detached, tag, tags, summary }";
+  e.results = {{"commit", "string", "full sha"}, {"short", "string", "short sha"}, {"ref", "string", "\"refs/heads/main\", or nil when detached"}, {"branch", "string", "branch name, or nil"}, {"detached", "boolean", "whether HEAD is detached"}, {"tag", "string", "a tag at HEAD, or nil"}, {"tags", "list", "every tag at HEAD"}, {"summary", "string", "the commit's first line"}};
   e.describe = [](const Args& a) { return "read HEAD of " + a.str("repo"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -170,6 +171,7 @@ void add_status(Registry& r) {
   e.returns =
       "{ clean, tracked_clean, modified = {...}, staged = {...}, untracked = {...}, conflicted = "
       "{...} }";
+  e.results = {{"clean", "boolean", "nothing modified, staged or untracked"}, {"tracked_clean", "boolean", "nothing modified or staged"}, {"modified", "list", "paths"}, {"staged", "list", "paths"}, {"untracked", "list", "paths"}, {"conflicted", "list", "paths"}};
   e.describe = [](const Args& a) { return "read the status of " + a.str("repo"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     Repo repo = open(a);
@@ -541,6 +543,7 @@ void add_tag(Registry& r) {
   e.returns =
       "{ name, ref = \"refs/tags/<name>\", commit, short, annotated, previous = sha it replaced or "
       "nil }";
+  e.results = {{"name", "string", "the tag"}, {"ref", "string", "refs/tags/<name>"}, {"commit", "string", "sha tagged"}, {"short", "string", "short sha"}, {"annotated", "boolean", "whether annotated"}, {"previous", "string", "sha it replaced, or nil"}};
   e.describe = [](const Args& a) {
     return "tag " + a.str("ref") + " as " + a.str("name") + " in " + a.str("repo");
   };
@@ -594,6 +597,7 @@ void add_branch(Registry& r) {
             opt("force", ArgType::Bool, "move an existing branch of that name", false)};
   e.returns =
       "{ name, ref = \"refs/heads/<name>\", commit, short, previous = sha it was at or nil }";
+  e.results = {{"name", "string", "the branch"}, {"ref", "string", "refs/heads/<name>"}, {"commit", "string", "sha"}, {"short", "string", "short sha"}, {"previous", "string", "sha it was at, or nil"}};
   e.describe = [](const Args& a) {
     return "create branch " + a.str("name") + " at " + a.str("ref") + " in " + a.str("repo");
   };
@@ -658,6 +662,7 @@ void add_commit(Registry& r) {
                 "stage every change first, untracked files included (ignored ones not)", true),
             opt("allow_empty", ArgType::Bool, "commit even when nothing changed", false)};
   e.returns = "{ committed = boolean, commit = HEAD after, short, files = {...} }";
+  e.results = {{"committed", "boolean", "whether a commit was made"}, {"commit", "string", "HEAD after"}, {"short", "string", "short sha"}, {"files", "list", "paths committed"}};
   e.describe = [](const Args& a) {
     return "commit \"" + a.str("message") + "\" in " + a.str("repo");
   };

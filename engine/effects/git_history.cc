@@ -169,6 +169,8 @@ void add_history_effect(Registry& r, bool revert) {
   e.returns = "{ commit = new HEAD, short, " + key + " = {shas}, commits = { { commit, " +
               (revert ? "reverts" : "picks") + ", summary } }, files, skipped = {shas already " +
               (revert ? "undone" : "applied") + "} }";
+  e.results = revert ? std::vector<ResultField>{{"commit", "string", "new HEAD"}, {"short", "string", "short sha"}, {"reverted", "list", "shas reverted"}, {"commits", "list", "{ commit, reverts, summary } of each commit made"}, {"files", "list", "paths changed"}, {"skipped", "list", "shas already undone"}, {"conflicts", "list", "on failure: conflicting paths"}, {"uncommitted", "list", "on failure: the changes that refused it"}}
+                     : std::vector<ResultField>{{"commit", "string", "new HEAD"}, {"short", "string", "short sha"}, {"picked", "list", "shas picked"}, {"commits", "list", "{ commit, picks, summary } of each commit made"}, {"files", "list", "paths changed"}, {"skipped", "list", "shas already applied"}, {"conflicts", "list", "on failure: conflicting paths"}, {"uncommitted", "list", "on failure: the changes that refused it"}};
   e.describe = [revert](const Args& a) {
     return std::string(revert ? "revert " : "cherry-pick ") + a.str("commit") + " in " +
            a.str("repo");

@@ -315,6 +315,7 @@ void add_fetch(Registry& r) {
   e.args = {repo_arg(), opt("remote", ArgType::String, "a remote's name (or a URL)", "origin"),
             opt("timeout", ArgType::Duration, kTimeoutDoc, "5m")};
   e.returns = "{ remote, url, updated = { { ref, from, to } } }";
+  e.results = {{"remote", "string", "the remote"}, {"url", "string", "its URL (redacted)"}, {"updated", "list", "{ ref, from, to } of each ref updated"}};
   e.secrets_of = [](const Args& a) { return pkg::url_secrets({a.str_or("remote", "")}); };
   e.describe = [](const Args& a) { return "fetch " + a.str("remote") + " into " + a.str("repo"); };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
@@ -615,6 +616,7 @@ void add_push(Registry& r) {
       "{ remote, url, refspec, ref, from = remote's previous sha or nil, to, forced, lease, "
       "up_to_date }; "
       "with tags = true: { remote, url, refspec, pushed = {tag names}, up_to_date, forced }";
+  e.results = {{"remote", "string", "the remote"}, {"url", "string", "its URL (redacted)"}, {"refspec", "string", "the refspec pushed"}, {"ref", "string", "the remote ref"}, {"from", "string", "the remote's previous sha, or nil"}, {"to", "string", "sha pushed"}, {"forced", "boolean", "whether forced"}, {"lease", "string", "the sha the lease expected"}, {"up_to_date", "boolean", "nothing to push"}, {"pushed", "list", "tag names (tags = true)"}};
   e.secrets_of = [](const Args& a) { return pkg::url_secrets({a.str_or("remote", "")}); };
   e.describe = [](const Args& a) {
     if (a.boolean("tags")) return "push the tags of " + a.str("repo") + " to " + a.str("remote");

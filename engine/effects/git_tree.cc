@@ -33,6 +33,7 @@ void add_stash(Registry& r) {
   e.args = {repo_arg(), opt("message", ArgType::String, "the stash's message"),
             opt("untracked", ArgType::Bool, "stash untracked files too", false)};
   e.returns = "{ stashed = boolean, commit = the stash's sha or nil, ref = \"refs/stash\", files }";
+  e.results = {{"stashed", "boolean", "whether anything was stashed"}, {"commit", "string", "the stash's sha, or nil"}, {"ref", "string", "\"refs/stash\""}, {"files", "list", "paths stashed"}};
   e.describe = [](const Args& a) {
     return "stash the changes in " + a.str("repo") +
            (a.boolean("untracked") ? " (with untracked files)" : "");
@@ -334,6 +335,7 @@ void add_checkout(Registry& r) {
       "(count), "
       "changed = {...}, stash = sha or nil }; with paths: { ref, commit, paths, files, saved, "
       "saved_to }";
+  e.results = {{"ref", "string", "the ref checked out"}, {"commit", "string", "sha"}, {"short", "string", "short sha"}, {"branch", "string", "branch, or nil"}, {"detached", "boolean", "whether HEAD is detached"}, {"previous", "table", "{ commit, short, ref } before"}, {"files", "integer", "files changed (count)"}, {"changed", "list", "paths changed"}, {"stash", "string", "sha of the stash made, or nil"}, {"paths", "list", "with paths: the paths"}, {"saved", "list", "with paths: paths saved first"}, {"saved_to", "string", "with paths: artifact directory"}, {"uncommitted", "list", "on failure: the changes that refused it"}, {"in_the_way", "list", "on failure: untracked files it would overwrite"}};
   e.describe = [](const Args& a) {
     if (a.has("paths"))
       return "restore " + list_text(a.strings("paths"), 3) + " from " + a.str("ref") + " in " +
@@ -565,6 +567,7 @@ void add_reset(Registry& r) {
   e.returns =
       "{ ref, commit, short, previous = { commit, short }, mode, files, changed, "
       "backup = { ref, head, changes_ref, changes } or nil, moved = {...}, moved_to }";
+  e.results = {{"ref", "string", "the target"}, {"commit", "string", "sha"}, {"short", "string", "short sha"}, {"previous", "table", "{ commit, short } before"}, {"mode", "string", "soft, mixed or hard"}, {"files", "integer", "files changed"}, {"changed", "list", "paths changed"}, {"backup", "table", "{ ref, head, changes_ref, changes }, or nil"}, {"moved", "list", "untracked paths moved away"}, {"moved_to", "string", "artifact directory"}, {"uncommitted", "list", "on failure: the changes that refused it"}, {"in_the_way", "list", "on failure: untracked files in the way"}};
   e.describe = [](const Args& a) {
     return "reset " + a.str("repo") + " to " + a.str("ref") + (a.boolean("hard") ? " (hard)" : "");
   };
@@ -780,6 +783,7 @@ void add_clean(Registry& r) {
   e.returns =
       "{ moved = {...}, count, moved_to = artifact directory or nil, backup = { ref, head, ... } "
       "or nil }";
+  e.results = {{"moved", "list", "paths moved away"}, {"count", "integer", "how many"}, {"moved_to", "string", "artifact directory, or nil"}, {"backup", "table", "{ ref, head, ... }, or nil"}};
   e.describe = [](const Args& a) {
     std::string keep = a.has("exclude") ? ", except " + join(a.strings("exclude"), ", ") : "";
     return "clean " + a.str("repo") + (a.boolean("ignored") ? " (ignored files too)" : "") + keep +

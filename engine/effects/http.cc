@@ -221,6 +221,7 @@ void add_method(Registry& r, const std::string& name, const std::string& fixed) 
   if (with_method) e.positional = {};
   e.checkable = true;
   e.returns = "{ status, body, json (when the body is JSON), headers, elapsed_ms }";
+  e.results = {{"status", "integer", "HTTP status"}, {"body", "string", "the body"}, {"json", "any", "the body decoded, when it is JSON"}, {"headers", "map", "name → value"}, {"elapsed_ms", "number", "milliseconds"}};
   e.kind_for = [fixed](const Args& a) {
     std::string m = method_of(a, fixed);
     if (m == "GET" || m == "HEAD" || a.boolean("readonly")) return Kind::Probe;
@@ -387,6 +388,7 @@ void register_http(Registry& r) {
               max_body_arg()};
     e.positional = {"url"};
     e.returns = "{ status, attempts, waited (ms) }";
+    e.results = {{"status", "integer", "the last status"}, {"attempts", "integer", "requests made"}, {"waited", "integer", "milliseconds"}};
     e.describe = [](const Args& a) {
       return "wait up to " + format_duration(a.duration("timeout")) + " for " + a.str("url") +
              " to be healthy";
@@ -451,6 +453,7 @@ void register_http(Registry& r) {
               opt("insecure", ArgType::Bool, "skip TLS verification", false), max_body_arg()};
     e.positional = {"url"};
     e.returns = "{ n, errors, error_rate (0..1), p50_ms, p95_ms, p99_ms, mean_ms, max_ms, statuses = { [\"200\"] = n, error = n }, elapsed_ms, last_error }";
+    e.results = {{"n", "integer", "requests made"}, {"errors", "integer", "failed requests"}, {"error_rate", "number", "0..1"}, {"p50_ms", "number", "median latency"}, {"p95_ms", "number", "95th percentile"}, {"p99_ms", "number", "99th percentile"}, {"mean_ms", "number", "mean latency"}, {"max_ms", "number", "slowest"}, {"statuses", "map", "status (\"200\", \"error\") → count"}, {"elapsed_ms", "number", "milliseconds in all"}, {"last_error", "string", "the last failure, or nil"}};
     e.describe = [](const Args& a) {
       std::string how = a.has("duration") ? "for " + format_duration(a.duration("duration"))
                                           : std::to_string(a.has("n") ? a.integer("n") : 20) + " times";

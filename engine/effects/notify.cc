@@ -320,6 +320,7 @@ void register_notify(Registry& r) {
               opt("retry_delay", ArgType::Duration, "first pause between tries, doubling", "1s")};
     e.positional = {"url"};
     e.returns = "{ status, bytes, elapsed_ms, response }";
+    e.results = {{"status", "integer", "HTTP status"}, {"bytes", "integer", "bytes sent"}, {"elapsed_ms", "number", "milliseconds"}, {"response", "string", "the response body"}};
     e.secrets_of = webhook_secrets;
     e.describe = [](const Args& a) {
       return "notify " + shown_origin(a.str("url")) + "/…: " + first_line(message_text(a));
@@ -354,6 +355,7 @@ void register_notify(Registry& r) {
               opt("insecure", ArgType::Bool, "skip TLS certificate verification", false),
               opt("timeout", ArgType::Duration, "for the whole conversation", "30s")};
     e.returns = "{ recipients, bytes, code, elapsed_ms }";
+    e.results = {{"recipients", "list", "addresses"}, {"bytes", "integer", "bytes sent"}, {"code", "integer", "SMTP reply code"}, {"elapsed_ms", "number", "milliseconds"}};
     e.secrets_of = [](const Args& a) { return pkg::url_secrets({a.str_or("smtp", "")}); };
     e.describe = [](const Args& a) {
       return "mail \"" + truncate(a.str_or("subject", ""), 100) + "\" to " + truncate(recipients_text(a), 200);

@@ -784,6 +784,7 @@ void register_pg(Registry& r) {
                   true)};
     e.positional = {"dsn", "sql"};
     e.returns = "{ affected = rows, command = \"UPDATE\", rows = RETURNING rows if any }";
+    e.results = {{"affected", "integer", "rows affected"}, {"command", "string", "\"UPDATE\", \"DELETE\", ..."}, {"rows", "list", "RETURNING rows, if any"}};
     e.secrets_of = dsn_secrets;
     e.describe = [](const Args& a) {
       return "run on " + target_of(a) + ": " + truncate(one_line_sql(a.str("sql")), 120);
@@ -826,6 +827,7 @@ void register_pg(Registry& r) {
               opt("preview_timeout", ArgType::Duration, "dry-run: statement_timeout for each statement", "30s")};
     e.positional = {"dsn", "file"};
     e.returns = "{ statements = n, affected = rows in all, each = { { n, line, command, rows } } }";
+    e.results = {{"statements", "integer", "statements run"}, {"affected", "integer", "rows affected in all"}, {"each", "list", "{ n, line, command, rows } of each statement"}};
     e.secrets_of = dsn_secrets;
     e.describe = [](const Args& a) {
       return "run the statements of " + (a.has("file") ? a.str("file") : truncate(one_line_sql(a.str_or("sql", "")), 80)) +
@@ -855,6 +857,7 @@ void register_pg(Registry& r) {
               opt("bin", ArgType::Path, "directory of pg_dump/pg_restore (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
     e.positional = {"dsn", "file"};
     e.returns = "{ path, size, sha256, format, tables, database, manifest, previous }";
+    e.results = {{"path", "string", "the dump file"}, {"size", "integer", "bytes"}, {"sha256", "string", "of the dump"}, {"format", "string", "custom or plain"}, {"tables", "map", "table → rows"}, {"database", "string", "the database"}, {"manifest", "string", "path of the manifest"}, {"previous", "string", "artifact path of a replaced file, or nil"}};
     e.secrets_of = dsn_secrets;
     e.describe = [](const Args& a) {
       return "dump " + target_of(a) + " to " + a.str("file") + " (" + a.str("format") + " format)";
@@ -907,6 +910,7 @@ void register_pg(Registry& r) {
               opt("bin", ArgType::Path, "directory of pg_dump/pg_restore/psql (default: the newest /usr/lib/postgresql/*/bin, else PATH)")};
     e.positional = {"dsn", "file"};
     e.returns = "{ backup = path of the dump taken first (nil with backup = false), restored = file, format = \"custom\"|\"plain\", tables, counts = { table = rows after } }";
+    e.results = {{"backup", "string", "path of the dump taken first (nil with backup = false)"}, {"restored", "string", "the file restored"}, {"format", "string", "custom or plain"}, {"tables", "list", "tables restored"}, {"counts", "map", "table → rows after"}};
     e.secrets_of = dsn_secrets;
     e.describe = [](const Args& a) {
       return "restore " + target_of(a) + " from " + a.str("file") +

@@ -544,6 +544,7 @@ void add_versions(Registry& r) {
   e.positional = {"dir"};
   e.returns =
       "{ name = version }: { [\"@scope/name\"] = \"1.2.3\", ... }; empty without node_modules";
+  e.results = {{"*", "map", "package name → version"}};
   e.describe = [](const Args& a) { return "read package versions in " + a.str("dir"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     std::string dir = dir_of(a);
@@ -580,6 +581,7 @@ void add_pin(Registry& r) {
   e.returns =
       "{ changed = { name = { from =, to = } }, unchanged = { name = version }, backup = directory "
       "with package.json and package-lock.json as they were }";
+  e.results = {{"changed", "map", "name → { from, to }"}, {"unchanged", "map", "name → version"}, {"backup", "string", "directory with package.json and package-lock.json as they were"}};
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) {
     std::string s;
@@ -691,6 +693,7 @@ void add_ci(Registry& r) {
   e.args = project_args();
   e.positional = {"dir"};
   e.returns = "{ installed = packages verified against the lockfile, lockfile = its path }";
+  e.results = {{"installed", "integer", "packages verified against the lockfile"}, {"lockfile", "string", "its path"}};
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) {
     return "npm ci in " + a.str("dir") + (a.boolean("production") ? " (production)" : "");
@@ -773,6 +776,7 @@ void add_install(Registry& r) {
   e.returns =
       "{ changed = { name = { from =, to = } } at the top of node_modules, installed = count, "
       "backup = directory }";
+  e.results = {{"changed", "map", "name → { from, to } at the top of node_modules"}, {"installed", "integer", "count"}, {"backup", "string", "directory"}};
   e.secrets_of = npm_secrets;
   e.describe = [](const Args& a) { return "npm install in " + a.str("dir"); };
   e.preview = [](EffectContext& ctx, const Args& a) -> json {
@@ -901,6 +905,7 @@ void add_run(Registry& r) {
                 "true: the script only reads (a smoke test), so it is a probe and runs in dry-run",
                 false)};
   e.returns = "{ code, stdout, stderr, duration (ms), timed_out }";
+  e.results = {{"code", "integer", "exit status"}, {"stdout", "string", "standard output"}, {"stderr", "string", "standard error"}, {"duration", "integer", "milliseconds"}, {"timed_out", "boolean", "whether the timeout killed it"}};
   e.kind_for = [](const Args& a) { return a.boolean("readonly") ? Kind::Probe : Kind::Change; };
   e.describe = [](const Args& a) {
     std::string s = "npm run " + a.str("script");

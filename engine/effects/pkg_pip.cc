@@ -689,6 +689,7 @@ void add_versions(Registry& r) {
       "{ name = version }, keyed by the normalized name (pydantic-core), the package's own "
       "spelling and the underscore form (pydantic_core); with packages, by the names as given "
       "(missing ones absent)";
+  e.results = {{"*", "map", "package name → version"}};
   e.describe = [](const Args& a) { return "read package versions in " + a.str("venv"); };
   e.apply = [](EffectContext&, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -734,6 +735,7 @@ void add_pin(Registry& r) {
   e.returns =
       "{ changed = { name = { from =, to = } }, unchanged = { name = version }, also_changed = "
       "{ dependencies pip moved }, snapshot = freeze file taken before (for pip.restore) }";
+  e.results = {{"changed", "map", "name → { from, to }"}, {"unchanged", "map", "name → version"}, {"also_changed", "map", "dependencies pip moved"}, {"snapshot", "string", "freeze file taken before (for pip.restore)"}};
   e.secrets_of = index_secrets;
   e.describe = [](const Args& a) {
     std::string s;
@@ -826,6 +828,7 @@ void add_freeze(Registry& r) {
             opt("timeout", ArgType::Duration, "for pip freeze", "2m")};
   e.positional = {"venv"};
   e.returns = "{ path = the snapshot file, packages = { name = version }, count }";
+  e.results = {{"path", "string", "the snapshot file"}, {"packages", "map", "name → version"}, {"count", "integer", "packages"}};
   // Writing into the run's own artifacts changes nothing of the world; writing `to` does.
   e.kind_for = [](const Args& a) { return a.has("to") ? Kind::Change : Kind::Probe; };
   e.describe = [](const Args& a) {
@@ -917,6 +920,7 @@ void add_restore(Registry& r) {
   e.returns =
       "{ changed = { name = { from =, to = } }, removed = { name = version }, kept = { name = "
       "version }, skipped = lines not restored (-e, URLs), snapshot = freeze taken before }";
+  e.results = {{"changed", "map", "name → { from, to }"}, {"removed", "map", "name → version"}, {"kept", "map", "name → version"}, {"skipped", "list", "lines not restored (-e, URLs)"}, {"snapshot", "string", "freeze taken before"}};
   e.secrets_of = index_secrets;
   e.describe = [](const Args& a) {
     return "restore " + a.str("venv") + " to " + a.str("snapshot") +
@@ -1037,6 +1041,7 @@ void add_check(Registry& r) {
   e.positional = {"venv"};
   e.checkable = true;
   e.returns = "{ ok, problems = { \"x 1.0 has requirement y>=2, but you have y 1.5.\", ... } }";
+  e.results = {{"ok", "boolean", "no problems"}, {"problems", "list", "pip check's lines"}};
   e.describe = [](const Args& a) { return "check the dependencies in " + a.str("venv"); };
   e.apply = [](EffectContext& ctx, const Args& a) -> json {
     std::string venv = venv_of(a);
@@ -1094,6 +1099,7 @@ void add_venv(Registry& r) {
   e.returns =
       "{ path, python = <path>/bin/python, version, created = boolean, previous = artifact path of "
       "a cleared venv or nil }";
+  e.results = {{"path", "string", "the venv"}, {"python", "string", "<path>/bin/python"}, {"version", "string", "Python version"}, {"created", "boolean", "whether it was created"}, {"previous", "string", "artifact path of a cleared venv, or nil"}};
   e.describe = [](const Args& a) {
     return (a.boolean("clear") ? "recreate virtualenv " : "create virtualenv ") + a.str("path");
   };
@@ -1190,6 +1196,7 @@ void add_install(Registry& r) {
   e.returns =
       "{ changed = { name = { from =, to = } } (from or to nil when added or removed), snapshot = "
       "freeze taken before }";
+  e.results = {{"changed", "map", "name → { from, to } (nil when added or removed)"}, {"snapshot", "string", "freeze taken before"}};
   e.secrets_of = index_secrets;
   e.describe = [](const Args& a) {
     std::string what =

@@ -235,6 +235,7 @@ void register_redis(Registry& r) {
     e.args.push_back(opt("section", ArgType::String, "server, clients, memory, stats, keyspace, ..."));
     e.positional = {"url", "section"};
     e.returns = "{ field = value }; numbers as numbers, keyspace lines as { keys, expires, avg_ttl }";
+    e.results = {{"*", "map", "INFO field → value"}};
     e.describe = [](const Args& a) {
       return "read INFO" + (a.has("section") ? " " + a.str("section") : std::string()) + " of " + a.str("url");
     };
@@ -333,6 +334,7 @@ void register_redis(Registry& r) {
     e.args.push_back(opt("ttl", ArgType::Duration, "expire after this long (default: never)"));
     e.positional = {"url", "key", "value"};
     e.returns = "{ key, previous = the old string value or nil, previous_type }";
+    e.results = {{"key", "string", "the key"}, {"previous", "string", "the old string value, or nil"}, {"previous_type", "string", "the old value's type"}};
     e.describe = [](const Args& a) {
       return "set " + a.str("key") + " in " + a.str("url") +
              (a.has("ttl") ? " for " + format_duration(a.duration("ttl")) : "");
@@ -384,6 +386,7 @@ void register_redis(Registry& r) {
     e.args.insert(e.args.begin() + 1, req("key", ArgType::String, "the key"));
     e.positional = {"url", "key"};
     e.returns = "{ deleted = 1 | 0 }";
+    e.results = {{"deleted", "integer", "1 or 0"}};
     e.describe = [](const Args& a) { return "delete " + a.str("key") + " from " + a.str("url"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       auto c = connect(ctx, a);
@@ -419,6 +422,7 @@ void register_redis(Registry& r) {
     e.args.push_back(opt("batch", ArgType::Int, "keys per SCAN page and per UNLINK", 500));
     e.positional = {"url", "pattern"};
     e.returns = "{ deleted = n, pattern, db }";
+    e.results = {{"deleted", "integer", "keys deleted"}, {"pattern", "string", "the pattern"}, {"db", "integer", "the database"}};
     e.describe = [](const Args& a) { return "delete keys matching " + a.str("pattern") + " in " + a.str("url"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       auto c = connect(ctx, a);
@@ -501,6 +505,7 @@ void register_redis(Registry& r) {
     e.args.push_back(opt("confirm", ArgType::Bool, "true: yes, flush (else the run needs --yes)", false));
     e.positional = {"url"};
     e.returns = "{ scope = \"db\"|\"all\", db, keys_before, keyspace = { db0 = n, ... } (all only) }";
+    e.results = {{"scope", "string", "\"db\" or \"all\""}, {"db", "integer", "the database"}, {"keys_before", "integer", "keys before"}, {"keyspace", "map", "db0 → keys (all only)"}};
     e.describe = [](const Args& a) {
       if (a.boolean("all")) return "flush every database of " + a.str("url");
       return "flush " + (a.has("db") ? "db " + std::to_string(a.integer("db")) + " of " : std::string()) + a.str("url");

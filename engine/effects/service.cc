@@ -374,6 +374,8 @@ void add_verb(Registry& reg, Verb v) {
     e.summary = "Restart a defined service (stop if it runs, then start, waiting for health)";
     e.returns = "{ name, backend, state = \"running\", pid, previous_pid, changed = true, message }";
   }
+  // Every verb answers with the fields of the service (a stop also says how it ended).
+  e.results = {{"name", "string", "the service"}, {"backend", "string", "its backend"}, {"state", "string", "\"running\" or \"stopped\""}, {"pid", "integer", "the pid"}, {"previous_pid", "integer", "restart/stop: the pid before"}, {"since", "string", "when it started"}, {"changed", "boolean", "whether it acted"}, {"message", "string", "what happened"}, {"log", "string", "its log file"}, {"waited", "integer", "milliseconds"}, {"signal", "string", "stop: the signal that ended it"}, {"adopted", "boolean", "stop: found by port/cmdline"}, {"port_released", "boolean", "stop: the port is free"}};
   e.describe = [v](const Args& a) { return std::string(verb_name(v)) + " service " + a.str("name"); };
   e.preview = [v](EffectContext& ctx, const Args& a) { return preview_of(ctx, a, v); };
   e.planned = [v](const Args& a, const json& pv) { return planned_of(a, pv, v); };
@@ -563,6 +565,7 @@ void register_service(Registry& r) {
             "compose: \"docker compose\" (v2, the docker CLI plugin) or \"docker-compose\" (v1, Debian 12's); "
             "default: v2 when the docker CLI has the compose plugin, else docker-compose when it is on PATH")};
     e.returns = "the definition with defaults filled in: { name, backend, pidfile, log, ... }";
+    e.results = {{"name", "string", ""}, {"backend", "string", ""}, {"argv", "list", ""}, {"cwd", "string", ""}, {"env", "map", ""}, {"log", "string", ""}, {"pidfile", "string", ""}, {"health", "string", ""}, {"stop_timeout", "string", ""}, {"start_timeout", "string", ""}, {"settle", "string", ""}, {"unit", "string", ""}, {"program", "string", ""}, {"app", "string", ""}, {"compose_service", "string", ""}, {"compose_command", "list", ""}, {"project", "string", ""}, {"config", "string", ""}, {"serverurl", "string", ""}, {"port", "integer", ""}, {"cmdline", "string", ""}, {"_ms", "list", "exact durations (internal)"}};
     e.describe = [](const Args& a) {
       return "define service " + a.str("name") + " (" + a.str("backend") + ")";
     };
@@ -594,6 +597,7 @@ void register_service(Registry& r) {
     e.args = name_args();
     e.positional = {"name"};
     e.returns = "{ name, backend, state = \"running\"|\"stopped\"|\"starting\"|\"partial\" (pm2 app = \"all\": some online), pid, since, detail, stale, adopted (process: found by port/cmdline, not its pidfile), port }";
+    e.results = {{"name", "string", "the service"}, {"backend", "string", "its backend"}, {"state", "string", "\"running\", \"stopped\", \"starting\" or \"partial\""}, {"pid", "integer", "the pid, or nil"}, {"since", "string", "when it started"}, {"detail", "string", "the backend's words"}, {"stale", "boolean", "a pidfile names a dead process"}, {"adopted", "boolean", "process: found by port/cmdline, not its pidfile"}, {"port", "integer", "its port"}};
     e.describe = [](const Args& a) { return "status of service " + a.str("name"); };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       ServiceDef d = lookup(ctx, a);

@@ -318,6 +318,7 @@ void register_proc(Registry& r) {
     e.args.push_back(opt("kill_after", ArgType::Duration, "send KILL to those still running after this long"));
     e.args.push_back(opt("max", ArgType::Int, "refuse (signal nothing) if more processes than this match"));
     e.returns = "{ signal, signalled = { pids }, exited = { pids }, killed = { pids }, still_running = { pids }, processes = { as proc.find } }";
+    e.results = {{"signal", "string", "the signal sent"}, {"signalled", "list", "pids"}, {"exited", "list", "pids that exited"}, {"killed", "list", "pids killed after the timeout"}, {"still_running", "list", "pids"}, {"processes", "list", "as proc.find"}};
     e.describe = [](const Args& a) { return "send " + os::signal_name(os::signal_number(a.str("signal"))) + " to " + describe_filter(a); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       check_signal_args(a);

@@ -455,6 +455,7 @@ void register_sqlite(Registry& r) {
               timeout_arg()};
     e.positional = {"db", "to"};
     e.returns = "{ path, size, sha256, tables = { name = rows }, previous = artifact of a replaced file or nil }";
+    e.results = {{"path", "string", "the backup file"}, {"size", "integer", "bytes"}, {"sha256", "string", "of the file"}, {"tables", "map", "name → rows"}, {"previous", "string", "artifact of a replaced file, or nil"}};
     e.describe = [](const Args& a) {
       return "back up SQLite " + a.str("db") + (a.has("to") ? " to " + a.str("to") : "");
     };
@@ -513,6 +514,7 @@ void register_sqlite(Registry& r) {
               timeout_arg()};
     e.positional = {"db", "from"};
     e.returns = "{ restored = db path, from, backup = artifact path of the previous database or nil, tables, size }";
+    e.results = {{"restored", "string", "db path"}, {"from", "string", "the backup"}, {"backup", "string", "artifact path of the previous database, or nil"}, {"tables", "map", "name → rows"}, {"size", "integer", "bytes"}};
     e.describe = [](const Args& a) { return "restore SQLite " + a.str("db") + " from " + a.str("from"); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::string from_path = abs_path(a.str("from"));
@@ -654,6 +656,7 @@ void register_sqlite(Registry& r) {
               timeout_arg()};
     e.positional = {"db", "sql"};
     e.returns = "{ affected = rows changed, rows = rows returned (RETURNING), last_insert_id, statements }";
+    e.results = {{"affected", "integer", "rows changed"}, {"rows", "list", "rows returned (RETURNING)"}, {"last_insert_id", "integer", "rowid"}, {"statements", "integer", "statements run"}};
     e.describe = [](const Args& a) { return "run SQL on " + a.str("db") + ": " + truncate(trim(a.str("sql")), 120); };
     e.preview = [](EffectContext& ctx, const Args& a) -> json {
       std::vector<std::string> statements;
@@ -748,6 +751,7 @@ void register_sqlite(Registry& r) {
     e.args = {req("db", ArgType::Path, "the database file"), timeout_arg()};
     e.positional = {"db"};
     e.returns = "{ table = row count, ... }";
+    e.results = {{"*", "map", "table name → row count"}};
     e.describe = [](const Args& a) { return "count the rows of each table in " + a.str("db"); };
     e.apply = [](EffectContext& ctx, const Args& a) -> json {
       return guarded(ctx, [&]() -> json {
