@@ -646,8 +646,10 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   if (!planned) crash_point("after");
 #ifdef RUNBOOK_TEST_HOOKS  // only in builds configured with the tests, never in the package
   // Every live result carries only the fields its effect declares (Effect::results), so `runbook
-  // api` and `runbook lint` cannot drift from what runs: the whole suite checks it.
-  if (!planned && !predicted && !is_unknown(result)) {
+  // api` and `runbook lint` cannot drift from what runs: the whole suite checks it. Successful
+  // results only: a failure's result is diagnostics (the tool's output, its exit code), and a
+  // `runbook test` fake answers whatever its author wrote.
+  if (!planned && !predicted && failure.empty() && !opts_.fakes && !is_unknown(result)) {
     std::string field = undeclared_result_field(e, result);
     if (!field.empty())
       failure = error_text(e, "result field '" + field +
