@@ -164,6 +164,7 @@ TEST(DeclaredResults, UndeclaredFieldIsNamed) {
 }
 
 TEST(DeclaredResults, TestBuildsFailALiveResultWithAnUndeclaredField) {
+  ::setenv("RUNBOOK_CHECK_RESULTS", "1", 1);  // the check is opt-in (dispatcher.cc)
   Effect e;
   e.name = "t.leaky";
   e.kind = Kind::Probe;
