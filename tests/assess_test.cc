@@ -203,21 +203,30 @@ class Assess : public ::testing::TestWithParam<AssessCase> {
     return s;
   }
 
-  // A python3 holding about 40 MiB of written memory, its argv tagged.
+  // A python3 holding about 40 MiB of written memory, its argv tagged. Ready once it has written
+  // the file after allocating: the RSS of the pid alone is no sign, because between fork and exec
+  // the child is a copy of this test binary, which under ASan is itself well over 35 MiB.
   void start_hog() {
-    hog_ = std::make_unique<Child>(std::vector<std::string>{"python3", "-c",
-                                                            "import time; x = b'x' * (40 << 20); time.sleep(120)", tag_});
+    const std::string ready = dir_ / "hog.ready";
+    hog_ = std::make_unique<Child>(std::vector<std::string>{
+        "python3", "-c",
+        "import sys, time\nx = bytearray(40 << 20)\nfor i in range(0, len(x), 4096): x[i] = 1\n"
+        "open(sys.argv[2], 'w').write('ready')\ntime.sleep(120)",
+        tag_, ready});
     auto until = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     while (std::chrono::steady_clock::now() < until) {
-      std::ifstream st("/proc/" + std::to_string(hog_->pid()) + "/status");
-      std::string line;
-      long kb = 0;
-      while (std::getline(st, line))
-        if (line.rfind("VmRSS:", 0) == 0) kb = std::stol(line.substr(6));
-      if (kb > 35 * 1024) return;
+      if (std::filesystem::exists(ready)) {
+        std::ifstream st("/proc/" + std::to_string(hog_->pid()) + "/status");
+        std::string line;
+        long kb = 0;
+        while (std::getline(st, line))
+          if (line.rfind("VmRSS:", 0) == 0) kb = std::stol(line.substr(6));
+        ASSERT_GT(kb, 35 * 1024) << "the memory hog is ready but holds only " << kb << " KiB";
+        return;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    FAIL() << "the memory hog never grew to 35 MiB";
+    FAIL() << "the memory hog never allocated its 40 MiB";
   }
 
   TempDir dir_;
@@ -239,6 +248,7 @@ TEST_P(Assess, NamesTheLevelAndItsReasons) {
     memory = memory || v.find("{tag}") != std::string::npos;
   }
   if (memory) start_hog();
+  if (HasFatalFailure()) return;
   auto bytes = [&](const char* f) {
     std::ifstream in(dir_ / f, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
