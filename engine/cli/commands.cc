@@ -624,12 +624,14 @@ int run_cli(int argc, char** argv) {
   std::string format = "md", out_file, since;
   auto* report = app.add_subcommand("report", "the incident record of a run (and of the runs that resumed it): who, what, when, what failed, what changed");
   report->add_option("run", run_id, "run id, or 'last'")->required();
-  report->add_option("--format", format, "md (default) or json");
+  report->add_option("--format", format, "md (default), json, or html (one self-contained page with a timeline chart)");
   report->add_option("-o,--output", out_file, "write to this file instead of standard output");
   add_common(report, false);
 
   auto* stats = app.add_subcommand("stats", "runs per runbook, outcomes, mean and worst time to recover, causes");
   stats->add_option("--since", since, "only runs since: a duration (7d, 12h) or a date (2026-11-01)");
+  std::string stats_format;
+  stats->add_option("--format", stats_format, "text (default), json (as --json), or openmetrics (for node_exporter's textfile collector)");
   add_common(stats, true);
 
   auto* api = app.add_subcommand("api", "the reference of every primitive");
@@ -663,7 +665,7 @@ int run_cli(int argc, char** argv) {
     if (*replay) return cmd_replay(hc, run_id, against);
     if (*resume) return cmd_resume(hc, run_id, rf);
     if (*report) return cmd_report(hc, run_id, format, out_file);
-    if (*stats) return cmd_stats(hc, since);
+    if (*stats) return cmd_stats(hc, since, stats_format);
     if (*test) return cmd_test(tf);
     if (*api) {
       const auto& r = builtin_registry();

@@ -48,7 +48,8 @@ int cmd_resume(const HistoryCommon& c, const std::string& run, const ResumeFlags
 
 int cmd_report(const HistoryCommon& c, const std::string& run, const std::string& format,
                const std::string& out_file);
-int cmd_stats(const HistoryCommon& c, const std::string& since);
+// format: "text" (the default; "json" with --json) or "openmetrics".
+int cmd_stats(const HistoryCommon& c, const std::string& since, const std::string& format = "");
 
 // The incident record of a run (and of the runs that resumed it), as data; report renders it.
 json report_json(Journal& j, int64_t run_id);

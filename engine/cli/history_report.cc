@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/history.h"
+#include "cli/report_html.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
 #include "core/clock.h"
@@ -473,13 +474,14 @@ std::string report_markdown(const json& r) {
 
 int cmd_report(const HistoryCommon& c, const std::string& run_text, const std::string& format,
                const std::string& out_file) {
-  if (format != "md" && format != "json")
-    throw UsageError("--format is md or json, not '" + format + "'");
+  if (format != "md" && format != "json" && format != "html")
+    throw UsageError("--format is md, json or html, not '" + format + "'");
   Journal j(journal_path_of(c));
   int64_t id = resolve_run_id(j, run_text);
   json rep = report_json(j, id);
-  std::string text = format == "json" ? rep.dump(2, ' ', false, json::error_handler_t::replace) + "\n"
-                                      : report_markdown(rep);
+  std::string text = format == "json"   ? rep.dump(2, ' ', false, json::error_handler_t::replace) + "\n"
+                     : format == "html" ? report_html(rep)
+                                        : report_markdown(rep);
   if (out_file.empty() || out_file == "-") {
     std::fputs(text.c_str(), stdout);
     return kExitOk;
@@ -563,38 +565,68 @@ int64_t since_ms(const std::string& text) {
 }
 
 // The cause of a run that went wrong: the failing effect of the step attempt where it did.
-std::string cause_of(Journal& j, const RunRecord& r) {
+std::string cause_of(const RunBrief& r, const RunOutline* o) {
   if (r.outcome == "error") return "(runbook or parameter error)";
-  auto steps = j.steps(r.id);
-  auto effects = j.effects(r.id);
-  ResumePoint p = resume_point(steps, effects);
-  for (const auto& e : effects)
-    if (e.step_idx == p.step && e.attempt == p.attempt && e.state == "failed" && e.origin != "journal")
-      return e.name;
-  if (p.in_doubt_seq)
-    for (const auto& e : effects)
-      if (e.seq == p.in_doubt_seq) return e.name + " (process died)";
+  if (o) {
+    ResumePoint p = resume_point(o->steps, o->effects);
+    for (const auto& e : o->effects)
+      if (e.step_idx == p.step && e.attempt == p.attempt && e.state == "failed" && e.origin != "journal")
+        return e.name;
+    if (p.in_doubt_seq)
+      for (const auto& e : o->effects)
+        if (e.seq == p.in_doubt_seq) return e.name + " (process died)";
+  }
   if (r.outcome == "interrupted") return "(interrupted)";
   if (r.outcome == "crashed" || r.outcome == "running") return "(process died)";
   return "(runbook code)";
 }
 
+// Label values of the OpenMetrics text format: backslash, double quote and newline escaped.
+std::string om_label(const std::string& v) {
+  std::string out;
+  for (char ch : v) {
+    if (ch == '\\') out += "\\\\";
+    else if (ch == '"') out += "\\\"";
+    else if (ch == '\n') out += "\\n";
+    else out += ch;
+  }
+  return out;
+}
+
+std::string om_number(double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  std::string s = buf;
+  if (s.find_first_of(".eE") == std::string::npos && s.find("inf") == std::string::npos &&
+      s.find("nan") == std::string::npos)
+    s += ".0";
+  return s;
+}
+
 }  // namespace
 
-int cmd_stats(const HistoryCommon& c, const std::string& since) {
+int cmd_stats(const HistoryCommon& c, const std::string& since, const std::string& format_in) {
+  std::string format = c.json && format_in.empty() ? "json" : format_in.empty() ? "text" : format_in;
+  if (format != "text" && format != "json" && format != "openmetrics")
+    throw UsageError("--format is text, json or openmetrics, not '" + truncate(format, 40) + "'");
   Journal j(journal_path_of(c));
   RunFilter f;
-  f.limit = 0;
   f.since_ms = since_ms(since);
-  f.oldest_first = true;
-  auto runs = j.runs(f);
-  std::map<int64_t, const RunRecord*> by_id;
+  // Two queries, whatever the journal's size: the runs (no JSON columns), and the steps and
+  // effects of those that did not succeed (for their causes).
+  auto runs = j.run_briefs(f.since_ms);
+  auto outlines = j.outlines_not_succeeded(f.since_ms);
+  std::map<int64_t, const RunBrief*> by_id;
   for (const auto& r : runs) by_id[r.id] = &r;
 
   struct Book {
     int64_t runs = 0;
     std::map<std::string, int64_t> modes, outcomes, causes;
+    std::map<std::pair<std::string, std::string>, int64_t> mode_outcome;
     int64_t recoveries = 0, recovered = 0, total_ms = 0, worst_ms = 0, worst_run = 0;
+    std::vector<int64_t> recovery_ms;
+    int64_t last_ms = 0, last_success_ms = 0;
+    std::string last_outcome;
   };
   std::map<std::string, Book> books;
   std::map<std::string, int64_t> causes;
@@ -604,14 +636,21 @@ int cmd_stats(const HistoryCommon& c, const std::string& since) {
     ++b.runs;
     ++b.modes[r.mode];
     ++b.outcomes[r.outcome];
+    ++b.mode_outcome[{r.mode, r.outcome}];
+    if (r.started_ms >= b.last_ms) {
+      b.last_ms = r.started_ms;
+      b.last_outcome = r.outcome;
+    }
+    if (r.outcome == "succeeded") b.last_success_ms = std::max(b.last_success_ms, r.ended_ms);
     if (r.outcome != "succeeded") {
-      std::string cause = cause_of(j, r);
+      auto it = outlines.find(r.id);
+      std::string cause = cause_of(r, it == outlines.end() ? nullptr : &it->second);
       ++b.causes[cause];
       ++causes[cause];
     }
     // A recovery is a live run with the runs that resumed it; it counts once, at its first run.
     if (r.mode != "live") continue;
-    const RunRecord* last = &r;
+    const RunBrief* last = &r;
     for (int guard = 0; guard < 1000 && last->resumed_by && by_id.count(last->resumed_by); ++guard)
       last = by_id[last->resumed_by];
     ++b.recoveries;
@@ -622,13 +661,66 @@ int cmd_stats(const HistoryCommon& c, const std::string& since) {
     ++recovered;
     b.total_ms += ms;
     total_ms += ms;
+    b.recovery_ms.push_back(ms);
     if (ms >= b.worst_ms) {
       b.worst_ms = ms;
       b.worst_run = r.id;
     }
   }
 
-  if (c.json) {
+  if (format == "openmetrics") {
+    // For node_exporter's textfile collector and anything else that reads OpenMetrics.
+    std::string o;
+    o += "# TYPE runbook_runs counter\n# HELP runbook_runs Runs in the journal, by runbook, mode and outcome.\n";
+    for (const auto& [name, b] : books)
+      for (const auto& [mo, n] : b.mode_outcome)
+        o += "runbook_runs_total{runbook=\"" + om_label(name) + "\",mode=\"" + om_label(mo.first) +
+             "\",outcome=\"" + om_label(mo.second) + "\"} " + std::to_string(n) + "\n";
+    o += "# TYPE runbook_failures counter\n# HELP runbook_failures Runs that did not succeed, by runbook and cause (the failing effect).\n";
+    for (const auto& [name, b] : books)
+      for (const auto& [cause, n] : b.causes)
+        o += "runbook_failures_total{runbook=\"" + om_label(name) + "\",cause=\"" + om_label(cause) + "\"} " +
+             std::to_string(n) + "\n";
+    o += "# TYPE runbook_recoveries counter\n# HELP runbook_recoveries Live runs (with the runs that resumed them), by runbook.\n";
+    for (const auto& [name, b] : books)
+      o += "runbook_recoveries_total{runbook=\"" + om_label(name) + "\"} " + std::to_string(b.recoveries) + "\n";
+    static const double kBuckets[] = {1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600};
+    o += "# TYPE runbook_recovery_seconds histogram\n# UNIT runbook_recovery_seconds seconds\n"
+         "# HELP runbook_recovery_seconds Time to recover: first start to last end of the live runs that succeeded.\n";
+    for (const auto& [name, b] : books) {
+      if (!b.recoveries) continue;
+      std::string l = "runbook=\"" + om_label(name) + "\"";
+      double sum = 0;
+      for (int64_t ms : b.recovery_ms) sum += static_cast<double>(ms) / 1000.0;
+      for (double le : kBuckets) {
+        int64_t n = std::count_if(b.recovery_ms.begin(), b.recovery_ms.end(),
+                                  [&](int64_t ms) { return static_cast<double>(ms) / 1000.0 <= le; });
+        o += "runbook_recovery_seconds_bucket{" + l + ",le=\"" + om_number(le) + "\"} " + std::to_string(n) + "\n";
+      }
+      o += "runbook_recovery_seconds_bucket{" + l + ",le=\"+Inf\"} " + std::to_string(b.recovery_ms.size()) + "\n";
+      o += "runbook_recovery_seconds_sum{" + l + "} " + om_number(sum) + "\n";
+      o += "runbook_recovery_seconds_count{" + l + "} " + std::to_string(b.recovery_ms.size()) + "\n";
+    }
+    o += "# TYPE runbook_last_run_timestamp_seconds gauge\n# UNIT runbook_last_run_timestamp_seconds seconds\n"
+         "# HELP runbook_last_run_timestamp_seconds When the last run of the runbook started (Unix time).\n";
+    for (const auto& [name, b] : books)
+      o += "runbook_last_run_timestamp_seconds{runbook=\"" + om_label(name) + "\"} " +
+           om_number(static_cast<double>(b.last_ms) / 1000.0) + "\n";
+    o += "# TYPE runbook_last_success_timestamp_seconds gauge\n# UNIT runbook_last_success_timestamp_seconds seconds\n"
+         "# HELP runbook_last_success_timestamp_seconds When the last run of the runbook that succeeded ended (Unix time).\n";
+    for (const auto& [name, b] : books)
+      if (b.last_success_ms)
+        o += "runbook_last_success_timestamp_seconds{runbook=\"" + om_label(name) + "\"} " +
+             om_number(static_cast<double>(b.last_success_ms) / 1000.0) + "\n";
+    o += "# TYPE runbook_last_run_succeeded gauge\n# HELP runbook_last_run_succeeded 1 if the last run of the runbook succeeded, else 0.\n";
+    for (const auto& [name, b] : books)
+      o += "runbook_last_run_succeeded{runbook=\"" + om_label(name) + "\"} " +
+           std::string(b.last_outcome == "succeeded" ? "1" : "0") + "\n";
+    o += "# EOF\n";
+    std::fputs(o.c_str(), stdout);
+    return kExitOk;
+  }
+  if (format == "json") {
     json out{{"journal", j.path()}, {"since", f.since_ms ? json(iso_utc(f.since_ms)) : json(nullptr)},
              {"total_runs", runs.size()}, {"runbooks", json::object()}, {"by_cause", causes}};
     for (const auto& [name, b] : books)

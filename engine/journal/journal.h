@@ -6,6 +6,7 @@
 // probe. No SQLite type appears here: another store (PostgreSQL) can sit behind the same interface.
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -78,6 +79,19 @@ struct EffectRecord {
   int64_t origin_run = 0;  // the run that performed it, when origin is not ""
 };
 
+// What `runbook stats` needs of a run, without its JSON columns.
+struct RunBrief {
+  int64_t id = 0, parent_id = 0, started_ms = 0, ended_ms = 0, resumed_by = 0;
+  std::string runbook, mode, outcome;
+};
+
+// The step attempts and effects of a run with only the columns that locate a failure (no
+// arguments, results or previews): what resume_point() reads.
+struct RunOutline {
+  std::vector<StepRecord> steps;
+  std::vector<EffectRecord> effects;
+};
+
 struct LogRecord {
   int64_t run_id = 0;
   int64_t seq = 0;  // the effect sequence number at the time, to place it in the timeline
@@ -111,7 +125,7 @@ class Journal {
   Journal& operator=(const Journal&) = delete;
 
   static std::string default_path();
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
   // Strings in effect args, results and previews longer than this are stored once, by SHA-256,
   // in a blob table, the row keeping a reference; so is a whole value whose JSON is longer.
   static constexpr size_t kBlobMin = 64 * 1024;
@@ -169,6 +183,11 @@ class Journal {
   std::vector<StepRecord> steps(int64_t run_id);
   std::vector<EffectRecord> effects(int64_t run_id);
   std::vector<LogRecord> logs(int64_t run_id);
+  // For stats on large journals, two queries whatever the number of runs: every run started at
+  // or after since_ms (oldest first, reserved rows left out), and the outlines of those that did
+  // not succeed.
+  std::vector<RunBrief> run_briefs(int64_t since_ms);
+  std::map<int64_t, RunOutline> outlines_not_succeeded(int64_t since_ms);
 
   // `runbook test`'s simulated crash: once frozen, nothing more reaches the store (rows batched
   // before freezing are written first), as if the process had died; unfrozen, writes go on.
