@@ -30,9 +30,9 @@ total = start_to_healthy = 0.0
 for line in open(sys.argv[1]):
     try: e = json.loads(line)
     except ValueError: continue
-    if e.get("event") == "run_end": total = e["duration_ms"] / 1000
+    if e.get("type") == "run_end": total = e["duration_ms"] / 1000
     # emergency.lua starts the app once and then polls its health: those two effects.
-    if e.get("event") == "effect" and e["name"] in ("service.start", "http.wait_healthy"):
+    if e.get("type") == "effect" and e["name"] in ("service.start", "http.wait_healthy"):
         start_to_healthy += e["duration_ms"] / 1000
 print(f"{sys.argv[2]:<4} {total:12.2f} {start_to_healthy:18.2f}")
 PY

@@ -7,12 +7,12 @@ pkgs=(
   build-essential cmake pkg-config ccache git ca-certificates
   liblua5.4-dev libcurl4-openssl-dev libgit2-dev libsqlite3-dev libspdlog-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcli11-dev nlohmann-json3-dev libhiredis-dev libpq-dev libssl-dev zlib1g-dev
-  libre2-dev lua-check
+  libre2-dev lua-check libtoml11-dev
   python3 python3-venv python3-pip sqlite3 redis-server postgresql postgresql-client supervisor
   procps clang libclang-rt-14-dev lld
   python3-alembic alembic python3-psycopg2 python3-aiosmtpd
   docker.io docker-compose busybox-static
-  chromium python3-pil python3-prometheus-client hyperfine
+  chromium python3-pil python3-prometheus-client python3-jsonschema hyperfine
 )
 # Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
 # Debian's `npm` package cannot be installed beside it ("held broken packages").

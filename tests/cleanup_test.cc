@@ -229,7 +229,7 @@ end }
             json::parse(R"([{"step":3,"name":"cleanup","outcome":"succeeded"}])"));
   json end;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "run_end") end = e;
+    if (e.value("type", "") == "run_end") end = e;
   EXPECT_EQ(end["exit_code"], 1);
   EXPECT_EQ(end["kind"], "failed");
   EXPECT_EQ(end["cleanup"], run["extra"]["cleanup"]);

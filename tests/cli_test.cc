@@ -130,12 +130,12 @@ step("one", function() fs.exists("/") end)
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   auto ev = r.events();
   ASSERT_GE(ev.size(), 4u) << r.out;
-  EXPECT_EQ(ev.front()["event"], "run_begin");
-  EXPECT_EQ(ev.back()["event"], "run_end");
+  EXPECT_EQ(ev.front()["type"], "run_begin");
+  EXPECT_EQ(ev.back()["type"], "run_end");
   EXPECT_EQ(ev.back()["outcome"], "succeeded");
   bool saw_effect = false;
   for (auto& j : ev)
-    if (j["event"] == "effect" && j["name"] == "fs.exists") saw_effect = j["result"] == true;
+    if (j["type"] == "effect" && j["name"] == "fs.exists") saw_effect = j["result"] == true;
   EXPECT_TRUE(saw_effect);
 }
 
@@ -258,7 +258,7 @@ end)
   auto j = run_cli({"exec", file, "--journal", d / "j.db", "--json"});
   bool handled = false;
   for (const auto& e : j.events())
-    if (e.value("event", "") == "effect" && e.value("name", "") == "exec") handled = e.value("handled", false);
+    if (e.value("type", "") == "effect" && e.value("name", "") == "exec") handled = e.value("handled", false);
   EXPECT_TRUE(handled) << j.out;
 }
 

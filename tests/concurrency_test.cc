@@ -218,8 +218,8 @@ end }
   EXPECT_NE(r.err.find("runbook resume "), std::string::npos) << r.err;
   bool cleanup_tried = false, stopped_by_journal = false;
   for (const auto& e : r.events()) {
-    if (e.value("event", "") == "step_begin" && e.value("name", "") == "cleanup") cleanup_tried = true;
-    if (e.value("event", "") == "step_end" && e.value("name", "") == "fill")
+    if (e.value("type", "") == "step_begin" && e.value("name", "") == "cleanup") cleanup_tried = true;
+    if (e.value("type", "") == "step_end" && e.value("name", "") == "fill")
       stopped_by_journal = e.value("error", "").find("journal: disk full") != std::string::npos;
   }
   EXPECT_TRUE(cleanup_tried) << r.out;

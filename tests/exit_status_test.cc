@@ -48,7 +48,7 @@ struct Env {
   bool cleaned() const { return ::access((dir / "cleaned").c_str(), F_OK) == 0; }
   json run_end(const CliResult& r) const {
     for (const auto& e : r.events())
-      if (e.value("event", "") == "run_end") return e;
+      if (e.value("type", "") == "run_end") return e;
     return nullptr;
   }
   json last_run() {
@@ -195,7 +195,7 @@ end)
   auto j = run_cli({"resume", "last", "--json"}, env);
   EXPECT_EQ(j.code, 3) << j.out;
   bool in_doubt = false;
-  for (const auto& ev : j.events()) in_doubt = in_doubt || ev.value("event", "") == "in_doubt";
+  for (const auto& ev : j.events()) in_doubt = in_doubt || ev.value("type", "") == "in_doubt";
   EXPECT_TRUE(in_doubt) << j.out;
 
   auto a = run_cli({"resume", "last", "--assume-done", "--json"}, env);

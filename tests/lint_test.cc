@@ -123,8 +123,9 @@ TEST(Lint, ApiPrintsTheDeclaredResults) {
   EXPECT_NE(r.out.find("      .tag : string  — a tag at HEAD, or nil"), std::string::npos);
   auto j = run_cli({"api", "--json"});
   json api = json::parse(j.out);
+  EXPECT_EQ(api["type"], "api");
   bool seen = false;
-  for (const auto& e : api)
+  for (const auto& e : api["primitives"])
     if (e["name"] == "git.head") {
       seen = true;
       EXPECT_EQ(e["results"][5]["name"], "tag");

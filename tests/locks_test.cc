@@ -464,7 +464,7 @@ TEST(Locks, AnotherHostsLockIsNotTakenOver) {
   EXPECT_EQ(r.code, kExitRefused);
   auto ev = r.events();
   ASSERT_FALSE(ev.empty()) << r.out;
-  EXPECT_EQ(ev.back()["event"], "refused");
+  EXPECT_EQ(ev.back()["type"], "refused");
   EXPECT_EQ(ev.back()["exit_code"], kExitRefused);
   EXPECT_EQ(ev.back()["holder"]["host"], "db1");
   EXPECT_EQ(ev.back()["holder"]["pid"], 4242);

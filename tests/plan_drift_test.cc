@@ -96,7 +96,7 @@ void expect_drift(const Planned& p, const std::string& name, const std::string& 
   EXPECT_EQ(j.code, 4) << j.out << j.err;
   json refused;
   for (const auto& e : j.events())
-    if (e.value("event", "") == "refused") refused = e;
+    if (e.value("type", "") == "refused") refused = e;
   ASSERT_TRUE(refused.is_object()) << j.out;
   EXPECT_EQ(refused["reason"], "plan_drift");
   json found;

@@ -169,7 +169,7 @@ TEST(PlanExact, AFileEditedAfterPlanningIsRefusedNamingTheWrite) {
   EXPECT_EQ(r.code, 4);
   json refused;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "refused") refused = e;
+    if (e.value("type", "") == "refused") refused = e;
   ASSERT_TRUE(refused.is_object()) << r.out;
   EXPECT_EQ(refused["reason"], "plan_drift");
   EXPECT_EQ(refused["exit_code"], 4);
@@ -210,7 +210,7 @@ TEST(PlanExact, ASecondExecutionIsRefusedWithExit4) {
   EXPECT_EQ(again.code, 4) << again.out << again.err;
   json refused;
   for (const auto& e : again.events())
-    if (e.value("event", "") == "refused") refused = e;
+    if (e.value("type", "") == "refused") refused = e;
   ASSERT_TRUE(refused.is_object()) << again.out;
   EXPECT_EQ(refused["reason"], "plan_executed");
   EXPECT_EQ(refused["executed_by"], read_plan(w.d / "plan.json")["run_id"]);

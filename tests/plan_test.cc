@@ -129,7 +129,7 @@ TEST(Plan, RefusesAndShowsWhatDrifted) {
   EXPECT_EQ(r.code, 4);
   json d;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "refused" && e.value("reason", "") == "plan_drift") d = e["drift"];
+    if (e.value("type", "") == "refused" && e.value("reason", "") == "plan_drift") d = e["drift"];
   ASSERT_TRUE(d.is_array()) << r.out;
   ASSERT_GE(d.size(), 2u);
   EXPECT_TRUE(has(d[0]["what"], "probe #2 fs.read"));

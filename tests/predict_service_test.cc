@@ -186,7 +186,7 @@ TEST_F(Predict, AfterAPlannedRestart_StatusIsRunningWithAnUnknownPid_HttpAndProc
   auto r = run_cli(dry_args, env);
   std::vector<json> effects;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "effect") effects.push_back(e);
+    if (e.value("type", "") == "effect") effects.push_back(e);
   auto nth = [&](const std::string& name, int n = 0) -> json {
     for (const auto& e : effects)
       if (e["name"] == name && n-- == 0) return e;

@@ -71,7 +71,7 @@ struct World {
 std::vector<std::string> transcript(const CliResult& r) {
   std::vector<std::string> out;
   for (const auto& e : r.events()) {
-    std::string ev = e.value("event", std::string());
+    std::string ev = e.value("type", std::string());
     if (ev == "effect")
       out.push_back("effect " + std::to_string(e["seq"].get<int>()) + " " + e["name"].get<std::string>() +
                     " " + e["status"].get<std::string>() + " " + e["result"].dump());
@@ -119,7 +119,7 @@ TEST(Replay, SameTranscriptAndNothingTouchedNotEvenTime) {
   EXPECT_EQ(count_runs(w.dir / "journal.db"), runs) << "a replay is not journaled";
   bool matched = false;
   for (const auto& e : replay.events())
-    if (e.value("event", "") == "replay_end") matched = e.value("matches", false);
+    if (e.value("type", "") == "replay_end") matched = e.value("matches", false);
   EXPECT_TRUE(matched);
   EXPECT_EQ(replay.out.find("t0k-SECRET-42"), std::string::npos);
 
@@ -168,7 +168,7 @@ TEST(Replay, FailedAndDryRunAndCrashedRunsReplayToo) {
   ASSERT_FALSE(t3.empty());
   EXPECT_EQ(t3.back(), "run interrupted");
   int effects = 0;
-  for (const auto& e : r3.events()) effects += e.value("event", "") == "effect";
+  for (const auto& e : r3.events()) effects += e.value("type", "") == "effect";
   EXPECT_EQ(effects, 5) << "answered up to the one in doubt";
   EXPECT_EQ(w.server.changing_requests(), posts);
 }
@@ -193,7 +193,7 @@ TEST(Replay, RefusesAChangedFileAndAgainstShowsTheFirstDivergence) {
   EXPECT_EQ(diverged.code, 1) << diverged.out << diverged.err;
   json d;
   for (const auto& e : diverged.events())
-    if (e.value("event", "") == "divergence") d = e;
+    if (e.value("type", "") == "divergence") d = e;
   ASSERT_TRUE(d.is_object()) << diverged.out;
   EXPECT_EQ(d["reason"], "differs");
   EXPECT_EQ(d["step"], 2);
@@ -223,7 +223,7 @@ TEST(Replay, RefusesAChangedFileAndAgainstShowsTheFirstDivergence) {
   EXPECT_EQ(missing.code, 1);
   json m;
   for (const auto& e : missing.events())
-    if (e.value("event", "") == "divergence") m = e;
+    if (e.value("type", "") == "divergence") m = e;
   ASSERT_TRUE(m.is_object()) << missing.out;
   EXPECT_EQ(m["reason"], "missing");
   EXPECT_EQ(m["expected"]["name"], "fs.exists");

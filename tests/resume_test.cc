@@ -150,7 +150,7 @@ std::vector<EffectInfo> reference_effects(const HttpServer& server, Outcome* out
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   std::vector<EffectInfo> effects;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "effect")
+    if (e.value("type", "") == "effect")
       effects.push_back({e["name"].get<std::string>(), e["kind"].get<std::string>()});
   *out = c.outcome();
   return effects;

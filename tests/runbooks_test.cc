@@ -549,12 +549,12 @@ TEST(Runbooks, DryRunOfEveryProcedureChangesNothing) {
       std::string failure;
       std::multiset<std::string> planned;
       for (const auto& e : r.events()) {
-        if (e.value("event", "") == "effect" && e.value("status", "") == "planned")
+        if (e.value("type", "") == "effect" && e.value("status", "") == "planned")
           planned.insert(e.value("name", ""));
-        if (e.value("event", "") == "step_end" && e.value("outcome", "") == "failed")
+        if (e.value("type", "") == "step_end" && e.value("outcome", "") == "failed")
           failure += "step " + std::to_string(e.value("step", 0)) + " '" + e.value("name", "") +
                      "': " + e.value("error", "") + "\n";
-        if (e.value("event", "") == "effect" && e.value("status", "") == "ok" &&
+        if (e.value("type", "") == "effect" && e.value("status", "") == "ok" &&
             e.value("kind", "") == "change")
           ADD_FAILURE() << "a change effect was performed in a dry-run: " << e.dump();
       }
@@ -961,9 +961,9 @@ TEST_P(LiveProcedure, RunsAndDoesWhatItsRehearsalPlanned) {
   std::multiset<std::string> done;
   std::string failure;
   for (const auto& e : r.events()) {
-    if (e.value("event", "") == "effect" && e.value("status", "") == "ok" && e.value("kind", "") == "change")
+    if (e.value("type", "") == "effect" && e.value("status", "") == "ok" && e.value("kind", "") == "change")
       done.insert(e.value("name", ""));
-    if (e.value("event", "") == "step_end" && e.value("outcome", "") == "failed")
+    if (e.value("type", "") == "step_end" && e.value("outcome", "") == "failed")
       failure += "step " + std::to_string(e.value("step", 0)) + " '" + e.value("name", "") + "': " +
                  e.value("error", "") + "\n";
   }
@@ -1064,7 +1064,7 @@ std::map<std::string, std::string> pm2_env(const Fixture& fx, const std::string&
 std::string step_failures(const CliResult& r) {
   std::string failure;
   for (const auto& e : r.events())
-    if (e.value("event", "") == "step_end" && e.value("outcome", "") == "failed")
+    if (e.value("type", "") == "step_end" && e.value("outcome", "") == "failed")
       failure += "step '" + e.value("name", "") + "': " + e.value("error", "") + "\n";
   return failure + r.out.substr(r.out.size() > 3000 ? r.out.size() - 3000 : 0) + r.err;
 }
@@ -1198,7 +1198,7 @@ TEST(Runbooks, LiveSystemRollbackServicesEnvAndCompleteSystemThroughARealPm2) {
   // The stop came before the reset: the journal's order of effects.
   std::vector<std::string> order;
   for (const auto& ev : c.events())
-    if (ev.value("event", "") == "effect" && ev.value("status", "") == "ok" && ev.value("kind", "") == "change")
+    if (ev.value("type", "") == "effect" && ev.value("status", "") == "ok" && ev.value("kind", "") == "change")
       order.push_back(ev.value("name", "") + " " + ev.value("args", rb::json::object()).value("name", ""));
   auto pos = [&](const std::string& prefix) {
     for (size_t i = 0; i < order.size(); ++i)
@@ -1283,7 +1283,7 @@ TEST(Runbooks, LiveNodeApiCodeAndFrontendRollbackThroughARealPm2) {
   EXPECT_NE(output_of({"git", "stash", "list"}, app), "") << "the local change was not stashed";
   bool ci = false;
   for (const auto& ev : c.events())
-    if (ev.value("event", "") == "effect" && ev.value("name", "") == "npm.ci" && ev.value("status", "") == "ok") ci = true;
+    if (ev.value("type", "") == "effect" && ev.value("name", "") == "npm.ci" && ev.value("status", "") == "ok") ci = true;
   EXPECT_TRUE(ci) << "npm ci did not run";
   after = pm2.apps();
   for (const char* n : {"api", "frontend", "queue-worker"}) {

@@ -115,12 +115,12 @@ TEST(TestCommand, JsonEvents) {
   EXPECT_EQ(r.code, 1);
   auto ev = r.events();
   ASSERT_EQ(ev.size(), 8u) << r.out;
-  EXPECT_EQ(ev[0]["event"], "case");
+  EXPECT_EQ(ev[0]["type"], "case");
   EXPECT_EQ(ev[0]["name"], "passes");
   EXPECT_EQ(ev[0]["ok"], true);
   EXPECT_EQ(ev[1]["ok"], false);
   EXPECT_EQ(ev[1]["message"], kDir + "/failing_test.lua:9: expected \"succeeded\", got \"failed\"");
-  EXPECT_EQ(ev[7]["event"], "summary");
+  EXPECT_EQ(ev[7]["type"], "summary");
   EXPECT_EQ(ev[7]["failed"], 6);
 }
 

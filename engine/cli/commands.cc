@@ -7,7 +7,9 @@
 #include <iostream>
 
 #include "cli/api_doc.h"
+#include "cli/config.h"
 #include "cli/history.h"
+#include "cli/json_out.h"
 #include "cli/lint.h"
 #include "cli/param_channels.h"
 #include "cli/reporter.h"
@@ -75,7 +77,7 @@ int refuse_plan(const Common& c, const std::string& plan_path, const PlanCheck& 
             {"error", msg}, {"exit_code", kExitRefused}};
     if (reason == "plan_drift") ev["drift"] = pc.drift;
     if (pc.executed_by) ev["executed_by"] = pc.executed_by;
-    std::printf("%s\n", ev.dump().c_str());
+    print_event(ev);
     return kExitRefused;
   }
   std::fprintf(stderr, "runbook: %s\n", msg.c_str());
@@ -101,9 +103,9 @@ void print_plan_saved(const Common& c, const std::string& path, const json& plan
       }
   const json& live_only = plan["checked_live_only"];
   if (c.json) {
-    std::printf("%s\n", json{{"event", "plan_saved"}, {"path", path}, {"plan", plan["id"]}, {"run", dry_run},
-                             {"run_id", plan["run_id"]}, {"secrets_needed", secrets},
-                             {"checked_live_only", live_only}, {"command", cmd}}.dump().c_str());
+    print_event(json{{"event", "plan_saved"}, {"path", path}, {"plan", plan["id"]}, {"run", dry_run},
+                     {"run_id", plan["run_id"]}, {"secrets_needed", secrets},
+                     {"checked_live_only", live_only}, {"command", cmd}});
     return;
   }
   std::printf("plan saved to %s (%s); it will execute as run #%lld\n", path.c_str(),
@@ -178,7 +180,7 @@ int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
                          ", which is not reserved in " + journal.path() +
                          " (another journal?): it executes as a new run, so its run id differs "
                          "from the plan's";
-      if (c.json) std::printf("%s\n", json{{"event", "log"}, {"level", "warn"}, {"message", note}}.dump().c_str());
+      if (c.json) print_event(json{{"event", "log"}, {"level", "warn"}, {"message", note}});
       else std::fprintf(stderr, "runbook: %s\n", note.c_str());
     }
   }
@@ -244,7 +246,7 @@ int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
   if (!save_plan_path.empty()) {
     if (res.exit_code != kExitOk || res.outcome != "succeeded") {
       std::string msg = "no plan saved: the dry-run did not succeed (exit " + std::to_string(res.exit_code) + ")";
-      if (c.json) std::printf("%s\n", json{{"event", "log"}, {"level", "warn"}, {"message", msg}}.dump().c_str());
+      if (c.json) print_event(json{{"event", "log"}, {"level", "warn"}, {"message", msg}});
       else std::fprintf(stderr, "runbook: %s\n", msg.c_str());
     } else {
       json plan = save_plan(journal, res.run_id, save_plan_path, reservation.r);
@@ -256,19 +258,41 @@ int cmd_exec(const Common& c, std::string file, bool dry, bool offline,
   // nothing yet; one that did has said how it ended (run_end).
   if (!res.started && (res.exit_code == kExitUsage || res.exit_code == kExitRefused)) {
     if (c.json)
-      std::printf("%s\n", json{{"event", res.exit_code == kExitRefused ? "refused" : "error"},
-                               {"run", res.run_id}, {"error", res.error},
-                               {"exit_code", res.exit_code}}.dump().c_str());
+      print_event(json{{"event", res.exit_code == kExitRefused ? "refused" : "error"},
+                       {"run", res.run_id}, {"error", res.error},
+                       {"exit_code", res.exit_code}});
     else
       std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
   }
   return res.exit_code;
 }
 
-int cmd_check(const std::string& file) {
+int cmd_check(const std::string& file, bool as_json) {
   Runbook book(builtin_registry());
   book.load(file);
   const auto& d = book.decl();
+  if (as_json) {
+    json params = json::array(), steps = json::array(), warnings = json::array();
+    for (const auto& p : d.params) {
+      json o{{"name", p.name}, {"type", p.type}, {"required", p.required}, {"secret", p.secret}, {"doc", p.doc}};
+      if (!p.def.is_null() && !p.secret) o["default"] = p.def;
+      params.push_back(o);
+    }
+    int n = 0;
+    for (const auto& s : d.steps)
+      steps.push_back({{"index", ++n}, {"name", s.name}, {"retries", s.retries}, {"always", s.always}});
+    try {
+      for (const auto& f : lint_files({file}))
+        warnings.push_back({{"file", f.file}, {"line", f.line}, {"col", f.col}, {"severity", "warning"},
+                            {"code", f.code}, {"message", f.message}});
+    } catch (const std::exception& e) {
+      warnings.push_back({{"file", file}, {"line", 1}, {"col", 1}, {"severity", "warning"}, {"code", ""},
+                          {"message", std::string("not linted: ") + e.what()}});
+    }
+    print_typed("check", json{{"file", file}, {"name", d.name}, {"version", d.version}, {"summary", d.summary},
+                              {"params", params}, {"steps", steps}, {"warnings", warnings}});
+    return kExitOk;
+  }
   std::printf("%s %s — %s\n", d.name.c_str(), d.version.c_str(), d.summary.c_str());
   if (!d.params.empty()) {
     std::printf("params:\n");
@@ -297,7 +321,7 @@ int cmd_runs(const Common& c, const std::string& runbook, int limit) {
   auto runs = j.runs(f);
   for (auto& r : runs) show_crashed(r);
   if (c.json) {
-    for (const auto& r : runs) std::printf("%s\n", run_json(r).dump().c_str());
+    for (const auto& r : runs) print_typed("run", run_json(r));
     return 0;
   }
   if (runs.empty()) {
@@ -353,9 +377,9 @@ int cmd_locks(const Common& c) {
   };
   if (c.json) {
     for (const auto& h : held)
-      std::printf("%s\n", json{{"key", h.key}, {"run_id", h.run_id}, {"runbook", h.runbook}, {"user", h.user},
+      print_typed("lock", json{{"key", h.key}, {"run_id", h.run_id}, {"runbook", h.runbook}, {"user", h.user},
                                {"host", h.host}, {"pid", h.pid}, {"start_ticks", h.start_ticks}, {"since_ms", h.since_ms},
-                               {"since", iso_utc(h.since_ms)}, {"state", state(h)}}.dump().c_str());
+                               {"since", iso_utc(h.since_ms)}, {"state", state(h)}});
     return 0;
   }
   if (held.empty()) {
@@ -377,8 +401,8 @@ int cmd_show(const Common& c, const std::string& id_text) {
   auto run = j.run(id);
   if (run->outcome == "reserved") {
     if (c.json) {
-      std::printf("%s\n", json{{"id", run->id}, {"outcome", "reserved"}, {"plan_id", run->plan_id},
-                               {"runbook", run->runbook}, {"file", run->file}, {"params", run->params}}.dump(2).c_str());
+      print_typed("run_record", json{{"id", run->id}, {"outcome", "reserved"}, {"plan_id", run->plan_id},
+                                     {"runbook", run->runbook}, {"file", run->file}, {"params", run->params}});
     } else {
       std::printf("#%lld is reserved for plan %s (%s %s): not executed yet\n", static_cast<long long>(run->id),
                   run->plan_id.c_str(), run->runbook.c_str(), run->file.c_str());
@@ -409,7 +433,8 @@ int cmd_show(const Common& c, const std::string& id_text) {
     for (const auto& l : logs)
       out["logs"].push_back({{"seq", l.seq}, {"step", l.step_idx}, {"level", l.level},
                              {"message", l.message}, {"at_ms", l.at_ms}});
-    std::printf("%s\n", out.dump(2).c_str());
+    // One line, like every --json output: the run with its steps, effects and logs.
+    print_typed("run_record", out);
     return 0;
   }
   Style st;
@@ -521,7 +546,7 @@ void print_lock_stop(bool json_out, const ExecResult& res) {
     json ev{{"event", res.exit_code == kExitRefused ? "refused" : "error"}, {"run", res.run_id},
             {"error", res.error}, {"lock", res.lock.value("key", "")}, {"exit_code", res.exit_code}};
     if (res.lock.contains("holder")) ev["holder"] = res.lock["holder"];
-    std::printf("%s\n", ev.dump().c_str());
+    print_event(ev);
   } else {
     std::fprintf(stderr, "runbook: %s\n", res.error.c_str());
   }
@@ -584,6 +609,7 @@ int run_cli(int argc, char** argv) {
 
   auto* check = app.add_subcommand("check", "load a runbook and show its parameters and steps, running nothing");
   check->add_option("file", file, "the runbook (.lua)")->required();
+  check->add_flag("--json", c.json, "one JSON object (type \"check\"): parameters, steps, lint warnings");
 
   std::vector<std::string> lint_targets;
   auto* lint = app.add_subcommand("lint", "check runbooks without running them: file:line:col: severity: message; exit 1 on an error");
@@ -638,6 +664,9 @@ int run_cli(int argc, char** argv) {
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
 
+  auto* config_cmd = app.add_subcommand("config", "the settings in effect (config.toml, environment, defaults) and where each came from");
+  config_cmd->add_flag("--json", c.json, "one JSON object (type \"config\")");
+
   TestFlags tf;
   auto* test = app.add_subcommand("test", "run *_test.lua files: cases that run runbooks with their effects faked (nothing touches the world)");
   test->add_option("paths", tf.paths, "test files, or directories searched for *_test.lua");
@@ -654,10 +683,33 @@ int run_cli(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : kExitUsage;
   }
+  // config.toml, then the environment, then the flags: what each command uses.
+  Config cfg;
   try {
+    cfg = load_config();
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "runbook: %s\n", e.what());
+    if (c.json || tf.json) print_event(json{{"event", "error"}, {"error", e.what()}, {"exit_code", kExitUsage}});
+    return kExitUsage;
+  }
+  for (const auto& w : cfg.warnings) std::fprintf(stderr, "runbook: %s\n", w.c_str());
+  apply_flag(cfg, "journal", !c.journal_path.empty() ? c.journal_path : tf.journal_path, "--journal");
+  apply_flag(cfg, "wait_lock", !wait_lock.empty() ? wait_lock : rf.wait_lock, "--wait-lock");
+  if (c.no_color) apply_flag(cfg, "color", "never", "--no-color");
+  install_settings(cfg);
+  if (cfg.values["journal"].source != "default") {
+    if (c.journal_path.empty()) c.journal_path = cfg.values["journal"].value;
+    if (tf.journal_path.empty()) tf.journal_path = cfg.values["journal"].value;
+  }
+  if (cfg.values["wait_lock"].source != "default") {
+    if (wait_lock.empty()) wait_lock = cfg.values["wait_lock"].value;
+    if (rf.wait_lock.empty()) rf.wait_lock = cfg.values["wait_lock"].value;
+  }
+  try {
+    if (*config_cmd) return cmd_config(cfg, c.json);
     if (*exec) return cmd_exec(c, file, dry, offline, params, param_file, yes, verbose, save_plan_path, plan_path, wait_lock);
     if (*locks) return cmd_locks(c);
-    if (*check) return cmd_check(file);
+    if (*check) return cmd_check(file, c.json);
     if (*lint) return cmd_lint(lint_targets);
     if (*runs) return cmd_runs(c, runbook_filter, limit);
     if (*show) return cmd_show(c, run_id);
@@ -669,15 +721,21 @@ int run_cli(int argc, char** argv) {
     if (*test) return cmd_test(tf);
     if (*api) {
       const auto& r = builtin_registry();
-      if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());
+      if (c.json) {
+        json a = api_json(r);
+        print_typed("api", a.is_array() ? json{{"primitives", a}} : a);
+      }
       else std::fputs((markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
       return 0;
     }
   } catch (const UsageError& e) {
     std::fprintf(stderr, "runbook: %s\n", e.what());
+    // A --json reader learns of it on its own stream too.
+    if (c.json || tf.json) print_event(json{{"event", "error"}, {"error", e.what()}, {"exit_code", kExitUsage}});
     return kExitUsage;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "runbook: %s\n", e.what());
+    if (c.json || tf.json) print_event(json{{"event", "error"}, {"error", e.what()}, {"exit_code", kExitFailed}});
     return kExitFailed;
   }
   return kExitUsage;

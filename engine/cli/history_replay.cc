@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli/json_out.h"
 #include "cli/commands.h"
 #include "cli/history.h"
 #include "cli/param_channels.h"
@@ -38,7 +39,7 @@ std::unique_ptr<Reporter> reporter_for(const HistoryCommon& c) {
   return make_reporter(ro);
 }
 
-void emit(const json& j) { std::printf("%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str()); }
+void emit(const json& j) { print_event(j); }
 
 std::string call_text(const json& call) {
   if (!call.is_object()) return "(nothing)";

@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/history.h"
+#include "cli/json_out.h"
 #include "cli/report_html.h"
 #include "cli/reporter.h"
 #include "cli/terminal.h"
@@ -738,7 +739,7 @@ int cmd_stats(const HistoryCommon& c, const std::string& since, const std::strin
     out["statistics"] = {{"total_rollbacks", recoveries}, {"by_cause", causes},
                          {"average_recovery_time", recovered ? (total_ms / 60000.0) / recovered : 0.0},
                          {"most_common_cause", most.empty() ? json(nullptr) : json(most)}};
-    std::printf("%s\n", out.dump(2).c_str());
+    print_typed("stats", out);
     return kExitOk;
   }
   if (runs.empty()) {

@@ -1,3 +1,4 @@
+#include "cli/json_out.h"
 #include "cli/reporter.h"
 
 #include "core/strings.h"
@@ -196,8 +197,7 @@ class JsonReporter : public Reporter {
 
  private:
   void emit(const json& j) {
-    std::fprintf(o_.out, "%s\n", j.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
-    std::fflush(o_.out);
+    print_event(j, o_.out);
   }
   ReporterOptions o_;
 };

@@ -1,3 +1,4 @@
+#include "core/settings.h"
 #include "cli/terminal.h"
 
 #include <signal.h>
@@ -13,6 +14,11 @@ bool is_tty(int fd) { return ::isatty(fd) == 1; }
 
 bool use_color(int fd, bool disabled_by_flag) {
   if (disabled_by_flag) return false;
+  // config.toml's color (or RUNBOOK_COLOR), installed as a setting by the command line.
+  if (auto pref = setting("color")) {
+    if (*pref == "never") return false;
+    if (*pref == "always") return true;
+  }
   if (const char* n = std::getenv("NO_COLOR"); n && *n) return false;
   if (const char* t = std::getenv("TERM"); t && std::string(t) == "dumb") return false;
   return is_tty(fd);

@@ -5,6 +5,7 @@
 // answers the rest with planned results, so nothing touches the world. Every run of a case has
 // its own journal in a temp directory removed when the case ends, so a simulated crash
 // (crash_at) and t.resume go through the real journal and resume path.
+#include "cli/json_out.h"
 #include "cli/test_cmd.h"
 
 #include <unistd.h>
@@ -592,7 +593,7 @@ class Output {
       json ev{{"event", "case"}, {"file", r.file}, {"name", r.name}, {"site", r.site},
               {"ok", r.ok}, {"duration_ms", r.ms}};
       if (!r.ok) ev["message"] = r.message;
-      std::printf("%s\n", ev.dump(-1, ' ', false, json::error_handler_t::replace).c_str());
+      print_event(ev);
     } else if (r.ok) {
       std::printf("ok    %s: %s\n", r.file.c_str(), one_line(r.name).c_str());
     } else {
@@ -603,7 +604,7 @@ class Output {
   }
   void summary(int passed, int failed) {
     if (json_)
-      std::printf("%s\n", json{{"event", "summary"}, {"passed", passed}, {"failed", failed}}.dump().c_str());
+      print_event(json{{"event", "summary"}, {"passed", passed}, {"failed", failed}});
     else
       std::printf("%d passed, %d failed\n", passed, failed);
   }

@@ -8,6 +8,7 @@
 #include <random>
 #include <thread>
 
+#include "core/settings.h"
 #include "core/clock.h"
 #include "core/strings.h"
 #include "effects/effects.h"
@@ -20,6 +21,14 @@ namespace rb {
 namespace {
 
 constexpr size_t kMaxMessage = 1u << 20;  // 1 MiB of text or JSON is no notification
+
+// An argument the runbook left out, from the operator's config ([notify] in config.toml):
+// resolved when the call is performed, so the journal records the call as the runbook made it.
+std::string configured(const std::string& key) { return setting("notify." + key).value_or(""); }
+
+std::string mail_arg(const Args& a, const std::string& key) {
+  return a.has(key) ? a.str(key) : configured(key);
+}
 
 // What a webhook call shows of its URL: its origin (effects/url.h). describe() gets the URL
 // redacted, "https://hooks.example.com***" when its path is a secret: the marks go too.
@@ -51,6 +60,15 @@ std::vector<std::string> webhook_secrets(const Args& a) {
     for (const auto& [k, v] : a.string_map("headers"))
       if (secret_header(k) && v.size() >= 4) out.push_back(v);
   return out;
+}
+
+// The URL to POST to: the argument, else the config's [notify] webhook.
+std::string webhook_url(const Args& a, bool required = true) {
+  if (a.has("url")) return a.str("url");
+  std::string u = configured("webhook");
+  if (u.empty() && required)
+    bad_arg(a, "url", "no url given, and no [notify] webhook in the config (runbook config shows it)");
+  return u;
 }
 
 std::string format_of(const Args& a) {
@@ -103,7 +121,14 @@ std::string first_line(const std::string& s) {
 json send_webhook(EffectContext& ctx, const Args& a) {
   os::HttpRequest req;
   req.method = "POST";
-  req.url = a.str("url");
+  req.url = webhook_url(a);
+  if (!a.has("url"))  // the configured webhook's path is its credential, as a given one's is
+    for (const auto& s : pkg::url_secrets({req.url})) ctx.add_secret(s);
+  if (!a.has("url")) {
+    auto scheme = req.url.find("://");
+    auto path = scheme == std::string::npos ? std::string::npos : req.url.find_first_of("/?#", scheme + 3);
+    if (path != std::string::npos && req.url.size() - path > 8) ctx.add_secret(req.url.substr(path));
+  }
   req.body = webhook_body(a).dump();
   req.has_body = true;
   bool has_ct = false;
@@ -166,8 +191,13 @@ bool bad_address(const std::string& s) {
 
 std::vector<std::string> addresses(const Args& a, const std::string& name) {
   std::vector<std::string> out;
-  if (!a.has(name)) return out;
-  const json& v = a.at(name);
+  json from_config;
+  if (!a.has(name)) {
+    if (name != "to" || configured("to").empty()) return out;
+    from_config = json::array();
+    for (const auto& x : split(configured("to"), ',')) from_config.push_back(trim(x));
+  }
+  const json& v = a.has(name) ? a.at(name) : from_config;
   auto one = [&](const json& x) {
     if (!x.is_string()) bad_arg(a, name, "an address or a list of addresses expected");
     std::string s = trim(x.get<std::string>());
@@ -235,7 +265,7 @@ std::string rfc5322_date(int64_t epoch_ms) {
 std::string domain_of(const std::string& addr) { return addr.substr(addr.find('@') + 1); }
 
 std::string mail_text(const Args& a, const std::vector<std::string>& to, const std::vector<std::string>& cc) {
-  std::string subject = a.str("subject"), body = a.str("body"), from = a.str("from");
+  std::string subject = a.str("subject"), body = a.str("body"), from = mail_arg(a, "from");
   std::string msg;
   msg += "Date: " + rfc5322_date(now_epoch_ms()) + "\r\n";
   msg += "From: " + from + "\r\n";
@@ -279,13 +309,15 @@ std::string mail_text(const Args& a, const std::vector<std::string>& to, const s
 }
 
 void check_mail_args(const Args& a) {
-  const std::string& url = a.str("smtp");
+  const std::string url = mail_arg(a, "smtp");
+  if (url.empty()) bad_arg(a, "smtp", "no smtp given, and no [notify] smtp in the config (runbook config shows it)");
   if (url.rfind("smtp://", 0) != 0 && url.rfind("smtps://", 0) != 0)
     bad_arg(a, "smtp", "smtp://host:port or smtps://host:port expected");
   std::string tls = a.str("tls");
   if (tls != "try" && tls != "required" && tls != "none")
     bad_arg(a, "tls", "\"try\", \"required\" or \"none\" expected, got \"" + tls + "\"");
-  if (bad_address(a.str("from"))) bad_arg(a, "from", "not a plain mail address (name@example.com)");
+  if (mail_arg(a, "from").empty()) bad_arg(a, "from", "no from given, and no [notify] from in the config");
+  if (bad_address(mail_arg(a, "from"))) bad_arg(a, "from", "not a plain mail address (name@example.com)");
   if (addresses(a, "to").empty()) bad_arg(a, "to", "at least one recipient");
   addresses(a, "cc");
   const std::string& subject = a.str("subject");
@@ -310,7 +342,7 @@ void register_notify(Registry& r) {
     e.name = "notify.webhook";
     e.summary = "POST a message to a Slack, Teams or generic JSON webhook (a change: planned in a dry-run, sent once live)";
     e.kind = Kind::Change;
-    e.args = {req("url", ArgType::Url, "the webhook URL; its path and query are treated as a secret"),
+    e.args = {opt("url", ArgType::Url, "the webhook URL; its path and query are treated as a secret (default: the config's [notify] webhook)"),
               opt("text", ArgType::String, "the message; sent as { text = ... } (or a Teams MessageCard)"),
               opt("json", ArgType::Any, "the whole JSON body instead (Slack blocks, a custom receiver)"),
               opt("format", ArgType::String, "how `text` is wrapped: \"generic\" and \"slack\" send { text }, \"teams\" a MessageCard", "generic"),
@@ -323,13 +355,14 @@ void register_notify(Registry& r) {
     e.results = {{"status", "integer", "HTTP status"}, {"bytes", "integer", "bytes sent"}, {"elapsed_ms", "number", "milliseconds"}, {"response", "string", "the response body"}};
     e.secrets_of = webhook_secrets;
     e.describe = [](const Args& a) {
-      return "notify " + shown_origin(a.str("url")) + "/…: " + first_line(message_text(a));
+      std::string u = webhook_url(a, false);
+      return "notify " + (u.empty() ? std::string("(no webhook configured)") : shown_origin(u)) + "/…: " + first_line(message_text(a));
     };
     e.preview = [](EffectContext&, const Args& a) -> json {
       json body = webhook_body(a);
       std::string text = message_text(a);
       return json{{"text", "would POST " + size_text(body.dump().size()) + " of JSON to " +
-                               shown_origin(a.str("url")) + "/…:\n" + truncate(text, 2000)},
+                               shown_origin(webhook_url(a)) + "/…:\n" + truncate(text, 2000)},
                   {"message", text}};
     };
     e.planned = [](const Args& a, const json&) {
@@ -343,9 +376,9 @@ void register_notify(Registry& r) {
     e.name = "notify.email";
     e.summary = "Send one plain-text mail through an SMTP server (libcurl; a change: planned in a dry-run, sent once live)";
     e.kind = Kind::Change;
-    e.args = {req("smtp", ArgType::Url, "smtp://host:port (STARTTLS per `tls`) or smtps://host:port"),
-              req("from", ArgType::String, "the sender address"),
-              req("to", ArgType::Any, "an address or a list of them"),
+    e.args = {opt("smtp", ArgType::Url, "smtp://host:port (STARTTLS per `tls`) or smtps://host:port (default: the config's [notify] smtp)"),
+              opt("from", ArgType::String, "the sender address (default: the config's [notify] from)"),
+              opt("to", ArgType::Any, "an address or a list of them (default: the config's [notify] to)"),
               opt("cc", ArgType::Any, "an address or a list of them"),
               req("subject", ArgType::String, "one line; UTF-8 is encoded for mail"),
               req("body", ArgType::String, "plain text; UTF-8 and long lines go as base64"),
@@ -362,7 +395,7 @@ void register_notify(Registry& r) {
     };
     e.preview = [](EffectContext&, const Args& a) -> json {
       check_mail_args(a);
-      return json{{"text", "would mail " + recipients_text(a) + " through " + shown_origin(a.str("smtp")) +
+      return json{{"text", "would mail " + recipients_text(a) + " through " + shown_origin(mail_arg(a, "smtp")) +
                                ":\nSubject: " + a.str("subject") + "\n" + truncate(a.str("body"), 2000)},
                   {"subject", a.str("subject")}};
     };
@@ -375,7 +408,7 @@ void register_notify(Registry& r) {
       auto to = addresses(a, "to"), cc = addresses(a, "cc");
       os::MailRequest m;
       m.url = a.str("smtp");
-      m.from = a.str("from");
+      m.from = mail_arg(a, "from");
       m.to = to;
       m.to.insert(m.to.end(), cc.begin(), cc.end());
       m.message = mail_text(a, to, cc);

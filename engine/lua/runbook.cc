@@ -1,3 +1,4 @@
+#include "core/settings.h"
 #include "lua/runbook.h"
 
 #include <limits.h>
@@ -1256,6 +1257,8 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
   }
 
   RunOptions opts = req.options;
+  if (opts.artifacts_root.empty())  // config.toml's artifacts, or RUNBOOK_ARTIFACTS
+    if (auto a = setting("artifacts")) opts.artifacts_root = *a;
   if (opts.artifacts_root.empty() && journal)
     opts.artifacts_root = (fs::path(journal->path()).parent_path() / "artifacts").string();
   Dispatcher disp(journal, reporter, opts);

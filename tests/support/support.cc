@@ -265,7 +265,7 @@ void record_run_time(const std::string& label, const CliResult& r) {
   }
   // A --json run: its run_end event's duration.
   for (const auto& e : r.events())
-    if (e.value("event", "") == "run_end" && e.contains("duration_ms") && e["duration_ms"].is_number()) {
+    if (e.value("type", "") == "run_end" && e.contains("duration_ms") && e["duration_ms"].is_number()) {
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.1fs", e["duration_ms"].get<double>() / 1000.0);
       ::testing::Test::RecordProperty(label, buf);
