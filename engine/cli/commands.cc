@@ -8,6 +8,7 @@
 
 #include "cli/api_doc.h"
 #include "cli/history.h"
+#include "cli/init_cmd.h"
 #include "cli/lint.h"
 #include "cli/param_channels.h"
 #include "cli/reporter.h"
@@ -632,9 +633,15 @@ int run_cli(int argc, char** argv) {
   stats->add_option("--since", since, "only runs since: a duration (7d, 12h) or a date (2026-11-01)");
   add_common(stats, true);
 
-  auto* api = app.add_subcommand("api", "the reference of every primitive");
+  bool luals = false;
+  auto* api = app.add_subcommand("api", "the reference of every primitive, global and stdlib module");
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
+  api->add_flag("--luals", luals, "as a lua-language-server annotation file (---@meta)");
+
+  std::string init_name;
+  auto* init = app.add_subcommand("init", "scaffold NAME.lua, NAME_test.lua, .luarc.json and .luacheckrc here");
+  init->add_option("name", init_name, "the runbook's name (letters, digits, _ and -)")->required();
 
   TestFlags tf;
   auto* test = app.add_subcommand("test", "run *_test.lua files: cases that run runbooks with their effects faked (nothing touches the world)");
@@ -665,10 +672,12 @@ int run_cli(int argc, char** argv) {
     if (*report) return cmd_report(hc, run_id, format, out_file);
     if (*stats) return cmd_stats(hc, since);
     if (*test) return cmd_test(tf);
+    if (*init) return cmd_init(init_name);
     if (*api) {
       const auto& r = builtin_registry();
+      if (int(c.json) + int(markdown) + int(luals) > 1) throw UsageError("api: one of --json, --markdown, --luals");
       if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());
-      else std::fputs((markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
+      else std::fputs((luals ? api_luals(r) : markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
       return 0;
     }
   } catch (const UsageError& e) {
