@@ -1,5 +1,6 @@
 #include "cli/init_cmd.h"
 
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <string>
