@@ -14,7 +14,7 @@
 #include "cli/api_globals.h"
 #include "dispatch/registry.h"
 #include "os/process.h"
-#include "support.h"
+#include "support/support.h"
 
 namespace fs = std::filesystem;
 using namespace rb;
@@ -166,10 +166,12 @@ TEST(ApiRef, StdlibModulesDocumentEveryExportAndNothingElse) {
       EXPECT_TRUE(documented.insert(n).second) << n << " documented twice";
       EXPECT_FALSE(f.value("doc", "").empty()) << n;
       EXPECT_FALSE(f.value("call", "").empty()) << n;
-      if (f.contains("args"))
+      if (f.contains("args")) {
         for (const auto& a : f["args"]) EXPECT_FALSE(a.value("name", "").empty() || a.value("type", "").empty()) << n;
-      if (f.contains("results"))
+      }
+      if (f.contains("results")) {
         for (const auto& r : f["results"]) EXPECT_FALSE(r.value("name", "").empty() || r.value("type", "").empty()) << n;
+      }
     }
     std::set<std::string> exported(m.exports.begin(), m.exports.end());
     for (const auto& n : exported) EXPECT_TRUE(documented.count(n)) << m.module << "." << n << " is exported but not in its __api";
@@ -178,9 +180,10 @@ TEST(ApiRef, StdlibModulesDocumentEveryExportAndNothingElse) {
   EXPECT_TRUE(test_seen) << "runbook.test has no __api";
   // And `runbook api` shows them.
   std::set<std::string> names = names_of(api_entries(), false);
-  for (const auto& m : mods)
-    if (m.has_api)
-      for (const auto& f : m.api["functions"]) EXPECT_TRUE(names.count(m.module + "." + f.value("name", ""))) << f.dump();
+  for (const auto& m : mods) {
+    if (!m.has_api) continue;
+    for (const auto& f : m.api["functions"]) EXPECT_TRUE(names.count(m.module + "." + f.value("name", ""))) << f.dump();
+  }
 }
 
 TEST(ApiRef, LualsAnnotationsCompileAndDefineEveryPrimitive) {
@@ -208,8 +211,9 @@ TEST(ApiRef, LualsAnnotationsCompileAndDefineEveryPrimitive) {
     EXPECT_TRUE(lua_isfunction(L, -1));
     lua_pop(L, 1);
     EXPECT_NE(r.out.find("---@class runbook.args." + e->name + "\n"), std::string::npos);
-    if (!e->results.empty())
+    if (!e->results.empty()) {
       EXPECT_NE(r.out.find("---@class runbook.result." + e->name + " : runbook.result\n"), std::string::npos);
+    }
   }
   for (const char* g : {"run", "log", "json", "time", "wait", "env"}) {
     lua_getglobal(L, g);
@@ -263,11 +267,11 @@ TEST(ApiRef, InitScaffoldPassesLintTestDryRunAndLuacheck) {
 
   std::string luacheck = os::which("luacheck");
   ASSERT_FALSE(luacheck.empty()) << "luacheck is missing: apt-get install lua-check";
-  auto lc = run_in(d.path(), {luacheck, "--no-cache", "--config", ".luacheckrc", "restart-web.lua", "restart-web_test.lua"});
+  auto lc = run_in(d.path(), {luacheck, "--no-cache", "--formatter", "plain", "--config", ".luacheckrc", "restart-web.lua", "restart-web_test.lua"});
   EXPECT_EQ(lc.code, 0) << lc.stdout_text << lc.stderr_text;
   // The config's std is the sandbox's: a global it does not have is a finding.
   write_file(d / "bad.lua", "os.execute(\"true\")\nio.write(\"x\")\n");
-  auto bad = run_in(d.path(), {luacheck, "--no-cache", "--config", ".luacheckrc", "bad.lua"});
+  auto bad = run_in(d.path(), {luacheck, "--no-cache", "--formatter", "plain", "--config", ".luacheckrc", "bad.lua"});
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.stdout_text.find("undefined variable 'os'"), std::string::npos) << bad.stdout_text;
 
@@ -295,7 +299,7 @@ TEST(ApiRef, InitRefusesToOverwriteAndRejectsBadNames) {
   EXPECT_FALSE(fs::exists(d / "other.lua"));
 
   TempDir e;
-  for (std::string bad : {"", "1abc", "a/b", "../x", "a b", "x_test", ".hidden", std::string(65, 'a'), "a.b", "é"}) {
+  for (std::string bad : std::vector<std::string>{"", "1abc", "a/b", "../x", "a b", "x_test", ".hidden", std::string(65, 'a'), "a.b", "é"}) {
     auto r = run_in(e.path(), {RUNBOOK_BIN, "init", bad});
     EXPECT_EQ(r.code, 2) << bad;
     EXPECT_NE(r.stderr_text.find("bad name"), std::string::npos) << bad << ": " << r.stderr_text;
