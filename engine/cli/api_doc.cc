@@ -269,7 +269,7 @@ std::string api_text(const Registry& r) {
   std::ostringstream o;
   for (const auto& s : m.sections) {
     if (s.items.empty()) continue;
-    o << "== " << s.title << " ==\n" << s.intro << "\n\n";
+    o << "== " << s.title << " ==\n" << (s.intro.empty() ? "" : s.intro + "\n") << "\n";
     for (const auto& it : s.items) {
       if (it.prim) prim_text(o, *it.prim);
       else doc_text(o, *it.doc);
@@ -304,7 +304,7 @@ std::string api_markdown(const Registry& r) {
   for (const auto& s : m.sections) {
     if (s.items.empty()) continue;
     o << "## " << s.title << "\n\n";
-    if (!s.lua_std && !s.modules) o << s.intro << "\n\n";
+    if (!s.lua_std && !s.modules && !s.intro.empty()) o << s.intro << "\n\n";
     if (s.lua_std) {
       o << s.intro << "\n\n| name | |\n|---|---|\n";
       for (const auto& it : s.items) {

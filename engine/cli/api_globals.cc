@@ -367,11 +367,12 @@ std::vector<StdlibModule> stdlib_modules() {
   if (files.empty()) return mods;
   // A runbook's interpreter as built by Runbook::load (primitives, log/json, the prelude), from a
   // throwaway declaration.
-  fs::path tmp = fs::temp_directory_path() / ("runbook-api-probe-" + std::to_string(::getpid()));
-  fs::create_directories(tmp, ec);
-  fs::path probe = tmp / "probe.lua";
-  os::atomic_write(probe.string(), "runbook{ name = \"api\", version = \"0.0.0\" }\nstep(\"x\", function() end)\n");
+  fs::path tmp;
   try {
+    tmp = fs::temp_directory_path() / ("runbook-api-probe-" + std::to_string(::getpid()));
+    fs::create_directories(tmp, ec);
+    fs::path probe = tmp / "probe.lua";
+    os::atomic_write(probe.string(), "runbook{ name = \"api\", version = \"0.0.0\" }\nstep(\"x\", function() end)\n");
     Runbook book(builtin_registry());
     book.load(probe.string());
     Sandbox& sb = book.sandbox();
@@ -418,7 +419,7 @@ std::vector<StdlibModule> stdlib_modules() {
     m.error = e.what();
     mods.push_back(std::move(m));
   }
-  fs::remove_all(tmp, ec);
+  if (!tmp.empty()) fs::remove_all(tmp, ec);
   return mods;
 }
 
