@@ -381,6 +381,13 @@ std::string ls_type(const std::string& t) {
   return it == m.end() ? "any" : it->second;
 }
 
+// The type of a result described in prose: a bare type name is that type; "nothing" is none.
+std::string ls_return(const std::string& returns) {
+  static const std::set<std::string> plain = {"string", "number", "integer", "boolean"};
+  if (returns.empty() || returns == "nothing") return "";
+  return plain.count(returns) ? returns : "any";
+}
+
 // `T.name` as an assignable expression: T["until"] for a keyword.
 std::string member(const std::string& table, const std::string& name) {
   return is_ident(name) ? table + "." + name : table + "[\"" + name + "\"]";
@@ -402,14 +409,17 @@ void ls_primitive(std::ostream& o, const Effect& e) {
   for (const auto& a : e.args)
     ls_field(o, a.name, !a.required, ls_type(arg_type_name(a.type)), a.doc + (a.def.is_null() ? "" : " (default " + def_text(a) + ")"));
   if (!e.rest.empty()) o << "---@field [integer] any the list items go to " << e.rest << "\n";
-  std::string ret = "any";
+  std::string ret = ls_return(e.returns);
+  if (ret.empty()) ret = "nil";
+  bool optional = true;
+  for (const auto& a : e.args) optional = optional && !a.required;
   if (!e.results.empty()) {
     o << "\n---@class " << result << " : runbook.result\n";
     for (const auto& f : e.results) ls_field(o, f.name, false, ls_type(f.type), f.doc);
     ret = result;
   }
   o << "\n---" << line(e.summary) << " [" << kind_name(e.kind) << "]\n"
-    << "---@param args " << args << "\n"
+    << "---@param args" << (optional ? "? " : " ") << args << "\n"
     << "---@return " << ret << (e.returns.empty() ? "" : " # " + line(e.returns)) << "\n";
   if (!e.positional.empty()) {
     o << "---@overload fun(";
@@ -458,7 +468,7 @@ void ls_function(std::ostream& o, const DocEntry& e, const std::string& lhs, con
     }
     o << "\n";
   }
-  std::string ret = e.returns.empty() ? "" : "any";
+  std::string ret = ls_return(e.returns);
   if (!e.results.empty()) {
     o << "---@class runbook.result." << id << "\n";
     for (const auto& f : e.results) ls_field(o, f.name, false, ls_type(f.type), f.doc);
