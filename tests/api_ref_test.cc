@@ -8,6 +8,7 @@
 #include <lua.hpp>
 
 #include <filesystem>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -305,4 +306,58 @@ TEST(ApiRef, InitRefusesToOverwriteAndRejectsBadNames) {
     EXPECT_NE(r.stderr_text.find("bad name"), std::string::npos) << bad << ": " << r.stderr_text;
   }
   EXPECT_TRUE(fs::is_empty(e.path()));
+}
+
+namespace {
+
+// The field names documented for a declaration entry (runbook, step, params.NAME).
+std::set<std::string> documented_fields(const json& entries, const std::string& name) {
+  std::set<std::string> out;
+  for (const auto& e : entries)
+    if (e.value("name", "") == name)
+      for (const auto& a : e["args"]) out.insert(a.value("name", ""));
+  return out;
+}
+
+// The lists of accepted fields in engine/lua/runbook.cc, in the order they appear: runbook{},
+// a parameter, step{}.
+std::vector<std::set<std::string>> accepted_fields() {
+  std::string src = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/engine/lua/runbook.cc");
+  std::vector<std::set<std::string>> out;
+  std::regex list(R"(known = \{([^}]*)\})");
+  std::regex word("\"([a-z_]+)\"");
+  for (std::sregex_iterator it(src.begin(), src.end(), list), end; it != end; ++it) {
+    std::string body = (*it)[1];
+    std::set<std::string> names;
+    for (std::sregex_iterator w(body.begin(), body.end(), word); w != std::sregex_iterator(); ++w)
+      names.insert((*w)[1]);
+    out.push_back(names);
+  }
+  return out;
+}
+
+}  // namespace
+
+// runbook{}, parameter and step{} fields: the reference lists exactly those the engine accepts,
+// and a declaration using every documented one loads.
+TEST(ApiRef, DeclarationFieldsAreTheOnesTheEngineAccepts) {
+  json entries = api_entries();
+  auto accepted = accepted_fields();
+  ASSERT_EQ(accepted.size(), 3u) << "engine/lua/runbook.cc's lists of known fields moved: update this test";
+  EXPECT_EQ(documented_fields(entries, "runbook"), accepted[0]);
+  EXPECT_EQ(documented_fields(entries, "params.NAME"), accepted[1]);
+  EXPECT_EQ(documented_fields(entries, "step"), accepted[2]);
+
+  TempDir d;
+  write_file(d / "all.lua", R"(runbook {
+  name = "all-fields", version = "1.0.0", summary = "s", description = "d", owner = "o", tags = { "t" },
+  lock = "all:{x}",
+  params = { x = { type = "string", required = false, default = "v", secret = false, doc = "d",
+                   choices = { "v", "w" }, target = true } },
+}
+step{ "one", name = "one", timeout = "10s", retries = 1, retry_delay = "1s", always = true,
+      run = function(p) log.info(p.x) end }
+)");
+  auto r = run_cli({"check", d / "all.lua"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
 }
