@@ -443,9 +443,11 @@ void ls_primitive(std::ostream& o, const Effect& e) {
 
 // A documented function: positional parameters, `opts.FIELD` arguments as fields of opts, or
 // (when its call is NAME{ ... }) all its arguments as the fields of one table.
-void ls_function(std::ostream& o, const DocEntry& e, const std::string& lhs, const std::string& id) {
-  std::string display = e.call.substr(0, e.call.find_first_of("({ \""));
-  bool one_table = e.call.size() > display.size() && e.call[display.size()] == '{';
+void ls_function(std::ostream& o, const DocEntry& e, const std::string& lhs, const std::string& id,
+                 const std::string& short_name) {
+  // checks.endpoints{ ... } (also after "x = "): one table of named arguments.
+  bool one_table = e.call.find(short_name + "{") != std::string::npos ||
+                   e.call.find(short_name + " {") != std::string::npos;
   std::vector<std::pair<std::string, std::string>> params;  // name, type
   std::map<std::string, std::vector<const DocArg*>> fields;
   for (const auto& a : e.args) {
@@ -526,7 +528,7 @@ std::string api_luals(const Registry& r) {
     o << "\n---" << line(s->summary) << "\n---@param def runbook.step\n---@overload fun(name: string, fn: fun(p: table))\n"
       << "function step(def) end\n\n";
   }
-  if (const DocEntry* t = find("try")) ls_function(o, *t, "try", "try");
+  if (const DocEntry* t = find("try")) ls_function(o, *t, "try", "try", "try");
   // The tables, with their values as a class, then their functions.
   std::set<std::string> lua_tables;
   for (const auto& e : b)
@@ -554,7 +556,7 @@ std::string api_luals(const Registry& r) {
         }
       } else if (e.kind == "function" && e.source != "lua" && !table_of(e.name).empty()) {
         std::string t = table_of(e.name);
-        ls_function(o, e, member(t, e.name.substr(t.size() + 1)), cls(e.name));
+        ls_function(o, e, member(t, e.name.substr(t.size() + 1)), cls(e.name), e.name.substr(t.size() + 1));
       }
     }
   }
@@ -570,7 +572,7 @@ std::string api_luals(const Registry& r) {
       continue;
     }
     std::string fname = e.name.substr(e.module.size() + 1);
-    ls_function(o, e, member(var, fname), cls(e.name));
+    ls_function(o, e, member(var, fname), cls(e.name), fname);
   }
   return o.str();
 }
