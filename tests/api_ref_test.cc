@@ -282,6 +282,7 @@ TEST(ApiRef, InitScaffoldPassesLintTestDryRunAndLuacheck) {
   EXPECT_EQ(rc["runtime.builtin"]["os"], "disable");
   EXPECT_EQ(rc["runtime.builtin"]["io"], "disable");
   EXPECT_EQ(read_file(d / ".runbook/runbook.d.lua"), run_cli({"api", "--luals"}).out);
+  EXPECT_EQ(read_file(d / ".luacheckrc"), run_cli({"api", "--luacheckrc"}).out);
 }
 
 TEST(ApiRef, InitRefusesToOverwriteAndRejectsBadNames) {

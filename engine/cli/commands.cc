@@ -638,6 +638,8 @@ int run_cli(int argc, char** argv) {
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
   api->add_flag("--luals", luals, "as a lua-language-server annotation file (---@meta)");
+  bool luacheckrc = false;
+  api->add_flag("--luacheckrc", luacheckrc, "as a .luacheckrc whose std is the sandbox's globals");
 
   std::string init_name;
   auto* init = app.add_subcommand("init", "scaffold NAME.lua, NAME_test.lua, .luarc.json and .luacheckrc here");
@@ -675,8 +677,10 @@ int run_cli(int argc, char** argv) {
     if (*init) return cmd_init(init_name);
     if (*api) {
       const auto& r = builtin_registry();
-      if (int(c.json) + int(markdown) + int(luals) > 1) throw UsageError("api: one of --json, --markdown, --luals");
-      if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());
+      if (int(c.json) + int(markdown) + int(luals) + int(luacheckrc) > 1)
+        throw UsageError("api: one of --json, --markdown, --luals, --luacheckrc");
+      if (luacheckrc) std::fputs(luacheck_rc().c_str(), stdout);
+      else if (c.json) std::printf("%s\n", api_json(r).dump(2).c_str());
       else std::fputs((luals ? api_luals(r) : markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
       return 0;
     }
