@@ -174,7 +174,7 @@ std::vector<DocEntry> build() {
   add(val("run.id", "sandbox", "integer", "the run's id in the journal (the original's in a replay)"));
   add(val("run.name", "sandbox", "string", "the runbook's declared name"));
   add(val("run.version", "sandbox", "string", "the runbook's declared version"));
-  add(val("run.mode", "sandbox", "string", "\"live\", \"dry-run\", \"replay\" or \"resume\""));
+  add(val("run.mode", "sandbox", "string", "\"live\" (a resume too) or \"dry-run\"; a replay sees the original's mode (run.replay tells it is one)"));
   add(val("run.dry_run", "sandbox", "boolean", "true in a dry-run (changes are planned, not made)"));
   add(val("run.offline", "sandbox", "boolean", "true in a dry-run with --offline (probes do not run either)"));
   add(val("run.replay", "sandbox", "boolean", "true in a replay (every effect answered from the journal)"));
@@ -192,20 +192,21 @@ std::vector<DocEntry> build() {
   add(fn("log.info", "sandbox", "log.info(...)", "An info line: the values, tab-separated (tostring each)."));
   add(fn("log.warn", "sandbox", "log.warn(...)", "A warning line."));
   add(fn("log.error", "sandbox", "log.error(...)", "An error line (it does not fail the step: error() does)."));
-  add(fn("log.debug", "sandbox", "log.debug(...)", "A debug line (shown with --verbose)."));
+  add(fn("log.debug", "sandbox", "log.debug(...)", "A debug line (shown and journaled like info, marked debug)."));
   add(tbl("json", "sandbox", "JSON text to and from Lua values."));
   add(fn("json.encode", "sandbox", "json.encode(value [, pretty])",
          "The JSON text of a Lua value, object keys sorted (the same value always gives the same "
-         "text). A table with only 1..n keys is an array, an empty table {}; json.null is null. "
-         "Functions, cycles and non-finite numbers are errors naming where they are.",
+         "text). A table with keys 1..n is an array, one with string keys an object, an empty table "
+         "{}; json.null is null. A table mixing both, a function, a cycle or a non-finite number is "
+         "an error naming where it is.",
          {{"value", "any", true, "", "a string, number, boolean, table or json.null"},
           {"pretty", "boolean", false, "false", "indent by 2 spaces"}},
          "string"));
   add(fn("json.decode", "sandbox", "json.decode(text)",
-         "The Lua value of a JSON text (null becomes json.null). A bad text fails the step (exit 1) "
-         "with the position of the error.",
+         "The Lua value of a JSON text (null is nil: an object's null members are left out). A bad "
+         "text fails the step (exit 1) with the position of the error.",
          {{"text", "string", true, "", "JSON"}}, "the value"));
-  add(val("json.null", "sandbox", "userdata", "the JSON null (a value distinct from nil, kept in tables)"));
+  add(val("json.null", "sandbox", "userdata", "the JSON null for json.encode (a value distinct from nil, kept in tables)"));
 
   // ---- time, wait, env -------------------------------------------------------------------------
   add(tbl("time", "sandbox", "The clock, journaled: time.now() (a primitive) and time.format."));
