@@ -167,12 +167,18 @@ TEST(ApiRef, StdlibModulesDocumentEveryExportAndNothingElse) {
       EXPECT_TRUE(documented.insert(n).second) << n << " documented twice";
       EXPECT_FALSE(f.value("doc", "").empty()) << n;
       EXPECT_FALSE(f.value("call", "").empty()) << n;
-      if (f.contains("args")) {
-        for (const auto& a : f["args"]) EXPECT_FALSE(a.value("name", "").empty() || a.value("type", "").empty()) << n;
+      EXPECT_TRUE(f.contains("returns") && f["returns"].is_string()) << n << ": returns";
+      // A list, or {} (an empty Lua table).
+      auto list = [](const json& j) { return j.is_array() || (j.is_object() && j.empty()); };
+      ASSERT_TRUE(f.contains("args") && list(f["args"])) << n << ": args";
+      ASSERT_TRUE(f.contains("results") && list(f["results"])) << n << ": results";
+      for (const auto& a : f["args"]) {
+        EXPECT_FALSE(a.value("name", "").empty() || a.value("type", "").empty()) << n << ": " << a.dump();
+        EXPECT_TRUE(a.contains("required") && a["required"].is_boolean()) << n << ": " << a.dump();
+        EXPECT_TRUE(a.contains("doc") && a["doc"].is_string()) << n << ": " << a.dump();
       }
-      if (f.contains("results")) {
-        for (const auto& r : f["results"]) EXPECT_FALSE(r.value("name", "").empty() || r.value("type", "").empty()) << n;
-      }
+      for (const auto& r : f["results"])
+        EXPECT_FALSE(r.value("name", "").empty() || r.value("type", "").empty() || !r.contains("doc")) << n << ": " << r.dump();
     }
     std::set<std::string> exported(m.exports.begin(), m.exports.end());
     for (const auto& n : exported) EXPECT_TRUE(documented.count(n)) << m.module << "." << n << " is exported but not in its __api";

@@ -123,9 +123,9 @@ std::vector<DocEntry> build() {
 
   // ---- global functions ----------------------------------------------------------------------
   add(fn("require", "sandbox", "require \"name\"",
-         "Loads a Lua source module once: \"runbook.NAME\" and \"notice\" from stdlib/, or NAME.lua "
-         "beside the runbook (dots are directories). Nothing else: no C modules, no binary chunks, "
-         "no path outside those two directories (a symlink that leads out is refused). The journal "
+         "Loads a Lua source module once: NAME.lua beside the runbook, else from stdlib/ (\"runbook.test\", "
+         "\"notice\", ...); dots are directories. Nothing else: no C modules, no binary chunks, no "
+         "path outside those two directories (a symlink that leads out is refused). The journal "
          "records each module's SHA-256.",
          {{"name", "string", true, "", "letters, digits, '_', '-', '.'"}}, "the module's value (true when it returns nothing)"));
   add(fn("try", "prelude", "try(fn, handler)",
@@ -287,7 +287,7 @@ std::vector<DocEntry> build() {
   add(lua("utf8.len", "utf8.len(s [, i [, j]])", "The number of characters, or nil and the first bad position.", "integer"));
   add(lua("utf8.offset", "utf8.offset(s, n [, i])", "The byte position of the n-th character.", "integer"));
   add(val("utf8.charpattern", "lua", "string", "the pattern of one UTF-8 character"));
-  add(tbl("coroutine", "lua", "Lua's coroutine library (the step's deadline holds inside coroutines too)."));
+  add(tbl("coroutine", "lua", "Lua's coroutine library."));
   for (const char* f : {"close", "create", "isyieldable", "resume", "running", "status", "wrap", "yield"})
     add(lua(std::string("coroutine.") + f, std::string("coroutine.") + f + "(...)", std::string("As Lua's coroutine.") + f + "."));
 
