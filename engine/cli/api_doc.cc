@@ -77,7 +77,7 @@ Model model(const Registry& r) {
               {}};
   lua.lua_std = true;
   Section absent{"Not in the sandbox",
-                 "These do not exist for a runbook at all (reading one is the undefined-global error).",
+                 "These do not exist for a runbook at all (reading a missing global is an error naming it).",
                  {}};
   std::set<std::string> lua_tables;
   for (const auto& e : b)
