@@ -125,7 +125,7 @@ TEST(Lint, ApiPrintsTheDeclaredResults) {
   json api = json::parse(j.out);
   EXPECT_EQ(api["type"], "api");
   bool seen = false;
-  for (const auto& e : api["primitives"])
+  for (const auto& e : api["entries"])
     if (e["name"] == "git.head") {
       seen = true;
       EXPECT_EQ(e["results"][5]["name"], "tag");

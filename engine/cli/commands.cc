@@ -9,6 +9,7 @@
 #include "cli/api_doc.h"
 #include "cli/config.h"
 #include "cli/history.h"
+#include "cli/init_cmd.h"
 #include "cli/json_out.h"
 #include "cli/lint.h"
 #include "cli/param_channels.h"
@@ -660,9 +661,17 @@ int run_cli(int argc, char** argv) {
   stats->add_option("--format", stats_format, "text (default), json (as --json), or openmetrics (for node_exporter's textfile collector)");
   add_common(stats, true);
 
-  auto* api = app.add_subcommand("api", "the reference of every primitive");
+  bool luals = false;
+  auto* api = app.add_subcommand("api", "the reference of every primitive, global and stdlib module");
   api->add_flag("--markdown", markdown, "as Markdown (docs/api.md)");
   api->add_flag("--json", c.json, "as JSON");
+  api->add_flag("--luals", luals, "as a lua-language-server annotation file (---@meta)");
+  bool luacheckrc = false;
+  api->add_flag("--luacheckrc", luacheckrc, "as a .luacheckrc whose std is the sandbox's globals");
+
+  std::string init_name;
+  auto* init = app.add_subcommand("init", "scaffold NAME.lua, NAME_test.lua, .luarc.json and .luacheckrc here");
+  init->add_option("name", init_name, "the runbook's name (letters, digits, _ and -)")->required();
 
   auto* config_cmd = app.add_subcommand("config", "the settings in effect (config.toml, environment, defaults) and where each came from");
   config_cmd->add_flag("--json", c.json, "one JSON object (type \"config\")");
@@ -719,13 +728,19 @@ int run_cli(int argc, char** argv) {
     if (*report) return cmd_report(hc, run_id, format, out_file);
     if (*stats) return cmd_stats(hc, since, stats_format);
     if (*test) return cmd_test(tf);
+    if (*init) return cmd_init(init_name);
     if (*api) {
       const auto& r = builtin_registry();
-      if (c.json) {
+      if (int(c.json) + int(markdown) + int(luals) + int(luacheckrc) > 1)
+        throw UsageError("api: one of --json, --markdown, --luals, --luacheckrc");
+      if (luacheckrc) {
+        std::fputs(luacheck_rc().c_str(), stdout);
+      } else if (c.json) {
         json a = api_json(r);
-        print_typed("api", a.is_array() ? json{{"primitives", a}} : a);
+        print_typed("api", a.is_array() ? json{{"entries", a}} : a);
+      } else {
+        std::fputs((luals ? api_luals(r) : markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
       }
-      else std::fputs((markdown ? api_markdown(r) : api_text(r)).c_str(), stdout);
       return 0;
     }
   } catch (const UsageError& e) {

@@ -23,6 +23,9 @@ std::vector<LintFinding> lint_files(const std::vector<std::string>& files);
 // "file:line:col: severity: message [code]"
 std::string format_finding(const LintFinding& f);
 
+// A .luacheckrc whose std is the sandbox's globals (what lint gives luacheck), for `runbook init`.
+std::string luacheck_rc();
+
 // `runbook lint`: prints the findings; 1 when one is an error, else 0.
 int cmd_lint(const std::vector<std::string>& files);
 // For `runbook check`: the same findings, each printed as a warning on stderr. A missing
