@@ -10,6 +10,7 @@
 #include <fstream>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <string_view>
 
 #include "cli/commands.h"
@@ -617,7 +618,8 @@ int cmd_stats(const HistoryCommon& c, const std::string& since, const std::strin
   // effects of those that did not succeed (for their causes).
   auto runs = j.run_briefs(f.since_ms);
   auto outlines = j.outlines_not_succeeded(f.since_ms);
-  std::map<int64_t, const RunBrief*> by_id;
+  std::unordered_map<int64_t, const RunBrief*> by_id;
+  by_id.reserve(runs.size());
   for (const auto& r : runs) by_id[r.id] = &r;
 
   struct Book {

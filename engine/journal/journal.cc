@@ -985,8 +985,10 @@ std::map<int64_t, RunOutline> Journal::outlines_not_succeeded(int64_t since_ms) 
       "run_id IN (SELECT id FROM runs WHERE started_ms >= ?1 AND outcome NOT IN ('succeeded', "
       "'reserved'))";
   {
-    Query q(*store_, (std::string("SELECT run_id, idx, attempt, outcome FROM steps WHERE ") +
-                      runs_wanted + " ORDER BY run_id, idx, attempt")
+    // Only the last attempt of each step, and only if it did not succeed: where a run went wrong.
+    Query q(*store_, (std::string("SELECT run_id, idx, attempt, outcome FROM steps s WHERE ") + runs_wanted +
+                      " AND outcome != 'succeeded' AND attempt = (SELECT MAX(attempt) FROM steps t "
+                      "WHERE t.run_id = s.run_id AND t.idx = s.idx) ORDER BY run_id, idx, attempt")
                          .c_str());
     q.bind(1, since_ms);
     while (q.step()) {
@@ -998,9 +1000,10 @@ std::map<int64_t, RunOutline> Journal::outlines_not_succeeded(int64_t since_ms) 
       out[s.run_id].steps.push_back(std::move(s));
     }
   }
+  // Only the effects that failed or never finished: the failing effect, or the one in doubt.
   Query q(*store_, (std::string("SELECT run_id, seq, step_idx, attempt, name, kind, state, origin "
                                 "FROM effects WHERE ") +
-                    runs_wanted + " ORDER BY run_id, seq")
+                    runs_wanted + " AND state IN ('failed', 'begun') ORDER BY run_id, seq")
                        .c_str());
   q.bind(1, since_ms);
   while (q.step()) {

@@ -85,8 +85,10 @@ struct RunBrief {
   std::string runbook, mode, outcome;
 };
 
-// The step attempts and effects of a run with only the columns that locate a failure (no
-// arguments, results or previews): what resume_point() reads.
+// Where a run that did not succeed went wrong, with only the columns that locate it (no
+// arguments, results or previews): the last attempt of each step that did not succeed, and the
+// effects that failed or never finished. resume_point() on it finds the failing step attempt and
+// the change in doubt (not how far a resume may answer: that needs every effect).
 struct RunOutline {
   std::vector<StepRecord> steps;
   std::vector<EffectRecord> effects;
