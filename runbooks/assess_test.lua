@@ -28,7 +28,7 @@ t.case("dependencies: healthy and fast is GREEN, no rollback", function()
                sample_url = "http://127.0.0.1:5000/api", baseline_p95_ms = 100 },
     fakes = fakes{
       ["http.get"] = { status = 200, body = "" },
-      ["http.sample"] = { n = 20, statuses = { [200] = 20 }, p50_ms = 50, p95_ms = 104 },
+      ["http.sample"] = { n = 20, statuses = { ["200"] = 20 }, p50_ms = 50, p95_ms = 104 },
     },
   })
   t.eq(r.outcome, "succeeded", r.error)
@@ -39,7 +39,7 @@ end)
 t.case("node-api: an error rate over 10 % is P1", function()
   local r = t.run("assess.lua", {
     params = { procedure = "node-api", sample_url = "http://127.0.0.1:3001/api/projects" },
-    fakes = fakes{ ["http.sample"] = { n = 20, statuses = { [200] = 14, [502] = 4, error = 2 }, p50_ms = 20, p95_ms = 80 } },
+    fakes = fakes{ ["http.sample"] = { n = 20, statuses = { ["200"] = 14, ["502"] = 4, error = 2 }, p50_ms = 20, p95_ms = 80 } },
   })
   t.eq(r.outcome, "succeeded", r.error)
   t.eq(verdict(r).level, "P1")

@@ -16,9 +16,9 @@ t.case("backs up requirements, config, app.py and the venv, and writes the manif
   t.eq(r.outcome, "succeeded", r.error)
   local dir = t.called(r, "fs.mkdir").result
   t.ok(dir:find("^/srv/app/backups/pr%-30%-%d+%-%d+$"), dir)
-  t.called(r, "fs.copy", { path = APP .. "/backend/requirements.txt", to = dir .. "/requirements.txt.backup" })
-  t.called(r, "fs.copy", { path = APP .. "/backend/config", to = dir .. "/config-backup" })
-  t.called(r, "fs.copy", { path = APP .. "/backend/app.py", to = dir .. "/app.py.backup" })
+  t.called(r, "fs.copy", { from = APP .. "/backend/requirements.txt", to = dir .. "/requirements.txt.backup" })
+  t.called(r, "fs.copy", { from = APP .. "/backend/config", to = dir .. "/config-backup" })
+  t.called(r, "fs.copy", { from = APP .. "/backend/app.py", to = dir .. "/app.py.backup" })
   t.called(r, "pip.freeze", { venv = APP .. "/backend/venv", to = dir .. "/pip-freeze-backup.txt" })
   local w = t.called(r, "fs.write", { path = dir .. "/rollback.json" })
   local manifest = json.decode(w.args.content)

@@ -66,7 +66,7 @@ t.case("system: services stopped in reverse order, code reset, env restored, ser
   t.ok(stop_fe.seq < stop_be.seq, "frontend stopped first")
   local reset = t.called(r, "git.reset", { hard = true, ref = "v1.0.0" })
   t.ok(stop_be.seq < reset.seq)
-  t.called(r, "fs.restore", { from = REPO .. "/.env.backup", to = REPO .. "/.env" })
+  t.called(r, "fs.restore", { backup = REPO .. "/.env.backup", path = REPO .. "/.env" })
   local start = t.called(r, "service.start", { name = "backend-v2" })
   t.ok(reset.seq < start.seq)
 end)

@@ -55,9 +55,9 @@ TEST(Docs, TestingExampleRuns) {
   EXPECT_NE(r.out.find("3 passed, 0 failed"), std::string::npos) << r.out;
 }
 
-// "Pinning packages back": the example's own error path works. pip check failing with its
-// problems, and failing to run at all (then `problems` is nil and `error` says why), each end in
-// a warning naming the cause, never in a runtime error of the example itself.
+// "Pinning packages back": the example's own error path works. pip check finding problems, and
+// failing to run at all (then `problems` is nil and `error` says why: the example used to call
+// `table.concat(nil)` there), each end in a warning naming the cause.
 TEST(Docs, PinBackExampleSurvivesItsErrorPath) {
   std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
   size_t at = md.find("name = \"pin-back\"");

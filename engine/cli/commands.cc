@@ -564,7 +564,7 @@ const char* kExitStatusHelp =
     "       Ctrl-C was pressed again; a third Ctrl-C exits at once\n";
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
+  CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks", "runbook"};
   app.footer(kExitStatusHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
