@@ -100,3 +100,11 @@ t.case("a service that never gets healthy fails the run", function()
   t.eq(r.outcome, "failed")
   t.ok(r.error:find("not healthy", 1, true), r.error)
 end)
+
+t.case("L1: a crash at any change resumes without pinning or restarting twice", function()
+  local m = t.crash_matrix("dependency-rollback.lua", {
+    params = { app_dir = APP },
+    fakes = { ["pip.versions"] = GOOD, ["time.now"] = function() return 1733300000 end },
+  })
+  t.eq(m.outcome, "succeeded")
+end)

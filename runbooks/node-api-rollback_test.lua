@@ -123,3 +123,10 @@ t.case("P3 is investigated, not rolled back", function()
   t.not_called(r, "http.post")
   t.not_called(r, "git.checkout")
 end)
+
+t.case("code: a crash at any change resumes to the same end", function()
+  local f = fakes()
+  f["time.now"] = function() return 1733300000 end
+  local m = t.crash_matrix("node-api-rollback.lua", { params = { repo = REPO, stable_ref = "v2.3.0" }, fakes = f })
+  t.eq(m.outcome, "succeeded")
+end)

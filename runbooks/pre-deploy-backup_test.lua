@@ -78,3 +78,12 @@ t.case("a database that does not answer fails the check", function()
   t.eq(r.outcome, "failed")
   t.ok(r.error:find("PostgreSQL does not answer", 1, true), r.error)
 end)
+
+t.case("a crash at any change resumes to the same backup, nothing copied twice", function()
+  local m = t.crash_matrix("pre-deploy-backup.lua", {
+    params = params,
+    fakes = { ["time.now"] = function() return 1733300000 end },   -- the directory's name holds the time
+  })
+  t.eq(m.outcome, "succeeded")
+  t.ok(m.boundaries >= 6, "boundaries: " .. m.boundaries)
+end)

@@ -105,3 +105,11 @@ t.case("analyze changes nothing in the repository", function()
   end
   t.called(r, "http.sample", { url = "http://127.0.0.1:8000/health" })
 end)
+
+t.case("L2: a crash at any change resumes to the same branches", function()
+  local m = t.crash_matrix("sprint-rollback.lua", {
+    params = { repo = REPO, sprint = "7" },
+    fakes = with{ ["time.now"] = function() return 1733300000 end },
+  })
+  t.eq(m.outcome, "succeeded")
+end)

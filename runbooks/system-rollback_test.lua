@@ -114,3 +114,11 @@ t.case("an unknown service is refused, naming the known ones", function()
   t.ok(r.error:find("unknown service 'billing' (auth, booking, frontend, integrations, notifications, payments)", 1, true), r.error)
   t.not_called(r, "git.tag")
 end)
+
+t.case("reset: a crash at any change resumes without a second reset", function()
+  local m = t.crash_matrix("system-rollback.lua", {
+    params = { repo = REPO, mode = "reset", good_ref = "v1.0.0" },
+    fakes = with{ ["time.now"] = function() return 1733300000 end },
+  })
+  t.eq(m.outcome, "succeeded")
+end)
