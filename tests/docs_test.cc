@@ -94,6 +94,20 @@ end)
   EXPECT_NE(r.out.find("3 passed, 0 failed"), std::string::npos) << r.out;
 }
 
+// "What a runbook cannot do": `os` is absent entirely (not only os.execute), and so is `io`.
+TEST(Docs, NoOsAndNoIoInARunbook) {
+  std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
+  EXPECT_NE(md.find("No `io`, no `os` at all"), std::string::npos);
+  TempDir d;
+  for (std::string call : {"os.time()", "os.getenv('HOME')", "os.execute('true')", "io.open('/etc/hostname')"}) {
+    write_file(d / "rb.lua", "runbook { name = 'x', version = '1.0.0' }\nstep('s', function() return " + call + " end)\n");
+    auto r = run_cli({"exec", d / "rb.lua"}, {{"RUNBOOK_JOURNAL", d / "j.db"}});
+    EXPECT_EQ(r.code, 2) << call << r.out << r.err;
+    std::string global = call.substr(0, 2) == "io" ? "io" : "os";
+    EXPECT_NE((r.out + r.err).find("undefined global '" + global + "'"), std::string::npos) << call << r.out << r.err;
+  }
+}
+
 TEST(Docs, ApiReferenceIsCurrent) {
   auto r = run_cli({"api", "--markdown"});
   ASSERT_EQ(r.code, 0);
