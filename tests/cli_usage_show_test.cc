@@ -33,6 +33,9 @@ TEST(CliUsage, ACloseMisspellingGetsTheNearestCommand) {
   EXPECT_TRUE(has(s.err, "did you mean 'show'?")) << s.err;
   auto l = run_cli({"lnit"});
   EXPECT_TRUE(has(l.err, "did you mean 'lint'?")) << l.err;
+  auto h = run_cli({"help"});
+  EXPECT_EQ(h.code, 2);
+  EXPECT_TRUE(has(h.err, "runbook: unknown command 'help': did you mean '--help'?")) << h.err;
   // A hostile word costs nothing and is cut in the message.
   auto big = run_cli({std::string(100000, 'z')});
   EXPECT_EQ(big.code, 2);

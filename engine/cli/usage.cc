@@ -59,6 +59,7 @@ int check_command_word(const CLI::App& app, int argc, char** argv) {
       if (word.size() >= 2 && c.rfind(word, 0) == 0) only = c, ++n;
     if (n == 1) best = only, close = true;
   }
+  if (word == "help") best = "--help", close = true;
   std::string list;
   for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
   std::fprintf(stderr, "runbook: unknown command '%s'%s\ncommands: %s\n(runbook --help for each one's purpose)\n",
