@@ -130,3 +130,55 @@ t.case("code: a crash at any change resumes to the same end", function()
   local m = t.crash_matrix("node-api-rollback.lua", { params = { repo = REPO, stable_ref = "v2.3.0" }, fakes = f })
   t.eq(m.outcome, "succeeded")
 end)
+
+-- The queues' API: `resumed` says which queues run; a resumed ai-analysis fails half its jobs.
+local function queue_api(failing)
+  local resumed, polls = {}, 0
+  local function stats()
+    polls = polls + 1
+    local function q(name)
+      if not resumed[name] then return { waiting = 4, active = 0, completed = 100, failed = 1 } end
+      local bad = failing == name and polls or 0
+      return { waiting = 2, active = 1, completed = 100 + polls, failed = 1 + bad }
+    end
+    return json.encode{ ["ai-analysis"] = q("ai-analysis"), ["document-processing"] = q("document-processing") }
+  end
+  return {
+    ["http.get"] = function(a)
+      if a.url:find("/api/queue/stats", 1, true) then return { status = 200, body = stats() } end
+      return { status = 200, body = "{}", json = {} }
+    end,
+    ["http.post"] = function(a)
+      local name = a.url:match("/api/queue/([%w%-]+)/resume$")
+      if name then resumed[name] = true end
+      return { status = 200, body = "{}" }
+    end,
+  }
+end
+
+t.case("queue: workers stop only after the active jobs drained; queues resume one at a time", function()
+  local r = t.run("node-api-rollback.lua", {
+    params = { repo = REPO, mode = "queue", stable_ref = "v2.3.0", resume_watch = "20s" },
+    fakes = fakes(queue_api(nil)),
+  })
+  t.eq(r.outcome, "succeeded", r.error)
+  local stop = t.called(r, "service.stop", { name = "queue-worker" })
+  t.ok(posted(r, "/api/queue/pause-all").seq < stop.seq, "paused and drained before the workers stop")
+  local a = posted(r, "/api/queue/ai-analysis/resume")
+  local d = posted(r, "/api/queue/document-processing/resume")
+  t.ok(a.seq < d.seq)
+  t.not_called(r, "http.post", { url = API .. "/api/queue/resume-all" })
+  t.not_called(r, "http.post", { url = API .. "/api/queue/clean-all" })   -- failed jobs are evidence
+end)
+
+t.case("queue: a resumed queue failing jobs is paused again and the rest stay paused", function()
+  local r = t.run("node-api-rollback.lua", {
+    params = { repo = REPO, mode = "queue", stable_ref = "v2.3.0", resume_watch = "20s" },
+    fakes = fakes(queue_api("ai-analysis")),
+  })
+  t.eq(r.outcome, "failed")
+  t.ok(r.error:find("queue ai-analysis: failure rate", 1, true), r.error)
+  t.ok(r.error:find("still paused: document-processing", 1, true), r.error)
+  posted(r, "/api/queue/ai-analysis/pause")
+  t.not_called(r, "http.post", { url = API .. "/api/queue/document-processing/resume" })
+end)
