@@ -20,7 +20,7 @@ local function world(rev, over)
       return { { n = 10 } }
     end,
     exec = function(a)
-      local argv = a.argv or a
+      local argv = a.argv
       if argv[2] == "current" then return { code = 0, ok = true, stdout = (over.current or w.rev) .. " (head)\n", stderr = "" } end
       if argv[2] == "history" then return { code = 0, ok = true, stdout = HISTORY, stderr = "" } end
       if argv[2] == "downgrade" and argv[4] == "--sql" then return { code = 0, ok = true, stdout = "DROP TABLE payments;\n", stderr = "" } end
@@ -42,7 +42,7 @@ end
 local function downgrade_calls(r)
   local out = {}
   for _, e in ipairs(r.effects) do
-    local argv = e.name == "exec" and (e.args.argv or e.args)
+    local argv = e.name == "exec" and e.args.argv
     if argv and argv[2] == "downgrade" and argv[4] ~= "--sql" then out[#out + 1] = e end
   end
   return out

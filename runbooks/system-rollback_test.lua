@@ -75,7 +75,7 @@ t.case("image: an image that cannot be pulled fails while the service still runs
   local r = t.run("system-rollback.lua", {
     params = { repo = REPO, mode = "image", image = "ghcr.io/org/backend-v2", image_tag = "1.4.2" },
     fakes = { exec = function(a)
-      local argv = a.argv or a
+      local argv = a.argv
       if argv[2] == "pull" then return t.fail("'docker' exited 1: manifest unknown") end
       return { code = 1, ok = false, stdout = "", stderr = "No such image" }
     end },
