@@ -131,9 +131,9 @@ step{ "Collect failure evidence", timeout = "20m", run = function(p)
       else
         local a = { table.unpack(p.coverage_cmd) }
         a.cwd, a.check, a.timeout = p.repo, false, "20m"
-        local r = exec(a)
+        local cov = exec(a)
         local total
-        for pctv in ((r.stdout or "") .. "\n" .. (r.stderr or "")):gmatch("(%d+%.?%d*)%%") do total = tonumber(pctv) end
+        for pctv in ((cov.stdout or "") .. "\n" .. (cov.stderr or "")):gmatch("(%d+%.?%d*)%%") do total = tonumber(pctv) end
         local line = total and string.format("coverage %g %% (baseline %g %%, delta %+.1f)", total,
                                              p.baseline_coverage, total - p.baseline_coverage)
                      or ("coverage: no percentage in the output of " .. table.concat(p.coverage_cmd, " "))
@@ -143,11 +143,11 @@ step{ "Collect failure evidence", timeout = "20m", run = function(p)
     end
     if not C.empty(p.backend_url) then
       -- Analysis 4, performance against the baseline: 20 requests to the backend.
-      local r = http.sample{ url = p.backend_url, n = 20, concurrency = 4, timeout = "10s" }
-      local line = string.format("P95 %s ms, p50 %s ms, %d errors over %d requests to %s", tostring(r.p95_ms),
-                                 tostring(r.p50_ms), r.errors or 0, r.n or 20, p.backend_url)
-      if p.baseline_p95_ms > 0 and type(r.p95_ms) == "number" then
-        line = line .. string.format("; baseline %d ms: %+.0f %%", p.baseline_p95_ms, 100 * (r.p95_ms - p.baseline_p95_ms) / p.baseline_p95_ms)
+      local perf = http.sample{ url = p.backend_url, n = 20, concurrency = 4, timeout = "10s" }
+      local line = string.format("P95 %s ms, p50 %s ms, %d errors over %d requests to %s", tostring(perf.p95_ms),
+                                 tostring(perf.p50_ms), perf.errors or 0, perf.n or 20, p.backend_url)
+      if p.baseline_p95_ms > 0 and type(perf.p95_ms) == "number" then
+        line = line .. string.format("; baseline %d ms: %+.0f %%", p.baseline_p95_ms, 100 * (perf.p95_ms - p.baseline_p95_ms) / p.baseline_p95_ms)
       end
       log.info("performance: " .. line)
       fs.write(dir .. "/performance.txt", line .. "\n")

@@ -55,6 +55,59 @@ TEST(Docs, TestingExampleRuns) {
   EXPECT_NE(r.out.find("3 passed, 0 failed"), std::string::npos) << r.out;
 }
 
+// "Pinning packages back": the example's own error path works. pip check finding problems, and
+// failing to run at all (then `problems` is nil and `error` says why: the example used to call
+// `table.concat(nil)` there), each end in a warning naming the cause.
+TEST(Docs, PinBackExampleSurvivesItsErrorPath) {
+  std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
+  size_t at = md.find("name = \"pin-back\"");
+  ASSERT_NE(at, std::string::npos);
+  size_t start = md.rfind("```lua\n", at) + 7;
+  std::string rb = md.substr(start, md.find("```", start) - start);
+  TempDir d;
+  write_file(d / "pin.lua", rb);
+  write_file(d / "pin_test.lua", R"(local t = require "runbook.test"
+local function warned(r, text)
+  for _, l in ipairs(r.logs) do if l.level == "warn" and l.message == text then return true end end
+  return false
+end
+t.case("pip check could not run", function()
+  local r = t.run("pin.lua", { fakes = { ["pip.check"] = t.fail("no python in /srv/app/venv") } })
+  t.eq(r.outcome, "succeeded", r.error)
+  t.ok(warned(r, "pip check: pip.check: no python in /srv/app/venv") or
+       warned(r, "pip check: no python in /srv/app/venv"), t.repr(r.logs))
+end)
+t.case("pip check found problems", function()
+  local r = t.run("pin.lua", { fakes = { ["pip.check"] = { ok = false, problems = { "a 1 requires b", "c 2 requires d" } } } })
+  t.eq(r.outcome, "succeeded", r.error)
+  t.ok(warned(r, "pip check: a 1 requires b; c 2 requires d"), t.repr(r.logs))
+end)
+t.case("all is well", function()
+  local r = t.run("pin.lua", { fakes = { ["pip.check"] = { ok = true } } })
+  t.eq(r.outcome, "succeeded")
+  t.called(r, "pip.pin", { packages = { jsonschema = "4.23.0", ["pydantic-core"] = "2.33.2" } })
+  t.eq(#r.logs, 0)
+end)
+)");
+  auto r = run_cli({"test", d / "pin_test.lua"}, {{"RUNBOOK_JOURNAL", d / "j.db"}, {"NO_COLOR", "1"}});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("3 passed, 0 failed"), std::string::npos) << r.out;
+}
+
+// "What a runbook cannot do": `os` is absent entirely (not only os.execute), and so is `io`.
+TEST(Docs, NoOsAndNoIoInARunbook) {
+  std::string md = read_file(std::string(RUNBOOK_SOURCE_DIR) + "/docs/writing-runbooks.md");
+  EXPECT_NE(md.find("No `io`, no `os` at all"), std::string::npos);
+  TempDir d;
+  for (std::string call : {"os.time()", "os.getenv('HOME')", "os.execute('true')", "io.open('/etc/hostname')"}) {
+    write_file(d / "rb.lua", "runbook { name = 'x', version = '1.0.0' }\nstep('s', function() return " + call + " end)\n");
+    auto r = run_cli({"exec", d / "rb.lua"}, {{"RUNBOOK_JOURNAL", d / "j.db"}});
+    EXPECT_EQ(r.code, 2) << call << r.out << r.err;
+    std::string global = call.substr(0, 2) == "io" ? "io" : "os";
+    EXPECT_NE((r.out + r.err).find("undefined global '" + global + "'"), std::string::npos) << call << r.out << r.err;
+  }
+}
+
 TEST(Docs, ApiReferenceIsCurrent) {
   auto r = run_cli({"api", "--markdown"});
   ASSERT_EQ(r.code, 0);

@@ -194,5 +194,45 @@ TEST(TestCommand, FromRunWritesARegressionTest) {
   EXPECT_TRUE(has(changed.out, "expected \"failed\", got")) << changed.out;
 }
 
+// Under test the clock is virtual: a wait.until that never holds fails at its timeout after its
+// polls (not a busy loop for the real timeout), and the step's time says what it waited. A fake
+// with ok = false for a checkable primitive is its failure: raised, or its result under check = false.
+TEST(TestCommand, VirtualClockAndFailingResults) {
+  TempDir d;
+  write_file(d / "rb.lua",
+             "runbook{ name = 'w', version = '1.0.0' }\n"
+             "step('wait', function()\n"
+             "  local t0 = time.now()\n"
+             "  local ok, err = pcall(wait['until'], function() return http.get{ url = 'http://127.0.0.1:9/x', check = false }.status == 201 end,\n"
+             "                        { timeout = '10m', interval = '1s', what = 'the job' })\n"
+             "  log.info(string.format('waited %d s', time.now() - t0))\n"
+             "  if not ok then error(err, 0) end\n"
+             "end)\n"
+             "step('check', function()\n"
+             "  local c = pip.check{ venv = '/v', check = false }\n"
+             "  log.info(tostring(c.ok) .. ' ' .. table.concat(c.problems or {}, ';') .. ' ' .. tostring(c.error))\n"
+             "  pip.check{ venv = '/v' }\n"
+             "end)\n");
+  write_file(d / "w_test.lua",
+             "local t = require 'runbook.test'\n"
+             "t.case('a wait that never holds', function()\n"
+             "  local r = t.run('rb.lua', { fakes = { ['http.get'] = { status = 503 } } })\n"
+             "  t.eq(r.outcome, 'failed')\n"
+             "  t.ok(r.error:find('the job did not hold within 600', 1, true), r.error)\n"
+             "  t.ok(#r.effects < 200, #r.effects .. ' effects')\n"
+             "  t.ok(r.logs[1].message == 'waited 600 s' or r.logs[1].message == 'waited 601 s', r.logs[1].message)\n"
+             "end)\n"
+             "t.case('ok = false is a failure', function()\n"
+             "  local r = t.run('rb.lua', { fakes = { ['http.get'] = { status = 201 },\n"
+             "    ['pip.check'] = { ok = false, problems = { 'a needs b' }, error = 'a needs b' } } })\n"
+             "  t.eq(r.outcome, 'failed')\n"
+             "  t.eq(r.logs[#r.logs].message, 'false a needs b pip.check: a needs b')\n"
+             "  t.ok(r.error:find('pip.check: a needs b', 1, true), r.error)\n"
+             "end)\n");
+  auto r = run_cli({"test", "--timeout", "20s", d / "w_test.lua"}, env(d));
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_TRUE(has(r.out, "2 passed, 0 failed")) << r.out;
+}
+
 }  // namespace
 }  // namespace rb::test

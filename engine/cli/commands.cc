@@ -16,6 +16,7 @@
 #include "cli/reporter.h"
 #include "cli/terminal.h"
 #include "cli/test_cmd.h"
+#include "cli/usage.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "lua/runbook.h"
@@ -462,14 +463,23 @@ int cmd_show(const Common& c, const std::string& id_text) {
   if (!run->plan_id.empty()) std::printf("  plan      %s\n", run->plan_id.c_str());
   if (!run->params.empty()) std::printf("  params    %s\n", run->params.dump().c_str());
   if (!run->artifacts.empty()) std::printf("  artifacts %s\n", run->artifacts.c_str());
+  // Each log line under the step (and attempt) that wrote it, before the effect that followed it.
   size_t li = 0;
-  auto logs_until = [&](int64_t seq) {
-    while (li < logs.size() && logs[li].seq <= seq) {
+  auto logs_while = [&](auto&& keep) {
+    while (li < logs.size() && keep(logs[li])) {
       std::printf("      %s %s\n", logs[li].level == "info" ? "·" : "!", logs[li].message.c_str());
       ++li;
     }
   };
-  for (const auto& s : steps) {
+  for (size_t si = 0; si < steps.size(); ++si) {
+    const auto& s = steps[si];
+    // Lines of the run before this step (or of an earlier step not listed) go above it.
+    logs_while([&](const LogRecord& l) {
+      return l.step_idx == 0 ? l.at_ms <= s.started_ms : l.step_idx < s.idx;
+    });
+    auto logs_until = [&](int64_t seq) {
+      logs_while([&](const LogRecord& l) { return l.step_idx == s.idx && l.seq <= seq; });
+    };
     std::printf("\n%s  %s%s  — %s%s\n", st.bold("step " + std::to_string(s.idx)).c_str(), s.name.c_str(),
                 s.attempt > 1 ? (" (attempt " + std::to_string(s.attempt) + ")").c_str() : "",
                 s.outcome.c_str(), s.ended_ms ? (", " + format_duration(Millis(s.ended_ms - s.started_ms))).c_str() : "");
@@ -491,9 +501,14 @@ int cmd_show(const Common& c, const std::string& id_text) {
       if (!e.error.empty()) std::printf("      %s\n", st.red(e.error).c_str());
       else if (!e.result.is_null()) std::printf("      → %s\n", brief(e.result).c_str());
     }
+    // The step's lines after its last effect; of a retried step, those of this attempt.
+    bool retried = si + 1 < steps.size() && steps[si + 1].idx == s.idx;
+    logs_while([&](const LogRecord& l) {
+      return l.step_idx == s.idx && (!retried || !s.ended_ms || l.at_ms <= s.ended_ms);
+    });
     if (s.outcome != "succeeded" && !s.error.empty()) std::printf("  %s\n", st.red(s.error).c_str());
   }
-  logs_until(INT64_MAX);
+  logs_while([](const LogRecord&) { return true; });
   return 0;
 }
 
@@ -575,7 +590,7 @@ const char* kExitStatusHelp =
     "       Ctrl-C was pressed again; a third Ctrl-C exits at once\n";
 
 int run_cli(int argc, char** argv) {
-  CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks"};
+  CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks", "runbook"};
   app.footer(kExitStatusHelp);
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
@@ -686,6 +701,7 @@ int run_cli(int argc, char** argv) {
   test->add_option("-o,--output", tf.output, "with --from-run: the file to write (default: standard output)");
   test->add_option("--journal", tf.journal_path, "with --from-run: the journal (default $RUNBOOK_JOURNAL, else $XDG_STATE_HOME/runbook/journal.db)");
 
+  if (int rc = check_command_word(app, argc, argv); rc >= 0) return rc;
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

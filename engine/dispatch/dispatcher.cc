@@ -722,6 +722,15 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
 json Dispatcher::answer_under_test(const Effect& e, const Args& args, bool* timed_out) {
   std::optional<FakeAnswer> fake = opts_.fakes->answer(e, args.raw());
   if (!fake) {
+    // A sleep takes no time under test but moves the clock on, so a wait.until that never
+    // holds ends at its timeout after its polls (timeout / interval of them), not after a busy
+    // loop of real seconds journaling thousands of probes.
+    if (e.name == "sleep") {
+      int64_t ms = args.duration("duration").count();
+      test_clock_ms_ += ms;
+      return json{{"slept", ms}};
+    }
+    if (e.name == "time.now") return (now_epoch_ms() + test_clock_ms_) / 1000.0;
     json r = e.planned ? e.planned(args, nullptr) : json::object();
     if (r.is_object()) r["planned"] = true;
     return r;
@@ -732,6 +741,12 @@ json Dispatcher::answer_under_test(const Effect& e, const Args& args, bool* time
       *timed_out = true;
       throw DeadlineExceeded("the step's deadline passed");
     case FakeAnswer::Kind::Result: break;
+  }
+  // A checkable effect's fake that says ok = false is that effect failing with this result, as
+  // live: the call raises, or returns it (ok = false, error) under check = false.
+  if (e.checkable && fake->result.is_object() && fake->result.contains("ok") && fake->result["ok"] == false) {
+    const json& why = fake->result.contains("error") ? fake->result["error"] : json();
+    throw EffectError(why.is_string() ? why.get<std::string>() : "failed (a fake with ok = false)", fake->result);
   }
   return fake->result;
 }

@@ -238,6 +238,8 @@ class Dispatcher : public EffectContext {
   bool crashed_ = false;
   // Under test: the fake's answer, or the planned result.
   json answer_under_test(const Effect& e, const Args& args, bool* timed_out);
+  // Under test the clock is virtual: an unfaked sleep moves time.now on by its duration.
+  int64_t test_clock_ms_ = 0;
 };
 
 }  // namespace rb

@@ -773,7 +773,10 @@ void register_pg(Registry& r) {
   {
     Effect e;
     e.name = "pg.exec";
-    e.summary = "Run one statement that changes data (UPDATE, DELETE, INSERT, DDL) with parameters";
+    e.summary = "Run one statement that changes data (UPDATE, DELETE, INSERT, DDL) with parameters. "
+                "In a dry-run an UPDATE or DELETE really runs, inside a transaction that is always "
+                "rolled back (lock_timeout 2s), to count its rows; other statements are only planned "
+                "(EXPLAIN); count = false plans an UPDATE or DELETE too";
     e.kind = Kind::Change;
     e.args = {dsn_arg(), req("sql", ArgType::String, "one statement; $1, $2... for params"),
               opt("params", ArgType::List, "values for $1, $2... (sent apart from the SQL, never spliced in)"),

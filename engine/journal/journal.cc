@@ -103,6 +103,7 @@ enum Stmt {
   kUnclaimRun,
   kFillReserved,
   kDropReserved,
+  kSetArtifacts,
   kStmtCount
 };
 
@@ -145,6 +146,7 @@ const char* const kSql[kStmtCount] = {
     "git_dirty, params, steps_total, host, user, cwd FROM runs WHERE id = ?1) "
     "WHERE id = ?2 AND outcome = 'reserved'",
     "DELETE FROM runs WHERE id = ? AND outcome = 'reserved'",
+    "UPDATE runs SET artifacts = ? WHERE id = ?",
 };
 
 // How long a write waits for other processes' short transactions before it gives up.
@@ -719,6 +721,13 @@ int64_t Journal::begin_run(RunRecord& r) {
   }
   r.id = id;
   return r.id;
+}
+
+void Journal::set_artifacts(int64_t run_id, const std::string& dir) {
+  Row row;
+  row.stmt = kSetArtifacts;
+  row.add(dir).add(run_id);
+  queue(std::move(row));  // written with the first step's row, before any effect
 }
 
 void Journal::update_run(const RunRecord& r) {

@@ -142,6 +142,9 @@ class Journal {
   // why until a write succeeds.
   int64_t begin_run(RunRecord& run);  // sets run.id
   void update_run(const RunRecord& run);
+  // The run's own artifacts directory, known once begin_run gave it its id: recorded at once,
+  // so a run that never ends (a crash) shows where its backups went.
+  void set_artifacts(int64_t run_id, const std::string& dir);
   void step_begun(const StepRecord& s);
   void step_ended(const StepRecord& s);
   // durable = true: the row is on disk (fsync) when this returns. Used for change effects.

@@ -1312,7 +1312,10 @@ ExecResult execute(const ExecRequest& req, Journal* journal, Reporter* reporter,
       return refuse_plan(e.what());
     }
   }
-  if (run.id) run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
+  if (run.id) {
+    run.artifacts = opts.artifacts_root + "/" + std::to_string(run.id);
+    if (journal) journal->set_artifacts(run.id, run.artifacts);
+  }
   disp.set_run_id(run.id);
   if (!req.recorded.empty() || opts.mode == Mode::Replay)
     disp.answer_from(req.recorded, req.answer_through);
