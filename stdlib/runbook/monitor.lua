@@ -137,8 +137,9 @@ function M.watch(args)
       local res = M.resources{ disk_path = a.disk_path, max_disk_pct = a.max_disk_pct, min_memory_pct = a.min_memory_pct }
       if not res.ok then error(res.problems[1] .. " while monitoring", 0) end
     end
-    if run.dry_run or time.now() - start >= total then break end
-    sleep(math.min(every, total - (time.now() - start)))
+    local left = total - (time.now() - start)
+    if run.dry_run or left <= 0 then break end
+    sleep(math.min(every, left))
   end
   local took = time.now() - start
   log.info(string.format("monitored %d samples over %.0fs", samples, took))

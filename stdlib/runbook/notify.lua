@@ -192,7 +192,7 @@ end
 
 local function strict_of(a, p)
   if a.strict ~= nil then return a.strict end
-  return p.notify_strict == true
+  return rawget(p, "notify_strict") == true
 end
 
 function M.send(args)
@@ -212,10 +212,10 @@ function M.send(args)
   local n = a.notice or notice[a.kind](a.fields or {})
   M.print{ title = n.subject or a.kind or "notice", lines = { n.text } }
   local to = {
-    webhook = nonempty(a.webhook or p.notify_webhook), format = a.format or p.notify_format,
-    smtp = nonempty(a.smtp or p.notify_smtp), from = a.from or p.notify_from,
-    to = nonempty(a.to or p.notify_to), username = nonempty(a.username or p.notify_smtp_user),
-    password = nonempty(a.password or p.notify_smtp_password), best_effort = not strict_of(a, p),
+    webhook = nonempty(a.webhook or rawget(p, "notify_webhook")), format = a.format or rawget(p, "notify_format"),
+    smtp = nonempty(a.smtp or rawget(p, "notify_smtp")), from = a.from or rawget(p, "notify_from"),
+    to = nonempty(a.to or rawget(p, "notify_to")), username = nonempty(a.username or rawget(p, "notify_smtp_user")),
+    password = nonempty(a.password or rawget(p, "notify_smtp_password")), best_effort = not strict_of(a, p),
   }
   local sent = 0
   if to.webhook or (to.smtp and to.to) then sent = notice.send(n, to) end
@@ -228,11 +228,11 @@ function M.users(args)
   local p = a.params or {}
   local n = notice.users(a.fields or {})
   M.print{ title = n.subject, lines = { n.text } }
-  local smtp, rcpt = nonempty(a.smtp or p.notify_smtp), nonempty(a.to or p.notify_users_to)
+  local smtp, rcpt = nonempty(a.smtp or rawget(p, "notify_smtp")), nonempty(a.to or rawget(p, "notify_users_to"))
   local sent = 0
   if smtp and rcpt then
-    sent = notice.send(n, { smtp = smtp, from = a.from or p.notify_from, to = rcpt,
-                            username = nonempty(p.notify_smtp_user), password = nonempty(p.notify_smtp_password),
+    sent = notice.send(n, { smtp = smtp, from = a.from or rawget(p, "notify_from"), to = rcpt,
+                            username = nonempty(rawget(p, "notify_smtp_user")), password = nonempty(rawget(p, "notify_smtp_password")),
                             best_effort = not strict_of(a, p) })
   end
   return { notice = n, subject = n.subject, text = n.text, sent = sent }
