@@ -52,10 +52,10 @@ t.case("wait_healthy: a URL that never gets healthy fails the step naming it", f
 end)
 
 t.case("log_errors: counted by fs.grep, case-insensitively; a missing log counts 0", function()
-  local r = H.run("log_errors", { ["fs.exists"] = true, ["fs.grep"] = { count = 7, lines = { "ERROR a", "Traceback b" } } })
+  local r = H.run("log_errors", { ["fs.exists"] = H.const(true), ["fs.grep"] = { count = 7, lines = { "ERROR a", "Traceback b" } } })
   t.called(r, "fs.grep", { path = "/srv/app/file", patterns = { "ERROR", "Traceback" }, max = 2, ignore_case = true })
   t.eq(H.result(r), { exists = true, count = 7, lines = { "ERROR a", "Traceback b" } })
-  r = H.run("log_errors", { ["fs.exists"] = false })
+  r = H.run("log_errors", { ["fs.exists"] = H.const(false) })
   t.not_called(r, "fs.grep")
   t.eq(H.result(r), { exists = false, count = 0, lines = {} })
 end)

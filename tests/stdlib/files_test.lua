@@ -4,7 +4,7 @@ local H = require "helpers"
 local files = require "runbook.files"
 
 t.case("append: old content, a newline, the text", function()
-  local r = H.run("append", { ["fs.exists"] = true, ["fs.read"] = "first entry" }, { path = "/srv/app/logs/rb.log" })
+  local r = H.run("append", { ["fs.exists"] = H.const(true), ["fs.read"] = H.const("first entry") }, { path = "/srv/app/logs/rb.log" })
   t.called(r, "fs.mkdir", { path = "/srv/app/logs" })
   t.called(r, "fs.write", { path = "/srv/app/logs/rb.log", content = "first entry\nrolled back" })
   t.eq(H.result(r).bytes, #"first entry\nrolled back")
@@ -12,31 +12,31 @@ end)
 
 t.case("set_env: a key present is edited in place by sed after a private backup", function()
   local r = H.run("set_env", {
-    ["fs.exists"] = true, ["fs.stat"] = { exists = true, size = 40 },
+    ["fs.exists"] = H.const(true), ["fs.stat"] = { exists = true, size = 40 },
     ["exec"] = function(a)
-      if a[1] == "grep" and a[2] == "-qxE" then return { code = 1 } end  -- not already so
+      if a.argv[1] == "grep" and a.argv[2] == "-qxE" then return { code = 1 } end  -- not already so
       return { code = 0 }
     end,
-    ["fs.backup"] = "/runs/1/artifacts/.env.bak",
+    ["fs.backup"] = H.const("/runs/1/artifacts/.env.bak"),
   }, { path = "/srv/app/.env" })
   t.eq(r.outcome, "succeeded")
   t.called(r, "fs.backup", { path = "/srv/app/.env", private = true })
-  t.called(r, "exec", { "sed", "-i", "-E", "s/^(export +)?ROLLBACK_MODE=.*/\\1ROLLBACK_MODE=true/", "/srv/app/.env" })
+  t.called(r, "exec", { argv = { "sed", "-i", "-E", "s/^(export +)?ROLLBACK_MODE=.*/\\1ROLLBACK_MODE=true/", "/srv/app/.env" } })
   t.not_called(r, "fs.read")   -- the file's secrets never pass through the run
   t.not_called(r, "fs.write")
   t.eq(H.result(r), { result = "set", path = "/srv/app/.env", backup = "/runs/1/artifacts/.env.bak" })
 end)
 
 t.case("set_env: already so is unchanged, no backup, no edit", function()
-  local r = H.run("set_env", { ["fs.exists"] = true, ["fs.stat"] = { size = 40 }, ["exec"] = { code = 0 } })
+  local r = H.run("set_env", { ["fs.exists"] = H.const(true), ["fs.stat"] = { size = 40 }, ["exec"] = { code = 0 } })
   t.eq(H.result(r).result, "unchanged")
   t.not_called(r, "fs.backup")
 end)
 
 t.case("set_env: a key absent is appended", function()
-  local r = H.run("set_env", { ["fs.exists"] = true, ["fs.stat"] = { size = 40 }, ["exec"] = { code = 1 } },
+  local r = H.run("set_env", { ["fs.exists"] = H.const(true), ["fs.stat"] = { size = 40 }, ["exec"] = { code = 1 } },
                   { path = "/srv/app/.env" })
-  t.called(r, "exec", { "sed", "-i", "$a ROLLBACK_MODE=true", "/srv/app/.env" })
+  t.called(r, "exec", { argv = { "sed", "-i", "$a ROLLBACK_MODE=true", "/srv/app/.env" } })
   t.eq(H.result(r).result, "added")
 end)
 

@@ -31,6 +31,9 @@ function H.error_of(fn, args)
   return tostring(err)
 end
 
+-- A fake answering `v` (a string, a boolean) to every call.
+function H.const(v) return function() return v end end
+
 -- A clock that moves `step` seconds at each reading (the fake of time.now).
 function H.clock(step)
   local now = 1000

@@ -11,7 +11,7 @@ end
 
 t.case("watch: samples every interval until the duration is over", function()
   local r = H.run("watch", { ["time.now"] = H.clock(5), ["http.get"] = { status = 200, elapsed_ms = 1 },
-                             ["fs.exists"] = true, ["fs.grep"] = { count = 4, lines = {} } })
+                             ["fs.exists"] = H.const(true), ["fs.grep"] = { count = 4, lines = {} } })
   t.eq(r.outcome, "succeeded")
   local res = H.result(r)
   t.ok(res.samples >= 2, "more than one sample: " .. tostring(res.samples))
@@ -22,13 +22,13 @@ t.case("watch: samples every interval until the duration is over", function()
 end)
 
 t.case("watch: a URL failing max_failures samples in a row stops it", function()
-  local r = H.run("watch", { ["time.now"] = H.clock(1), ["http.get"] = { status = 502 }, ["fs.exists"] = false })
+  local r = H.run("watch", { ["time.now"] = H.clock(1), ["http.get"] = { status = 502 }, ["fs.exists"] = H.const(false) })
   t.eq(r.outcome, "failed")
   t.ok(r.error:find("http://127.0.0.1:8000/health failed 3 samples in a row", 1, true), r.error)
 end)
 
 t.case("watch: a log gaining more than max_new_errors lines stops it", function()
-  local r = H.run("watch", { ["time.now"] = H.clock(1), ["http.get"] = { status = 200 }, ["fs.exists"] = true,
+  local r = H.run("watch", { ["time.now"] = H.clock(1), ["http.get"] = { status = 200 }, ["fs.exists"] = H.const(true),
                              ["fs.grep"] = t.sequence({ { count = 10 }, { count = 11 }, { count = 20 } }) })
   t.eq(r.outcome, "failed")
   t.ok(r.error:find("10 new error lines in /srv/app/file while monitoring", 1, true), r.error)
@@ -42,7 +42,7 @@ end)
 
 t.case("resources: memory and disk with the limits they pass", function()
   local r = H.run("resources", {
-    ["fs.read"] = "MemTotal:  1000000 kB\nMemAvailable:  30000 kB\n",
+    ["fs.read"] = H.const("MemTotal:  1000000 kB\nMemAvailable:  30000 kB\n"),
     ["fs.disk_free"] = { used_percent = 93.5, total = 100, free = 6, avail = 6 },
   })
   t.called(r, "fs.read", { path = "/proc/meminfo" })
