@@ -200,10 +200,22 @@ function M.seconds(o)
   return s
 end
 
--- For the modules: the declared args of each function of an __api, by name.
+-- For the modules: the declared args of each function of an __api, by name, for check_args.
+-- An arg's `check` function moves from the __api into these copies, so that the __api stays
+-- plain data (strings, booleans, numbers and tables of them) for `runbook api` to print.
 function M._specs(api)
-  local out = {}
-  for _, f in ipairs(api.functions) do out[f.name] = f.args end
+  local out, checked = {}, {}
+  for _, f in ipairs(api.functions) do
+    local list = {}
+    for i, a in ipairs(f.args) do
+      local c = {}
+      for k, v in next, a do c[k] = v end
+      list[i] = c
+      if a.check ~= nil then checked[#checked + 1] = a end
+    end
+    out[f.name] = list
+  end
+  for _, a in ipairs(checked) do a.check = nil end
   return out
 end
 

@@ -64,3 +64,15 @@ t.case("util.seconds reads durations as the primitives do, strictly", function()
     t.ok(tostring(err):find("monitor.watch: bad argument 'interval' (duration like \"30s\" expected", 1, true), err)
   end
 end)
+
+-- `runbook api` prints the __api tables: plain data, no functions in them.
+t.case("every __api is plain data", function()
+  local function plain(v, path, depth)
+    local ty = type(v)
+    if ty == "string" or ty == "number" or ty == "boolean" then return end
+    t.eq(ty, "table", path)
+    t.ok(depth < 10, path .. " nests too deep")
+    for k, x in pairs(v) do plain(x, path .. "." .. tostring(k), depth + 1) end
+  end
+  for _, name in ipairs(MODULES) do plain(require(name).__api, name .. ".__api", 0) end
+end)
