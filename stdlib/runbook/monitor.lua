@@ -113,7 +113,7 @@ function M.watch(args)
   end
   local base, start, streak, failures, samples = errors(), time.now(), {}, {}, 0
   local size0 = a.log_must_grow and log_size() or nil
-  local new = 0
+  local new
   while true do
     samples = samples + 1
     local statuses = {}
