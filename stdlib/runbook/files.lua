@@ -38,7 +38,8 @@ M.__api = {
       call = "files.set_env{ path = \"/srv/app/.env\", key = \"ROLLBACK_MODE\", value = \"true\" }",
       doc = "Sets KEY=value in an env file, keeping every other line and comment (and an `export ` prefix). " ..
             "Env files hold secrets, so the file's content never passes through the runbook (where it would be " ..
-            "journaled): grep probes for the line, sed edits it in place, and fs.backup{ private = true } keeps a " ..
+            "journaled): grep probes for the line, sed edits it in place (the value on their stdin, never in a " ..
+            "command line), and fs.backup{ private = true } keeps a " ..
             "copy first in the run's artifacts (0600), never beside the file where `git add -A` would commit it. " ..
             "Keys must be plain names and values plain words ([A-Za-z0-9._:@-]), so sed sees no metacharacters.",
       args = {
@@ -89,9 +90,18 @@ function M.append(args)
   return { path = a.path, bytes = #old + #text, previous = type(w) == "table" and w.previous or nil }
 end
 
--- A fixed string as an extended regular expression (the value may hold dots).
-local function ere(s) return (s:gsub("[%.]", "\\%0")) end
+-- grep's answer: 0 found, 1 not found, anything else (an unreadable file) is an error.
+local function found(r, file)
+  if r.code == 0 then return true end
+  if r.code == 1 then return false end
+  -- A dry-run after a planned change cannot know the answer (an unknown): plan the edit.
+  if run.dry_run then return false end
+  error("files.set_env: cannot read " .. file .. ": " .. tostring(r.error or r.stderr or ("grep exited " .. tostring(r.code))), 3)
+end
 
+-- The value goes to grep and sed on their standard input, never in their argv: a secret value
+-- would be readable by every user in /proc/PID/cmdline (exec refuses that), and on stdin the
+-- journal gets it redacted like any secret argument.
 function M.set_env(args)
   local a = util.check_args{ call = "files.set_env", args = args, spec = spec.set_env }
   local file, key, value = a.path, a.key, tostring(a.value)
@@ -100,15 +110,17 @@ function M.set_env(args)
     fs.write(file, line .. "\n")
     return { result = "added", path = file }
   end
-  local same = exec{ "grep", "-qxE", "(export +)?" .. key .. "=" .. ere(value), file, readonly = true, check = false }
-  if same.code == 0 then return { result = "unchanged", path = file } end
+  -- Fixed strings, whole lines: the line as it would be, with or without `export `.
+  local same = exec{ "grep", "-qxF", "-f", "-", file, stdin = line .. "\nexport " .. line .. "\n",
+                     readonly = true, check = false }
+  if found(same, file) then return { result = "unchanged", path = file } end
   local backup = fs.backup{ path = file, private = true }
   local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
-  if present.code == 0 then
-    exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
+  if found(present, file) then
+    exec{ "sed", "-i", "-E", "-f", "-", file, stdin = "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/\n" }
     return { result = "set", path = file, backup = backup }
   end
-  exec{ "sed", "-i", "$a " .. line, file }
+  exec{ "sed", "-i", "-f", "-", file, stdin = "$a " .. line .. "\n" }
   return { result = "added", path = file, backup = backup }
 end
 

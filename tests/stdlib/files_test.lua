@@ -14,14 +14,15 @@ t.case("set_env: a key present is edited in place by sed after a private backup"
   local r = H.run("set_env", {
     ["fs.exists"] = H.const(true), ["fs.stat"] = { exists = true, size = 40 },
     ["exec"] = function(a)
-      if a.argv[1] == "grep" and a.argv[2] == "-qxE" then return { code = 1 } end  -- not already so
+      if a.argv[1] == "grep" and a.argv[2] == "-qxF" then return { code = 1 } end  -- not already so
       return { code = 0 }
     end,
     ["fs.backup"] = H.const("/runs/1/artifacts/.env.bak"),
   }, { path = "/srv/app/.env" })
   t.eq(r.outcome, "succeeded")
   t.called(r, "fs.backup", { path = "/srv/app/.env", private = true })
-  t.called(r, "exec", { argv = { "sed", "-i", "-E", "s/^(export +)?ROLLBACK_MODE=.*/\\1ROLLBACK_MODE=true/", "/srv/app/.env" } })
+  t.called(r, "exec", { argv = { "sed", "-i", "-E", "-f", "-", "/srv/app/.env" },
+                        stdin = "s/^(export +)?ROLLBACK_MODE=.*/\\1ROLLBACK_MODE=true/\n" })
   t.not_called(r, "fs.read")   -- the file's secrets never pass through the run
   t.not_called(r, "fs.write")
   t.eq(H.result(r), { result = "set", path = "/srv/app/.env", backup = "/runs/1/artifacts/.env.bak" })
@@ -36,8 +37,16 @@ end)
 t.case("set_env: a key absent is appended", function()
   local r = H.run("set_env", { ["fs.exists"] = H.const(true), ["fs.stat"] = { size = 40 }, ["exec"] = { code = 1 } },
                   { path = "/srv/app/.env" })
-  t.called(r, "exec", { argv = { "sed", "-i", "$a ROLLBACK_MODE=true", "/srv/app/.env" } })
+  t.called(r, "exec", { argv = { "sed", "-i", "-f", "-", "/srv/app/.env" }, stdin = "$a ROLLBACK_MODE=true\n" })
   t.eq(H.result(r).result, "added")
+end)
+
+t.case("set_env: an unreadable file is an error, not a silent edit", function()
+  local r = H.run("set_env", { ["fs.exists"] = H.const(true), ["fs.stat"] = { size = 40 },
+                               ["exec"] = { code = 2, stderr = "grep: /srv/app/.env: Permission denied" } })
+  t.eq(r.outcome, "failed")
+  t.ok(r.error:find("files.set_env: cannot read /srv/app/file", 1, true), r.error)
+  t.not_called(r, "fs.backup")
 end)
 
 t.case("bad arguments name the call and the argument", function()
