@@ -3,6 +3,14 @@
 -- previewed in a dry-run and redacted; this file only builds arguments and formats text.
 local C = {}
 
+-- The helpers that are not specific to one seed live in the standard library (stdlib/runbook/);
+-- the names below delegate to them, so the runbooks here keep working unchanged.
+local checks = require "runbook.checks"
+local monitor = require "runbook.monitor"
+local metrics = require "runbook.metrics"
+local files = require "runbook.files"
+local notify = require "runbook.notify"
+
 -- UTC "YYYYmmdd-HHMMSS" (time.now() is journaled, so a replay names the same backups). Without
 -- an argument, the same stamp for the whole run: a run's tag, branch and backup names match.
 local run_time
@@ -92,11 +100,10 @@ function C.grep(text, needles, max)
 end
 
 -- A log file's last `max` (20) matching lines (case-insensitive) and their count, or an empty
--- list when the file is absent (logs rotate). fs.grep reads it in chunks: a log of any size
--- costs bounded memory, and only the answer is journaled.
+-- list when the file is absent (logs rotate): checks.log_errors.
 function C.grep_file(path, needles, max)
-  if C.empty(path) or not fs.exists(path) then return {}, 0 end
-  local g = fs.grep{ path = path, patterns = needles, max = max or 20, ignore_case = true }
+  if C.empty(path) then return {}, 0 end
+  local g = checks.log_errors{ path = path, patterns = needles, max = max or 20 }
   return g.lines, g.count
 end
 
@@ -109,30 +116,10 @@ function C.ident(name)
   return '"' .. name .. '"'
 end
 
--- Sets KEY=value in an env file. Env files hold secrets, so the file's content never passes
--- through the runbook (where it would be journaled): grep probes for the line, sed edits it in
--- place, and fs.backup keeps a private copy first, in the run's artifacts (0600), never beside
--- the file in the work tree where the next `git add -A` would commit every secret in it. Keys
--- and values are checked, so sed sees no metacharacters. Returns "unchanged", "set" or "added".
+-- Sets KEY=value in an env file (files.set_env: the file's content never passes through the run,
+-- a private backup first). Returns "unchanged", "set" or "added".
 function C.set_env_var(file, key, value)
-  value = tostring(value)
-  if not key:match("^[%a_][%w_]*$") then error("env key '" .. key .. "' is not a plain name", 0) end
-  if not value:match("^[%w%._:@%-]*$") then error("env value for " .. key .. " has characters this edit refuses", 0) end
-  local line = key .. "=" .. value
-  if not fs.exists(file) or (fs.stat(file).size or 0) == 0 then
-    fs.write(file, line .. "\n")
-    return "added"
-  end
-  local same = exec{ "grep", "-qxE", "(export +)?" .. line, file, readonly = true, check = false }
-  if same.code == 0 then return "unchanged" end
-  fs.backup{ path = file, private = true }
-  local present = exec{ "grep", "-qE", "^(export +)?" .. key .. "=", file, readonly = true, check = false }
-  if present.code == 0 then
-    exec{ "sed", "-i", "-E", "s/^(export +)?" .. key .. "=.*/\\1" .. line .. "/", file }
-    return "set"
-  end
-  exec{ "sed", "-i", "$a " .. line, file }
-  return "added"
+  return files.set_env{ path = file, key = key, value = tostring(value) }.result
 end
 
 -- Queues -------------------------------------------------------------------------------------------
@@ -267,81 +254,37 @@ function C.start_all(names)
   for _, n in ipairs(names) do service.start(n) end
 end
 
--- HTTP checks -----------------------------------------------------------------------------------
+-- HTTP checks (runbook.checks, runbook.monitor) ---------------------------------------------------
+
+local function urls_of(list)
+  local out = {}
+  for _, u in ipairs(list or {}) do if not C.empty(u) then out[#out + 1] = u end end
+  return out
+end
 
 -- Polls every URL until healthy (not `sleep 30` and hope); fails naming the first that is not.
 function C.wait_healthy(urls, timeout)
-  for _, u in ipairs(urls) do
-    if not C.empty(u) then http.wait_healthy{ url = u, timeout = timeout or "60s" } end
-  end
+  checks.wait_healthy{ urls = urls_of(urls), timeout = timeout or "60s" }
 end
 
 -- One GET per URL; returns the failing ones (and logs each answer with its time).
 function C.check_endpoints(urls, headers)
-  local failed = {}
-  for _, u in ipairs(urls or {}) do
-    if not C.empty(u) then
-      local r = http.get{ url = u, headers = headers, check = false, timeout = "10s" }
-      if r.ok == false or (r.status or 0) >= 400 then
-        failed[#failed + 1] = u
-        log.warn(u .. " -> " .. tostring(r.status or r.error))
-      else
-        log.info(u .. " -> " .. tostring(r.status) .. " in " .. tostring(r.elapsed_ms or "?") .. " ms")
-      end
-    end
-  end
-  return failed
+  return checks.endpoints{ urls = urls_of(urls), headers = headers, timeout = "10s" }.failed
 end
 
--- After a (re)start: every URL must come to answer below 400 within `timeout`. A wait, not a
--- one-shot check, so a dry-run (where the restart was only planned) looks once and goes on.
+-- After a (re)start: every URL must come to answer below 400 within `timeout`.
 function C.require_endpoints(urls, headers, timeout)
-  for _, u in ipairs(urls or {}) do
-    if not C.empty(u) then
-      wait["until"](function()
-        local r = http.get{ url = u, headers = headers, check = false, timeout = "10s" }
-        return r.ok ~= false and (r.status or 0) > 0 and r.status < 400
-      end, { timeout = timeout or "30s", interval = "1s", what = u .. " to answer" })
-    end
-  end
+  checks.wait_endpoints{ urls = urls_of(urls), headers = headers, timeout = timeout or "30s", interval = "1s" }
 end
 
--- Extended monitoring after a rollback (the sources' `watch -n 10 curl ...` loops): samples
--- every URL's status and time and a log's error count every `interval` for `duration`; fails
--- when a URL fails `max_failures` samples in a row or the log gains more than `max_new_errors`.
--- A dry-run takes one sample: there is nothing rolled back to watch yet.
+-- Extended monitoring after a rollback: monitor.watch, plus the queue health of 002 §6.2
+-- (waiting, active and failed jobs each sample; failures that keep growing stop it).
 function C.monitor(o)
-  local total, every = wait.seconds(o.duration, "monitor duration"), wait.seconds(o.interval or "10s", "monitor interval")
-  if total <= 0 then return end
-  local function errors()
-    local _, n = C.grep_file(o.log_file, o.needles or { "ERROR" }, 0)
-    return n
-  end
-  local base, start, streak, samples = errors(), time.now(), {}, 0
-  local queue_base
-  local function log_size()
-    if C.empty(o.log_file) or not fs.exists(o.log_file) then return nil end
-    return tonumber(fs.stat(o.log_file).size) or 0
-  end
-  local size0 = o.log_must_grow and log_size() or nil
-  while true do
-    samples = samples + 1
-    for _, u in ipairs(o.urls) do
-      local r = http.get{ url = u, headers = o.headers, check = false, timeout = "10s" }
-      local ok = r.ok ~= false and (r.status or 0) > 0 and r.status < 400
-      streak[u] = ok and 0 or (streak[u] or 0) + 1
-      log.info(string.format("%s %s %s ms", u, tostring(r.status or r.error), tostring(r.elapsed_ms or "-")))
-      if streak[u] >= (o.max_failures or 3) then
-        error(u .. " failed " .. streak[u] .. " samples in a row", 0)
-      end
-    end
-    local new = errors() - base
-    if new > (o.max_new_errors or 10) then
-      error(new .. " new error lines in " .. o.log_file .. " while monitoring", 0)
-    end
-    if o.queue_stats then
-      -- Queue health (002 §6.2): waiting, active and failed jobs each sample; failures that keep
-      -- growing while monitoring stop it.
+  if wait.seconds(o.duration, "monitor duration") <= 0 then return end
+  local each
+  if o.queue_stats then
+    local queue_base
+    each = function()
       local r = http.get{ url = o.queue_stats, headers = o.headers, check = false, timeout = "10s" }
       local counts = r.status == 200 and C.queue_counts(r.body) or nil
       if counts then
@@ -356,35 +299,14 @@ function C.monitor(o)
         log.warn("queues: " .. o.queue_stats .. " → " .. tostring(r.status or r.error))
       end
     end
-    if o.resources then
-      -- System resources (002 §6.2's free -h and df -h): a box running out stops the watch.
-      local mem = fs.read("/proc/meminfo")
-      local total_kb = tonumber(mem:match("MemTotal:%s*(%d+)")) or 0
-      local avail_kb = tonumber(mem:match("MemAvailable:%s*(%d+)")) or 0
-      local df = fs.disk_free(o.disk_path or ".")
-      local avail_pct = total_kb > 0 and 100 * avail_kb / total_kb or 100
-      log.info(string.format("resources: memory %.0f%% available (%d MiB), disk %.0f%% used", avail_pct,
-                             avail_kb // 1024, df.used_percent))
-      if df.used_percent >= (o.max_disk_pct or 95) then
-        error(string.format("disk %.0f%% used (limit %d%%) while monitoring", df.used_percent, o.max_disk_pct or 95), 0)
-      end
-      if avail_pct < (o.min_memory_pct or 5) then
-        error(string.format("only %.0f%% of memory available while monitoring", avail_pct), 0)
-      end
-    end
-    if run.dry_run or time.now() - start >= total then break end
-    sleep(math.min(every, total - (time.now() - start)))
   end
-  log.info(string.format("monitored %d samples over %.0fs", samples, time.now() - start))
-  if o.log_must_grow and not run.dry_run then
-    -- "Logs being written": an app that stopped logging is not a healthy app.
-    local size1 = log_size()
-    if not size0 or not size1 or size1 <= size0 then
-      error((o.log_file or "the log") .. " was not written while monitoring (" .. tostring(size0) .. " → " ..
-            tostring(size1) .. " bytes)", 0)
-    end
-    log.info(string.format("%s grew by %d bytes while monitoring", o.log_file, size1 - size0))
-  end
+  return monitor.watch{
+    urls = o.urls, duration = o.duration, interval = o.interval, headers = o.headers,
+    max_failures = o.max_failures, log_file = not C.empty(o.log_file) and o.log_file or nil,
+    patterns = o.needles, max_new_errors = o.max_new_errors, log_must_grow = o.log_must_grow or nil,
+    resources = o.resources or nil, disk_path = o.disk_path, max_disk_pct = o.max_disk_pct,
+    min_memory_pct = o.min_memory_pct, each = each,
+  }
 end
 
 -- Puts `paths` (files or directories, relative to the repository) back as they are at `ref`, as
@@ -423,103 +345,36 @@ end
 
 -- Records -------------------------------------------------------------------------------------
 
--- Appends an entry to a text log (the sources' rollback log); fs.write keeps the old content
--- as an artifact, so even the record of what was done cannot be lost by writing it.
+-- Appends an entry to a text log (the sources' rollback log): files.append.
 function C.append(path, text)
-  local old = ""
-  if fs.exists(path) then old = fs.read(path) end
-  if old ~= "" and old:sub(-1) ~= "\n" then old = old .. "\n" end
-  fs.mkdir(path:match("^(.*)/[^/]+$") or ".")
-  fs.write(path, old .. text)
+  files.append{ path = path, text = text }
 end
 
--- The rollback metrics of source 004 (count, by cause, mean recovery time) kept as JSON.
+-- The rollback metrics of source 004 (count, by cause, mean recovery time): metrics.record.
 function C.record_metrics(path, entry)
-  local m = { rollbacks = {} }
-  if fs.exists(path) then
-    local text = fs.read(path)
-    if text ~= "" then
-      local ok, decoded = pcall(json.decode, text)
-      if ok and type(decoded) == "table" then m = decoded end
-    end
-  end
-  m.rollbacks = m.rollbacks or {}
-  m.rollbacks[#m.rollbacks + 1] = entry
-  local by_cause, total_time = {}, 0
-  for _, r in ipairs(m.rollbacks) do
-    local cause = r.cause or "unknown"
-    by_cause[cause] = (by_cause[cause] or 0) + 1
-    total_time = total_time + (r.recovery_time_minutes or 0)
-  end
-  m.statistics = { total_rollbacks = #m.rollbacks, by_cause = by_cause,
-                   average_recovery_time = total_time / #m.rollbacks }
-  fs.mkdir(path:match("^(.*)/[^/]+$") or ".")
-  fs.write(path, json.encode(m, true) .. "\n")
-  return m.statistics
+  return metrics.record{ path = path, entry = entry }
 end
 
--- Prints a filled-in template (notification, incident report) line by line into the run log,
--- so it is in the journal with the run instead of in someone's shell history.
+-- Prints a filled-in template (notification, incident report) line by line into the run log.
 function C.print_block(title, lines)
-  log.info("---- " .. title .. " ----")
-  for _, l in ipairs(lines) do log.info(l) end
+  notify.print{ title = title, lines = lines }
 end
 
 -- Notices (002 §7, 000 and 001's templates, 004's team notification) --------------------------
 
--- The params a runbook takes for its notices: C.with_notify{ ...its own params... }.
-C.NOTIFY_PARAMS = {
-  notify_webhook = { type = "string", secret = true, default = "",
-                     doc = "Slack, Teams or generic webhook URL for the start, progress and end notices ('' sends none; a secret: its path is the token)" },
-  notify_format = { type = "string", default = "slack", choices = { "slack", "teams", "generic" },
-                    doc = "how the webhook message is wrapped" },
-  notify_smtp = { type = "string", default = "", doc = "smtp://host:port to mail the notices ('' mails none)" },
-  notify_from = { type = "string", default = "runbook@localhost", doc = "sender of mailed notices" },
-  notify_to = { type = "list", default = "", doc = "recipients of mailed notices (team@example.com,oncall@example.com)" },
-  notify_smtp_user = { type = "string", default = "", doc = "SMTP AUTH user" },
-  notify_smtp_password = { type = "string", secret = true, default = "", doc = "SMTP AUTH password" },
-  notify_users_to = { type = "list", default = "",
-                      doc = "who gets the user communication (000's \"Brief Service Interruption Resolved\") after a successful rollback ('' : nobody; it is still printed)" },
-  issue = { type = "string", default = "", doc = "what went wrong, in one line: the notices say it" },
-  impact = { type = "string", default = "", doc = "who or what is affected, for the notices" },
-  notify_strict = { type = "bool", default = false,
-                    doc = "a notice that cannot be delivered fails the step (default: a warning, the rollback goes on)" },
-}
-
-function C.with_notify(params)
-  for k, v in pairs(C.NOTIFY_PARAMS) do
-    if params[k] == nil then params[k] = v end
-  end
-  return params
-end
+-- The params a runbook takes for its notices: C.with_notify{ ...its own params... } (runbook.notify).
+C.NOTIFY_PARAMS = notify.PARAMS
+C.with_notify = notify.with_params
 
 -- 000's user communication after a successful rollback: printed, and mailed to notify_users_to.
 function C.notice_users(p, fields)
-  local notice = require "notice"
-  local n = notice.users(fields or {})
-  C.print_block(n.subject, { n.text })
-  if not C.empty(p.notify_smtp) and not C.empty(p.notify_users_to) then
-    notice.send(n, { smtp = p.notify_smtp, from = p.notify_from, to = p.notify_users_to,
-                     username = p.notify_smtp_user ~= "" and p.notify_smtp_user or nil,
-                     password = p.notify_smtp_password ~= "" and p.notify_smtp_password or nil,
-                     best_effort = not p.notify_strict })
-  end
-  return n
+  return notify.users{ params = p, fields = fields }.notice
 end
 
 -- Builds the notice `kind` (start, progress, finish, users, log_entry: stdlib/notice.lua) from
 -- `fields` and delivers it where the params say; always prints it. Returns the notice.
 function C.notice(p, kind, fields)
-  local notice = require "notice"
-  local n = notice[kind](fields or {})
-  C.print_block(n.subject or kind, { n.text })
-  if not C.empty(p.notify_webhook) or (not C.empty(p.notify_smtp) and not C.empty(p.notify_to)) then
-    notice.send(n, { webhook = p.notify_webhook, format = p.notify_format, smtp = p.notify_smtp,
-                     from = p.notify_from, to = p.notify_to, username = p.notify_smtp_user ~= "" and p.notify_smtp_user or nil,
-                     password = p.notify_smtp_password ~= "" and p.notify_smtp_password or nil,
-                     best_effort = not p.notify_strict })
-  end
-  return n
+  return notify.send{ kind = kind, params = p, fields = fields }.notice
 end
 
 return C
