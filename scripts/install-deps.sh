@@ -12,6 +12,7 @@ pkgs=(
   procps clang libclang-rt-14-dev lld
   python3-alembic alembic python3-psycopg2 python3-aiosmtpd
   docker.io docker-compose busybox-static
+  zsh fish groff-base man-db dpkg-dev
 )
 # Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
 # Debian's `npm` package cannot be installed beside it ("held broken packages").
