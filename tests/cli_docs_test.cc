@@ -196,6 +196,35 @@ TEST_F(CliDocs, ZshParsesAndLoadsItsScript) {
   EXPECT_EQ(loaded.stdout_text, "_runbook\n_runbook\n_runbook_runs: function\n");
 }
 
+// zsh completing for real: an interactive zsh on a pseudo-terminal (zsh/zpty) with compinit and
+// the script in $fpath, Tab pressed after each line; each read waits for the expected text (the
+// process timeout fails the test if it never comes).
+TEST_F(CliDocs, ZshCompletesCommandsOptionsRunIdsAndParamsOnATerminal) {
+  stdfs::create_directories(dir_ / "fpath");
+  write_file(dir_ / "fpath/_runbook", read_file(scripts_["zsh"]));
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"runbook exec --dr", "--dry-run"},
+      {"runbook comp", "completion"},
+      {"runbook exec book.lua -p ", "release_tag="},
+      {"runbook completion ", "fish"},
+      {"runbook show ", "book succeeded"},
+  };
+  std::string drive =
+      "zmodload zsh/zpty\n"
+      "zpty -b z zsh -f -i\n"
+      "zpty -w z \"PS1='%% '; fpath=(" + dir_ / "fpath" + " \\$fpath); autoload -Uz compinit; compinit -u -d " +
+      dir_ / "zcompdump" + "; zstyle ':completion:*' verbose yes; print RE''ADY\"\n"
+      "zpty -r z out '*READY*' || exit 1\n";
+  for (const auto& [line, want] : cases)
+    drive += "zpty -w -n z " + squote(line) + "$'\\t'\nzpty -r z out " + squote("*" + want + "*") +
+             " || exit 1\nprint -r -- " + squote("completed: " + line) + "\nzpty -w -n z $'\\C-u'\n";
+  drive += "zpty -d z\n";
+  auto r = run({"zsh", "-fc", drive});
+  EXPECT_EQ(r.code, 0) << r.stderr_text << r.spawn_error << (r.timed_out ? " (timed out)" : "");
+  for (const auto& [line, want] : cases)
+    EXPECT_NE(r.stdout_text.find("completed: " + line), std::string::npos) << line << " did not offer " << want;
+}
+
 TEST_F(CliDocs, ManPageRendersWithoutWarningsAndDocumentsEveryCommandAndOption) {
   auto man = run_cli({"man"});
   ASSERT_EQ(man.code, 0) << man.err;
