@@ -13,6 +13,7 @@ pkgs=(
   python3-alembic alembic python3-psycopg2 python3-aiosmtpd
   docker.io docker-compose busybox-static
   chromium python3-pil python3-prometheus-client python3-jsonschema hyperfine
+  zsh fish groff-base man-db dpkg-dev
 )
 # Node.js: use the machine's own if it has one. A nodesource nodejs already carries npm, and
 # Debian's `npm` package cannot be installed beside it ("held broken packages").

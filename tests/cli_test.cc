@@ -3,6 +3,11 @@
 
 #include <fcntl.h>
 
+#include <cstdio>
+#include <cstdlib>
+#include <regex>
+#include <sstream>
+
 #include "support/support.h"
 
 using namespace rb::test;
@@ -291,4 +296,47 @@ end)
   EXPECT_NE(read_file(d / "app/.env.new").find("API_TOKEN=tok-98765-abc"), std::string::npos);
   EXPECT_EQ(files_containing(d / "journal", "pa55-w0rd-xyz", "artifacts"), std::vector<std::string>{});
   EXPECT_EQ(files_containing(d / "journal", "tok-98765-abc", "artifacts"), std::vector<std::string>{});
+}
+
+namespace {
+// A command's standard output, trailing newline dropped.
+std::string output_of(const std::string& cmd) {
+  std::string out;
+  FILE* f = ::popen(cmd.c_str(), "r");
+  if (!f) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.append(buf, n);
+  ::pclose(f);
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+}  // namespace
+
+// What a bug report needs: the version, the commit it was built from and the libraries it runs
+// with, as pkg-config (the -dev packages it was built against) and git say.
+TEST(Cli, VersionNamesTheCommitItWasBuiltFromAndTheLibrariesItRunsWith) {
+  auto r = run_cli({"--version"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 7u) << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_match(lines[0], m, std::regex(R"(runbook (\d+\.\d+\.\d+) \(commit ([0-9a-f]{12})(-dirty)?\))")))
+      << lines[0];
+  const std::string src = RUNBOOK_SOURCE_DIR;
+  std::string head = output_of("git -C '" + src + "' rev-parse HEAD");
+  ASSERT_EQ(head.size(), 40u) << head;
+  EXPECT_EQ(m[2].str(), head.substr(0, 12)) << "built from another commit than HEAD: rebuild";
+  bool dirty = std::system(("git -C '" + src + "' update-index -q --refresh >/dev/null 2>&1; git -C '" + src +
+                            "' diff-index --quiet HEAD --").c_str()) != 0;
+  EXPECT_EQ(m[3].matched, dirty) << lines[0];
+  auto modversion = [](const std::string& pkg) { return output_of("pkg-config --modversion " + pkg); };
+  EXPECT_EQ(lines[1], "Lua " + modversion("lua5.4"));
+  EXPECT_EQ(lines[2], "SQLite " + modversion("sqlite3"));
+  EXPECT_EQ(lines[3], "libcurl " + modversion("libcurl"));
+  EXPECT_EQ(lines[4], "libgit2 " + modversion("libgit2"));
+  EXPECT_EQ(lines[5], "libpq " + modversion("libpq"));
+  EXPECT_EQ(lines[6], "hiredis " + modversion("hiredis"));
 }

@@ -109,6 +109,7 @@ TEST_F(Predict, StatusAfterAPlannedStopIsStopped_AWrongExpectationFails_TheSameR
   pid_t pid = start_web();
   ASSERT_GT(pid, 0);
   std::string pidfile = read_file(state_ + "/web.pid");
+  std::string record = read_file(state_ + "/web.pid.runbook");
   std::string before = sha256_tree(state_);
   const std::string verify = web_ + R"lua(
     service.stop("web")
@@ -143,6 +144,7 @@ TEST_F(Predict, StatusAfterAPlannedStopIsStopped_AWrongExpectationFails_TheSameR
   // Neither rehearsal touched the service: same process, same pidfile, same state dir.
   ASSERT_TRUE(os::is_alive(pid));
   EXPECT_EQ(read_file(state_ + "/web.pid"), pidfile);
+  EXPECT_EQ(read_file(state_ + "/web.pid.runbook"), record);
   EXPECT_EQ(sha256_tree(state_), before);
   EXPECT_TRUE(wait_for_port(port_, 1000));
 
@@ -229,14 +231,14 @@ TEST_F(Predict, AfterAPlannedRestart_StatusIsRunningWithAnUnknownPid_HttpAndProc
   EXPECT_EQ(unknown_why(journaled["result"]), "http.get " + url() + after) << show.out;
   // Nothing was restarted.
   EXPECT_TRUE(os::is_alive(pid));
-  EXPECT_EQ(json::parse(read_file(state_ + "/web.pid"))["pid"], pid);
+  EXPECT_EQ(read_file(state_ + "/web.pid"), std::to_string(pid) + "\n");
 
   // The same runbook live (a healthy app, so the restart's health wait passes) restarts it.
   ::unlink((dir_ / "srv/status").c_str());
   auto live = run_cli(args, env);
   ASSERT_EQ(live.code, 0) << live.out << live.err;
   EXPECT_TRUE(wait_gone(pid, 2000));
-  pid_t now = json::parse(read_file(state_ + "/web.pid"))["pid"].get<pid_t>();
+  pid_t now = std::stoi(read_file(state_ + "/web.pid"));
   EXPECT_NE(now, pid);
   EXPECT_TRUE(os::is_alive(now));
 }

@@ -8,6 +8,7 @@
 
 #include <regex>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -70,6 +71,15 @@ bool wait_gone(pid_t pid, int ms = 5000) {
 }
 
 bool port_open(int port) { return wait_for_port(port, 50); }
+
+// The pid a pidfile holds ("1234\n", the whole file), or 0.
+pid_t pid_in(const std::string& pidfile) {
+  std::string t = read_file(pidfile);
+  std::smatch m;
+  return std::regex_match(t, m, std::regex("([1-9][0-9]*)\n")) ? std::stoi(m[1]) : 0;
+}
+// Runbook's record beside the pidfile.
+json record_of(const std::string& pidfile) { return json::parse(read_file(pidfile + ".runbook"), nullptr, false); }
 
 // Every test has its own shared state directory (default pidfiles and logs), and anything a
 // failed test leaves running from its temp dir is killed at the end.
@@ -137,8 +147,10 @@ TEST_F(Svc, ProcessBackend_StartsDetachedWaitsUntilHealthyAndStopsItsGroup) {
   int st = 0;
   EXPECT_EQ(::waitpid(-1, &st, WNOHANG), -1) << "the runbook kept a child (a zombie in waiting)";
   EXPECT_EQ(errno, ECHILD);
-  // The pidfile identifies the process exactly, in the shared state dir.
-  json pf = json::parse(read_file(state_ + "/web.pid"));
+  // The pidfile holds the pid alone, as other tools read it; runbook's record beside it
+  // identifies the process exactly, in the shared state dir.
+  EXPECT_EQ(read_file(state_ + "/web.pid"), std::to_string(pid) + "\n");
+  json pf = record_of(state_ + "/web.pid");
   EXPECT_EQ(pf["pid"], pid);
   EXPECT_EQ(pf["started"].get<uint64_t>(), p->start_ticks);
   EXPECT_EQ(pf["cmdline"], p->cmdline);
@@ -153,6 +165,7 @@ TEST_F(Svc, ProcessBackend_StartsDetachedWaitsUntilHealthyAndStopsItsGroup) {
   EXPECT_EQ(result_of(s, "service.stop")["pid"], pid);
   EXPECT_TRUE(wait_gone(pid, 1000));
   EXPECT_FALSE(stdfs::exists(state_ + "/web.pid"));
+  EXPECT_FALSE(stdfs::exists(state_ + "/web.pid.runbook"));
   EXPECT_FALSE(port_open(port_));
 }
 
@@ -222,7 +235,8 @@ TEST_F(Svc, ProcessBackend_StalePidfile_PidReusedByAnotherProcess_IsNeverSignall
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   auto info = os::read_process(other.pid());
   ASSERT_TRUE(info);
-  // Case 1: the pid now belongs to a process with another start time.
+  // Case 1: the pid now belongs to a process with another start time (an old-style pidfile, the
+  // JSON record itself, as runbook wrote them before the record moved beside it).
   stdfs::create_directories(state_);
   write_file(state_ + "/app.pid", json{{"pid", other.pid()}, {"started", 1}, {"cmdline", "python3 app.py"}}.dump());
   const std::string def = R"lua(
@@ -240,7 +254,8 @@ TEST_F(Svc, ProcessBackend_StalePidfile_PidReusedByAnotherProcess_IsNeverSignall
   EXPECT_TRUE(alive(other.pid()));
 
   // Case 2: same start time, another command line: still not ours.
-  write_file(state_ + "/app.pid",
+  write_file(state_ + "/app.pid", std::to_string(other.pid()) + "\n");
+  write_file(state_ + "/app.pid.runbook",
              json{{"pid", other.pid()}, {"started", info->start_ticks}, {"cmdline", "python3 app.py"}}.dump());
   auto r2 = run(def + R"lua(
     assert(service.stop("app").changed == false)
@@ -252,6 +267,107 @@ TEST_F(Svc, ProcessBackend_StalePidfile_PidReusedByAnotherProcess_IsNeverSignall
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_TRUE(alive(other.pid()));
   EXPECT_NE(result_of(r2, "service.start")["pid"].get<pid_t>(), other.pid());
+}
+
+// A pidfile another tool wrote, or rewrote, names a pid runbook cannot vouch for: it is refused,
+// named, and never signalled (however large or strange it is), and it is left as it was.
+TEST_F(Svc, ProcessBackend_APidfileAnotherToolWroteOrRewrote_IsNeverActedOn) {
+  Child other({"sleep", "300"});
+  ASSERT_TRUE(alive(other.pid()));
+  const std::string pf = state_ + "/app.pid";
+  const std::string def = R"lua(
+    service.define{ name = "app", argv = { "sh", "-c", "while :; do sleep 1; done", p.dir }, settle = "200ms" }
+  )lua";
+  const std::string probe = def + R"lua(
+    local st = service.status("app")
+    assert(st.state == "stopped" and st.stale == true and st.pid == nil, json.encode(st))
+    local s = service.stop("app")
+    assert(s.changed == false and s.state == "stopped", json.encode(s))
+  )lua";
+  stdfs::create_directories(state_);
+  struct Case {
+    std::string label, content, says;
+  };
+  const std::string other_pid = std::to_string(other.pid());
+  const std::vector<Case> cases = {
+      {"a bare pid", other_pid + "\n",
+       "pidfile " + pf + " is not one runbook wrote (no record " + pf + ".runbook"},
+      {"a bare pid, no newline", other_pid, "(no record " + pf + ".runbook"},
+      {"8 MiB of junk", std::string(8 << 20, '7'), "is not one runbook wrote (over 4096 bytes)"},
+      {"8 MiB of JSON-looking junk", "{" + std::string(8 << 20, ' '), "is not one runbook wrote (over 1024 KiB)"},
+      {"garbage", "\x01\x02pid: " + other_pid + "\xff\n", "is not one runbook wrote (it holds no pid: \"??pid: "},
+      {"a pid and more", other_pid + " " + other_pid + "\n", "(it holds no pid"},
+      {"a negative pid", "-" + other_pid + "\n", "(it holds no pid"},
+      {"an out-of-range pid", "99999999999999999999\n", "(it holds no pid"},
+      {"empty", "", "is not one runbook wrote (it is empty)"},
+      {"JSON without a start time", json{{"pid", other.pid()}}.dump(), "(no start time and command line)"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    stdfs::remove(pf + ".runbook");
+    write_file(pf, c.content);
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = run(probe);
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+    ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+    EXPECT_TRUE(r.events.logged(c.says)) << result_of(r, "service.status").dump();
+    EXPECT_NE(result_of(r, "service.status").value("detail", "").find(c.says), std::string::npos)
+        << result_of(r, "service.status").dump();
+    EXPECT_TRUE(alive(other.pid()));
+    EXPECT_EQ(read_file(pf), c.content) << "the pidfile was changed";
+  }
+  // A FIFO where the pidfile should be: refused at once (a read would wait for a writer).
+  stdfs::remove(pf);
+  ASSERT_EQ(::mkfifo(pf.c_str(), 0644), 0);
+  auto fifo = run(probe);
+  ASSERT_EQ(fifo.result.exit_code, 0) << err_of(fifo);
+  EXPECT_TRUE(fifo.events.logged(pf + " is not a regular file"));
+  stdfs::remove(pf);
+
+  // Rewritten: runbook started the service, another tool then put another pid in its pidfile.
+  auto s = run(def + "service.start('app')");
+  ASSERT_EQ(s.result.exit_code, 0) << err_of(s);
+  pid_t ours = pid_in(pf);
+  ASSERT_GT(ours, 0);
+  write_file(pf, other_pid + "\n");
+  auto r = run(probe);
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  EXPECT_TRUE(r.events.logged("pidfile " + pf + " names pid " + other_pid + " but runbook's record " + pf +
+                              ".runbook names pid " + std::to_string(ours) + ": rewritten by another tool?"));
+  EXPECT_TRUE(alive(other.pid()));
+  EXPECT_TRUE(alive(ours)) << "neither pid is acted on";
+  EXPECT_EQ(read_file(pf), other_pid + "\n");
+  // Put back, runbook stops its own process.
+  write_file(pf, std::to_string(ours) + "\n");
+  auto x = run(def + "assert(service.stop('app').changed == true)");
+  ASSERT_EQ(x.result.exit_code, 0) << err_of(x);
+  EXPECT_TRUE(wait_gone(ours, 3000));
+  EXPECT_TRUE(alive(other.pid()));
+  EXPECT_FALSE(stdfs::exists(pf));
+  EXPECT_FALSE(stdfs::exists(pf + ".runbook"));
+}
+
+// The pidfile is what every other tool reads: `kill $(cat pidfile)` stops the service, and
+// runbook then sees it has exited and starts it again.
+TEST_F(Svc, ProcessBackend_KillCatPidfileStopsWhatRunbookStarted) {
+  stdfs::create_directories(dir_ / "srv");
+  auto r = run(std::string(kWebDef) + "service.start('web')");
+  ASSERT_EQ(r.result.exit_code, 0) << err_of(r);
+  pid_t pid = result_of(r, "service.start")["pid"].get<pid_t>();
+  const std::string pf = state_ + "/web.pid";
+  EXPECT_EQ(pid_in(pf), pid);
+  // systemd's PIDFile= and monit read the first line as a decimal pid; so does this.
+  ASSERT_EQ(std::system(("kill $(cat '" + pf + "')").c_str()), 0);
+  EXPECT_TRUE(wait_gone(pid, 3000));
+  EXPECT_FALSE(port_open(port_));
+  auto again = run(std::string(kWebDef) + R"lua(
+    local st = service.status("web")
+    assert(st.state == "stopped" and st.detail:find("has exited"), json.encode(st))
+    local s = service.start("web")
+    assert(s.changed == true and s.state == "running", json.encode(s))
+    service.stop("web")
+  )lua");
+  ASSERT_EQ(again.result.exit_code, 0) << err_of(again);
 }
 
 TEST_F(Svc, ProcessBackend_ASecondRunbookStopsWhatTheFirstStarted_FromAServicesModule) {
@@ -284,7 +400,7 @@ TEST_F(Svc, ProcessBackend_ASecondRunbookStopsWhatTheFirstStarted_FromAServicesM
   ASSERT_EQ(a.code, 0) << a.out << a.err;
   // The first runbook has exited; its service runs on.
   EXPECT_TRUE(port_open(port_));
-  pid_t pid = json::parse(read_file(state_ + "/web.pid"))["pid"].get<pid_t>();
+  pid_t pid = pid_in(state_ + "/web.pid");
   EXPECT_TRUE(alive(pid));
   auto b = run_cli({"exec", books + "/stop.lua", "--journal", dir_ / "j.db"}, env);
   ASSERT_EQ(b.code, 0) << b.out << b.err;
@@ -323,7 +439,8 @@ TEST_F(Svc, ProcessBackend_DryRunChangesNothingAndShowsRunningToStopped) {
   EXPECT_EQ(sha256_tree(state_), before);
   auto p = os::read_process(pid);
   ASSERT_TRUE(p && alive(pid));
-  EXPECT_EQ(json::parse(read_file(state_ + "/a.pid"))["started"].get<uint64_t>(), p->start_ticks);
+  EXPECT_EQ(pid_in(state_ + "/a.pid"), pid);
+  EXPECT_EQ(record_of(state_ + "/a.pid")["started"].get<uint64_t>(), p->start_ticks);
   EXPECT_FALSE(stdfs::exists(state_ + "/b.pid"));
   run(def + "service.stop('a')");
   EXPECT_TRUE(wait_gone(pid, 1000));

@@ -1,12 +1,15 @@
 #include "cli/commands.h"
+#include "cli/version.h"
 
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/api_doc.h"
+#include "cli/cli_docs.h"
 #include "cli/config.h"
 #include "cli/history.h"
 #include "cli/init_cmd.h"
@@ -593,7 +596,12 @@ int run_cli(int argc, char** argv) {
   CLI::App app{"runbook — run operational procedures as versioned, journaled Lua runbooks", "runbook"};
   app.footer(kExitStatusHelp);
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("runbook ") + RUNBOOK_VERSION);
+  app.set_version_flag("--version", [] {
+    std::string t = version_text();
+    if (!t.empty() && t.back() == '\n') t.pop_back();  // CLI11 ends the line
+    return t;
+  },
+                       "the version, the commit it was built from and the libraries it runs with");
   Common c;
   auto add_common = [&](CLI::App* sub, bool with_json) {
     sub->add_option("--journal", c.journal_path, "journal database (default $RUNBOOK_JOURNAL, else $XDG_STATE_HOME/runbook/journal.db)");
@@ -701,6 +709,17 @@ int run_cli(int argc, char** argv) {
   test->add_option("-o,--output", tf.output, "with --from-run: the file to write (default: standard output)");
   test->add_option("--journal", tf.journal_path, "with --from-run: the journal (default $RUNBOOK_JOURNAL, else $XDG_STATE_HOME/runbook/journal.db)");
 
+  // Generated from the definitions above (engine/cli/cli_docs.cc), so they cannot drift from --help.
+  std::string shell, complete_what, complete_arg;
+  auto* completion = app.add_subcommand("completion", "print the completion script for a shell: source <(runbook completion bash), or install it where the shell looks");
+  completion->add_option("shell", shell, "bash, zsh or fish")->required();
+  auto* man = app.add_subcommand("man", "print the runbook(1) manual page (roff): runbook man | man -l -");
+  // Hidden (no group): what the completion scripts ask, silent on every error.
+  auto* complete = app.add_subcommand("__complete", "")->group("");
+  complete->add_option("what", complete_what, "runs, or params FILE")->required();
+  complete->add_option("arg", complete_arg);
+  complete->add_option("--journal", c.journal_path);
+
   if (int rc = check_command_word(app, argc, argv); rc >= 0) return rc;
   try {
     app.parse(argc, argv);
@@ -710,7 +729,11 @@ int run_cli(int argc, char** argv) {
   }
   // config.toml, then the environment, then the flags: what each command uses.
   Config cfg;
+  // The completion scripts' questions, the scripts and the man page do not read it: a broken
+  // file must not make Tab print errors.
+  bool quiet_config = *complete || *completion || *man;
   try {
+    if (quiet_config) ::setenv("RUNBOOK_CONFIG", "none", 1);
     cfg = load_config();
   } catch (const UsageError& e) {
     std::fprintf(stderr, "runbook: %s\n", e.what());
@@ -745,6 +768,13 @@ int run_cli(int argc, char** argv) {
     if (*stats) return cmd_stats(hc, since, stats_format);
     if (*test) return cmd_test(tf);
     if (*init) return cmd_init(init_name);
+    if (*completion) return std::fputs(completion_script(app, shell).c_str(), stdout) < 0 ? kExitFailed : kExitOk;
+    if (*man) return std::fputs(man_page(app, RUNBOOK_VERSION).c_str(), stdout) < 0 ? kExitFailed : kExitOk;
+    if (*complete) {
+      if (complete_what == "runs") return complete_runs(journal_path(c));
+      if (complete_what == "params") return complete_params(complete_arg);
+      return kExitOk;
+    }
     if (*api) {
       const auto& r = builtin_registry();
       if (int(c.json) + int(markdown) + int(luals) + int(luacheckrc) > 1)

@@ -154,15 +154,16 @@ std::string luacheck_config(const Globals& g) {
 std::string analyser_script() {
   if (const char* e = std::getenv("RUNBOOK_LINT_SCRIPT"); e && *e) return e;
   std::error_code ec;
-#ifdef RUNBOOK_LINT_DIR
-  if (fs::is_regular_file(std::string(RUNBOOK_LINT_DIR) + "/analyse.lua", ec))
-    return std::string(RUNBOOK_LINT_DIR) + "/analyse.lua";
-#endif
+  // An installed (or packaged, relocated) runbook's own first, then the source tree's.
   fs::path exe = fs::read_symlink("/proc/self/exe", ec);
   if (!ec) {
     fs::path p = exe.parent_path().parent_path() / "share/runbook/lint/analyse.lua";
     if (fs::is_regular_file(p, ec)) return p.string();
   }
+#ifdef RUNBOOK_LINT_DIR
+  if (fs::is_regular_file(std::string(RUNBOOK_LINT_DIR) + "/analyse.lua", ec))
+    return std::string(RUNBOOK_LINT_DIR) + "/analyse.lua";
+#endif
 #ifdef RUNBOOK_LINT_INSTALLED
   return std::string(RUNBOOK_LINT_INSTALLED) + "/analyse.lua";
 #else

@@ -14,6 +14,13 @@
 
 namespace rb {
 
+#ifdef RUNBOOK_TEST_HOOKS
+// Compiled in only when the build is configured with the tests, and even then active only in an
+// executable that links engine/dispatch/test_hooks.cc (the tests and build/runbook, which they
+// run), never in the one `cmake --install` and the package ship (build/dist/runbook).
+bool g_test_hooks_linked = false;
+#endif
+
 const char* mode_name(Mode m, bool offline) {
   switch (m) {
     case Mode::Live: return "live";
@@ -32,7 +39,7 @@ Millis EffectContext::bound(Millis timeout) const {
 Dispatcher::Dispatcher(Journal* journal, Reporter* reporter, RunOptions opts)
     : journal_(journal), reporter_(reporter), opts_(std::move(opts)) {
 #ifdef RUNBOOK_TEST_HOOKS  // only in builds configured with the tests, never in the package
-  if (const char* c = std::getenv("RUNBOOK_CRASH_AT"); c && *c) {
+  if (const char* c = std::getenv("RUNBOOK_CRASH_AT"); g_test_hooks_linked && c && *c) {
     std::string spec = c;
     auto colon = spec.find(':');
     if (colon != std::string::npos) {
@@ -652,6 +659,7 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   // Opt-in (RUNBOOK_CHECK_RESULTS=1) until every effect's declarations are complete: the whole
   // suite run with it still finds undeclared service fields (port, pidfile, stale, stop_signal).
   static const bool check_results = [] {
+    if (!g_test_hooks_linked) return false;
     const char* v = std::getenv("RUNBOOK_CHECK_RESULTS");
     return v && std::string(v) == "1";
   }();

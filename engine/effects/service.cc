@@ -548,7 +548,7 @@ void register_service(Registry& r) {
         opt("cwd", ArgType::Path, "working directory (process, pm2; compose commands run there)"),
         opt("env", ArgType::Map, "environment added for the process (process), or for the backend's commands (supervisorctl, pm2, docker)"),
         opt("log", ArgType::Path, "process: stdout and stderr are appended here (default <state dir>/<name>.log); relative to cwd"),
-        opt("pidfile", ArgType::Path, "process: default <state dir>/<name>.pid, so another runbook can stop what one started"),
+        opt("pidfile", ArgType::Path, "process: holds the pid alone (kill $(cat FILE), systemd PIDFile=); runbook's record of the process (start time, command line) is beside it in FILE.runbook, and a pidfile without one, or naming another pid, is never acted on; default <state dir>/<name>.pid, so another runbook can stop what one started"),
         opt("health", ArgType::Url, "a URL that answers 2xx when the service is up: start and restart wait for it"),
         opt("stop_timeout", ArgType::Duration, "process: time between TERM and KILL; others: bound on the stop command", "10s"),
         opt("start_timeout", ArgType::Duration, "how long start may take (to run, or to be healthy)", "30s"),

@@ -1,7 +1,9 @@
-// The process backend: a program the runbook starts and stops itself. The pidfile is the contract
-// between runs: { pid, started (start time in clock ticks since boot, /proc/PID/stat), cmdline }.
+// The process backend: a program the runbook starts and stops itself. The pidfile holds the pid
+// alone, as every other tool expects; the contract between runs is runbook's record beside it
+// (PIDFILE.runbook): { pid, started (start time in clock ticks since boot, /proc/PID/stat), cmdline }.
 // A pid is only ever signalled when the process behind it has that start time and command line,
 // so a pidfile left over after a reboot or a pid reuse never gets an unrelated process killed.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <thread>
 
 #include "core/clock.h"
@@ -31,24 +34,122 @@ struct PidRecord {
   std::string cmdline;
 };
 
+constexpr size_t kPidfileMax = 4096;        // "1234\n"; anything longer is not a pidfile
+constexpr size_t kRecordMax = 1024 * 1024;  // the record holds the command line (a JVM's: 40 KB)
+
+std::string record_path(const std::string& pidfile) { return pidfile + ".runbook"; }
+
+// At most `limit` bytes of a regular file (never a FIFO or a device, whose read could block or
+// never end). Sets *too_big when the file holds more.
+std::string read_bounded(const std::string& path, size_t limit, bool* too_big) {
+  *too_big = false;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) throw std::runtime_error("cannot read " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw std::runtime_error(path + " is not a regular file");
+  }
+  std::string out;
+  char buf[16384];
+  while (out.size() <= limit) {
+    ssize_t n = ::read(fd, buf, std::min(sizeof buf, limit + 1 - out.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      ::close(fd);
+      throw std::runtime_error("cannot read " + path + ": " + std::strerror(e));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  if (out.size() > limit) {
+    *too_big = true;
+    out.resize(limit);
+  }
+  return out;
+}
+
+// A record runbook wrote (the sidecar, or an old-style JSON pidfile): { pid, started, cmdline }.
+std::optional<PidRecord> parse_record(const std::string& text) {
+  json j = parse_json(text);
+  if (j.is_discarded() || !j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
+      !j.contains("started") || !j["started"].is_number_unsigned() || !j.contains("cmdline") ||
+      !j["cmdline"].is_string())
+    return std::nullopt;
+  int64_t pid = j["pid"].get<int64_t>();
+  if (pid <= 0 || pid > std::numeric_limits<pid_t>::max()) return std::nullopt;
+  return PidRecord{static_cast<pid_t>(pid), j["started"].get<uint64_t>(), j["cmdline"].get<std::string>()};
+}
+
+// For a message: control bytes and non-ASCII as '?'.
+std::string printable(std::string_view s) {
+  std::string o(s);
+  for (char& c : o)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+  return o;
+}
+
+// "1234\n" (surrounding blanks allowed, as other tools write it): the pid, or 0.
+pid_t parse_bare_pid(const std::string& text) {
+  size_t b = text.find_first_not_of(" \t\r\n"), e = text.find_last_not_of(" \t\r\n");
+  if (b == std::string::npos) return 0;
+  std::string digits = text.substr(b, e - b + 1);
+  if (digits.size() > 10 || digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  int64_t v = std::stoll(digits);
+  return v > 0 && v <= std::numeric_limits<pid_t>::max() ? static_cast<pid_t>(v) : 0;
+}
+
+// The pidfile holds the pid alone ("1234\n", what kill $(cat f), systemd's PIDFile= and monit
+// read); runbook's record of the process (start time, command line) is beside it in
+// PIDFILE.runbook, written first and removed with it. A pid is acted on only when both agree:
+// a pidfile another tool wrote (no record) or rewrote (another pid) is refused, with `problem`
+// naming it. An old-style pidfile (the JSON record itself) is still read.
 std::optional<PidRecord> read_pidfile(const std::string& path, std::string* problem) {
   std::error_code ec;
-  if (!stdfs::exists(path, ec)) return std::nullopt;
+  if (!stdfs::exists(stdfs::symlink_status(path, ec)) || ec) return std::nullopt;
+  const std::string rec_path = record_path(path);
+  auto refuse = [&](const std::string& why) {
+    *problem = "pidfile " + path + " is not one runbook wrote (" + why + "); it is left alone";
+    return std::nullopt;
+  };
   std::string text;
+  bool too_big = false;
   try {
-    text = os::read_file(path);
+    text = read_bounded(path, kRecordMax, &too_big);
   } catch (const std::exception& e) {
     *problem = e.what();
     return std::nullopt;
   }
-  json j = parse_json(text);
-  if (j.is_discarded() || !j.is_object() || !j.contains("pid") || !j["pid"].is_number_integer() ||
-      !j.contains("started") || !j["started"].is_number_unsigned() || !j.contains("cmdline")) {
-    // A bare pid (written by some other tool) identifies nothing: never act on it.
-    *problem = "pidfile " + path + " is not one runbook wrote (no start time and command line)";
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] == '{') {
+    if (too_big) return refuse("over " + std::to_string(kRecordMax / 1024) + " KiB");
+    auto old = parse_record(text);
+    if (!old) return refuse("no start time and command line");
+    return old;
+  }
+  if (too_big || text.size() > kPidfileMax) return refuse("over " + std::to_string(kPidfileMax) + " bytes");
+  if (first == std::string::npos) return refuse("it is empty");
+  pid_t pid = parse_bare_pid(text);
+  if (pid == 0) return refuse("it holds no pid: \"" + printable(text.substr(first, 40)) + "\"");
+  if (!stdfs::exists(stdfs::symlink_status(rec_path, ec)))
+    return refuse("no record " + rec_path + " with its start time and command line");
+  std::string rec_text;
+  try {
+    rec_text = read_bounded(rec_path, kRecordMax, &too_big);
+  } catch (const std::exception& e) {
+    return refuse(std::string("its record: ") + e.what());
+  }
+  if (too_big) return refuse("its record " + rec_path + " is over " + std::to_string(kRecordMax / 1024) + " KiB");
+  auto rec = parse_record(rec_text);
+  if (!rec) return refuse("its record " + rec_path + " has no pid, start time and command line");
+  if (rec->pid != pid) {
+    *problem = "pidfile " + path + " names pid " + std::to_string(pid) + " but runbook's record " + rec_path +
+               " names pid " + std::to_string(rec->pid) + ": rewritten by another tool? It is left alone";
     return std::nullopt;
   }
-  return PidRecord{j["pid"].get<pid_t>(), j["started"].get<uint64_t>(), j["cmdline"].get<std::string>()};
+  return rec;
 }
 
 void write_pidfile(const ServiceDef& d, const os::ProcInfo& p) {
@@ -59,12 +160,15 @@ void write_pidfile(const ServiceDef& d, const os::ProcInfo& p) {
          {"argv", p.argv},
          {"service", d.name},
          {"log", d.log}};
-  os::atomic_write(d.pidfile, j.dump(2) + "\n", 0644);
+  // The record first: a pidfile runbook wrote always has its record.
+  os::atomic_write(record_path(d.pidfile), j.dump(2) + "\n", 0644);
+  os::atomic_write(d.pidfile, std::to_string(p.pid) + "\n", 0644);
 }
 
 void remove_pidfile(const ServiceDef& d) {
   std::error_code ec;
   stdfs::remove(d.pidfile, ec);
+  stdfs::remove(record_path(d.pidfile), ec);
 }
 
 uint64_t file_size(const std::string& p) {

@@ -324,12 +324,12 @@ std::string lock_key(const RunbookDecl& d, const json& params) {
   return targets.empty() ? d.name : d.name + ":" + targets;
 }
 
+// $RUNBOOK_STDLIB; else <exe>/../share/runbook/stdlib, so an installed (or packaged, or
+// relocated) runbook uses its own; else the source tree's (a build tree's runbook); else the
+// configured prefix's.
 std::string stdlib_dir() {
   if (const char* e = std::getenv("RUNBOOK_STDLIB"); e && *e) return e;
   std::error_code ec;
-#ifdef RUNBOOK_STDLIB_DIR
-  if (fs::is_directory(RUNBOOK_STDLIB_DIR, ec)) return RUNBOOK_STDLIB_DIR;
-#endif
   char exe[PATH_MAX];
   ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n > 0) {
@@ -337,6 +337,9 @@ std::string stdlib_dir() {
                  "share/runbook/stdlib";
     if (fs::is_directory(p, ec)) return p.string();
   }
+#ifdef RUNBOOK_STDLIB_DIR
+  if (fs::is_directory(RUNBOOK_STDLIB_DIR, ec)) return RUNBOOK_STDLIB_DIR;
+#endif
 #ifdef RUNBOOK_STDLIB_INSTALLED
   return RUNBOOK_STDLIB_INSTALLED;
 #else
