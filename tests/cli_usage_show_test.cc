@@ -123,7 +123,7 @@ end)
   EXPECT_TRUE(std::filesystem::is_directory(want)) << "the backup is not in " << want;
   auto j = run_cli({"show", "2", "--json"}, env);
   ASSERT_EQ(j.code, 0);
-  EXPECT_TRUE(has(j.out, "\"artifacts\": \"" + want + "\"")) << j.out;
+  EXPECT_EQ(json::parse(j.out).value("artifacts", ""), want) << j.out;
   auto first = run_cli({"show", "1"}, env);
   EXPECT_TRUE(has(first.out, "  artifacts " + d / "state/artifacts/1" + "\n")) << first.out;
 }

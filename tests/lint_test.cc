@@ -165,7 +165,7 @@ TEST(DeclaredResults, UndeclaredFieldIsNamed) {
 }
 
 TEST(DeclaredResults, TestBuildsFailALiveResultWithAnUndeclaredField) {
-  ::setenv("RUNBOOK_CHECK_RESULTS", "1", 1);  // the check is opt-in (dispatcher.cc)
+  ::setenv("RUNBOOK_CHECK_RESULTS", "1", 1);  // on by default in test builds; said here all the same
   Effect e;
   e.name = "t.leaky";
   e.kind = Kind::Probe;

@@ -33,6 +33,7 @@ Registry make_registry() {
     world()[a.str("key")] = a.str("value");
     return json{{"key", a.str("key")}};
   };
+  set.results = {{"key", "string", "the key set"}};
   set.predict = [](EffectContext& ctx, const Args& a, const json&, const json&) {
     ctx.predictions()["t"][a.str("key")] = a.str("value");
   };
@@ -46,6 +47,7 @@ Registry make_registry() {
   get.apply = [](EffectContext&, const Args& a) -> json {
     return json{{"value", world()[a.str("key")]}};
   };
+  get.results = {{"value", "string", "its value"}};
   get.predicted = [](EffectContext& ctx, const Args& a) -> json {
     json& p = ctx.predictions();
     if (p.contains("taint") && p["taint"].contains("t"))

@@ -656,12 +656,12 @@ CallResult Dispatcher::perform(const Effect& e, const Args& args, Kind kind,
   // api` and `runbook lint` cannot drift from what runs: the whole suite checks it. Successful
   // results only: a failure's result is diagnostics (the tool's output, its exit code), and a
   // `runbook test` fake answers whatever its author wrote.
-  // Opt-in (RUNBOOK_CHECK_RESULTS=1) until every effect's declarations are complete: the whole
-  // suite run with it still finds undeclared service fields (port, pidfile, stale, stop_signal).
+  // On in every test build (the whole suite passes with it); RUNBOOK_CHECK_RESULTS=0 turns it
+  // off, for a test of an effect whose declarations are being written.
   static const bool check_results = [] {
     if (!g_test_hooks_linked) return false;
     const char* v = std::getenv("RUNBOOK_CHECK_RESULTS");
-    return v && std::string(v) == "1";
+    return !(v && std::string(v) == "0");
   }();
   if (check_results && !planned && !predicted && failure.empty() && !opts_.fakes && !is_unknown(result)) {
     std::string field = undeclared_result_field(e, result);

@@ -28,7 +28,7 @@ end)
 t.case("endpoints: a transport failure counts as not answering", function()
   local r = H.run("endpoints", { ["http.get"] = { ok = false, error = "connection refused" } })
   t.eq(H.result(r).failed, { "http://127.0.0.1:8000/ok", "http://127.0.0.1:8000/bad" })
-  t.ok(H.logged(r, "-> connection refused"), "the error is logged")
+  t.ok(H.logged(r, "/bad -> http.get: connection refused"), "the error is logged, named as a real failure is")
 end)
 
 t.case("wait_endpoints: polls until the URL answers, then returns", function()
