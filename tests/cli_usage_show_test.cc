@@ -21,6 +21,7 @@ TEST(CliUsage, UnknownCommandIsNamedWithTheCommands) {
   // The list of commands, so the user sees what there is.
   for (const char* c : {"exec", "check", "lint", "show", "replay", "resume", "report", "test"})
     EXPECT_TRUE(has(r.err, std::string(c))) << c << " missing from:\n" << r.err;
+  EXPECT_FALSE(has(r.err, "__complete")) << "the hidden command the completion scripts ask is listed:\n" << r.err;
   EXPECT_TRUE(r.out.empty()) << r.out;
 }
 

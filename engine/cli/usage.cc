@@ -40,7 +40,7 @@ int check_command_word(const CLI::App& app, int argc, char** argv) {
   std::vector<std::string> names;
   for (const CLI::App* sub : app.get_subcommands({})) {
     if (sub->check_name(word)) return -1;
-    names.push_back(sub->get_name());
+    if (!sub->get_group().empty()) names.push_back(sub->get_name());  // hidden ones (__complete) unnamed
   }
   std::string shown = word.size() > 64 ? word.substr(0, 64) + "..." : word;
   std::string best;
