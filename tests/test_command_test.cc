@@ -205,7 +205,7 @@ TEST(TestCommand, VirtualClockAndFailingResults) {
              "  local t0 = time.now()\n"
              "  local ok, err = pcall(wait['until'], function() return http.get{ url = 'http://127.0.0.1:9/x', check = false }.status == 201 end,\n"
              "                        { timeout = '10m', interval = '1s', what = 'the job' })\n"
-             "  log.info(string.format('waited %d s', time.now() - t0))\n"
+             "  log.info(string.format('waited %d s', math.floor(time.now() - t0)))\n"
              "  if not ok then error(err, 0) end\n"
              "end)\n"
              "step('check', function()\n"
