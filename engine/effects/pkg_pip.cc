@@ -662,8 +662,9 @@ void check_available(EffectContext& ctx, const Args& a, const std::string& venv,
   }
   for (const auto& [name, ver] : installs) {
     const auto& vs = have[normalize(name)];
+    const std::string& wanted = ver;  // clang 14 cannot capture a structured binding
     bool found = std::any_of(vs.begin(), vs.end(),
-                             [&](const std::string& x) { return same_version(x, ver); });
+                             [&](const std::string& x) { return same_version(x, wanted); });
     if (found) continue;
     std::set<std::string> uniq(vs.begin(), vs.end());
     std::vector<std::string> list(uniq.begin(), uniq.end());
