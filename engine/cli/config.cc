@@ -77,6 +77,12 @@ std::string home_path(const std::string& p) {
   return p;
 }
 
+// The default artifacts root: beside the journal, as the run derives it (lua/runbook.cc).
+Setting artifacts_beside(const std::string& journal) {
+  std::string dir = journal.find('/') == std::string::npos ? "." : journal.substr(0, journal.rfind('/'));
+  return {dir + "/artifacts", "default: beside the journal", false};
+}
+
 std::string default_file() {
   if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/runbook/config.toml";
   if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.config/runbook/config.toml";
@@ -256,11 +262,7 @@ Config load_config() {
   Setting& j = c.values["journal"];
   if (j.value.empty()) j.value = Journal::default_path();
   Setting& a = c.values["artifacts"];
-  if (a.value.empty()) {
-    std::string dir = j.value.find('/') == std::string::npos ? "." : j.value.substr(0, j.value.rfind('/'));
-    a.value = (dir.empty() ? "" : dir) + "/artifacts";
-    a.source = "default: beside the journal";
-  }
+  if (a.value.empty()) a = artifacts_beside(j.value);
   if (c.values["color"].value.empty()) c.values["color"].value = "auto";
   return c;
 }
@@ -270,15 +272,12 @@ void apply_flag(Config& c, const std::string& key, const std::string& value, con
   bool secret = c.values.count(key) ? c.values[key].secret : false;
   bool artifacts_followed = key == "journal" && c.values["artifacts"].source.rfind("default", 0) == 0;
   c.values[key] = {value, "flag " + flag, secret};
-  if (artifacts_followed) {
-    std::string dir = value.find('/') == std::string::npos ? "." : value.substr(0, value.rfind('/'));
-    c.values["artifacts"] = {dir + "/artifacts", "default: beside the journal", false};
-  }
+  if (artifacts_followed) c.values["artifacts"] = artifacts_beside(value);
 }
 
 void install_settings(const Config& c) {
   for (const auto& [k, s] : c.values)
-    if (!s.value.empty() && s.source != "default" && s.source.rfind("default", 0) != 0) set_setting(k, s.value);
+    if (!s.value.empty() && s.source.rfind("default", 0) != 0) set_setting(k, s.value);
 }
 
 int cmd_config(const Config& c, bool as_json) {
